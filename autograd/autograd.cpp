@@ -1,0 +1,148 @@
+#include "autograd/autograd.h"
+
+#include <queue>
+#include <unordered_map>
+#include <unordered_set>
+
+#ifdef SSA_HAVE_CUDA
+#include "cuda/elementwise.h"
+#endif
+
+namespace ssa {
+namespace {
+
+thread_local bool g_grad_enabled = true;
+uint64_t g_next_sequence = 1;
+
+template <typename T>
+void add_cpu(T* dst, const T* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+// Nodes reachable from root, each with the number of consumers that feed it a gradient.
+std::unordered_map<Node*, int> count_consumers(Node* root) {
+  std::unordered_map<Node*, int> consumers{{root, 0}};
+  std::vector<Node*> stack{root};
+  while (!stack.empty()) {
+    Node* node = stack.back();
+    stack.pop_back();
+    for (const Tensor& input : node->inputs()) {
+      Node* producer = input.defined() ? input.grad_fn().get() : nullptr;
+      if (producer == nullptr) continue;
+      auto [it, inserted] = consumers.try_emplace(producer, 0);
+      ++it->second;
+      if (inserted) stack.push_back(producer);
+    }
+  }
+  return consumers;
+}
+
+void deliver_to_leaf(const Tensor& leaf, const Tensor& grad) {
+  if (!leaf.grad().defined()) {
+    leaf.set_grad(grad.clone());
+    return;
+  }
+  accumulate_into(leaf.grad(), grad);
+}
+
+}  // namespace
+
+bool grad_enabled() { return g_grad_enabled; }
+
+NoGrad::NoGrad() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGrad::~NoGrad() { g_grad_enabled = previous_; }
+
+bool should_record(std::initializer_list<const Tensor*> inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t->requires_grad()) return true;
+  return false;
+}
+
+Tensor record(const Tensor& output, std::shared_ptr<Node> node, std::vector<Tensor> inputs) {
+  node->inputs_ = std::move(inputs);
+  node->sequence_ = g_next_sequence++;
+  output.set_grad_fn(std::move(node));
+  output.set_requires_grad(true);
+  return output;
+}
+
+void accumulate_into(const Tensor& dst, const Tensor& src) {
+  SSA_CHECK(dst.shape() == src.shape(), "accumulate {} into {}", src.shape().str(),
+            dst.shape().str());
+  check_same_kind({&dst, &src}, "accumulate_into");
+  if (!dst.is_cpu()) {
+#ifdef SSA_HAVE_CUDA
+    cuda::add_inplace(dst.raw(), src.raw(), dst.dtype(), dst.numel());
+    return;
+#endif
+  }
+  switch (dst.dtype()) {
+    case DType::f32: add_cpu(dst.data<float>(), src.data<float>(), dst.numel()); break;
+    case DType::f64: add_cpu(dst.data<double>(), src.data<double>(), dst.numel()); break;
+    default: SSA_CHECK(false, "gradients must be f32 or f64, got {}", dtype_name(dst.dtype()));
+  }
+}
+
+void backward(const Tensor& root, const Tensor& grad) {
+  SSA_CHECK(root.requires_grad(), "backward() on a tensor that does not require grad");
+  Tensor seed = grad;
+  if (!seed.defined()) {
+    SSA_CHECK(root.numel() == 1, "backward() without a gradient needs a one-element root, got {}",
+              root.shape().str());
+    seed = Tensor::full(root.shape(), 1.0, root.dtype(), root.device());
+  }
+  check_shape(seed, root.shape(), "backward() gradient");
+  if (!root.grad_fn()) {
+    deliver_to_leaf(root, seed);
+    return;
+  }
+
+  std::shared_ptr<Node> root_node = root.grad_fn();
+  std::unordered_map<Node*, int> waiting = count_consumers(root_node.get());
+  std::unordered_map<Node*, Tensor> pending{{root_node.get(), seed}};
+  // Among ready nodes, the most recently recorded runs first: a deterministic order.
+  auto later_first = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
+    return a->sequence() < b->sequence();
+  };
+  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>,
+                      decltype(later_first)>
+      ready(later_first);
+  ready.push(root_node);
+
+  while (!ready.empty()) {
+    std::shared_ptr<Node> node = ready.top();
+    ready.pop();
+    auto grad_it = pending.find(node.get());
+    Tensor grad_output = std::move(grad_it->second);
+    pending.erase(grad_it);
+
+    std::vector<Tensor> grads = node->backward(grad_output);
+    grad_output = Tensor();
+    SSA_CHECK(grads.size() == node->inputs().size(), "{} returned {} gradients for {} inputs",
+              node->name(), grads.size(), node->inputs().size());
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const Tensor& input = node->inputs()[i];
+      if (!grads[i].defined() || !input.requires_grad()) continue;
+      check_shape(grads[i], input.shape(), node->name());
+      const std::shared_ptr<Node>& producer = input.grad_fn();
+      if (!producer) {
+        deliver_to_leaf(input, grads[i]);
+        continue;
+      }
+      auto [it, inserted] = pending.try_emplace(producer.get(), grads[i]);
+      if (!inserted) {  // a backward may hand one tensor to several inputs: sum into a fresh one
+        Tensor sum = it->second.clone();
+        accumulate_into(sum, grads[i]);
+        it->second = sum;
+      }
+      if (--waiting[producer.get()] == 0) ready.push(producer);
+    }
+    node->release();
+    node->inputs_.clear();
+  }
+  root.set_grad_fn(nullptr);
+  root.set_requires_grad(false);  // the graph is consumed; a second backward() is an error
+}
+
+}  // namespace ssa

@@ -1,0 +1,66 @@
+#pragma once
+// Reverse-mode autodiff on a tape of Nodes.
+//
+// The accumulation contract:
+//  - A leaf (a tensor with requires_grad and no grad_fn, e.g. a parameter) ACCUMULATES:
+//    backward() adds into leaf.grad(); gradients pile up over several backward() calls until
+//    the caller zeroes them. A leaf whose grad() is already set (a view into the model's flat
+//    gradient buffer) is accumulated in place; otherwise a zero gradient is created first.
+//  - Activation gradients are internal: summed over all uses of the activation, handed to its
+//    Node once, and freed as soon as that Node has run.
+//  - backward() consumes the graph: each Node drops its inputs and saved tensors after running.
+// A Node must not hold its own output through a handle with grad_fn (that is a cycle); save
+// output.detach() instead.
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace ssa {
+
+class Node {
+ public:
+  virtual ~Node() = default;
+  virtual const char* name() const = 0;
+  // One gradient per entry of inputs(); an undefined Tensor means "no gradient".
+  virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;
+  // Drops what backward needed (called after backward has run).
+  virtual void release() {}
+
+  const std::vector<Tensor>& inputs() const { return inputs_; }
+  uint64_t sequence() const { return sequence_; }
+
+ private:
+  friend Tensor record(const Tensor&, std::shared_ptr<Node>, std::vector<Tensor>);
+  friend void backward(const Tensor&, const Tensor&);
+  std::vector<Tensor> inputs_;
+  uint64_t sequence_ = 0;
+};
+
+bool grad_enabled();
+
+// While alive, no op records a Node.
+class NoGrad {
+ public:
+  NoGrad();
+  ~NoGrad();
+  NoGrad(const NoGrad&) = delete;
+  NoGrad& operator=(const NoGrad&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// True when grad mode is on and some input requires grad: the op should record a Node.
+bool should_record(std::initializer_list<const Tensor*> inputs);
+
+// Attaches `node` as the producer of `output` (which then requires grad) and returns output.
+Tensor record(const Tensor& output, std::shared_ptr<Node> node, std::vector<Tensor> inputs);
+
+// Backpropagates from `root`. `grad` defaults to 1 for a one-element root.
+void backward(const Tensor& root, const Tensor& grad = Tensor());
+
+// dst += src, elementwise, same shape, any device (used for gradient accumulation).
+void accumulate_into(const Tensor& dst, const Tensor& src);
+
+}  // namespace ssa

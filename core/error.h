@@ -1,0 +1,36 @@
+#pragma once
+// One error type for the whole project, and the CHECK macros that raise it.
+// Header-only so that cuda/ can use it without linking core.
+#include <stdexcept>
+#include <string>
+
+#include <fmt/format.h>
+
+namespace ssa {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A user-facing error: the message alone, no source location.
+template <typename... Args>
+[[noreturn]] inline void fail(fmt::format_string<Args...> format, Args&&... args) {
+  throw Error(fmt::format(format, std::forward<Args>(args)...));
+}
+
+namespace detail {
+[[noreturn]] inline void check_failed(const char* file, int line, const char* condition,
+                                      const std::string& message) {
+  throw Error(fmt::format("{}:{}: check failed ({}): {}", file, line, condition, message));
+}
+}  // namespace detail
+
+}  // namespace ssa
+
+// SSA_CHECK(cond, "fmt {}", args...): an internal invariant or an API misuse.
+#define SSA_CHECK(cond, ...)                                                          \
+  do {                                                                                \
+    if (!(cond)) ::ssa::detail::check_failed(__FILE__, __LINE__, #cond,              \
+                                             ::fmt::format(__VA_ARGS__));             \
+  } while (0)

@@ -1,0 +1,13 @@
+#pragma once
+#include "core/tensor.h"
+
+namespace ssa {
+
+// y[..., out] = x[..., in] · w[out, in]ᵀ (w in PyTorch's layout). Backward: dx = dy·w, dw = dyᵀ·x.
+Tensor linear(const Tensor& x, const Tensor& w);
+
+// c = op(a) · op(b), op = transpose when asked. 2-D [m,k]·[k,n], or batched 3-D with equal
+// leading batch dimension.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+
+}  // namespace ssa

@@ -1,0 +1,20 @@
+#pragma once
+#include "core/tensor.h"
+
+namespace ssa {
+
+// cos/sin of position p and frequency i: angle = p · theta^(-2i/head_dim), i < head_dim/2.
+// Computed in double, stored in `dtype`. Shapes [max_positions, head_dim/2].
+struct RopeTable {
+  Tensor cos, sin;
+  int64_t max_positions() const { return cos.dim(0); }
+};
+RopeTable rope_table(int64_t max_positions, int64_t head_dim, double theta, DType dtype,
+                     Device device = Device::cpu);
+
+// Rotary embedding, "rotate half" pairing (element i with i + head_dim/2, as in HF Llama):
+//   out[i]      = x[i]·cos − x[i+h]·sin,   out[i+h] = x[i+h]·cos + x[i]·sin,   h = head_dim/2,
+// at position position_offset + t for x[b, t, head, :]. x: [B, T, H, head_dim].
+Tensor rope(const Tensor& x, const RopeTable& table, int64_t position_offset = 0);
+
+}  // namespace ssa

@@ -1,0 +1,10 @@
+#pragma once
+#include "core/tensor.h"
+
+namespace ssa {
+
+// mean over elements of SmoothL1(a − b): ½d²/beta where |d| < beta, |d| − ½beta elsewhere
+// (PyTorch's smooth_l1_loss). Gradients flow to both a and b; stop one with detach().
+Tensor smooth_l1(const Tensor& a, const Tensor& b, double beta);
+
+}  // namespace ssa

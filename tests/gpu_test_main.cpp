@@ -1,0 +1,17 @@
+// Main for tests labelled gpu: exits 77 (ctest's "skipped") with the reason when this machine
+// has no usable GPU, so CI on CPU-only machines passes and says why.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <cstdio>
+
+#include "cuda/runtime.h"
+
+int main(int argc, char** argv) {
+  if (ssa::cuda::device_count() == 0) {
+    std::printf("skipped: no GPU (%s)\n", ssa::cuda::no_device_reason());
+    return 77;
+  }
+  doctest::Context context(argc, argv);
+  return context.run();
+}

@@ -1,0 +1,37 @@
+#include "op_test_util.h"
+
+#include <cmath>
+
+namespace ssa::test {
+
+Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype, bool requires_grad,
+                     double scale) {
+  Tensor t = Tensor::empty(shape, dtype);
+  Rng rng(seed);
+  rng.fill_uniform(t, -scale, scale);
+  t.set_requires_grad(requires_grad);
+  return t;
+}
+
+Tensor random_ids(const Shape& shape, int64_t n, uint64_t seed) {
+  Tensor t = Tensor::empty(shape, DType::i32);
+  Rng rng(seed);
+  for (int64_t i = 0; i < t.numel(); ++i)
+    t.data<int32_t>()[i] = static_cast<int32_t>(rng.below(static_cast<uint64_t>(n)));
+  return t;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  std::vector<double> x = a.to_vector(), y = b.to_vector();
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+  return worst;
+}
+
+void check_gradients(const OpFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options) {
+  GradcheckResult result = gradcheck(f, inputs, options);
+  CHECK_MESSAGE(result.ok, result.report);
+}
+
+}  // namespace ssa::test

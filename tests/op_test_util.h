@@ -1,0 +1,28 @@
+#pragma once
+// Shared helpers for the op tests: random inputs and a gradcheck assertion.
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <vector>
+
+#include "autograd/autograd.h"
+#include "autograd/gradcheck.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+
+namespace ssa::test {
+
+// A CPU tensor of uniform(-scale, scale) values drawn from `seed`, requiring grad if asked.
+Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype = DType::f64,
+                     bool requires_grad = true, double scale = 1.0);
+// Random i32 ids in [0, n).
+Tensor random_ids(const Shape& shape, int64_t n, uint64_t seed);
+// Largest |a - b| over elements (same shape).
+double max_abs_diff(const Tensor& a, const Tensor& b);
+
+using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
+// Runs gradcheck and fails the current test case with its report if it does not pass.
+void check_gradients(const OpFn& f, const std::vector<Tensor>& inputs,
+                     GradcheckOptions options = {});
+
+}  // namespace ssa::test
