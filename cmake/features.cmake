@@ -78,3 +78,23 @@ function(ssa_library name)
   target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${SSA_WARNINGS}>)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
 endfunction()
+
+# ssa_folder_library(name DEPS ...): a library of every *.cpp in the calling folder except
+# *_main.cpp (those are the binaries, added with ssa_binary).
+function(ssa_folder_library name)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  list(FILTER sources EXCLUDE REGEX "_main\\.cpp$")
+  if(NOT sources)
+    return()
+  endif()
+  ssa_library(${name} SOURCES ${sources} DEPS ${ARG_DEPS})
+endfunction()
+
+# ssa_binary(name main.cpp DEPS ...): an executable in build/bin.
+function(ssa_binary name main)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  add_executable(${name} ${main})
+  target_compile_options(${name} PRIVATE ${SSA_WARNINGS})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+endfunction()
