@@ -1,0 +1,93 @@
+#include "ops/smooth_l1.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/autograd.h"
+#include "ops/dispatch.h"
+
+namespace ssa {
+namespace {
+
+constexpr int64_t kParallelElements = 1 << 15;  // smaller problems run on one thread
+// The sum is taken over fixed chunks of this many elements, then over the chunks in order, so
+// it does not depend on the thread count.
+constexpr int64_t kChunk = 1 << 14;
+
+double smooth_l1_of(double d, double beta) {
+  const double size = std::abs(d);
+  return size < beta ? 0.5 * d * d / beta : size - 0.5 * beta;
+}
+
+// d SmoothL1 / dd: d / beta inside the quadratic zone, sign(d) outside.
+double smooth_l1_slope(double d, double beta) {
+  if (std::abs(d) < beta) return d / beta;
+  return static_cast<double>((d > 0) - (d < 0));
+}
+
+template <typename T>
+double smooth_l1_sum(const T* a, const T* b, int64_t n, double beta) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(static_cast<size_t>(chunks));
+#pragma omp parallel for schedule(static) if (n >= kParallelElements)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double sum = 0;
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
+      sum += smooth_l1_of(static_cast<double>(a[i]) - b[i], beta);
+    partial[c] = sum;
+  }
+  double total = 0;
+  for (double sum : partial) total += sum;
+  return total;
+}
+
+// da = dloss/n · slope(a − b),  db = −da.
+template <typename T>
+void smooth_l1_backward(const T* a, const T* b, T* da, T* db, int64_t n, double beta,
+                        double scale) {
+#pragma omp parallel for schedule(static) if (n >= kParallelElements)
+  for (int64_t i = 0; i < n; ++i) {
+    const T grad = static_cast<T>(scale * smooth_l1_slope(static_cast<double>(a[i]) - b[i], beta));
+    da[i] = grad;
+    db[i] = -grad;
+  }
+}
+
+struct SmoothL1Node : Node {
+  Tensor a, b;
+  double beta;
+  SmoothL1Node(Tensor a_, Tensor b_, double beta_)
+      : a(std::move(a_)), b(std::move(b_)), beta(beta_) {}
+  const char* name() const override { return "smooth_l1"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor da = Tensor::empty(a.shape(), a.dtype(), a.device());
+    Tensor db = Tensor::empty(b.shape(), b.dtype(), b.device());
+    const double scale = g.item() / static_cast<double>(a.numel());
+    dispatch_float(a, "smooth_l1 backward", [&](auto zero) {
+      using T = decltype(zero);
+      smooth_l1_backward(a.data<T>(), b.data<T>(), da.data<T>(), db.data<T>(), a.numel(), beta,
+                         scale);
+    });
+    return {da, db};
+  }
+  void release() override { a = b = Tensor(); }
+};
+
+}  // namespace
+
+Tensor smooth_l1(const Tensor& a, const Tensor& b, double beta) {
+  check_same_kind({&a, &b}, "smooth_l1");
+  SSA_CHECK(a.shape() == b.shape() && a.numel() > 0,
+            "smooth_l1: shapes {} and {} must be equal and non-empty", a.shape().str(),
+            b.shape().str());
+  SSA_CHECK(beta >= 0, "smooth_l1: beta {} is negative", beta);
+  const double total = dispatch_float(a, "smooth_l1", [&](auto zero) {
+    using T = decltype(zero);
+    return smooth_l1_sum(a.data<T>(), b.data<T>(), a.numel(), beta);
+  });
+  Tensor out = Tensor::scalar(total / static_cast<double>(a.numel()), a.dtype(), a.device());
+  if (!should_record({&a, &b})) return out;
+  return record(out, std::make_shared<SmoothL1Node>(a.detach(), b.detach(), beta), {a, b});
+}
+
+}  // namespace ssa

@@ -1,0 +1,87 @@
+#include <cmath>
+
+#include "op_test_util.h"
+#include "ops/rmsnorm.h"
+
+using namespace ssa;
+using namespace ssa::test;
+
+namespace {
+
+struct Reference {
+  std::vector<double> y, dx, dw;
+};
+
+// The formula and its derivative written out per element: r = (mean(x²) + eps)^(−1/2),
+// y = x·r·w, dx_j = Σ_i g_i w_i ∂(x_i r)/∂x_j, where ∂(x_i r)/∂x_j = r[i = j] − x_i x_j r³ / D.
+Reference naive_rmsnorm(const Tensor& x, const Tensor& w, const Tensor& g, double eps) {
+  const int64_t dim = w.numel(), rows = x.numel() / dim;
+  std::vector<double> xv = x.to_vector(), wv = w.to_vector(), gv = g.to_vector();
+  Reference ref{std::vector<double>(xv.size()), std::vector<double>(xv.size()),
+                std::vector<double>(dim, 0.0)};
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* xr = &xv[r * dim];
+    const double* gr = &gv[r * dim];
+    double mean_square = 0;
+    for (int64_t j = 0; j < dim; ++j) mean_square += xr[j] * xr[j] / dim;
+    const double rs = 1 / std::sqrt(mean_square + eps);
+    for (int64_t j = 0; j < dim; ++j) {
+      ref.y[r * dim + j] = xr[j] * rs * wv[j];
+      ref.dw[j] += gr[j] * xr[j] * rs;
+      for (int64_t i = 0; i < dim; ++i)
+        ref.dx[r * dim + j] += gr[i] * wv[i] * ((i == j) * rs - xr[i] * xr[j] * rs * rs * rs / dim);
+    }
+  }
+  return ref;
+}
+
+double max_diff(const std::vector<double>& x, const std::vector<double>& y) {
+  REQUIRE(x.size() == y.size());
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("rmsnorm: forward and backward equal the formula, small and multi-threaded sizes") {
+  // [257, 130] is past the threading threshold and leaves a ragged block of dw columns.
+  for (Shape shape : {Shape{2, 3, 5}, Shape{257, 130}}) {
+    CAPTURE(shape.str());
+    Tensor x = random_tensor(shape, 1), w = random_tensor({shape.back()}, 2);
+    Tensor g = random_tensor(shape, 3, DType::f64, false);
+    Reference ref = naive_rmsnorm(x, w, g, 1e-5);
+    Tensor y = rmsnorm(x, w, 1e-5);
+    CHECK(max_diff(y.to_vector(), ref.y) < 1e-12);
+    backward(y, g);
+    CHECK(max_diff(x.grad().to_vector(), ref.dx) < 1e-10);
+    CHECK(max_diff(w.grad().to_vector(), ref.dw) < 1e-10);
+
+    Tensor y32 = rmsnorm(x.to(DType::f32), w.to(DType::f32), 1e-5);
+    CHECK(y32.dtype() == DType::f32);
+    CHECK(max_diff(y32.to_vector(), ref.y) < 1e-5);
+  }
+}
+
+TEST_CASE("gradcheck: rmsnorm") {
+  for (Shape shape : {Shape{2, 3, 5}, Shape{1, 7}, Shape{4, 1}, Shape{9}}) {
+    CAPTURE(shape.str());
+    check_gradients([](const auto& in) { return rmsnorm(in[0], in[1], 1e-3); },
+                    {random_tensor(shape, 1), random_tensor({shape.back()}, 2)});
+  }
+}
+
+TEST_CASE("rmsnorm: a gradient only for inputs that require it") {
+  Tensor x = random_tensor({3, 4}, 1, DType::f64, false), w = random_tensor({4}, 2);
+  backward(rmsnorm(x, w, 1e-5), random_tensor({3, 4}, 3, DType::f64, false));
+  CHECK(w.grad().defined());
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("rmsnorm: errors") {
+  Tensor x = random_tensor({2, 5}, 1, DType::f32, false);
+  CHECK_THROWS_AS(rmsnorm(x, random_tensor({4}, 2, DType::f32, false), 1e-5), Error);
+  CHECK_THROWS_AS(rmsnorm(x, random_tensor({1, 5}, 2, DType::f32, false), 1e-5), Error);
+  CHECK_THROWS_AS(rmsnorm(x, random_tensor({5}, 2, DType::f64, false), 1e-5), Error);
+  CHECK_THROWS_AS(rmsnorm(x, random_tensor({5}, 2, DType::f32, false), -1), Error);
+}
