@@ -1,0 +1,51 @@
+#pragma once
+// Token shards. Layout (little-endian), the one llm.c writes:
+//   int32 header[256] = {magic 20240520, version, token count, 0...}
+//   then `count` tokens: uint16 for version 1, uint32 for version 2.
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace ssa {
+
+constexpr int32_t kShardMagic = 20240520;
+constexpr int64_t kShardHeaderBytes = 256 * 4;
+
+// The on-disk version; `automatic` picks u16 when every id < 65536, else u32.
+enum class ShardVersion : int32_t { automatic = 0, u16 = 1, u32 = 2 };
+
+// Writes `path` + ".tmp", then renames it to `path`.
+void write_shard(const std::string& path, std::span<const uint32_t> tokens,
+                 ShardVersion version = ShardVersion::automatic);
+
+// A shard mapped read-only into memory (the page cache holds it, shared by every process
+// that opens it). Opening checks the header, the file size and that every id < vocab_size.
+class Shard {
+ public:
+  Shard(const std::string& path, int64_t vocab_size);
+  ~Shard();
+  Shard(Shard&& other) noexcept;
+  Shard& operator=(Shard&& other) noexcept;
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  const std::string& path() const { return path_; }
+  int64_t size() const { return count_; }
+  ShardVersion version() const { return version_; }
+  uint32_t operator[](int64_t index) const;
+  // Copies tokens [start, start + count) widened to int32 into `out`.
+  void read(int64_t start, int64_t count, int32_t* out) const;
+
+ private:
+  void check_tokens(int64_t vocab_size) const;
+  void unmap();
+
+  std::string path_;
+  void* mapping_ = nullptr;
+  size_t mapping_bytes_ = 0;
+  const void* tokens_ = nullptr;
+  int64_t count_ = 0;
+  ShardVersion version_ = ShardVersion::u16;
+};
+
+}  // namespace ssa

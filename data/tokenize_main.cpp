@@ -1,0 +1,393 @@
+// ssa-tokenize: train a BPE tokenizer on text files, encode them into token shards, decode a shard.
+#include <fmt/format.h>
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "core/error.h"
+#include "data/shard.h"
+#include "data/tokenizer.h"
+
+namespace fs = std::filesystem;
+using namespace ssa;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage:
+  ssa-tokenize train --out TOK --vocab-size N [--glob PATTERN] [--threads N] INPUT...
+      Learns a byte-level BPE vocabulary of N ids (257 + merges) and writes it to TOK.
+  ssa-tokenize encode --tokenizer TOK --out-dir DIR [--shard-tokens N] [--val-fraction F]
+                      [--threads N] [--glob PATTERN] INPUT...
+      Writes DIR/train_000000.bin ... and DIR/val_000000.bin ... (N tokens per shard, default
+      10000000; version 1 = uint16 when the vocab fits, else 2). Every document is preceded by
+      <|endoftext|> (as llm.c does). A fraction F of the documents (default 0.01; at least one
+      when F > 0 and there are two or more), evenly spaced in input order, goes to val.
+      The output does not depend on --threads (default: one per core).
+  ssa-tokenize decode --tokenizer TOK SHARD [--max-tokens N]
+      Prints the text of a shard (its first N tokens).
+
+INPUTs are files or directories (searched recursively, in sorted order); --glob keeps the files
+found in directories whose NAME matches PATTERN (e.g. '*.py'); files named directly are always
+used. Each file is one document.
+)";
+
+// A mistake on the command line: reported with a pointer to --help.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <typename... Args>
+[[noreturn]] void usage_error(fmt::format_string<Args...> format, Args&&... args) {
+  throw UsageError(fmt::format(format, std::forward<Args>(args)...));
+}
+
+struct CommandLine {
+  std::map<std::string, std::string> options;  // "--name" -> value
+  std::vector<std::string> positional;
+};
+
+CommandLine parse_command_line(const std::string& command, const std::vector<std::string>& args,
+                               const std::set<std::string>& known_options) {
+  CommandLine line;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg.rfind("--", 0) != 0) {
+      line.positional.push_back(arg);
+      continue;
+    }
+    if (!known_options.count(arg)) usage_error("unknown option {} for '{}'", arg, command);
+    if (i + 1 == args.size()) usage_error("option {} needs a value", arg);
+    line.options[arg] = args[++i];
+  }
+  return line;
+}
+
+std::string required(const CommandLine& line, const std::string& option,
+                     const std::string& command) {
+  auto found = line.options.find(option);
+  if (found == line.options.end()) usage_error("'{}' needs {}", command, option);
+  return found->second;
+}
+
+std::string optional(const CommandLine& line, const std::string& option, std::string fallback) {
+  auto found = line.options.find(option);
+  return found == line.options.end() ? fallback : found->second;
+}
+
+template <typename Number>
+Number parse_number(const std::string& option, const std::string& text) {
+  Number value{};
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty())
+    usage_error("{} expects a number, got '{}'", option, text);
+  return value;
+}
+
+int64_t parse_at_least(const CommandLine& line, const std::string& option, int64_t fallback,
+                       int64_t minimum) {
+  auto found = line.options.find(option);
+  if (found == line.options.end()) return fallback;
+  int64_t value = parse_number<int64_t>(option, found->second);
+  if (value < minimum) usage_error("{} must be at least {}, got {}", option, minimum, value);
+  return value;
+}
+
+int default_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::vector<std::string> files_in_directory(const std::string& directory,
+                                            const std::string& name_glob) {
+  std::vector<std::string> files;
+  std::error_code error;
+  fs::recursive_directory_iterator walk(directory, error), end;
+  for (; !error && walk != end; walk.increment(error)) {
+    std::string name = walk->path().filename().string();
+    if (walk->is_regular_file() && fnmatch(name_glob.c_str(), name.c_str(), 0) == 0)
+      files.push_back(walk->path().string());
+  }
+  if (error) fail("cannot list directory {}: {}", directory, error.message());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::vector<std::string> collect_files(const std::vector<std::string>& inputs,
+                                       const std::string& name_glob) {
+  if (inputs.empty()) usage_error("no INPUT files or directories given");
+  std::vector<std::string> files;
+  for (const std::string& input : inputs) {
+    std::error_code error;
+    fs::file_status status = fs::status(input, error);
+    if (fs::is_directory(status)) {
+      std::vector<std::string> found = files_in_directory(input, name_glob);
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(status)) {
+      files.push_back(input);
+    } else if (!fs::exists(status)) {
+      fail("input {} does not exist", input);
+    } else {
+      fail("input {} is neither a regular file nor a directory", input);
+    }
+  }
+  if (files.empty())
+    fail("no input files: nothing in {} matches '{}'", fmt::join(inputs, ", "), name_glob);
+  return files;
+}
+
+std::string read_document(const std::string& path) {
+  std::ifstream file(path, std::ios::binary | std::ios::ate);
+  if (!file) fail("cannot read {}: {}", path, std::strerror(errno));
+  std::string text(static_cast<size_t>(file.tellg()), '\0');
+  file.seekg(0);
+  file.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (!file) fail("cannot read {}", path);
+  return text;
+}
+
+int train_command(const std::vector<std::string>& args) {
+  CommandLine line =
+      parse_command_line("train", args, {"--out", "--vocab-size", "--glob", "--threads"});
+  std::string out = required(line, "--out", "train");
+  int64_t vocab_size = parse_at_least(line, "--vocab-size", -1, Tokenizer::kFirstMerge);
+  if (vocab_size < 0) usage_error("'train' needs --vocab-size");
+  int threads = static_cast<int>(parse_at_least(line, "--threads", default_threads(), 1));
+  std::vector<std::string> files = collect_files(line.positional, optional(line, "--glob", "*"));
+
+  std::vector<std::string> documents;
+  size_t bytes = 0;
+  for (const std::string& path : files) {
+    documents.push_back(read_document(path));
+    bytes += documents.back().size();
+  }
+  auto start = std::chrono::steady_clock::now();
+  Tokenizer tokenizer = Tokenizer::train(documents, vocab_size, threads);
+  double seconds = seconds_since(start);
+  tokenizer.save(out);
+  fmt::print("trained on {} documents, {} bytes in {:.2f} s ({:.2f} MB/s, {} threads)\n",
+             documents.size(), bytes, seconds, bytes / 1e6 / seconds, threads);
+  fmt::print("wrote {}: vocab size {} ({} merges)\n", out, tokenizer.vocab_size(),
+             tokenizer.merges().size());
+  return 0;
+}
+
+// Collects a split's tokens and writes them out as shards of shard_tokens tokens.
+class ShardWriter {
+ public:
+  ShardWriter(std::string directory, std::string split, int64_t shard_tokens, ShardVersion version)
+      : directory_(std::move(directory)),
+        split_(std::move(split)),
+        shard_tokens_(static_cast<size_t>(shard_tokens)),
+        version_(version) {}
+
+  void append(const std::vector<uint32_t>& tokens) {
+    buffer_.insert(buffer_.end(), tokens.begin(), tokens.end());
+    size_t written = 0;
+    for (; buffer_.size() - written >= shard_tokens_; written += shard_tokens_)
+      write({buffer_.data() + written, shard_tokens_});
+    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<ptrdiff_t>(written));
+  }
+  void finish() {
+    if (!buffer_.empty()) write(buffer_);
+    buffer_.clear();
+  }
+  int64_t tokens() const { return tokens_; }
+  int shards() const { return shards_; }
+
+ private:
+  void write(std::span<const uint32_t> tokens) {
+    write_shard(fmt::format("{}/{}_{:06d}.bin", directory_, split_, shards_++), tokens, version_);
+    tokens_ += static_cast<int64_t>(tokens.size());
+  }
+
+  std::string directory_, split_;
+  size_t shard_tokens_;
+  ShardVersion version_;
+  std::vector<uint32_t> buffer_;
+  int64_t tokens_ = 0;
+  int shards_ = 0;
+};
+
+// Document i of n goes to val when floor((i + 1) k / n) > floor(i k / n), k = the val count:
+// exactly k documents, evenly spaced.
+std::vector<bool> choose_val_documents(size_t documents, double fraction) {
+  size_t val_count = static_cast<size_t>(fraction * static_cast<double>(documents) + 0.5);
+  if (fraction > 0 && documents >= 2) val_count = std::clamp<size_t>(val_count, 1, documents - 1);
+  std::vector<bool> is_val(documents);
+  for (size_t i = 0; i < documents; ++i)
+    is_val[i] = (i + 1) * val_count / documents > i * val_count / documents;
+  return is_val;
+}
+
+// Reads and encodes files[first, last) on `threads` threads; result i is EOT + document i.
+std::vector<std::vector<uint32_t>> encode_files(const std::vector<std::string>& files, size_t first,
+                                                size_t last, std::vector<Encoder>& encoders,
+                                                size_t& bytes) {
+  std::vector<std::vector<uint32_t>> results(last - first);
+  std::vector<size_t> bytes_read(encoders.size(), 0);
+  std::vector<std::exception_ptr> errors(encoders.size());
+  std::atomic<size_t> next{first};
+  auto work = [&](size_t worker) {
+    try {
+      for (size_t i; (i = next.fetch_add(1)) < last;) {
+        std::string text = read_document(files[i]);
+        bytes_read[worker] += text.size();
+        results[i - first].push_back(Tokenizer::kEndOfText);
+        encoders[worker].encode(text, results[i - first]);
+      }
+    } catch (...) {
+      errors[worker] = std::current_exception();
+      next = last;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t worker = 0; worker < encoders.size(); ++worker) threads.emplace_back(work, worker);
+  for (std::thread& thread : threads) thread.join();
+  for (const std::exception_ptr& error : errors)
+    if (error) std::rethrow_exception(error);
+  for (size_t count : bytes_read) bytes += count;
+  return results;
+}
+
+// Files from `first` up to ~64 MB of text (at least one file): one parallel batch.
+size_t batch_end(const std::vector<std::string>& files, size_t first) {
+  constexpr uintmax_t kBatchBytes = 64 << 20;
+  uintmax_t bytes = 0;
+  size_t last = first;
+  while (last < files.size() && (last == first || bytes < kBatchBytes)) {
+    std::error_code error;
+    uintmax_t size = fs::file_size(files[last++], error);
+    bytes += error ? 0 : size;
+  }
+  return last;
+}
+
+struct EncodeOptions {
+  std::string tokenizer, out_dir, name_glob;
+  std::vector<std::string> inputs;
+  int64_t shard_tokens;
+  double val_fraction;
+  int threads;
+};
+
+EncodeOptions parse_encode_options(const std::vector<std::string>& args) {
+  CommandLine line = parse_command_line(
+      "encode", args,
+      {"--tokenizer", "--out-dir", "--shard-tokens", "--val-fraction", "--threads", "--glob"});
+  EncodeOptions options;
+  options.tokenizer = required(line, "--tokenizer", "encode");
+  options.out_dir = required(line, "--out-dir", "encode");
+  options.name_glob = optional(line, "--glob", "*");
+  options.inputs = line.positional;
+  options.shard_tokens = parse_at_least(line, "--shard-tokens", 10'000'000, 1);
+  if (options.shard_tokens > INT32_MAX) usage_error("--shard-tokens must be at most {}", INT32_MAX);
+  options.val_fraction =
+      parse_number<double>("--val-fraction", optional(line, "--val-fraction", "0.01"));
+  if (!(options.val_fraction >= 0 && options.val_fraction < 1))
+    usage_error("--val-fraction must be in [0, 1), got {}", options.val_fraction);
+  options.threads = static_cast<int>(parse_at_least(line, "--threads", default_threads(), 1));
+  return options;
+}
+
+// Creates the directory; refuses one that already holds shards, which a glob would mix in.
+void prepare_output_directory(const std::string& directory) {
+  std::error_code error;
+  fs::create_directories(directory, error);
+  if (error) fail("cannot create output directory {}: {}", directory, error.message());
+  for (const fs::directory_entry& entry : fs::directory_iterator(directory)) {
+    std::string name = entry.path().filename().string();
+    if (fnmatch("train_*.bin", name.c_str(), 0) == 0 || fnmatch("val_*.bin", name.c_str(), 0) == 0)
+      fail("output directory {} already holds shards ({}); remove them or pick another --out-dir",
+           directory, entry.path().string());
+  }
+}
+
+int encode_command(const std::vector<std::string>& args) {
+  EncodeOptions options = parse_encode_options(args);
+  Tokenizer tokenizer = Tokenizer::load(options.tokenizer);
+  std::vector<std::string> files = collect_files(options.inputs, options.name_glob);
+  prepare_output_directory(options.out_dir);
+  ShardVersion version = tokenizer.vocab_size() <= 65536 ? ShardVersion::u16 : ShardVersion::u32;
+  ShardWriter train(options.out_dir, "train", options.shard_tokens, version);
+  ShardWriter val(options.out_dir, "val", options.shard_tokens, version);
+  std::vector<bool> is_val = choose_val_documents(files.size(), options.val_fraction);
+  std::vector<Encoder> encoders(static_cast<size_t>(options.threads), Encoder(tokenizer));
+
+  auto start = std::chrono::steady_clock::now();
+  size_t bytes = 0;
+  for (size_t first = 0, last; first < files.size(); first = last) {
+    last = batch_end(files, first);
+    std::vector<std::vector<uint32_t>> encoded = encode_files(files, first, last, encoders, bytes);
+    for (size_t i = first; i < last; ++i) (is_val[i] ? val : train).append(encoded[i - first]);
+  }
+  train.finish();
+  val.finish();
+  double seconds = seconds_since(start);
+  int64_t tokens = train.tokens() + val.tokens();
+  fmt::print(
+      "encoded {} documents, {} bytes -> {} tokens ({:.3f} bytes/token) in {:.2f} s "
+      "({:.2f} MB/s, {} threads)\n",
+      files.size(), bytes, tokens, static_cast<double>(bytes) / tokens, seconds,
+      bytes / 1e6 / seconds, options.threads);
+  fmt::print("wrote {}: train {} tokens in {} shards, val {} tokens in {} shards\n",
+             options.out_dir, train.tokens(), train.shards(), val.tokens(), val.shards());
+  return 0;
+}
+
+int decode_command(const std::vector<std::string>& args) {
+  CommandLine line = parse_command_line("decode", args, {"--tokenizer", "--max-tokens"});
+  Tokenizer tokenizer = Tokenizer::load(required(line, "--tokenizer", "decode"));
+  if (line.positional.size() != 1)
+    usage_error("'decode' takes one SHARD, got {}", line.positional.size());
+  Shard shard(line.positional[0], tokenizer.vocab_size());
+  int64_t count = std::min(shard.size(), parse_at_least(line, "--max-tokens", shard.size(), 0));
+  std::vector<uint32_t> ids(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) ids[i] = shard[i];
+  std::string text = tokenizer.decode(ids);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) usage_error("missing subcommand (train, encode or decode)");
+  if (std::find(args.begin(), args.end(), "--help") != args.end() ||
+      std::find(args.begin(), args.end(), "-h") != args.end()) {
+    fmt::print("{}", kUsage);
+    return 0;
+  }
+  std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "train") return train_command(args);
+  if (command == "encode") return encode_command(args);
+  if (command == "decode") return decode_command(args);
+  usage_error("unknown subcommand '{}' (expected train, encode or decode)", command);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const UsageError& error) {
+    fmt::print(stderr, "ssa-tokenize: {}\nrun 'ssa-tokenize --help' for usage\n", error.what());
+    return 2;
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "ssa-tokenize: error: {}\n", error.what());
+    return 1;
+  }
+}

@@ -1,0 +1,116 @@
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <vector>
+
+#include "data/shard.h"
+#include "test_data_util.h"
+
+using namespace ssa;
+using ssa::test::error_of;
+using ssa::test::TempDir;
+
+namespace {
+
+std::vector<uint32_t> shard_tokens(const Shard& shard) {
+  std::vector<uint32_t> tokens;
+  for (int64_t i = 0; i < shard.size(); ++i) tokens.push_back(shard[i]);
+  return tokens;
+}
+
+void put_i32(std::vector<unsigned char>& bytes, int32_t value) {
+  for (int shift = 0; shift < 32; shift += 8)
+    bytes.push_back(static_cast<uint32_t>(value) >> shift & 0xff);
+}
+
+// A shard spelled out byte by byte, as llm.c's write_datafile lays it down:
+// int32 header[256] = {magic, version, count}, then `width`-byte little-endian tokens.
+void write_raw_shard(const std::string& path, int32_t magic, int32_t version, int32_t count,
+                     const std::vector<uint32_t>& tokens, int width) {
+  std::vector<unsigned char> bytes;
+  put_i32(bytes, magic);
+  put_i32(bytes, version);
+  put_i32(bytes, count);
+  bytes.resize(1024, 0);
+  for (uint32_t token : tokens)
+    for (int b = 0; b < width; ++b) bytes.push_back(token >> (8 * b) & 0xff);
+  std::FILE* file = std::fopen(path.c_str(), "wb");
+  REQUIRE(file);
+  std::fwrite(bytes.data(), 1, bytes.size(), file);
+  std::fclose(file);
+}
+
+}  // namespace
+
+TEST_CASE("shards round-trip as version 1 (uint16) and version 2 (uint32)") {
+  TempDir dir("shard_roundtrip");
+  std::vector<uint32_t> small = {50256, 0, 1, 65535, 42};
+  write_shard(dir.file("a.bin"), small);
+  Shard a(dir.file("a.bin"), 65536);
+  CHECK(a.version() == ShardVersion::u16);
+  CHECK(shard_tokens(a) == small);
+  CHECK(std::filesystem::file_size(dir.file("a.bin")) == 1024 + 2 * small.size());
+  CHECK(!std::filesystem::exists(dir.file("a.bin.tmp")));
+
+  std::vector<uint32_t> large = {7, 65536, 100000, 3};
+  write_shard(dir.file("b.bin"), large);
+  Shard b(dir.file("b.bin"), 100001);
+  CHECK(b.version() == ShardVersion::u32);
+  CHECK(shard_tokens(b) == large);
+  std::vector<int32_t> window(3);
+  b.read(1, 3, window.data());
+  CHECK(window == std::vector<int32_t>{65536, 100000, 3});
+
+  write_shard(dir.file("c.bin"), small, ShardVersion::u32);
+  CHECK(Shard(dir.file("c.bin"), 65536).version() == ShardVersion::u32);
+  CHECK(error_of([&] {
+          write_shard(dir.file("d.bin"), large, ShardVersion::u16);
+        }).find("65536 at index 1") != std::string::npos);
+}
+
+TEST_CASE("a shard written byte by byte in llm.c's layout loads as it is") {
+  TempDir dir("shard_llmc");
+  std::vector<uint32_t> tokens = {50256, 15496, 11, 995, 0, 50255};
+  write_raw_shard(dir.file("llmc.bin"), 20240520, 1, 6, tokens, 2);
+  Shard shard(dir.file("llmc.bin"), 50257);
+  CHECK(shard.size() == 6);
+  CHECK(shard_tokens(shard) == tokens);
+}
+
+TEST_CASE("each bad shard gets its own message naming the file") {
+  TempDir dir("shard_bad");
+  std::vector<uint32_t> tokens = {1, 2, 3, 70, 4};
+  std::string path = dir.file("bad.bin");
+  auto open_error = [&] { return error_of([&] { Shard(path, 50); }); };
+  std::vector<std::pair<std::string, std::string>> cases;  // (message, expected substring)
+
+  write_raw_shard(path, 20240521, 1, 5, tokens, 2);
+  cases.emplace_back(open_error(), "bad magic 20240521, expected 20240520");
+  write_raw_shard(path, 20240520, 3, 5, tokens, 2);
+  cases.emplace_back(open_error(), "unknown version 3");
+  write_raw_shard(path, 20240520, 1, 6, tokens, 2);
+  cases.emplace_back(open_error(), "has size 1034 bytes, expected 1036");
+  write_raw_shard(path, 20240520, 2, 5, tokens, 2);
+  cases.emplace_back(open_error(), "has size 1034 bytes, expected 1044");
+  write_raw_shard(path, 20240520, 1, 0, {}, 2);
+  cases.emplace_back(open_error(), "holds no tokens");
+  write_raw_shard(path, 20240520, 1, 5, tokens, 2);
+  cases.emplace_back(open_error(), "token id 70 at index 3, not below the vocab size 50");
+  std::filesystem::resize_file(path, 100);
+  cases.emplace_back(open_error(), "smaller than its 1024-byte header");
+  cases.emplace_back(error_of([&] { Shard(dir.file("missing.bin"), 50); }),
+                     "cannot open token shard");
+
+  std::set<std::string> distinct;
+  for (const auto& [message, expected] : cases) {
+    INFO(message);
+    CHECK(message.find(expected) != std::string::npos);
+    bool names_file = message.find(path) != std::string::npos ||
+                      message.find(dir.file("missing.bin")) != std::string::npos;
+    CHECK(names_file);
+    distinct.insert(message);
+  }
+  CHECK(distinct.size() == cases.size());
+}
