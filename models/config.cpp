@@ -1,0 +1,50 @@
+#include "models/config.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace ssa {
+
+void ModelConfig::validate() const {
+  auto positive = [](const char* name, int64_t value) {
+    if (value <= 0) fail("model.{} must be positive, got {}", name, value);
+  };
+  positive("vocab_size", vocab_size);
+  positive("d_model", d_model);
+  positive("n_layers", n_layers);
+  positive("n_heads", n_heads);
+  positive("n_kv_heads", n_kv_heads);
+  positive("head_dim", head_dim);
+  positive("ffn_dim", ffn_dim);
+  positive("max_seq_len", max_seq_len);
+  if (n_heads % n_kv_heads != 0)
+    fail("model.n_kv_heads ({}) must divide model.n_heads ({})", n_kv_heads, n_heads);
+  if (head_dim % 2 != 0) fail("model.head_dim must be even for RoPE, got {}", head_dim);
+}
+
+std::vector<std::pair<std::string, std::string>> ModelConfig::fields() const {
+  return {{"vocab_size", fmt::format("{}", vocab_size)},
+          {"d_model", fmt::format("{}", d_model)},
+          {"n_layers", fmt::format("{}", n_layers)},
+          {"n_heads", fmt::format("{}", n_heads)},
+          {"n_kv_heads", fmt::format("{}", n_kv_heads)},
+          {"head_dim", fmt::format("{}", head_dim)},
+          {"ffn_dim", fmt::format("{}", ffn_dim)},
+          {"max_seq_len", fmt::format("{}", max_seq_len)},
+          {"rope_theta", fmt::format("{}", rope_theta)},
+          {"norm_eps", fmt::format("{}", norm_eps)},
+          {"tie_embeddings", tie_embeddings ? "true" : "false"},
+          {"attention_gate", attention_gate ? "true" : "false"}};
+}
+
+std::vector<std::string> differing_fields(const ModelConfig& a, const ModelConfig& b) {
+  std::vector<std::string> lines;
+  auto fa = a.fields(), fb = b.fields();
+  for (size_t i = 0; i < fa.size(); ++i)
+    if (fa[i].second != fb[i].second)
+      lines.push_back(fmt::format("{}: {} vs {}", fa[i].first, fa[i].second, fb[i].second));
+  return lines;
+}
+
+}  // namespace ssa

@@ -1,0 +1,117 @@
+#include "models/decoder.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "ops/attention.h"
+#include "ops/cross_entropy.h"
+#include "ops/elementwise.h"
+#include "ops/embedding.h"
+#include "ops/gate.h"
+#include "ops/linear.h"
+#include "ops/reshape.h"
+#include "ops/rmsnorm.h"
+#include "ops/swiglu.h"
+
+namespace ssa {
+
+std::vector<ParamSpec> decoder_param_specs(const ModelConfig& c) {
+  c.validate();
+  const double out_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.n_layers));
+  const int64_t q_width = c.n_heads * c.head_dim, kv_width = c.n_kv_heads * c.head_dim;
+  std::vector<ParamSpec> specs{{"embedding", {c.vocab_size, c.d_model}}};
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    std::string layer = fmt::format("layers.{}.", i);
+    specs.push_back({layer + "attn_norm", {c.d_model}, Init::ones, 0, false});
+    specs.push_back({layer + "attn.wq", {q_width, c.d_model}});
+    specs.push_back({layer + "attn.wk", {kv_width, c.d_model}});
+    specs.push_back({layer + "attn.wv", {kv_width, c.d_model}});
+    if (c.attention_gate) specs.push_back({layer + "attn.wg", {c.n_heads, c.d_model}});
+    specs.push_back({layer + "attn.wo", {c.d_model, q_width}, Init::normal, out_std});
+    specs.push_back({layer + "ffn_norm", {c.d_model}, Init::ones, 0, false});
+    specs.push_back({layer + "ffn.w1", {c.ffn_dim, c.d_model}});
+    specs.push_back({layer + "ffn.w3", {c.ffn_dim, c.d_model}});
+    specs.push_back({layer + "ffn.w2", {c.d_model, c.ffn_dim}, Init::normal, out_std});
+  }
+  specs.push_back({"final_norm", {c.d_model}, Init::ones, 0, false});
+  if (!c.tie_embeddings) specs.push_back({"lm_head", {c.vocab_size, c.d_model}});
+  return specs;
+}
+
+Decoder::Decoder(const ModelConfig& config, DType dtype, Device device)
+    : config_(config), params_(decoder_param_specs(config), dtype, device) {}
+
+const Tensor& Decoder::p(const std::string& name) const { return params_.get(name); }
+
+const RopeTable& Decoder::rope_for(int64_t positions) {
+  if (!rope_.cos.defined() || rope_.max_positions() < positions) {
+    int64_t size = std::max(positions, config_.max_seq_len);
+    rope_ = rope_table(size, config_.head_dim, config_.rope_theta, dtype(), device());
+  }
+  return rope_;
+}
+
+Tensor Decoder::attention_block(int64_t index, const Tensor& x) {
+  const ModelConfig& c = config_;
+  const std::string prefix = fmt::format("layers.{}.", index);
+  const int64_t batch = x.dim(0), seq = x.dim(1);
+  Tensor h = rmsnorm(x, p(prefix + "attn_norm"), c.norm_eps);
+  const RopeTable& table = rope_for(seq);
+  Tensor q = rope(reshape(linear(h, p(prefix + "attn.wq")), {batch, seq, c.n_heads, c.head_dim}),
+                  table);
+  Tensor k = rope(
+      reshape(linear(h, p(prefix + "attn.wk")), {batch, seq, c.n_kv_heads, c.head_dim}), table);
+  Tensor v = reshape(linear(h, p(prefix + "attn.wv")), {batch, seq, c.n_kv_heads, c.head_dim});
+  Tensor o = attention(q, k, v);
+  if (c.attention_gate)
+    o = head_gate(o, reshape(linear(h, p(prefix + "attn.wg")), {batch, seq, c.n_heads}));
+  return linear(reshape(o, {batch, seq, c.n_heads * c.head_dim}), p(prefix + "attn.wo"));
+}
+
+Tensor Decoder::ffn_block(int64_t index, const Tensor& x) {
+  const std::string prefix = fmt::format("layers.{}.", index);
+  Tensor h = rmsnorm(x, p(prefix + "ffn_norm"), config_.norm_eps);
+  return linear(swiglu(linear(h, p(prefix + "ffn.w1")), linear(h, p(prefix + "ffn.w3"))),
+                p(prefix + "ffn.w2"));
+}
+
+Tensor Decoder::layer(int64_t index, const Tensor& x) {
+  Tensor after_attention = add(x, attention_block(index, x));
+  return add(after_attention, ffn_block(index, after_attention));
+}
+
+Tensor Decoder::hidden(const Tensor& ids) {
+  SSA_CHECK(ids.rank() == 2 && ids.dtype() == DType::i32, "decoder input must be i32 [B, T], got {}",
+            ids.shape().str());
+  Tensor x = embedding(ids.to(device()), p("embedding"));
+  for (int64_t i = 0; i < config_.n_layers; ++i) x = layer(i, x);
+  Tensor normed = rmsnorm(x, p("final_norm"), config_.norm_eps);
+  return reshape(normed, {ids.dim(0) * ids.dim(1), config_.d_model});
+}
+
+Tensor Decoder::logits(const Tensor& ids) {
+  const Tensor& head = config_.tie_embeddings ? p("embedding") : p("lm_head");
+  return reshape(linear(hidden(ids), head), {ids.dim(0), ids.dim(1), config_.vocab_size});
+}
+
+Tensor Decoder::loss(const Tensor& ids, const Tensor& targets, double divisor) {
+  check_shape(targets, ids.shape(), "decoder targets");
+  const Tensor& head = config_.tie_embeddings ? p("embedding") : p("lm_head");
+  Tensor flat_targets = targets.to(device()).reshape({targets.numel()});
+  return cross_entropy(linear(hidden(ids), head), flat_targets, divisor);
+}
+
+double Decoder::flops_per_token(int64_t seq_len) const {
+  const ModelConfig& c = config_;
+  double matmul_params = 0;
+  for (const ParamSpec& spec : params_.specs())
+    if (spec.shape.rank == 2 && spec.name != "embedding") matmul_params += spec.shape.numel();
+  if (c.tie_embeddings) matmul_params += static_cast<double>(c.vocab_size * c.d_model);  // head
+  // Causal attention: QKᵀ and PV, 2·T·head_dim FLOPs each per head, halved by the mask,
+  // times 3 for forward + backward.
+  double attention = 6.0 * static_cast<double>(c.n_layers * c.n_heads * c.head_dim * seq_len);
+  return 6.0 * matmul_params + attention;
+}
+
+}  // namespace ssa

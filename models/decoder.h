@@ -1,0 +1,46 @@
+#pragma once
+// The Llama-style decoder of DESIGN.md: embedding (tied with the head), per layer
+// x += Attn(RMSNorm(x)) and x += SwiGLU(RMSNorm(x)), final RMSNorm, logits.
+#include "models/config.h"
+#include "models/parameters.h"
+#include "ops/rope.h"
+
+namespace ssa {
+
+// The parameter table: names, shapes, init (normal(0, 0.02); attention-out and FFN-down
+// scaled by 1/sqrt(2·n_layers); norm weights ones, not decayed).
+std::vector<ParamSpec> decoder_param_specs(const ModelConfig& config);
+
+class Decoder {
+ public:
+  Decoder(const ModelConfig& config, DType dtype, Device device);
+
+  const ModelConfig& config() const { return config_; }
+  const Parameters& params() const { return params_; }
+  DType dtype() const { return params_.flat().dtype(); }
+  Device device() const { return params_.flat().device(); }
+
+  // Logits [B, T, vocab] for token ids [B, T] (i32).
+  Tensor logits(const Tensor& ids);
+  // Cross-entropy of the next-token targets [B, T], summed and divided by `divisor`
+  // (0: the mean over this batch's targets).
+  Tensor loss(const Tensor& ids, const Tensor& targets, double divisor = 0);
+
+  // Training FLOPs per token at sequence length T (forward + backward, matmuls and causal
+  // attention), for MFU.
+  double flops_per_token(int64_t seq_len) const;
+
+ private:
+  Tensor hidden(const Tensor& ids);  // final-normed hidden states [B·T, d_model]
+  Tensor layer(int64_t index, const Tensor& x);
+  Tensor attention_block(int64_t index, const Tensor& x);
+  Tensor ffn_block(int64_t index, const Tensor& x);
+  const Tensor& p(const std::string& name) const;
+  const RopeTable& rope_for(int64_t positions);
+
+  ModelConfig config_;
+  Parameters params_;
+  RopeTable rope_;
+};
+
+}  // namespace ssa

@@ -1,0 +1,37 @@
+#include "models/parameters.h"
+
+namespace ssa {
+
+Parameters::Parameters(std::vector<ParamSpec> specs, DType dtype, Device device)
+    : specs_(std::move(specs)) {
+  int64_t total = 0;
+  for (const ParamSpec& spec : specs_) {
+    offsets_.push_back(total);
+    total += spec.shape.numel();
+  }
+  flat_ = Tensor::zeros({total}, dtype, device);
+  flat_grad_ = Tensor::zeros({total}, dtype, device);
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    Tensor t = flat_.view(offsets_[i], specs_[i].shape);
+    t.set_name(specs_[i].name).set_requires_grad(true);
+    t.set_grad(flat_grad_.view(offsets_[i], specs_[i].shape));
+    tensors_.push_back(t);
+  }
+}
+
+const Tensor& Parameters::get(const std::string& name) const {
+  for (size_t i = 0; i < specs_.size(); ++i)
+    if (specs_[i].name == name) return tensors_[i];
+  fail("no parameter named '{}'", name);
+}
+
+void Parameters::initialize(Rng& rng) const {
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    if (specs_[i].init == Init::ones)
+      tensors_[i].fill(1.0);
+    else
+      rng.fill_normal(tensors_[i], 0.0, specs_[i].init_std);
+  }
+}
+
+}  // namespace ssa

@@ -1,0 +1,47 @@
+#pragma once
+// All parameters live in ONE flat buffer and their gradients in another (llm.c style): each
+// named tensor is a view, so zeroing, clipping, all-reduce, the optimizer and checkpoint I/O
+// are single passes over a buffer. Order and offsets follow the spec table.
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+
+namespace ssa {
+
+enum class Init { normal, ones };
+
+struct ParamSpec {
+  std::string name;  // e.g. "layers.3.attn.wq"
+  Shape shape;
+  Init init = Init::normal;
+  double init_std = 0.02;
+  bool weight_decay = true;  // matrices decay; norm weights do not
+};
+
+class Parameters {
+ public:
+  Parameters(std::vector<ParamSpec> specs, DType dtype, Device device);
+
+  const std::vector<ParamSpec>& specs() const { return specs_; }
+  const std::vector<int64_t>& offsets() const { return offsets_; }
+  int64_t count() const { return flat_.numel(); }
+  const Tensor& flat() const { return flat_; }
+  const Tensor& flat_grad() const { return flat_grad_; }
+  const Tensor& operator[](size_t index) const { return tensors_[index]; }
+  const Tensor& get(const std::string& name) const;  // raises for an unknown name
+  size_t size() const { return tensors_.size(); }
+
+  // Draws every parameter in table order from rng (normal(0, std) or ones).
+  void initialize(Rng& rng) const;
+  void zero_grad() const { flat_grad_.zero(); }
+
+ private:
+  std::vector<ParamSpec> specs_;
+  std::vector<int64_t> offsets_;
+  Tensor flat_, flat_grad_;
+  std::vector<Tensor> tensors_;
+};
+
+}  // namespace ssa

@@ -1,0 +1,58 @@
+#include "models/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "autograd/autograd.h"
+
+namespace ssa {
+
+int32_t sample_token(const std::vector<double>& logits, const SamplingOptions& options, Rng& rng) {
+  SSA_CHECK(!logits.empty(), "sampling from empty logits");
+  if (options.temperature <= 0)
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  std::vector<int32_t> candidates(logits.size());
+  std::iota(candidates.begin(), candidates.end(), 0);
+  const size_t keep = options.top_k > 0
+                          ? std::min(logits.size(), static_cast<size_t>(options.top_k))
+                          : logits.size();
+  // Highest logits first; ties by lower id, so the candidate list is deterministic.
+  std::partial_sort(candidates.begin(), candidates.begin() + static_cast<ptrdiff_t>(keep),
+                    candidates.end(), [&](int32_t a, int32_t b) {
+                      return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
+                    });
+  candidates.resize(keep);
+  const double top = logits[candidates[0]];
+  std::vector<double> weights;
+  double total = 0;
+  for (int32_t id : candidates) {
+    weights.push_back(std::exp((logits[id] - top) / options.temperature));
+    total += weights.back();
+  }
+  double target = rng.uniform() * total;
+  for (size_t i = 0; i < keep; ++i) {
+    target -= weights[i];
+    if (target <= 0) return candidates[i];
+  }
+  return candidates[keep - 1];
+}
+
+std::vector<int32_t> generate(Decoder& model, std::vector<int32_t> prompt, int64_t count,
+                              const SamplingOptions& options, Rng& rng) {
+  SSA_CHECK(!prompt.empty(), "generation needs at least one prompt token");
+  NoGrad no_grad;
+  const int64_t window = model.config().max_seq_len;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t length = std::min<int64_t>(window, static_cast<int64_t>(prompt.size()));
+    std::vector<double> context(prompt.end() - length, prompt.end());
+    Tensor ids = Tensor::from(context, {1, length}, DType::i32);
+    Tensor logits = model.logits(ids);
+    const int64_t vocab = model.config().vocab_size;
+    std::vector<double> last = logits.view((length - 1) * vocab, {vocab}).to_vector();
+    prompt.push_back(sample_token(last, options, rng));
+  }
+  return prompt;
+}
+
+}  // namespace ssa

@@ -1,0 +1,24 @@
+#pragma once
+// Text generation by sampling: temperature and top-k over the last position's logits.
+#include <cstdint>
+#include <vector>
+
+#include "core/rng.h"
+#include "models/decoder.h"
+
+namespace ssa {
+
+struct SamplingOptions {
+  double temperature = 1.0;  // 0: greedy
+  int64_t top_k = 0;         // 0: the whole vocabulary
+};
+
+// Picks the next token from one row of logits.
+int32_t sample_token(const std::vector<double>& logits, const SamplingOptions& options, Rng& rng);
+
+// Appends `count` tokens to `prompt`, recomputing the (left-cropped to max_seq_len) prefix for
+// each new token.
+std::vector<int32_t> generate(Decoder& model, std::vector<int32_t> prompt, int64_t count,
+                              const SamplingOptions& options, Rng& rng);
+
+}  // namespace ssa

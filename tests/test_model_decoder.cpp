@@ -1,0 +1,99 @@
+#include <cmath>
+
+#include "models/decoder.h"
+#include "op_test_util.h"
+
+using namespace ssa;
+using namespace ssa::test;
+
+namespace {
+
+ModelConfig tiny_config() {
+  ModelConfig c;
+  c.vocab_size = 11;
+  c.d_model = 6;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 4;
+  c.ffn_dim = 10;
+  c.max_seq_len = 8;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("parameters are named views into one flat buffer, gradients likewise") {
+  Decoder model(tiny_config(), DType::f32, Device::cpu);
+  const Parameters& params = model.params();
+  const Tensor& wq = params.get("layers.1.attn.wq");
+  CHECK(wq.shape() == Shape{16, 6});
+  CHECK(wq.same_storage(params.flat()));
+  CHECK(wq.grad().same_storage(params.flat_grad()));
+  int64_t total = 0;
+  for (size_t i = 0; i < params.size(); ++i) total += params[i].numel();
+  CHECK(total == params.count());
+  // embedding 11·6; per layer: 2 norms of 6, wq 16·6, wk/wv 8·6 each, wg 4·6, wo 6·16,
+  // w1/w3 10·6 each, w2 6·10; final norm 6.
+  CHECK(params.count() == 66 + 2 * (12 + 96 + 96 + 24 + 96 + 180) + 6);
+  CHECK_THROWS_AS(params.get("layers.2.attn.wq"), Error);
+}
+
+TEST_CASE("initialisation: normal(0, 0.02), output projections scaled, norms ones") {
+  ModelConfig c = tiny_config();
+  c.d_model = 64;
+  c.ffn_dim = 256;
+  c.n_layers = 8;
+  Decoder model(c, DType::f64, Device::cpu);
+  Rng rng(1);
+  model.params().initialize(rng);
+  auto stddev = [](const Tensor& t) {
+    double sq = 0;
+    for (double x : t.to_vector()) sq += x * x;
+    return std::sqrt(sq / static_cast<double>(t.numel()));
+  };
+  CHECK(stddev(model.params().get("layers.0.ffn.w1")) == doctest::Approx(0.02).epsilon(0.05));
+  CHECK(stddev(model.params().get("layers.0.ffn.w2")) == doctest::Approx(0.005).epsilon(0.05));
+  CHECK(model.params().get("final_norm").at(5) == 1.0);
+}
+
+TEST_CASE("loss at initialisation is close to log(vocab)") {
+  ModelConfig c = tiny_config();
+  Decoder model(c, DType::f32, Device::cpu);
+  Rng rng(2);
+  model.params().initialize(rng);
+  Tensor ids = random_ids({2, 8}, c.vocab_size, 3);
+  Tensor targets = random_ids({2, 8}, c.vocab_size, 4);
+  double loss = model.loss(ids, targets).item();
+  CHECK(loss == doctest::Approx(std::log(11.0)).epsilon(0.02));
+  CHECK(model.logits(ids).shape() == Shape{2, 8, 11});
+}
+
+TEST_CASE("gradcheck of the whole decoder: every parameter, float64") {
+  ModelConfig c = tiny_config();
+  c.n_layers = 1;
+  for (bool gate : {true, false}) {
+    c.attention_gate = gate;
+    Decoder model(c, DType::f64, Device::cpu);
+    Rng rng(5);
+    model.params().initialize(rng);
+    for (size_t i = 0; i < model.params().size(); ++i)  // larger weights: a stronger test
+      rng.fill_uniform(model.params()[i], -0.5, 0.5);
+    Tensor ids = random_ids({2, 5}, c.vocab_size, 6);
+    Tensor targets = random_ids({2, 5}, c.vocab_size, 7);
+    std::vector<Tensor> inputs;
+    for (size_t i = 0; i < model.params().size(); ++i) inputs.push_back(model.params()[i]);
+    check_gradients([&](const auto&) { return model.loss(ids, targets); }, inputs);
+  }
+}
+
+TEST_CASE("model config validation names the bad field") {
+  ModelConfig c = tiny_config();
+  c.n_kv_heads = 3;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("n_kv_heads"), Error);
+  ModelConfig d = tiny_config();
+  d.d_model = 8;
+  std::vector<std::string> diff = differing_fields(tiny_config(), d);
+  REQUIRE(diff.size() == 1);
+  CHECK(diff[0] == "d_model: 6 vs 8");
+}
