@@ -1,0 +1,227 @@
+#include <doctest/doctest.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "train/checkpoint.h"
+
+using namespace ssa;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory, removed with its contents at the end of the test.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int count = 0;
+    path = fs::temp_directory_path() /
+           ("ssa_ckpt_test_" + std::to_string(::getpid()) + "_" + std::to_string(count++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string error_of(const auto& action) {
+  try {
+    action();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+bool contains(const std::string& text, std::initializer_list<std::string> parts) {
+  for (const std::string& part : parts)
+    if (text.find(part) == std::string::npos) return false;
+  return true;
+}
+
+Tensor f32_tensor(const Shape& shape, float start, float step) {
+  Tensor t = Tensor::empty(shape, DType::f32);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = start + step * i;
+  return t;
+}
+
+Checkpoint sample_checkpoint() {
+  Checkpoint c;
+  c.text["train_config"] = "[model]\nd_model = 64\n# ünïcode ✓\n";
+  c.text["empty"] = "";
+  c.integers["step"] = 1000;
+  c.integers["min"] = std::numeric_limits<int64_t>::min();
+  c.integers["max"] = std::numeric_limits<int64_t>::max();
+  c.reals["loss"] = 2.718281828459045;
+  c.reals["negative_zero"] = -0.0;
+  c.reals["tiny"] = 4.9e-324;
+  Tensor special = f32_tensor({2, 3}, 0.5f, -0.25f);
+  special.data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+  special.data<float>()[1] = -std::numeric_limits<float>::infinity();
+  special.data<float>()[2] = std::numeric_limits<float>::denorm_min();
+  c.tensors.emplace_back("params/layers.0.attn.wq", special);
+  c.tensors.emplace_back("adam_m/layers.0.attn.wq", f32_tensor({2, 3}, 1, 1));
+  c.tensors.emplace_back("params/embed", Tensor::from({1.0 / 3, -1e300, 7}, {1, 1, 3}, DType::f64));
+  c.tensors.emplace_back("ids", Tensor::from({-7, 0, 2147483647}, {3}, DType::i32));
+  c.tensors.emplace_back("scalar", Tensor::scalar(42, DType::f32));
+  c.tensors.emplace_back("nothing", Tensor::empty({0, 4}, DType::f32));
+  return c;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
+         std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+void check_equal(const Checkpoint& read, const Checkpoint& written) {
+  CHECK(read.text == written.text);
+  CHECK(read.integers == written.integers);
+  REQUIRE(read.reals.size() == written.reals.size());
+  for (const auto& [name, value] : written.reals)
+    CHECK(std::memcmp(&read.reals.at(name), &value, sizeof value) == 0);
+  REQUIRE(read.tensors.size() == written.tensors.size());
+  CHECK(std::is_sorted(read.tensors.begin(), read.tensors.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; }));
+  for (const auto& [name, tensor] : written.tensors) {
+    INFO(name);
+    CHECK(same_bits(read.tensor(name, "test"), tensor));
+  }
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+void overwrite_format_version(const std::string& path, int64_t version) {
+  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  REQUIRE(file >= 0);
+  hid_t attribute = H5Aopen_by_name(file, "/", "format_version", H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(attribute >= 0);
+  CHECK(H5Awrite(attribute, H5T_NATIVE_INT64, &version) >= 0);
+  H5Aclose(attribute);
+  H5Fclose(file);
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: write/read round trip is bit-exact; the .tmp is gone") {
+  TempDir dir;
+  std::string path = dir.file("ckpt.h5");
+  Checkpoint written = sample_checkpoint();
+  write_checkpoint(path, written);
+  CHECK(fs::exists(path));
+  CHECK(!fs::exists(path + ".tmp"));
+  Checkpoint read = read_checkpoint(path);
+  check_equal(read, written);
+  CHECK(contains(error_of([&] { read.tensor("params/missing", path); }), {path, "params/missing"}));
+}
+
+TEST_CASE("checkpoint: an existing file is replaced only when the new write succeeds") {
+  TempDir dir;
+  std::string path = dir.file("ckpt.h5");
+  Checkpoint first = sample_checkpoint();
+  write_checkpoint(path, first);
+  Checkpoint broken;
+  broken.tensors.emplace_back("w", f32_tensor({2}, 0, 1));
+  broken.tensors.emplace_back("w", f32_tensor({2}, 0, 1));  // a name twice: HDF5 refuses
+  CHECK(contains(error_of([&] { write_checkpoint(path, broken); }), {"H5Dcreate2", path + ".tmp"}));
+  CHECK(!fs::exists(path + ".tmp"));
+  check_equal(read_checkpoint(path), first);
+
+  Checkpoint second;
+  second.integers["step"] = 2;
+  write_checkpoint(path, second);
+  Checkpoint read = read_checkpoint(path);
+  CHECK(read.integers == second.integers);
+  CHECK(read.tensors.empty());
+}
+
+TEST_CASE("checkpoint: missing, truncated and non-HDF5 files are refused naming the file") {
+  TempDir dir;
+  std::string missing = dir.file("missing.h5");
+  CHECK(contains(error_of([&] { read_checkpoint(missing); }), {missing, "does not exist"}));
+
+  std::string path = dir.file("ckpt.h5");
+  write_checkpoint(path, sample_checkpoint());
+  fs::resize_file(path, fs::file_size(path) / 2);
+  std::string message = error_of([&] { read_checkpoint(path); });
+  CHECK(contains(message, {path, "truncated"}));
+  CHECK(message.find('\n') == std::string::npos);
+
+  std::string text = dir.file("text.h5");
+  write_bytes(text, "this is not HDF5\n");
+  CHECK(contains(error_of([&] { read_checkpoint(text); }), {text, "not an HDF5 file"}));
+
+  std::string foreign = dir.file("foreign.h5");
+  H5Fclose(H5Fcreate(foreign.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+  CHECK(contains(error_of([&] { read_checkpoint(foreign); }),
+                 {foreign, "not an ssa checkpoint", "format_version"}));
+}
+
+TEST_CASE("checkpoint: a flipped bit in tensor data is refused as corrupted") {
+  TempDir dir;
+  std::string path = dir.file("ckpt.h5");
+  Checkpoint c = sample_checkpoint();
+  Tensor pattern = f32_tensor({64}, 1234.5f, 0.125f);
+  c.tensors.emplace_back("params/pattern", pattern);
+  write_checkpoint(path, c);
+
+  std::string bytes = file_bytes(path);
+  std::string data(static_cast<const char*>(pattern.raw()), pattern.nbytes());
+  size_t at = bytes.find(data);
+  REQUIRE(at != std::string::npos);
+  CHECK(bytes.find(data, at + 1) == std::string::npos);
+  bytes[at + data.size() / 2] ^= 0x10;
+  write_bytes(path, bytes);
+  CHECK(contains(error_of([&] { read_checkpoint(path); }),
+                 {"checkpoint " + path + " is corrupted: checksum", "expected", "found"}));
+}
+
+TEST_CASE("checkpoint: an unknown format version is refused naming both versions") {
+  TempDir dir;
+  std::string path = dir.file("ckpt.h5");
+  write_checkpoint(path, sample_checkpoint());
+  overwrite_format_version(path, 7);
+  CHECK(contains(error_of([&] { read_checkpoint(path); }),
+                 {path, "format version 7", "reads version 1"}));
+}
+
+TEST_CASE("checkpoint directory: names, list, latest, prune") {
+  CHECK(checkpoint_file_name(1000) == "ckpt_00001000.h5");
+  CHECK(checkpoint_file_name(123456789) == "ckpt_123456789.h5");
+  TempDir dir;
+  CHECK(list_checkpoints(dir.file("absent")).empty());
+  CHECK(latest_checkpoint(dir.path.string()).empty());
+
+  Checkpoint small;
+  small.integers["step"] = 0;
+  for (int64_t step : {100, 5, 20, 1000})
+    write_checkpoint(dir.file(checkpoint_file_name(step)), small);
+  for (const char* other : {"ckpt_00002000.h5.tmp", "notes.txt", "ckpt_abc.h5", "ckpt_.h5"})
+    write_bytes(dir.file(other), "x");
+  std::vector<std::string> expected;
+  for (int64_t step : {5, 20, 100, 1000}) expected.push_back(dir.file(checkpoint_file_name(step)));
+  CHECK(list_checkpoints(dir.path.string()) == expected);
+  CHECK(latest_checkpoint(dir.path.string()) == expected.back());
+
+  prune_checkpoints(dir.path.string(), 0);
+  CHECK(list_checkpoints(dir.path.string()) == expected);
+  prune_checkpoints(dir.path.string(), 2);
+  expected.erase(expected.begin(), expected.begin() + 2);
+  CHECK(list_checkpoints(dir.path.string()) == expected);
+  prune_checkpoints(dir.path.string(), 5);
+  CHECK(list_checkpoints(dir.path.string()).size() == 2);
+  for (const char* other : {"ckpt_00002000.h5.tmp", "notes.txt", "ckpt_abc.h5", "ckpt_.h5"})
+    CHECK(fs::exists(dir.file(other)));
+}

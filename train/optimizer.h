@@ -1,0 +1,51 @@
+#pragma once
+// AdamW over the flat parameter buffer (decoupled weight decay on the specs marked for it),
+// the learning-rate schedule, and global-norm clipping.
+#include <cstdint>
+
+#include "models/parameters.h"
+
+namespace ssa {
+
+struct AdamWConfig {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+};
+
+class AdamW {
+ public:
+  AdamW(const Parameters& params, AdamWConfig config);
+
+  // One update with learning rate lr; step_count counts updates from 1 (bias correction).
+  void step(double lr);
+  int64_t step_count() const { return step_count_; }
+  void set_step_count(int64_t n) { step_count_ = n; }
+  const Tensor& first_moment() const { return m_; }   // flat, like the parameters
+  const Tensor& second_moment() const { return v_; }
+
+ private:
+  const Parameters& params_;
+  AdamWConfig config_;
+  Tensor m_, v_;
+  int64_t step_count_ = 0;
+};
+
+struct ScheduleConfig {
+  double lr = 3e-4;
+  double min_lr = 3e-5;
+  int64_t warmup_steps = 100;
+  int64_t total_steps = 1000;
+};
+
+// Linear warmup from lr/warmup to lr over warmup_steps, then cosine from lr to min_lr at
+// total_steps. `step` counts from 0.
+double learning_rate(const ScheduleConfig& schedule, int64_t step);
+
+// sqrt(sum of squares) of the flat gradient buffer, summed in double in a fixed order.
+double gradient_norm(const Tensor& flat_grad);
+// Scales the gradient by max_norm / norm when norm > max_norm.
+void clip_gradient(const Tensor& flat_grad, double norm, double max_norm);
+
+}  // namespace ssa

@@ -1,0 +1,86 @@
+#pragma once
+// The training loop: data -> model -> loss -> backward -> clip -> AdamW, with logging,
+// validation, samples and checkpoints that resume bit-exactly. Device-agnostic: the model's
+// parameters decide where the work runs.
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "data/loader.h"
+#include "models/decoder.h"
+#include "train/log.h"
+#include "train/optimizer.h"
+
+namespace ssa {
+
+struct RunSettings {
+  std::string train_glob, val_glob, tokenizer_path, out_dir;
+  int64_t seq_len = 256;
+  int64_t steps = 100;
+  int64_t micro_batch = 8;
+  int64_t grad_accum = 1;
+  uint64_t seed = 1337;
+  double grad_clip = 1.0;
+  bool skip_nonfinite = false;  // false: stop at a non-finite loss or gradient norm
+  int64_t log_every = 1;
+  int64_t val_every = 0;  // 0: never (validation also runs after the last step)
+  int64_t val_batches = 8;
+  int64_t sample_every = 0;
+  int64_t sample_tokens = 64;
+  int64_t ckpt_every = 0;  // 0: only after the last step
+  int64_t keep_last = 3;
+  DType dtype = DType::f32;
+  Device device = Device::cpu;
+};
+
+struct TrainSettings {
+  ModelConfig model;
+  AdamWConfig adamw;
+  ScheduleConfig schedule;
+  RunSettings run;
+  std::string config_text;  // the resolved config, stored in every checkpoint
+};
+
+struct StepResult {
+  double loss = 0;
+  double grad_norm = 0;
+  double lr = 0;
+  bool skipped = false;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(TrainSettings settings);
+
+  // Restores parameters, moments, step, RNG and loader state from a checkpoint; a model
+  // config that differs from this run's is refused with the differing fields.
+  void resume_from(const std::string& checkpoint_path);
+  // Trains from the current step to settings.run.steps, logging and checkpointing.
+  void run();
+  StepResult train_step();
+  double validation_loss();
+  std::string save_checkpoint();
+
+  int64_t step() const { return step_; }
+  Decoder& model() { return model_; }
+  const TrainSettings& settings() const { return settings_; }
+
+ private:
+  void log_step(const StepResult& result, double seconds);
+  void log_validation();
+  void log_sample();
+  // The flat buffers a checkpoint holds, with their group names: parameters, AdamW moments.
+  std::vector<std::pair<std::string, const Tensor*>> state_buffers() const;
+
+  TrainSettings settings_;
+  Decoder model_;
+  AdamW optimizer_;
+  Loader train_loader_;
+  Rng rng_;  // the run's stream (sampling now, SSA's mode draws later)
+  int64_t step_ = 0;
+  int64_t tokens_seen_ = 0;
+  int64_t skipped_steps_ = 0;
+  std::unique_ptr<JsonlFile> log_;
+};
+
+}  // namespace ssa
