@@ -4,18 +4,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <set>
 #include <thread>
 
-#include "core/error.h"
+#include "core/command_line.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 
@@ -41,67 +38,6 @@ INPUTs are files or directories (searched recursively, in sorted order); --glob 
 found in directories whose NAME matches PATTERN (e.g. '*.py'); files named directly are always
 used. Each file is one document.
 )";
-
-// A mistake on the command line: reported with a pointer to --help.
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-template <typename... Args>
-[[noreturn]] void usage_error(fmt::format_string<Args...> format, Args&&... args) {
-  throw UsageError(fmt::format(format, std::forward<Args>(args)...));
-}
-
-struct CommandLine {
-  std::map<std::string, std::string> options;  // "--name" -> value
-  std::vector<std::string> positional;
-};
-
-CommandLine parse_command_line(const std::string& command, const std::vector<std::string>& args,
-                               const std::set<std::string>& known_options) {
-  CommandLine line;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg.rfind("--", 0) != 0) {
-      line.positional.push_back(arg);
-      continue;
-    }
-    if (!known_options.count(arg)) usage_error("unknown option {} for '{}'", arg, command);
-    if (i + 1 == args.size()) usage_error("option {} needs a value", arg);
-    line.options[arg] = args[++i];
-  }
-  return line;
-}
-
-std::string required(const CommandLine& line, const std::string& option,
-                     const std::string& command) {
-  auto found = line.options.find(option);
-  if (found == line.options.end()) usage_error("'{}' needs {}", command, option);
-  return found->second;
-}
-
-std::string optional(const CommandLine& line, const std::string& option, std::string fallback) {
-  auto found = line.options.find(option);
-  return found == line.options.end() ? fallback : found->second;
-}
-
-template <typename Number>
-Number parse_number(const std::string& option, const std::string& text) {
-  Number value{};
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || text.empty())
-    usage_error("{} expects a number, got '{}'", option, text);
-  return value;
-}
-
-int64_t parse_at_least(const CommandLine& line, const std::string& option, int64_t fallback,
-                       int64_t minimum) {
-  auto found = line.options.find(option);
-  if (found == line.options.end()) return fallback;
-  int64_t value = parse_number<int64_t>(option, found->second);
-  if (value < minimum) usage_error("{} must be at least {}, got {}", option, minimum, value);
-  return value;
-}
 
 int default_threads() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -160,13 +96,12 @@ std::string read_document(const std::string& path) {
 }
 
 int train_command(const std::vector<std::string>& args) {
-  CommandLine line =
-      parse_command_line("train", args, {"--out", "--vocab-size", "--glob", "--threads"});
-  std::string out = required(line, "--out", "train");
-  int64_t vocab_size = parse_at_least(line, "--vocab-size", -1, Tokenizer::kFirstMerge);
-  if (vocab_size < 0) usage_error("'train' needs --vocab-size");
-  int threads = static_cast<int>(parse_at_least(line, "--threads", default_threads(), 1));
-  std::vector<std::string> files = collect_files(line.positional, optional(line, "--glob", "*"));
+  CommandLine line("train", args, {"--out", "--vocab-size", "--glob", "--threads"});
+  std::string out = line.required("--out");
+  line.required("--vocab-size");
+  int64_t vocab_size = line.get_int("--vocab-size", 0, Tokenizer::kFirstMerge);
+  int threads = static_cast<int>(line.get_int("--threads", default_threads(), 1));
+  std::vector<std::string> files = collect_files(line.positional(), line.get("--glob", "*"));
 
   std::vector<std::string> documents;
   size_t bytes = 0;
@@ -285,21 +220,20 @@ struct EncodeOptions {
 };
 
 EncodeOptions parse_encode_options(const std::vector<std::string>& args) {
-  CommandLine line = parse_command_line(
+  CommandLine line(
       "encode", args,
       {"--tokenizer", "--out-dir", "--shard-tokens", "--val-fraction", "--threads", "--glob"});
   EncodeOptions options;
-  options.tokenizer = required(line, "--tokenizer", "encode");
-  options.out_dir = required(line, "--out-dir", "encode");
-  options.name_glob = optional(line, "--glob", "*");
-  options.inputs = line.positional;
-  options.shard_tokens = parse_at_least(line, "--shard-tokens", 10'000'000, 1);
+  options.tokenizer = line.required("--tokenizer");
+  options.out_dir = line.required("--out-dir");
+  options.name_glob = line.get("--glob", "*");
+  options.inputs = line.positional();
+  options.shard_tokens = line.get_int("--shard-tokens", 10'000'000, 1);
   if (options.shard_tokens > INT32_MAX) usage_error("--shard-tokens must be at most {}", INT32_MAX);
-  options.val_fraction =
-      parse_number<double>("--val-fraction", optional(line, "--val-fraction", "0.01"));
-  if (!(options.val_fraction >= 0 && options.val_fraction < 1))
+  options.val_fraction = line.get_double("--val-fraction", 0.01, 0);
+  if (options.val_fraction >= 1)
     usage_error("--val-fraction must be in [0, 1), got {}", options.val_fraction);
-  options.threads = static_cast<int>(parse_at_least(line, "--threads", default_threads(), 1));
+  options.threads = static_cast<int>(line.get_int("--threads", default_threads(), 1));
   return options;
 }
 
@@ -349,12 +283,12 @@ int encode_command(const std::vector<std::string>& args) {
 }
 
 int decode_command(const std::vector<std::string>& args) {
-  CommandLine line = parse_command_line("decode", args, {"--tokenizer", "--max-tokens"});
-  Tokenizer tokenizer = Tokenizer::load(required(line, "--tokenizer", "decode"));
-  if (line.positional.size() != 1)
-    usage_error("'decode' takes one SHARD, got {}", line.positional.size());
-  Shard shard(line.positional[0], tokenizer.vocab_size());
-  int64_t count = std::min(shard.size(), parse_at_least(line, "--max-tokens", shard.size(), 0));
+  CommandLine line("decode", args, {"--tokenizer", "--max-tokens"});
+  Tokenizer tokenizer = Tokenizer::load(line.required("--tokenizer"));
+  if (line.positional().size() != 1)
+    usage_error("'decode' takes one SHARD, got {}", line.positional().size());
+  Shard shard(line.positional()[0], tokenizer.vocab_size());
+  int64_t count = std::min(shard.size(), line.get_int("--max-tokens", shard.size(), 0));
   std::vector<uint32_t> ids(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) ids[i] = shard[i];
   std::string text = tokenizer.decode(ids);

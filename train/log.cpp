@@ -34,7 +34,7 @@ void JsonLine::key(const std::string& name) {
 
 JsonLine& JsonLine::add(const std::string& name, double value) {
   key(name);
-  body_ += std::isfinite(value) ? fmt::format("{:.7g}", value) : "null";  // JSON has no NaN
+  body_ += std::isfinite(value) ? fmt::format("{}", value) : "null";  // shortest exact form; JSON has no NaN
   return *this;
 }
 

@@ -159,10 +159,4 @@ TrainSettings train_settings_from(const Config& c) {
   return s;
 }
 
-ModelConfig model_config_from_text(const std::string& config_text, const std::string& origin) {
-  Config config = default_train_config();
-  config.load_text(config_text, origin);
-  return model_config_from(config);
-}
-
 }  // namespace ssa

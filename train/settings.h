@@ -16,7 +16,5 @@ Config default_train_config();
 ModelConfig model_config_from(const Config& config);
 // Everything the trainer needs; config_text is the resolved config as to_text() writes it.
 TrainSettings train_settings_from(const Config& config);
-// The model config stored in a checkpoint's config text; `origin` names the checkpoint.
-ModelConfig model_config_from_text(const std::string& text, const std::string& origin);
 
 }  // namespace ssa

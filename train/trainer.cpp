@@ -5,11 +5,13 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "autograd/autograd.h"
 #include "data/tokenizer.h"
 #include "models/sampling.h"
 #include "train/checkpoint.h"
+#include "train/restore.h"
 #include "train/settings.h"
 
 namespace ssa {
@@ -70,18 +72,22 @@ StepResult Trainer::train_step() {
   return result;
 }
 
-double Trainer::validation_loss() {
+double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_batch) {
   NoGrad no_grad;
-  Loader val = open_loader(settings_.run.val_glob, settings_, false);
-  const int64_t batches =
-      std::min(settings_.run.val_batches,
-               std::max<int64_t>(1, val.windows_per_epoch() / settings_.run.micro_batch));
   double total = 0;
   for (int64_t i = 0; i < batches; ++i) {
-    Batch batch = val.next_batch(settings_.run.micro_batch);
-    total += model_.loss(batch.inputs, batch.targets).item();
+    Batch batch = loader.next_batch(micro_batch);
+    total += model.loss(batch.inputs, batch.targets).item();
   }
   return total / static_cast<double>(batches);
+}
+
+double Trainer::validation_loss() {
+  Loader val = open_loader(settings_.run.val_glob, settings_, false);
+  const int64_t micro_batch = settings_.run.micro_batch;
+  const int64_t batches = std::min(settings_.run.val_batches,
+                                   std::max<int64_t>(1, val.windows_per_epoch() / micro_batch));
+  return mean_loss(model_, val, batches, micro_batch);
 }
 
 void Trainer::run() {
@@ -178,20 +184,13 @@ std::vector<std::pair<std::string, const Tensor*>> Trainer::state_buffers() cons
 
 void Trainer::resume_from(const std::string& path) {
   Checkpoint ckpt = read_checkpoint(path);
-  ModelConfig stored = model_config_from_text(ckpt.text_entry("config", path), path);
+  ModelConfig stored = model_config_from(checkpoint_config(ckpt, path));
   std::vector<std::string> diff = differing_fields(stored, settings_.model);
   if (!diff.empty())
     fail("checkpoint {} was trained with another model config (checkpoint vs this run):\n  {}",
          path, fmt::join(diff, "\n  "));
-  const Parameters& params = model_.params();
-  for (const auto& [group, buffer] : state_buffers()) {
-    for (size_t i = 0; i < params.size(); ++i) {
-      const ParamSpec& spec = params.specs()[i];
-      const Tensor& stored_tensor = ckpt.tensor(group + spec.name, path);
-      check_shape(stored_tensor, spec.shape, (group + spec.name).c_str());
-      buffer->view(params.offsets()[i], spec.shape).copy_from(stored_tensor);
-    }
-  }
+  for (const auto& [group, buffer] : state_buffers())
+    load_flat_buffer(ckpt, path, group, model_.params(), *buffer);
   step_ = ckpt.integer("step", path);
   tokens_seen_ = ckpt.integer("tokens_seen", path);
   skipped_steps_ = ckpt.integer("skipped_steps", path);

@@ -48,6 +48,9 @@ struct StepResult {
   bool skipped = false;
 };
 
+// The mean next-token loss of `model` over `batches` micro-batches of `loader`, without grad.
+double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_batch);
+
 class Trainer {
  public:
   explicit Trainer(TrainSettings settings);
@@ -63,6 +66,7 @@ class Trainer {
 
   int64_t step() const { return step_; }
   Decoder& model() { return model_; }
+  const Decoder& model() const { return model_; }
   const TrainSettings& settings() const { return settings_; }
 
  private:
