@@ -1,0 +1,23 @@
+#include "eval/perplexity.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "data/loader.h"
+#include "train/trainer.h"
+
+namespace ssa {
+
+PerplexityResult perplexity(Decoder& model, const std::string& glob, int64_t seq_len,
+                            int64_t batch, int64_t max_batches) {
+  Loader loader(expand_glob(glob), seq_len, model.config().vocab_size, 0, false);
+  int64_t batches = std::max<int64_t>(1, loader.windows_per_epoch() / batch);
+  if (max_batches > 0) batches = std::min(batches, max_batches);
+  PerplexityResult result;
+  result.loss = mean_loss(model, loader, batches, batch);
+  result.perplexity = std::exp(result.loss);
+  result.tokens = batches * batch * seq_len;
+  return result;
+}
+
+}  // namespace ssa
