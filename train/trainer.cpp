@@ -17,7 +17,10 @@
 namespace ssa {
 namespace {
 
-constexpr uint64_t kRunStream = 0x5353415255ull;  // separates the run's stream from init's
+// Separate Philox streams: init uses the seed itself, the run's stream (SSA mode draws) and
+// the samples (keyed by step, so sampling settings never shift the run's stream) these.
+constexpr uint64_t kRunStream = 0x5353415255ull;
+constexpr uint64_t kSampleStream = 0x53534153414dull;
 
 Loader open_loader(const std::string& glob, const TrainSettings& s, bool shuffle) {
   return Loader(expand_glob(glob), s.run.seq_len, s.model.vocab_size, s.run.seed, shuffle);
@@ -131,8 +134,10 @@ void Trainer::log_validation() {
 }
 
 void Trainer::log_sample() {
-  std::vector<int32_t> prompt{static_cast<int32_t>(Tokenizer::kEndOfText)};
-  Rng sample_rng(rng_.next_u64());
+  // A new document starts after <|endoftext|>; a vocabulary without it starts from id 0.
+  const int64_t start = std::min<int64_t>(Tokenizer::kEndOfText, settings_.model.vocab_size - 1);
+  std::vector<int32_t> prompt{static_cast<int32_t>(start)};
+  Rng sample_rng(settings_.run.seed ^ kSampleStream, static_cast<uint64_t>(step_) << 32);
   std::vector<int32_t> ids = generate(model_, prompt, settings_.run.sample_tokens,
                                       SamplingOptions{1.0, 40}, sample_rng);
   std::string text;
