@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The default job, end to end: set up, train a tokenizer on a corpus, write token shards,
+# pretrain a small decoder on the CPU, evaluate it and print a sample.
+#
+#   scripts/quickstart.sh [--out DIR] [INPUT...]
+#
+# INPUTs are text files or directories (every file under them is a document). Without any,
+# the corpus is the .py files of this machine's python3 standard library.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+out=out/quickstart
+inputs=()
+while (($#)); do
+  case "$1" in
+    --out) out=${2:?--out needs a directory}; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) inputs+=("$1"); shift ;;
+  esac
+done
+
+bash scripts/setup.sh
+bin=$repo/build/bin
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+start=$(date +%s)
+
+corpus_list=$out/corpus.txt
+if ((${#inputs[@]})); then
+  find "${inputs[@]}" -type f | sort >"$corpus_list"
+else
+  stdlib=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
+  find "$stdlib" -name '*.py' -not -path '*-packages/*' | sort >"$corpus_list"
+fi
+[[ -s $corpus_list ]] || { echo "quickstart: no input files found" >&2; exit 1; }
+echo "quickstart: corpus of $(wc -l <"$corpus_list") files"
+mapfile -t files <"$corpus_list"
+
+tokenizer=$out/tokenizer.bin
+shards=$out/shards
+"$bin/ssa-tokenize" train --out "$tokenizer" --vocab-size 4096 "${files[@]}"
+rm -rf "$shards"
+"$bin/ssa-tokenize" encode --tokenizer "$tokenizer" --out-dir "$shards" --val-fraction 0.02 \
+  "${files[@]}"
+
+run_dir=$out/run
+rm -rf "$run_dir"
+"$bin/ssa-train" --config configs/quickstart.conf \
+  --data.train="$shards/train_*.bin" --data.val="$shards/val_*.bin" \
+  --data.tokenizer="$tokenizer" --train.out_dir="$run_dir"
+
+checkpoint=$(ls "$run_dir"/ckpt_*.h5 | tail -1)
+"$bin/ssa-eval" --checkpoint "$checkpoint" --max-batches 16
+echo "quickstart: a sample from the model:"
+"$bin/ssa-generate" --checkpoint "$checkpoint" --prompt "def " --tokens 64 --seed 7
+echo
+echo "quickstart: done in $(($(date +%s) - start)) s (after setup). Outputs in $out:"
+echo "  tokenizer.bin, shards/, run/log.jsonl and run/ckpt_*.h5 (the newest: $checkpoint)"
+echo "  resume an interrupted run:  $bin/ssa-train --config configs/quickstart.conf --resume auto \\"
+echo "    --data.train='$shards/train_*.bin' --data.val='$shards/val_*.bin' \\"
+echo "    --data.tokenizer=$tokenizer --train.out_dir=$run_dir"
