@@ -10,6 +10,10 @@
 #include "autograd/autograd.h"
 #include "ops/dispatch.h"
 
+#ifdef SSA_HAVE_CUDA
+#include "cuda/flash_attention.h"
+#endif
+
 namespace ssa {
 namespace {
 
@@ -161,6 +165,29 @@ void backward_kv_head(const BackwardTensors<T>& t, const AttentionDims& dims, in
   }
 }
 
+#ifdef SSA_HAVE_CUDA
+cuda::FlashDims flash_dims(const AttentionDims& dims) {
+  return {dims.batch, dims.q_len, dims.k_len, dims.heads, dims.kv_heads, dims.head_dim};
+}
+#else
+[[noreturn]] void no_cuda_backend() {
+  fail("attention: CUDA tensors, but this build has no CUDA backend");
+}
+#endif
+
+// The flash kernels (cuda/flash_attention.h) for CUDA tensors, f32 or bf16.
+void forward_on_device([[maybe_unused]] const Tensor& q, [[maybe_unused]] const Tensor& k,
+                       [[maybe_unused]] const Tensor& v, [[maybe_unused]] const Tensor& out,
+                       [[maybe_unused]] const Tensor& lse,
+                       [[maybe_unused]] const AttentionDims& dims) {
+#ifdef SSA_HAVE_CUDA
+  cuda::flash_attention_forward(flash_dims(dims), q.dtype(),
+                                {q.raw(), k.raw(), v.raw(), out.raw(), lse.data<float>()});
+#else
+  no_cuda_backend();
+#endif
+}
+
 // Probabilities are not kept: backward recomputes them from q, k and the row log-sum-exp
 // (lse, [B, H, Tq]), as the flash kernel does, so memory stays O(T) per head.
 struct AttentionNode : Node {
@@ -178,6 +205,14 @@ struct AttentionNode : Node {
     Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device());
     Tensor dk = Tensor::empty(k.shape(), k.dtype(), k.device());
     Tensor dv = Tensor::empty(v.shape(), v.dtype(), v.device());
+    if (q.is_cpu())
+      backward_on_cpu(g, dq, dk, dv);
+    else
+      backward_on_device(g, dq, dk, dv);
+    return {dq, dk, dv};
+  }
+  void backward_on_cpu(const Tensor& g, const Tensor& dq, const Tensor& dk,
+                       const Tensor& dv) const {
     dispatch_float(g, "attention backward", [&](auto zero) {
       using T = decltype(zero);
       const BackwardTensors<T> t{dims.queries<const T>(q.data<T>()),
@@ -193,7 +228,23 @@ struct AttentionNode : Node {
         backward_kv_head(t, dims, pair / dims.kv_heads, pair % dims.kv_heads);
       });
     });
-    return {dq, dk, dv};
+  }
+  // The delta workspace (rowsum(dO ∘ O), f32 [B, H, Tq]) is freed on return; the kernels that
+  // use it are already queued on the compute stream, ahead of any later user of its memory.
+  void backward_on_device([[maybe_unused]] const Tensor& g, [[maybe_unused]] const Tensor& dq,
+                          [[maybe_unused]] const Tensor& dk,
+                          [[maybe_unused]] const Tensor& dv) const {
+    check_same_kind({&q, &g}, "attention backward");
+#ifdef SSA_HAVE_CUDA
+    const Tensor delta =
+        Tensor::empty({dims.batch, dims.heads, dims.q_len}, DType::f32, Device::cuda);
+    cuda::flash_attention_backward(
+        flash_dims(dims), q.dtype(),
+        {q.raw(), k.raw(), v.raw(), out.raw(), g.raw(), lse.data<float>(), delta.data<float>(),
+         dq.raw(), dk.raw(), dv.raw()});
+#else
+    no_cuda_backend();
+#endif
   }
   void release() override { q = k = v = out = lse = Tensor(); }
 };
@@ -220,11 +271,18 @@ AttentionDims check_attention_inputs(const Tensor& q, const Tensor& k, const Ten
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) {
   const AttentionDims dims = check_attention_inputs(q, k, v);
   Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
-  Tensor lse = Tensor::empty({dims.batch, dims.heads, dims.q_len}, q.dtype(), q.device());
-  dispatch_float(q, "attention", [&](auto zero) {
-    using T = decltype(zero);
-    attention_forward(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(), dims);
-  });
+  // lse: [B, H, Tq], q's dtype on the CPU, f32 on the GPU.
+  Tensor lse = Tensor::empty({dims.batch, dims.heads, dims.q_len},
+                             q.is_cpu() ? q.dtype() : DType::f32, q.device());
+  if (q.is_cpu()) {
+    dispatch_float(q, "attention", [&](auto zero) {
+      using T = decltype(zero);
+      attention_forward(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(),
+                        dims);
+    });
+  } else {
+    forward_on_device(q, k, v, out, lse, dims);
+  }
   if (!should_record({&q, &k, &v})) return out;
   return record(
       out,
