@@ -14,9 +14,9 @@ namespace {
 thread_local bool g_grad_enabled = true;
 uint64_t g_next_sequence = 1;
 
-template <typename T>
-void add_cpu(T* dst, const T* src, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+template <typename T, typename Source>
+void add_cpu(T* dst, const Source* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += static_cast<T>(src[i]);
 }
 
 // Nodes reachable from root, each with the number of consumers that feed it a gradient.
@@ -70,15 +70,23 @@ Tensor record(const Tensor& output, std::shared_ptr<Node> node, std::vector<Tens
 void accumulate_into(const Tensor& dst, const Tensor& src) {
   SSA_CHECK(dst.shape() == src.shape(), "accumulate {} into {}", src.shape().str(),
             dst.shape().str());
-  check_same_kind({&dst, &src}, "accumulate_into");
+  SSA_CHECK(dst.device() == src.device(), "accumulate_into: {} source into a {} destination",
+            device_name(src.device()), device_name(dst.device()));
+  const bool same = dst.dtype() == src.dtype();
+  SSA_CHECK(same || (dst.dtype() == DType::f32 && src.dtype() == DType::bf16),
+            "accumulate_into: cannot add {} into {} (same dtype, or bf16 into f32)",
+            dtype_name(src.dtype()), dtype_name(dst.dtype()));
   if (!dst.is_cpu()) {
 #ifdef SSA_HAVE_CUDA
-    cuda::add_inplace(dst.raw(), src.raw(), dst.dtype(), dst.numel());
+    cuda::accumulate(dst.raw(), dst.dtype(), src.raw(), src.dtype(), dst.numel());
     return;
 #endif
   }
   switch (dst.dtype()) {
-    case DType::f32: add_cpu(dst.data<float>(), src.data<float>(), dst.numel()); break;
+    case DType::f32:
+      if (same) add_cpu(dst.data<float>(), src.data<float>(), dst.numel());
+      else add_cpu(dst.data<float>(), src.data<bf16>(), dst.numel());
+      break;
     case DType::f64: add_cpu(dst.data<double>(), src.data<double>(), dst.numel()); break;
     default: SSA_CHECK(false, "gradients must be f32 or f64, got {}", dtype_name(dst.dtype()));
   }

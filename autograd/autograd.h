@@ -60,7 +60,9 @@ Tensor record(const Tensor& output, std::shared_ptr<Node> node, std::vector<Tens
 // Backpropagates from `root`. `grad` defaults to 1 for a one-element root.
 void backward(const Tensor& root, const Tensor& grad = Tensor());
 
-// dst += src, elementwise, same shape, any device (used for gradient accumulation).
+// dst += src, elementwise, same shape and device (used for gradient accumulation). The dtypes
+// match, or src is bf16 and dst f32: a bf16 leaf (mixed precision's working copy of a weight)
+// whose grad() is a view of the fp32 flat gradient buffer accumulates into it.
 void accumulate_into(const Tensor& dst, const Tensor& src);
 
 }  // namespace ssa

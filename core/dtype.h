@@ -9,9 +9,30 @@ namespace ssa {
 enum class DType : uint8_t { f32, f64, bf16, i32 };
 enum class Device : uint8_t { cpu, cuda };
 
-size_t dtype_size(DType dtype);
-std::string_view dtype_name(DType dtype);
-std::string_view device_name(Device device);
+// Inline (not in tensor.cpp) so that cuda/, which links nothing of ours, can name dtypes too.
+constexpr size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return 4;
+    case DType::f64: return 8;
+    case DType::bf16: return 2;
+    case DType::i32: return 4;
+  }
+  return 0;
+}
+
+constexpr std::string_view dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return "f32";
+    case DType::f64: return "f64";
+    case DType::bf16: return "bf16";
+    case DType::i32: return "i32";
+  }
+  return "?";
+}
+
+constexpr std::string_view device_name(Device device) {
+  return device == Device::cpu ? "cpu" : "cuda";
+}
 
 // bfloat16 storage type: the upper 16 bits of an IEEE float, round-to-nearest-even.
 struct bf16 {

@@ -8,28 +8,6 @@
 
 namespace ssa {
 
-size_t dtype_size(DType dtype) {
-  switch (dtype) {
-    case DType::f32: return 4;
-    case DType::f64: return 8;
-    case DType::bf16: return 2;
-    case DType::i32: return 4;
-  }
-  return 0;
-}
-
-std::string_view dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::f32: return "f32";
-    case DType::f64: return "f64";
-    case DType::bf16: return "bf16";
-    case DType::i32: return "i32";
-  }
-  return "?";
-}
-
-std::string_view device_name(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
-
 Shape::Shape(std::initializer_list<int64_t> sizes) : Shape(std::vector<int64_t>(sizes)) {}
 
 Shape::Shape(const std::vector<int64_t>& sizes) {
@@ -250,8 +228,11 @@ void Tensor::fill(double value) const {
       std::memcpy(static_cast<char*>(raw()) + i * width, raw(), width);
     return;
   }
-  Tensor host = full(shape(), value, dtype(), Device::cpu);
-  copy_from(host);
+#ifdef SSA_HAVE_CUDA
+  cuda::fill(raw(), dtype(), value, numel());
+#else
+  fail("fill of a CUDA tensor but this build has no CUDA backend");
+#endif
 }
 
 double Tensor::at(int64_t index) const {

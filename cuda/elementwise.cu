@@ -1,34 +1,112 @@
 #include "cuda/elementwise.h"
 
-#include <algorithm>
+#include <type_traits>
 
-#include "cuda/check.h"
+#include "cuda/device.cuh"
 
 namespace ssa::cuda {
 namespace {
 
+struct Plus {
+  __device__ float operator()(float x, float y) const { return x + y; }
+};
+struct Times {
+  __device__ float operator()(float x, float y) const { return x * y; }
+};
+
+template <typename T, typename Op>
+struct Binary {
+  const T* a;
+  const T* b;
+  T* out;
+  __device__ void operator()(int64_t i) const {
+    out[i] = from_float<T>(Op{}(to_float(a[i]), to_float(b[i])));
+  }
+};
+
 template <typename T>
-__global__ void add_inplace_kernel(T* dst, const T* src, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] += src[i];
+struct Scale {
+  const T* a;
+  T* out;
+  double factor;
+  __device__ void operator()(int64_t i) const {
+    out[i] = from_float<T>(static_cast<float>(static_cast<double>(to_float(a[i])) * factor));
+  }
+};
+
+template <typename Dst, typename Src>
+struct Accumulate {
+  Dst* dst;
+  const Src* src;
+  __device__ void operator()(int64_t i) const {
+    if constexpr (std::is_same_v<Dst, double>)
+      dst[i] += src[i];
+    else
+      dst[i] = from_float<Dst>(to_float(dst[i]) + to_float(src[i]));
+  }
+};
+
+template <typename Out, typename G>
+struct Broadcast {
+  const G* g;
+  Out* out;
+  double factor;
+  __device__ void operator()(int64_t i) const {
+    out[i] = from_float<Out>(static_cast<float>(static_cast<double>(to_float(*g)) * factor));
+  }
+};
+
+template <typename Op>
+void binary(const void* a, const void* b, void* out, DType dtype, int64_t n, const char* op) {
+  with_storage_type(dtype, op, [&](auto zero) {
+    using T = decltype(zero);
+    for_each(n, Binary<T, Op>{static_cast<const T*>(a), static_cast<const T*>(b),
+                              static_cast<T*>(out)});
+  });
 }
 
-int blocks_for(int64_t n) { return static_cast<int>(std::clamp<int64_t>((n + 255) / 256, 1, 4096)); }
+template <typename Dst, typename Src>
+void launch_accumulate(void* dst, const void* src, int64_t n) {
+  for_each(n, Accumulate<Dst, Src>{static_cast<Dst*>(dst), static_cast<const Src*>(src)});
+}
 
 }  // namespace
 
-void add_inplace(void* dst, const void* src, DType dtype, int64_t n) {
-  if (n == 0) return;
-  if (dtype == DType::f32) {
-    add_inplace_kernel<<<blocks_for(n), 256>>>(static_cast<float*>(dst),
-                                               static_cast<const float*>(src), n);
-  } else {
-    SSA_CHECK(dtype == DType::f64, "add_inplace takes f32 or f64 (dtype code {})", static_cast<int>(dtype));
-    add_inplace_kernel<<<blocks_for(n), 256>>>(static_cast<double*>(dst),
-                                               static_cast<const double*>(src), n);
-  }
-  CUDA_CHECK(cudaGetLastError());
+void add(const void* a, const void* b, void* out, DType dtype, int64_t n) {
+  binary<Plus>(a, b, out, dtype, n, "add");
+}
+
+void mul(const void* a, const void* b, void* out, DType dtype, int64_t n) {
+  binary<Times>(a, b, out, dtype, n, "mul");
+}
+
+void scale(const void* a, void* out, DType dtype, double factor, int64_t n) {
+  with_storage_type(dtype, "scale", [&](auto zero) {
+    using T = decltype(zero);
+    for_each(n, Scale<T>{static_cast<const T*>(a), static_cast<T*>(out), factor});
+  });
+}
+
+void accumulate(void* dst, DType dst_dtype, const void* src, DType src_dtype, int64_t n) {
+  if (dst_dtype == DType::f32 && src_dtype == DType::f32) return launch_accumulate<float, float>(dst, src, n);
+  if (dst_dtype == DType::f32 && src_dtype == DType::bf16)
+    return launch_accumulate<float, __nv_bfloat16>(dst, src, n);
+  if (dst_dtype == DType::bf16 && src_dtype == DType::bf16)
+    return launch_accumulate<__nv_bfloat16, __nv_bfloat16>(dst, src, n);
+  if (dst_dtype == DType::f64 && src_dtype == DType::f64) return launch_accumulate<double, double>(dst, src, n);
+  fail("accumulate: cannot add {} into {} on CUDA (same dtype, or bf16 into f32)",
+       dtype_name(src_dtype), dtype_name(dst_dtype));
+}
+
+void broadcast_scalar(const void* g, DType g_dtype, double factor, void* out, DType out_dtype,
+                      int64_t n) {
+  with_storage_type(g_dtype, "broadcast_scalar", [&](auto g_zero) {
+    using G = decltype(g_zero);
+    with_storage_type(out_dtype, "broadcast_scalar", [&](auto out_zero) {
+      using Out = decltype(out_zero);
+      for_each(n, Broadcast<Out, G>{static_cast<const G*>(g), static_cast<Out*>(out), factor});
+    });
+  });
 }
 
 }  // namespace ssa::cuda

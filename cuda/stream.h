@@ -1,11 +1,13 @@
 #pragma once
-// The one compute stream every kernel and cuBLAS call of a training step is issued on.
+// The one compute stream every kernel, cuBLAS call and copy of ours is issued on, so that work
+// is ordered without events and the caching allocator may reuse a block as soon as the host
+// frees it.
 #include <cuda_runtime.h>
 
 namespace ssa::cuda {
 
-// Created on first use with cudaStreamCreate, so it stays ordered with the legacy default
-// stream (host<->device copies in core/ use that).
+// Created on first use with cudaStreamCreate (a blocking stream: it also stays ordered with the
+// legacy default stream, for code that still uses it).
 cudaStream_t compute_stream();
 
 }  // namespace ssa::cuda

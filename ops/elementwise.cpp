@@ -2,6 +2,10 @@
 
 #include "autograd/autograd.h"
 #include "ops/dispatch.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/elementwise.h"
+#include "cuda/reduce.h"
+#endif
 
 namespace ssa {
 namespace {
@@ -49,57 +53,91 @@ struct ScaleNode : Node {
   }
 };
 
-// d(sum)/da = 1 · factor, broadcast to a's shape.
+// d(sum)/da = 1 · factor, broadcast to a's shape (and dtype: a bf16 input has an f32 sum).
 struct SumNode : Node {
   Shape shape;
+  DType input_dtype;
   double factor;
-  SumNode(Shape s, double f) : shape(s), factor(f) {}
+  SumNode(Shape s, DType dtype, double f) : shape(s), input_dtype(dtype), factor(f) {}
   const char* name() const override { return "sum"; }
   std::vector<Tensor> backward(const Tensor& g) override {
-    return {Tensor::full(shape, g.item() * factor, g.dtype(), g.device())};
+    if (g.is_cpu()) return {Tensor::full(shape, g.item() * factor, input_dtype, g.device())};
+    Tensor da = Tensor::empty(shape, input_dtype, g.device());
+    SSA_ON_CUDA("sum backward", cuda::broadcast_scalar(g.raw(), g.dtype(), factor, da.raw(),
+                                                       input_dtype, da.numel()));
+    return {da};
   }
 };
 
-Tensor reduce_sum(const Tensor& a, double factor, const char* op) {
-  double total = dispatch_float(a, op, [&](auto zero) {
+double sum_cpu(const Tensor& a, const char* op) {
+  return dispatch_float(a, op, [&](auto zero) {
     using T = decltype(zero);
     const T* p = a.data<T>();
     double acc = 0;
     for (int64_t i = 0; i < a.numel(); ++i) acc += p[i];
     return acc;
   });
-  Tensor out = Tensor::scalar(total * factor, a.dtype(), a.device());
-  if (!should_record({&a})) return out;
-  return record(out, std::make_shared<SumNode>(a.shape(), factor), {a});
 }
+
+Tensor reduce_sum(const Tensor& a, double factor, const char* op) {
+  Tensor out;
+  if (a.is_cpu()) {
+    out = Tensor::scalar(sum_cpu(a, op) * factor, a.dtype(), a.device());
+  } else {
+    out = Tensor::empty(Shape{}, reduced_dtype(a.dtype()), a.device());
+    SSA_ON_CUDA(op, cuda::sum(a.raw(), a.dtype(), a.numel(), factor, out.raw(), out.dtype()));
+  }
+  if (!should_record({&a})) return out;
+  return record(out, std::make_shared<SumNode>(a.shape(), a.dtype(), factor), {a});
+}
+
+Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
   check_binary(a, b, "add");
-  Tensor out = dispatch_float(a, "add", [&](auto zero) {
-    using T = decltype(zero);
-    return map2<T>(a, b, [](T x, T y) { return x + y; });
-  });
+  Tensor out;
+  if (a.is_cpu()) {
+    out = dispatch_float(a, "add", [&](auto zero) {
+      using T = decltype(zero);
+      return map2<T>(a, b, [](T x, T y) { return x + y; });
+    });
+  } else {
+    out = empty_like(a);
+    SSA_ON_CUDA("add", cuda::add(a.raw(), b.raw(), out.raw(), a.dtype(), a.numel()));
+  }
   if (!should_record({&a, &b})) return out;
   return record(out, std::make_shared<AddNode>(), {a, b});
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   check_binary(a, b, "mul");
-  Tensor out = dispatch_float(a, "mul", [&](auto zero) {
-    using T = decltype(zero);
-    return map2<T>(a, b, [](T x, T y) { return x * y; });
-  });
+  Tensor out;
+  if (a.is_cpu()) {
+    out = dispatch_float(a, "mul", [&](auto zero) {
+      using T = decltype(zero);
+      return map2<T>(a, b, [](T x, T y) { return x * y; });
+    });
+  } else {
+    out = empty_like(a);
+    SSA_ON_CUDA("mul", cuda::mul(a.raw(), b.raw(), out.raw(), a.dtype(), a.numel()));
+  }
   if (!should_record({&a, &b})) return out;
   return record(out, std::make_shared<MulNode>(a.detach(), b.detach()), {a, b});
 }
 
 Tensor scale(const Tensor& a, double factor) {
-  Tensor out = dispatch_float(a, "scale", [&](auto zero) {
-    using T = decltype(zero);
-    return map2<T>(a, a, [factor](T x, T) { return static_cast<T>(x * factor); });
-  });
+  Tensor out;
+  if (a.is_cpu()) {
+    out = dispatch_float(a, "scale", [&](auto zero) {
+      using T = decltype(zero);
+      return map2<T>(a, a, [factor](T x, T) { return static_cast<T>(x * factor); });
+    });
+  } else {
+    out = empty_like(a);
+    SSA_ON_CUDA("scale", cuda::scale(a.raw(), out.raw(), a.dtype(), factor, a.numel()));
+  }
   if (!should_record({&a})) return out;
   return record(out, std::make_shared<ScaleNode>(factor), {a});
 }

@@ -4,6 +4,9 @@
 
 #include "autograd/autograd.h"
 #include "ops/dispatch.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/gate.h"
+#endif
 
 namespace ssa {
 namespace {
@@ -56,11 +59,19 @@ struct HeadGateNode : Node {
   std::vector<Tensor> backward(const Tensor& g) override {
     Tensor d_o = Tensor::empty(o.shape(), o.dtype(), o.device());
     Tensor d_logits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-    dispatch_float(g, "head_gate backward", [&](auto zero) {
-      using T = decltype(zero);
-      gate_backward(o.data<T>(), logits.data<T>(), g.data<T>(), d_o.data<T>(), d_logits.data<T>(),
-                    layout_of(o));
-    });
+    const GateLayout layout = layout_of(o);
+    if (g.is_cpu()) {
+      dispatch_float(g, "head_gate backward", [&](auto zero) {
+        using T = decltype(zero);
+        gate_backward(o.data<T>(), logits.data<T>(), g.data<T>(), d_o.data<T>(),
+                      d_logits.data<T>(), layout);
+      });
+    } else {
+      SSA_ON_CUDA("head_gate backward",
+                  cuda::head_gate_backward(o.raw(), logits.raw(), g.raw(), d_o.raw(),
+                                           d_logits.raw(), o.dtype(), layout.heads,
+                                           layout.head_dim));
+    }
     return {d_o, d_logits};
   }
   void release() override { o = logits = Tensor(); }
@@ -75,10 +86,16 @@ Tensor head_gate(const Tensor& o, const Tensor& logits) {
       "head_gate: o {} must be [B, T, H, head_dim > 0] and logits {} [B, T, H]", o.shape().str(),
       logits.shape().str());
   Tensor out = Tensor::empty(o.shape(), o.dtype(), o.device());
-  dispatch_float(o, "head_gate", [&](auto zero) {
-    using T = decltype(zero);
-    gate_forward(o.data<T>(), logits.data<T>(), out.data<T>(), layout_of(o));
-  });
+  const GateLayout layout = layout_of(o);
+  if (o.is_cpu()) {
+    dispatch_float(o, "head_gate", [&](auto zero) {
+      using T = decltype(zero);
+      gate_forward(o.data<T>(), logits.data<T>(), out.data<T>(), layout);
+    });
+  } else {
+    SSA_ON_CUDA("head_gate", cuda::head_gate_forward(o.raw(), logits.raw(), out.raw(), o.dtype(),
+                                                     layout.heads, layout.head_dim));
+  }
   if (!should_record({&o, &logits})) return out;
   return record(out, std::make_shared<HeadGateNode>(o.detach(), logits.detach()), {o, logits});
 }

@@ -8,6 +8,9 @@
 
 #include "autograd/autograd.h"
 #include "ops/dispatch.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/blas.h"
+#endif
 
 namespace ssa {
 namespace {
@@ -95,10 +98,15 @@ Tensor product(const Tensor& a, const Tensor& b, bool transpose_a, bool transpos
                     transpose_b};
   Tensor c =
       Tensor::empty(batched ? Shape{s.batch, s.m, s.n} : Shape{s.m, s.n}, a.dtype(), a.device());
-  dispatch_float(a, "matmul", [&](auto zero) {
-    using T = decltype(zero);
-    gemm(a.data<T>(), b.data<T>(), c.data<T>(), s);
-  });
+  if (a.is_cpu()) {
+    dispatch_float(a, "matmul", [&](auto zero) {
+      using T = decltype(zero);
+      gemm(a.data<T>(), b.data<T>(), c.data<T>(), s);
+    });
+  } else {
+    SSA_ON_CUDA("matmul", cuda::gemm(a.raw(), b.raw(), c.raw(), a.dtype(),
+                                     {s.batch, s.m, s.n, s.k, transpose_a, transpose_b}));
+  }
   return c;
 }
 

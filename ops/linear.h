@@ -9,7 +9,8 @@ Tensor linear(const Tensor& x, const Tensor& w);
 // c = op(a) · op(b), op = transpose when asked. 2-D [m,k]·[k,n], or batched 3-D with equal
 // leading batch dimension.
 // CPU: both run Eigen GEMMs over a tile grid fixed by the shape, threaded with OpenMP; results are
-// bit-identical for any thread count.
+// bit-identical for any thread count. CUDA: cuBLAS, f32 without TF32, or bf16 with fp32
+// accumulation (cuda/blas.h).
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 
 }  // namespace ssa

@@ -6,6 +6,9 @@
 
 #include "autograd/autograd.h"
 #include "ops/dispatch.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/rmsnorm.h"
+#endif
 
 namespace ssa {
 namespace {
@@ -22,8 +25,7 @@ Rows rows_of(const Tensor& x) { return {x.numel() / x.shape().back(), x.shape().
 
 // y[r] = x[r] · rstd[r] · w with rstd[r] = 1 / sqrt(mean(x[r]²) + eps), kept for backward.
 template <typename T>
-void normalize(const T* x, const T* weight, T* y, Rows rows, double eps,
-               std::vector<double>& rstd) {
+void normalize(const T* x, const T* weight, T* y, Rows rows, double eps, double* rstd) {
 #pragma omp parallel for schedule(static) if (rows.count * rows.dim >= kParallelElements)
   for (int64_t r = 0; r < rows.count; ++r) {
     const T* xr = x + r * rows.dim;
@@ -38,7 +40,7 @@ void normalize(const T* x, const T* weight, T* y, Rows rows, double eps,
 // With x̂ = x·rstd and dx̂ = dy·w: dx = rstd · (dx̂ − x̂ · mean(dx̂ · x̂)).
 template <typename T>
 void input_gradient(const T* x, const T* weight, const T* dy, T* dx, Rows rows,
-                    const std::vector<double>& rstd) {
+                    const double* rstd) {
 #pragma omp parallel for schedule(static) if (rows.count * rows.dim >= kParallelElements)
   for (int64_t r = 0; r < rows.count; ++r) {
     const int64_t base = r * rows.dim;
@@ -56,7 +58,7 @@ void input_gradient(const T* x, const T* weight, const T* dy, T* dx, Rows rows,
 // dw_j = Σ_r dy[r, j] · x̂[r, j]; threads own blocks of columns and sum rows in order, so the
 // result does not depend on the thread count.
 template <typename T>
-void weight_gradient(const T* x, const T* dy, T* dw, Rows rows, const std::vector<double>& rstd) {
+void weight_gradient(const T* x, const T* dy, T* dw, Rows rows, const double* rstd) {
 #pragma omp parallel for schedule(static) if (rows.count * rows.dim >= kParallelElements)
   for (int64_t first = 0; first < rows.dim; first += kColumnBlock) {
     const int64_t width = std::min(kColumnBlock, rows.dim - first);
@@ -70,31 +72,49 @@ void weight_gradient(const T* x, const T* dy, T* dw, Rows rows, const std::vecto
   }
 }
 
+void backward_cpu(const Tensor& x, const Tensor& weight, const Tensor& g, const Tensor& rstd,
+                  const Tensor& dx, const Tensor& dw) {
+  dispatch_float(g, "rmsnorm backward", [&](auto zero) {
+    using T = decltype(zero);
+    if (dx.defined())
+      input_gradient(x.data<T>(), weight.data<T>(), g.data<T>(), dx.data<T>(), rows_of(x),
+                     rstd.data<double>());
+    if (dw.defined())
+      weight_gradient(x.data<T>(), g.data<T>(), dw.data<T>(), rows_of(x), rstd.data<double>());
+  });
+}
+
+#ifdef SSA_HAVE_CUDA
+void backward_cuda(const Tensor& x, const Tensor& weight, const Tensor& g, const Tensor& rstd,
+                   const Tensor& dx, const Tensor& dw) {
+  const Rows rows = rows_of(x);
+  if (dx.defined())
+    cuda::rmsnorm_backward_input(x.raw(), weight.raw(), g.raw(), rstd.data<float>(), dx.raw(),
+                                 x.dtype(), rows.count, rows.dim);
+  if (dw.defined())
+    cuda::rmsnorm_backward_weight(x.raw(), g.raw(), rstd.data<float>(), dw.raw(), x.dtype(),
+                                  rows.count, rows.dim);
+}
+#endif
+
+// rstd: one value per row, f64 on the CPU, f32 on CUDA.
 struct RmsNormNode : Node {
-  Tensor x, weight;
-  std::vector<double> rstd;
-  RmsNormNode(Tensor x_, Tensor weight_, std::vector<double> rstd_)
+  Tensor x, weight, rstd;
+  RmsNormNode(Tensor x_, Tensor weight_, Tensor rstd_)
       : x(std::move(x_)), weight(std::move(weight_)), rstd(std::move(rstd_)) {}
   const char* name() const override { return "rmsnorm"; }
   std::vector<Tensor> backward(const Tensor& g) override {
     Tensor dx, dw;
-    dispatch_float(g, "rmsnorm backward", [&](auto zero) {
-      using T = decltype(zero);
-      if (inputs()[0].requires_grad()) {
-        dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-        input_gradient(x.data<T>(), weight.data<T>(), g.data<T>(), dx.data<T>(), rows_of(x), rstd);
-      }
-      if (inputs()[1].requires_grad()) {
-        dw = Tensor::empty(weight.shape(), weight.dtype(), weight.device());
-        weight_gradient(x.data<T>(), g.data<T>(), dw.data<T>(), rows_of(x), rstd);
-      }
-    });
+    if (inputs()[0].requires_grad()) dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    if (inputs()[1].requires_grad())
+      dw = Tensor::empty(weight.shape(), weight.dtype(), weight.device());
+    if (g.is_cpu())
+      backward_cpu(x, weight, g, rstd, dx, dw);
+    else
+      SSA_ON_CUDA("rmsnorm backward", backward_cuda(x, weight, g, rstd, dx, dw));
     return {dx, dw};
   }
-  void release() override {
-    x = weight = Tensor();
-    rstd = {};
-  }
+  void release() override { x = weight = rstd = Tensor(); }
 };
 
 }  // namespace
@@ -106,12 +126,17 @@ Tensor rmsnorm(const Tensor& x, const Tensor& weight, double eps) {
             weight.shape().str());
   SSA_CHECK(eps >= 0, "rmsnorm: eps {} is negative", eps);
   const Rows rows = rows_of(x);
-  std::vector<double> rstd(static_cast<size_t>(rows.count));
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  dispatch_float(x, "rmsnorm", [&](auto zero) {
-    using T = decltype(zero);
-    normalize(x.data<T>(), weight.data<T>(), y.data<T>(), rows, eps, rstd);
-  });
+  Tensor rstd = Tensor::empty({rows.count}, x.is_cpu() ? DType::f64 : DType::f32, x.device());
+  if (x.is_cpu()) {
+    dispatch_float(x, "rmsnorm", [&](auto zero) {
+      using T = decltype(zero);
+      normalize(x.data<T>(), weight.data<T>(), y.data<T>(), rows, eps, rstd.data<double>());
+    });
+  } else {
+    SSA_ON_CUDA("rmsnorm", cuda::rmsnorm_forward(x.raw(), weight.raw(), y.raw(), rstd.data<float>(),
+                                                 x.dtype(), rows.count, rows.dim, eps));
+  }
   if (!should_record({&x, &weight})) return y;
   return record(y, std::make_shared<RmsNormNode>(x.detach(), weight.detach(), std::move(rstd)),
                 {x, weight});

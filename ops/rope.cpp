@@ -4,6 +4,9 @@
 
 #include "autograd/autograd.h"
 #include "ops/dispatch.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/rope.h"
+#endif
 
 namespace ssa {
 namespace {
@@ -39,11 +42,19 @@ Tensor apply_rotation(const Tensor& x, const RopeTable& table, int64_t position_
                       double direction, const char* op) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   const RopeLayout layout{x.dim(0) * x.dim(1) * x.dim(2), x.dim(1), x.dim(2), x.dim(3) / 2};
-  dispatch_float(x, op, [&](auto zero) {
-    using T = decltype(zero);
-    rotate(x.data<T>(), out.data<T>(), table.cos.data<T>(), table.sin.data<T>(), layout,
-           position_offset, static_cast<T>(direction));
-  });
+  if (x.is_cpu()) {
+    dispatch_float(x, op, [&](auto zero) {
+      using T = decltype(zero);
+      rotate(x.data<T>(), out.data<T>(), table.cos.data<T>(), table.sin.data<T>(), layout,
+             position_offset, static_cast<T>(direction));
+    });
+  } else {
+    SSA_ON_CUDA(op, cuda::rope(x.raw(), out.raw(), x.dtype(), table.cos.raw(), table.sin.raw(),
+                               table.cos.dtype(),
+                               {layout.rows, layout.seq_len, layout.heads, layout.half,
+                                position_offset},
+                               static_cast<float>(direction)));
+  }
   return out;
 }
 
@@ -60,7 +71,14 @@ struct RopeNode : Node {
 };
 
 void check_rope_inputs(const Tensor& x, const RopeTable& table, int64_t position_offset) {
-  check_same_kind({&x, &table.cos, &table.sin}, "rope");
+  check_same_kind({&table.cos, &table.sin}, "rope table");
+  SSA_CHECK(x.device() == table.cos.device() &&
+                (table.cos.dtype() == x.dtype() ||
+                 (x.dtype() == DType::bf16 && table.cos.dtype() == DType::f32)),
+            "rope: a {} table on {} for a {} x on {} (expected x's device, and x's dtype or f32 "
+            "for a bf16 x)",
+            dtype_name(table.cos.dtype()), device_name(table.cos.device()), dtype_name(x.dtype()),
+            device_name(x.device()));
   SSA_CHECK(x.rank() == 4 && x.dim(3) % 2 == 0,
             "rope: x {} must be [B, T, H, head_dim] with an even head_dim", x.shape().str());
   const Shape table_shape{table.max_positions(), x.dim(3) / 2};

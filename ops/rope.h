@@ -16,6 +16,7 @@ RopeTable rope_table(int64_t max_positions, int64_t head_dim, double theta, DTyp
 //   out[i]      = x[i]·cos − x[i+h]·sin,   out[i+h] = x[i+h]·cos + x[i]·sin,   h = head_dim/2,
 // at position position_offset + t for x[b, t, head, :]. x: [B, T, H, head_dim]. A position past
 // the table is an error. Backward rotates the gradient back (the rotation is orthogonal).
+// The table has x's dtype, or f32 for a bf16 x (CUDA: the angles then keep fp32 precision).
 Tensor rope(const Tensor& x, const RopeTable& table, int64_t position_offset = 0);
 
 }  // namespace ssa

@@ -5,6 +5,9 @@
 
 #include "autograd/autograd.h"
 #include "ops/dispatch.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/smooth_l1.h"
+#endif
 
 namespace ssa {
 namespace {
@@ -62,6 +65,12 @@ struct SmoothL1Node : Node {
   std::vector<Tensor> backward(const Tensor& g) override {
     Tensor da = Tensor::empty(a.shape(), a.dtype(), a.device());
     Tensor db = Tensor::empty(b.shape(), b.dtype(), b.device());
+    if (!g.is_cpu()) {
+      SSA_ON_CUDA("smooth_l1 backward",
+                  cuda::smooth_l1_backward(a.raw(), b.raw(), g.raw(), g.dtype(), da.raw(), db.raw(),
+                                           a.dtype(), a.numel(), beta));
+      return {da, db};
+    }
     const double scale = g.item() / static_cast<double>(a.numel());
     dispatch_float(a, "smooth_l1 backward", [&](auto zero) {
       using T = decltype(zero);
@@ -81,11 +90,18 @@ Tensor smooth_l1(const Tensor& a, const Tensor& b, double beta) {
             "smooth_l1: shapes {} and {} must be equal and non-empty", a.shape().str(),
             b.shape().str());
   SSA_CHECK(beta >= 0, "smooth_l1: beta {} is negative", beta);
-  const double total = dispatch_float(a, "smooth_l1", [&](auto zero) {
-    using T = decltype(zero);
-    return smooth_l1_sum(a.data<T>(), b.data<T>(), a.numel(), beta);
-  });
-  Tensor out = Tensor::scalar(total / static_cast<double>(a.numel()), a.dtype(), a.device());
+  Tensor out;
+  if (a.is_cpu()) {
+    const double total = dispatch_float(a, "smooth_l1", [&](auto zero) {
+      using T = decltype(zero);
+      return smooth_l1_sum(a.data<T>(), b.data<T>(), a.numel(), beta);
+    });
+    out = Tensor::scalar(total / static_cast<double>(a.numel()), a.dtype(), a.device());
+  } else {
+    out = Tensor::empty(Shape{}, reduced_dtype(a.dtype()), a.device());
+    SSA_ON_CUDA("smooth_l1", cuda::smooth_l1_forward(a.raw(), b.raw(), a.dtype(), a.numel(), beta,
+                                                     out.raw(), out.dtype()));
+  }
   if (!should_record({&a, &b})) return out;
   return record(out, std::make_shared<SmoothL1Node>(a.detach(), b.detach(), beta), {a, b});
 }

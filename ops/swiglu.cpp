@@ -4,6 +4,9 @@
 
 #include "autograd/autograd.h"
 #include "ops/dispatch.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/swiglu.h"
+#endif
 
 namespace ssa {
 namespace {
@@ -39,10 +42,16 @@ struct SwigluNode : Node {
   std::vector<Tensor> backward(const Tensor& g) override {
     Tensor da = Tensor::empty(a.shape(), a.dtype(), a.device());
     Tensor db = Tensor::empty(b.shape(), b.dtype(), b.device());
-    dispatch_float(g, "swiglu backward", [&](auto zero) {
-      using T = decltype(zero);
-      swiglu_backward(a.data<T>(), b.data<T>(), g.data<T>(), da.data<T>(), db.data<T>(), a.numel());
-    });
+    if (g.is_cpu()) {
+      dispatch_float(g, "swiglu backward", [&](auto zero) {
+        using T = decltype(zero);
+        swiglu_backward(a.data<T>(), b.data<T>(), g.data<T>(), da.data<T>(), db.data<T>(),
+                        a.numel());
+      });
+    } else {
+      SSA_ON_CUDA("swiglu backward", cuda::swiglu_backward(a.raw(), b.raw(), g.raw(), da.raw(),
+                                                           db.raw(), a.dtype(), a.numel()));
+    }
     return {da, db};
   }
   void release() override { a = b = Tensor(); }
@@ -55,10 +64,15 @@ Tensor swiglu(const Tensor& a, const Tensor& b) {
   SSA_CHECK(a.shape() == b.shape(), "swiglu: gate {} and up {} shapes differ", a.shape().str(),
             b.shape().str());
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
-  dispatch_float(a, "swiglu", [&](auto zero) {
-    using T = decltype(zero);
-    swiglu_forward(a.data<T>(), b.data<T>(), out.data<T>(), a.numel());
-  });
+  if (a.is_cpu()) {
+    dispatch_float(a, "swiglu", [&](auto zero) {
+      using T = decltype(zero);
+      swiglu_forward(a.data<T>(), b.data<T>(), out.data<T>(), a.numel());
+    });
+  } else {
+    SSA_ON_CUDA("swiglu",
+                cuda::swiglu_forward(a.raw(), b.raw(), out.raw(), a.dtype(), a.numel()));
+  }
   if (!should_record({&a, &b})) return out;
   return record(out, std::make_shared<SwigluNode>(a.detach(), b.detach()), {a, b});
 }

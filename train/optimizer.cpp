@@ -3,6 +3,12 @@
 #include <cmath>
 #include <numbers>
 
+#include "ops/dispatch.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/adamw.h"
+#include "cuda/elementwise.h"
+#endif
+
 namespace ssa {
 namespace {
 
@@ -32,20 +38,63 @@ void scale_in_place(T* x, int64_t n, double factor) {
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<T>(x[i] * factor);
 }
 
+// Bit i of word i / 32 is set where parameter i decays (an i32 tensor: one bit per parameter).
+Tensor decay_bits(const Parameters& params) {
+  std::vector<uint32_t> words(static_cast<size_t>((params.count() + 31) / 32), 0u);
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!params.specs()[i].weight_decay) continue;
+    const int64_t begin = params.offsets()[i], end = begin + params[i].numel();
+    for (int64_t j = begin; j < end; ++j) words[j / 32] |= 1u << (j % 32);
+  }
+  std::vector<double> values(words.size());
+  for (size_t w = 0; w < words.size(); ++w) values[w] = static_cast<int32_t>(words[w]);
+  return Tensor::from(values, {static_cast<int64_t>(words.size())}, DType::i32)
+      .to(params.flat().device());
+}
+
+void check_cuda_flat(const Tensor& flat, const char* what) {
+  SSA_CHECK(flat.dtype() == DType::f32, "{}: CUDA buffers must be f32, got {}", what,
+            dtype_name(flat.dtype()));
+}
+
 }  // namespace
 
 AdamW::AdamW(const Parameters& params, AdamWConfig config)
     : params_(params),
       config_(config),
       m_(Tensor::zeros(params.flat().shape(), params.flat().dtype(), params.flat().device())),
-      v_(Tensor::zeros(params.flat().shape(), params.flat().dtype(), params.flat().device())) {}
+      v_(Tensor::zeros(params.flat().shape(), params.flat().dtype(), params.flat().device())) {
+  if (params.flat().is_cpu()) return;
+  check_cuda_flat(params.flat(), "AdamW");
+  decay_bits_ = decay_bits(params);
+}
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, const Tensor& bf16_params) {
   ++step_count_;
   const double bias1 = 1 - std::pow(config_.beta1, static_cast<double>(step_count_));
   const double bias2 = 1 - std::pow(config_.beta2, static_cast<double>(step_count_));
+  if (bf16_params.defined())
+    SSA_CHECK(bf16_params.dtype() == DType::bf16 && bf16_params.numel() == params_.count() &&
+                  bf16_params.device() == params_.flat().device(),
+              "AdamW: the bf16 copy {} ({} on {}) does not match the flat parameters ({} on {})",
+              bf16_params.shape().str(), dtype_name(bf16_params.dtype()),
+              device_name(bf16_params.device()), params_.flat().shape().str(),
+              device_name(params_.flat().device()));
+  if (params_.flat().is_cpu()) {
+    step_cpu(lr, bias1, bias2);
+    if (bf16_params.defined()) bf16_params.copy_from(params_.flat());
+    return;
+  }
+  SSA_ON_CUDA("AdamW", cuda::adamw_update(
+      params_.flat().data<float>(), params_.flat_grad().data<float>(), m_.data<float>(),
+      v_.data<float>(), reinterpret_cast<const uint32_t*>(decay_bits_.data<int32_t>()),
+      params_.count(),
+      {lr, config_.beta1, config_.beta2, config_.eps, config_.weight_decay, bias1, bias2},
+      bf16_params.defined() ? bf16_params.raw() : nullptr));
+}
+
+void AdamW::step_cpu(double lr, double bias1, double bias2) {
   const Tensor& flat = params_.flat();
-  SSA_CHECK(flat.is_cpu(), "AdamW: no CUDA kernel yet");
   for (size_t i = 0; i < params_.size(); ++i) {
     const int64_t offset = params_.offsets()[i], n = params_[i].numel();
     const double decay = params_.specs()[i].weight_decay ? config_.weight_decay : 0.0;
@@ -70,7 +119,13 @@ double learning_rate(const ScheduleConfig& s, int64_t step) {
 }
 
 double gradient_norm(const Tensor& flat_grad) {
-  SSA_CHECK(flat_grad.is_cpu(), "gradient_norm: no CUDA kernel yet");
+  if (!flat_grad.is_cpu()) {
+    check_cuda_flat(flat_grad, "gradient_norm");
+    double squares = 0;
+    SSA_ON_CUDA("gradient_norm",
+                squares = cuda::sum_squares(flat_grad.data<float>(), flat_grad.numel()));
+    return std::sqrt(squares);
+  }
   double squares = flat_grad.dtype() == DType::f32
                        ? sum_squares(flat_grad.data<float>(), flat_grad.numel())
                        : sum_squares(flat_grad.data<double>(), flat_grad.numel());
@@ -80,6 +135,12 @@ double gradient_norm(const Tensor& flat_grad) {
 void clip_gradient(const Tensor& flat_grad, double norm, double max_norm) {
   if (!(norm > max_norm) || max_norm <= 0) return;
   const double factor = max_norm / norm;
+  if (!flat_grad.is_cpu()) {
+    check_cuda_flat(flat_grad, "clip_gradient");
+    SSA_ON_CUDA("clip_gradient", cuda::scale(flat_grad.raw(), flat_grad.raw(), DType::f32, factor,
+                                             flat_grad.numel()));
+    return;
+  }
   if (flat_grad.dtype() == DType::f32)
     scale_in_place(flat_grad.data<float>(), flat_grad.numel(), factor);
   else

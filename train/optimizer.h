@@ -19,16 +19,22 @@ class AdamW {
   AdamW(const Parameters& params, AdamWConfig config);
 
   // One update with learning rate lr; step_count counts updates from 1 (bias correction).
-  void step(double lr);
+  // CPU: per parameter, in double; CUDA (f32 buffers): one fused pass, same math. A defined
+  // bf16_params (shaped like flat(), same device) also receives the updated parameters rounded
+  // to bf16: mixed precision's working copy, written in the same pass on CUDA.
+  void step(double lr, const Tensor& bf16_params = Tensor());
   int64_t step_count() const { return step_count_; }
   void set_step_count(int64_t n) { step_count_ = n; }
   const Tensor& first_moment() const { return m_; }   // flat, like the parameters
   const Tensor& second_moment() const { return v_; }
 
  private:
+  void step_cpu(double lr, double bias1, double bias2);
+
   const Parameters& params_;
   AdamWConfig config_;
   Tensor m_, v_;
+  Tensor decay_bits_;  // CUDA: bit i set where parameter i decays (i32 words)
   int64_t step_count_ = 0;
 };
 
@@ -43,7 +49,8 @@ struct ScheduleConfig {
 // total_steps. `step` counts from 0.
 double learning_rate(const ScheduleConfig& schedule, int64_t step);
 
-// sqrt(sum of squares) of the flat gradient buffer, summed in double in a fixed order.
+// sqrt(sum of squares) of the flat gradient buffer, summed in double in a fixed order (CUDA: a
+// fixed two-pass tree; the host waits for the result).
 double gradient_norm(const Tensor& flat_grad);
 // Scales the gradient by max_norm / norm when norm > max_norm.
 void clip_gradient(const Tensor& flat_grad, double norm, double max_norm);

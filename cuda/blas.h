@@ -1,0 +1,20 @@
+#pragma once
+// Matrix products through cuBLAS, on compute_stream(), with one handle and its own workspace.
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace ssa::cuda {
+
+// c[i] = op(a[i]) · op(b[i]) for i < batch, every matrix row-major and densely packed;
+// op(a) is [m, k], op(b) is [k, n], c is [m, n].
+struct GemmDims {
+  int64_t batch, m, n, k;
+  bool transpose_a, transpose_b;
+};
+
+// f32: fp32 compute without TF32 (CUBLAS_COMPUTE_32F); bf16: bf16 operands and result, fp32
+// accumulation. Deterministic: the same inputs give the same bits on the same GPU.
+void gemm(const void* a, const void* b, void* c, DType dtype, const GemmDims& dims);
+
+}  // namespace ssa::cuda

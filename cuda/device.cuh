@@ -1,0 +1,108 @@
+#pragma once
+// Device-side helpers shared by the kernels of cuda/ (included by .cu files only).
+// Storage types: f32 tensors are float, bf16 tensors __nv_bfloat16; kernels load either as
+// float, compute in float (or double for global sums), and round once when storing.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "cuda/check.h"
+#include "cuda/runtime.h"
+#include "cuda/stream.h"
+
+namespace ssa::cuda {
+
+constexpr int kThreads = 256;  // threads per block of the grid-stride kernels
+constexpr int kWarp = 32;
+
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T> __device__ __forceinline__ T from_float(float x);
+template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16(x);  // round to nearest even, as core's bf16
+}
+
+// Calls fn(T{}) with T the storage type of an f32 or bf16 tensor; other dtypes are an error
+// naming the op.
+template <typename Fn>
+void with_storage_type(DType dtype, const char* op, Fn&& fn) {
+  switch (dtype) {
+    case DType::f32: fn(float{}); return;
+    case DType::bf16: fn(__nv_bfloat16{}); return;
+    default: break;
+  }
+  fail("{}: dtype {} is not supported on CUDA (expected f32 or bf16)", op, dtype_name(dtype));
+}
+
+// Blocks of a grid-stride loop over n elements.
+inline int grid_for(int64_t n, int threads = kThreads) {
+  return static_cast<int>(std::clamp<int64_t>((n + threads - 1) / threads, 1, 1 << 16));
+}
+
+inline void check_launch() { CUDA_CHECK(cudaGetLastError()); }
+
+__device__ __forceinline__ int64_t first_index() {
+  return blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_stride() { return int64_t(gridDim.x) * blockDim.x; }
+
+// f(i) for every i < n, on the compute stream.
+template <typename F>
+__global__ void for_each_kernel(F f, int64_t n) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) f(i);
+}
+
+template <typename F>
+void for_each(int64_t n, F f) {
+  if (n == 0) return;
+  for_each_kernel<<<grid_for(n), kThreads, 0, compute_stream()>>>(f, n);
+  check_launch();
+}
+
+// Lane 0 gets the sum of v over the warp; the tree is fixed, so the result is bit-reproducible.
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Every thread gets the sum of v over the block (blockDim a multiple of 32), in a fixed order.
+template <typename T>
+__device__ T block_sum(T v) {
+  __shared__ T warp_totals[kWarp];
+  __shared__ T total;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  v = warp_sum(v);
+  if (lane == 0) warp_totals[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = warp_sum(lane < int(blockDim.x / kWarp) ? warp_totals[lane] : T(0));
+    if (lane == 0) total = v;
+  }
+  __syncthreads();
+  const T result = total;
+  __syncthreads();  // a second call may overwrite warp_totals and total
+  return result;
+}
+
+// Temporary device memory from the caching allocator, for the duration of a host scope (the
+// kernels using it are queued on the compute stream before any later user of the block).
+class DeviceScratch {
+ public:
+  explicit DeviceScratch(size_t bytes)
+      : bytes_(bytes), ptr_(device_allocator().allocate(bytes)) {}
+  ~DeviceScratch() { device_allocator().deallocate(ptr_, bytes_); }
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+  template <typename T> T* as() const { return static_cast<T*>(ptr_); }
+
+ private:
+  size_t bytes_;
+  void* ptr_;
+};
+
+}  // namespace ssa::cuda
