@@ -12,6 +12,8 @@
 #include "ops/linear.h"
 #include "ops/reshape.h"
 #include "ops/rmsnorm.h"
+#include "ops/smooth_l1.h"
+#include "ops/sparse_attention.h"
 #include "ops/swiglu.h"
 
 namespace ssa {
@@ -52,7 +54,28 @@ const RopeTable& Decoder::rope_for(int64_t positions) {
   return rope_;
 }
 
-Tensor Decoder::attention_block(int64_t index, const Tensor& x) {
+const char* path_name(AttentionPath path) { return path == AttentionPath::full ? "full" : "sparse"; }
+
+namespace {
+
+// One attention path's output [B, T, H, d], gated when the model has the gate.
+Tensor attention_path(AttentionPath path, const Tensor& q, const Tensor& k, const Tensor& v,
+                      const Tensor& gate_logits, const ForwardOptions& options) {
+  Tensor o = path == AttentionPath::full
+                 ? attention(q, k, v)
+                 : block_sparse_attention(q, k, v, options.block_size, options.top_k);
+  return gate_logits.defined() ? head_gate(o, gate_logits) : o;
+}
+
+}  // namespace
+
+Tensor alignment_loss(const Tensor& o_full, const Tensor& o_sparse, double beta) {
+  return add(smooth_l1(o_full, o_sparse.detach(), beta),
+             smooth_l1(o_full.detach(), o_sparse, beta));
+}
+
+Tensor Decoder::attention_block(int64_t index, const Tensor& x, const ForwardOptions& options,
+                                Tensor* alignment) {
   const ModelConfig& c = config_;
   const std::string prefix = fmt::format("layers.{}.", index);
   const int64_t batch = x.dim(0), seq = x.dim(1);
@@ -63,9 +86,20 @@ Tensor Decoder::attention_block(int64_t index, const Tensor& x) {
   Tensor k = rope(
       reshape(linear(h, p(prefix + "attn.wk")), {batch, seq, c.n_kv_heads, c.head_dim}), table);
   Tensor v = reshape(linear(h, p(prefix + "attn.wv")), {batch, seq, c.n_kv_heads, c.head_dim});
-  Tensor o = attention(q, k, v);
+  Tensor gate_logits;
   if (c.attention_gate)
-    o = head_gate(o, reshape(linear(h, p(prefix + "attn.wg")), {batch, seq, c.n_heads}));
+    gate_logits = reshape(linear(h, p(prefix + "attn.wg")), {batch, seq, c.n_heads});
+  if (options.probe) options.probe(index, q, k, v, gate_logits);
+  Tensor o = attention_path(options.path, q, k, v, gate_logits, options);
+  if (options.align) {
+    const AttentionPath other =
+        options.path == AttentionPath::full ? AttentionPath::sparse : AttentionPath::full;
+    Tensor o_other = attention_path(other, q, k, v, gate_logits, options);
+    Tensor layer_alignment = options.path == AttentionPath::full
+                                 ? alignment_loss(o, o_other, options.align_beta)
+                                 : alignment_loss(o_other, o, options.align_beta);
+    *alignment = alignment->defined() ? add(*alignment, layer_alignment) : layer_alignment;
+  }
   return linear(reshape(o, {batch, seq, c.n_heads * c.head_dim}), p(prefix + "attn.wo"));
 }
 
@@ -76,30 +110,43 @@ Tensor Decoder::ffn_block(int64_t index, const Tensor& x) {
                 p(prefix + "ffn.w2"));
 }
 
-Tensor Decoder::layer(int64_t index, const Tensor& x) {
-  Tensor after_attention = add(x, attention_block(index, x));
+Tensor Decoder::layer(int64_t index, const Tensor& x, const ForwardOptions& options,
+                      Tensor* alignment) {
+  Tensor after_attention = add(x, attention_block(index, x, options, alignment));
   return add(after_attention, ffn_block(index, after_attention));
 }
 
-Tensor Decoder::hidden(const Tensor& ids) {
+Tensor Decoder::hidden(const Tensor& ids, const ForwardOptions& options, Tensor* alignment) {
   SSA_CHECK(ids.rank() == 2 && ids.dtype() == DType::i32, "decoder input must be i32 [B, T], got {}",
             ids.shape().str());
   Tensor x = embedding(ids.to(device()), p("embedding"));
-  for (int64_t i = 0; i < config_.n_layers; ++i) x = layer(i, x);
+  for (int64_t i = 0; i < config_.n_layers; ++i) x = layer(i, x, options, alignment);
   Tensor normed = rmsnorm(x, p("final_norm"), config_.norm_eps);
   return reshape(normed, {ids.dim(0) * ids.dim(1), config_.d_model});
 }
 
-Tensor Decoder::logits(const Tensor& ids) {
+Tensor Decoder::logits(const Tensor& ids, const ForwardOptions& options) {
   const Tensor& head = config_.tie_embeddings ? p("embedding") : p("lm_head");
-  return reshape(linear(hidden(ids), head), {ids.dim(0), ids.dim(1), config_.vocab_size});
+  ForwardOptions no_alignment = options;
+  no_alignment.align = false;
+  return reshape(linear(hidden(ids, no_alignment, nullptr), head),
+                 {ids.dim(0), ids.dim(1), config_.vocab_size});
 }
 
-Tensor Decoder::loss(const Tensor& ids, const Tensor& targets, double divisor) {
+Tensor Decoder::loss(const Tensor& ids, const Tensor& targets, double divisor,
+                     const ForwardOptions& options) {
   check_shape(targets, ids.shape(), "decoder targets");
   const Tensor& head = config_.tie_embeddings ? p("embedding") : p("lm_head");
   Tensor flat_targets = targets.to(device()).reshape({targets.numel()});
-  return cross_entropy(linear(hidden(ids), head), flat_targets, divisor);
+  Tensor alignment;
+  Tensor ce = cross_entropy(linear(hidden(ids, options, &alignment), head), flat_targets, divisor);
+  last_cross_entropy_ = ce.item();
+  last_alignment_ = 0;
+  if (!options.align) return ce;
+  const double share = divisor > 0 ? static_cast<double>(targets.numel()) / divisor : 1.0;
+  Tensor mean_alignment = scale(alignment, 1.0 / static_cast<double>(config_.n_layers));
+  last_alignment_ = mean_alignment.item();
+  return add(ce, scale(mean_alignment, options.align_weight * share));
 }
 
 double Decoder::flops_per_token(int64_t seq_len) const {

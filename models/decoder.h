@@ -1,6 +1,7 @@
 #pragma once
 // The Llama-style decoder of DESIGN.md: embedding (tied with the head), per layer
 // x += Attn(RMSNorm(x)) and x += SwiGLU(RMSNorm(x)), final RMSNorm, logits.
+#include "models/attention_options.h"
 #include "models/config.h"
 #include "models/parameters.h"
 #include "ops/rope.h"
@@ -21,19 +22,27 @@ class Decoder {
   Device device() const { return params_.flat().device(); }
 
   // Logits [B, T, vocab] for token ids [B, T] (i32).
-  Tensor logits(const Tensor& ids);
+  Tensor logits(const Tensor& ids, const ForwardOptions& options = {});
   // Cross-entropy of the next-token targets [B, T], summed and divided by `divisor`
-  // (0: the mean over this batch's targets).
-  Tensor loss(const Tensor& ids, const Tensor& targets, double divisor = 0);
+  // (0: the mean over this batch's targets); with options.align, plus alpha times the mean
+  // over layers of the alignment loss, weighted by this batch's share B·T / divisor.
+  Tensor loss(const Tensor& ids, const Tensor& targets, double divisor = 0,
+              const ForwardOptions& options = {});
+  // The parts of the last loss(): cross-entropy and mean alignment loss (0 without align).
+  double last_cross_entropy() const { return last_cross_entropy_; }
+  double last_alignment() const { return last_alignment_; }
 
   // Training FLOPs per token at sequence length T (forward + backward, matmuls and causal
   // attention), for MFU.
   double flops_per_token(int64_t seq_len) const;
 
  private:
-  Tensor hidden(const Tensor& ids);  // final-normed hidden states [B·T, d_model]
-  Tensor layer(int64_t index, const Tensor& x);
-  Tensor attention_block(int64_t index, const Tensor& x);
+  // Final-normed hidden states [B·T, d_model]; with options.align, adds each layer's
+  // alignment loss to `alignment`.
+  Tensor hidden(const Tensor& ids, const ForwardOptions& options, Tensor* alignment);
+  Tensor layer(int64_t index, const Tensor& x, const ForwardOptions& options, Tensor* alignment);
+  Tensor attention_block(int64_t index, const Tensor& x, const ForwardOptions& options,
+                         Tensor* alignment);
   Tensor ffn_block(int64_t index, const Tensor& x);
   const Tensor& p(const std::string& name) const;
   const RopeTable& rope_for(int64_t positions);
@@ -41,6 +50,7 @@ class Decoder {
   ModelConfig config_;
   Parameters params_;
   RopeTable rope_;
+  double last_cross_entropy_ = 0, last_alignment_ = 0;
 };
 
 }  // namespace ssa

@@ -114,3 +114,39 @@ TEST_CASE("a non-finite loss stops before the update, or is skipped and counted"
     CHECK(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)) == 0);
   }
 }
+
+TEST_CASE("ssa with alpha = 0 and p_full = 1 reproduces full training exactly") {
+  TempDir dir("ssa_equals_full");
+  write_tiny_shards(dir);
+  const std::string sparse_blocks = "[attention]\nblock_size = 4\ntop_k = 2\n";
+  Trainer full(tiny_settings(dir, sparse_blocks + "mode = full\n"));
+  Trainer ssa(tiny_settings(dir, sparse_blocks + "mode = ssa\np_full = 1\nalign_weight = 0\n"));
+  for (int step = 0; step < 3; ++step) {
+    StepResult a = full.train_step(), b = ssa.train_step();
+    CHECK(a.loss == b.loss);
+    CHECK(b.path == AttentionPath::full);
+    CHECK(b.alignment > 0);  // computed, but weighted by zero
+  }
+  CHECK(parameters_of(full) == parameters_of(ssa));
+}
+
+TEST_CASE("a short ssa run draws both paths and its loss falls") {
+  TempDir dir("ssa_run");
+  write_tiny_shards(dir);
+  Trainer trainer(tiny_settings(
+      dir, "[attention]\nmode = ssa\nblock_size = 4\ntop_k = 2\n[train]\nsteps = 30\n"));
+  std::vector<StepResult> steps;
+  for (int step = 0; step < 30; ++step) steps.push_back(trainer.train_step());
+  int full_steps = 0;
+  for (const StepResult& r : steps) full_steps += r.path == AttentionPath::full;
+  CHECK(full_steps > 5);
+  CHECK(full_steps < 25);
+  auto mean = [&](size_t first, auto field) {
+    double total = 0;
+    for (size_t i = first; i < first + 5; ++i) total += steps[i].*field;
+    return total / 5;
+  };
+  CHECK(mean(25, &StepResult::cross_entropy) < mean(0, &StepResult::cross_entropy) - 0.3);
+  CHECK(mean(25, &StepResult::alignment) > 0);
+  CHECK(trainer.validation_loss(AttentionPath::sparse) < std::log(double(kTinyVocab)));
+}

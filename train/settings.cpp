@@ -47,7 +47,17 @@ std::vector<ConfigEntry> model_entries() {
 }
 
 std::vector<ConfigEntry> attention_entries() {
-  return {boolean("attention", "gate", true, "per-head sigmoid gate on the attention output")};
+  return {
+      boolean("attention", "gate", true, "per-head sigmoid gate on the attention output"),
+      text("attention", "mode", "full",
+           "training attention: full, sparse (top-k blocks), or ssa (both, aligned)",
+           {"full", "sparse", "ssa"}),
+      integer("attention", "block_size", 16, 1, kInf, "sparse path: tokens per key block"),
+      integer("attention", "top_k", 16, 1, kInf, "sparse path: blocks per query, its own included"),
+      real("attention", "p_full", "0.5", 0, 1, "ssa: probability that a step passes on full attention"),
+      real("attention", "align_weight", "10", 0, kInf, "ssa: alpha, the alignment loss weight"),
+      real("attention", "align_beta", "1", 0, kInf, "ssa: SmoothL1 beta of the alignment loss"),
+  };
 }
 
 std::vector<ConfigEntry> data_entries() {
@@ -132,6 +142,16 @@ TrainSettings train_settings_from(const Config& c) {
              c.get_float("optim.weight_decay")};
   s.schedule = {c.get_float("optim.lr"), c.get_float("optim.min_lr"),
                 c.get_int("optim.warmup_steps"), c.get_int("train.steps")};
+  TrainAttention& a = s.attention;
+  const std::string mode = c.get_string("attention.mode");
+  a.mode = mode == "full" ? TrainAttention::Mode::full
+                          : mode == "sparse" ? TrainAttention::Mode::sparse
+                                             : TrainAttention::Mode::ssa;
+  a.block_size = c.get_int("attention.block_size");
+  a.top_k = c.get_int("attention.top_k");
+  a.p_full = c.get_float("attention.p_full");
+  a.align_weight = c.get_float("attention.align_weight");
+  a.align_beta = c.get_float("attention.align_beta");
   RunSettings& r = s.run;
   r.train_glob = c.get_string("data.train");
   r.val_glob = c.get_string("data.val");

@@ -45,16 +45,34 @@ Trainer::Trainer(TrainSettings settings)
   log_ = std::make_unique<JsonlFile>(settings_.run.out_dir + "/log.jsonl");
 }
 
+ForwardOptions Trainer::step_options() {
+  const TrainAttention& a = settings_.attention;
+  ForwardOptions options;
+  options.block_size = a.block_size;
+  options.top_k = a.top_k;
+  options.align_beta = a.align_beta;
+  options.align_weight = a.align_weight;
+  options.align = a.mode == TrainAttention::Mode::ssa;
+  if (a.mode == TrainAttention::Mode::sparse) options.path = AttentionPath::sparse;
+  if (options.align)
+    options.path = rng_.uniform() < a.p_full ? AttentionPath::full : AttentionPath::sparse;
+  return options;
+}
+
 StepResult Trainer::train_step() {
   const RunSettings& run = settings_.run;
   const double divisor = static_cast<double>(run.micro_batch * run.seq_len * run.grad_accum);
   StepResult result;
   result.lr = learning_rate(settings_.schedule, step_);
+  const ForwardOptions options = step_options();
+  result.path = options.path;
   model_.params().zero_grad();
   for (int64_t micro = 0; micro < run.grad_accum; ++micro) {
     Batch batch = train_loader_.next_batch(run.micro_batch);
-    Tensor loss = model_.loss(batch.inputs, batch.targets, divisor);
+    Tensor loss = model_.loss(batch.inputs, batch.targets, divisor, options);
     result.loss += loss.item();
+    result.cross_entropy += model_.last_cross_entropy();
+    result.alignment += model_.last_alignment() / static_cast<double>(run.grad_accum);
     backward(loss);
   }
   result.grad_norm = gradient_norm(model_.params().flat_grad());
@@ -75,22 +93,29 @@ StepResult Trainer::train_step() {
   return result;
 }
 
-double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_batch) {
+double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_batch,
+                 const ForwardOptions& options) {
   NoGrad no_grad;
+  ForwardOptions no_alignment = options;
+  no_alignment.align = false;
   double total = 0;
   for (int64_t i = 0; i < batches; ++i) {
     Batch batch = loader.next_batch(micro_batch);
-    total += model.loss(batch.inputs, batch.targets).item();
+    total += model.loss(batch.inputs, batch.targets, 0, no_alignment).item();
   }
   return total / static_cast<double>(batches);
 }
 
-double Trainer::validation_loss() {
+double Trainer::validation_loss(AttentionPath path) {
   Loader val = open_loader(settings_.run.val_glob, settings_, false);
   const int64_t micro_batch = settings_.run.micro_batch;
   const int64_t batches = std::min(settings_.run.val_batches,
                                    std::max<int64_t>(1, val.windows_per_epoch() / micro_batch));
-  return mean_loss(model_, val, batches, micro_batch);
+  ForwardOptions options;
+  options.path = path;
+  options.block_size = settings_.attention.block_size;
+  options.top_k = settings_.attention.top_k;
+  return mean_loss(model_, val, batches, micro_batch, options);
 }
 
 void Trainer::run() {
@@ -113,13 +138,21 @@ void Trainer::run() {
 
 void Trainer::log_step(const StepResult& r, double seconds) {
   const RunSettings& run = settings_.run;
+  const bool ssa = settings_.attention.mode == TrainAttention::Mode::ssa;
   const double tokens = static_cast<double>(run.micro_batch * run.seq_len * run.grad_accum);
-  fmt::print("step {:>6}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} ms | {:.0f} tok/s{}\n",
-             step_, run.steps, r.loss, r.lr, r.grad_norm, seconds * 1e3, tokens / seconds,
-             r.skipped ? " | SKIPPED (non-finite)" : "");
+  const std::string ssa_parts = ssa ? fmt::format(" | ce {:.4f} | align {:.3e} | {:<6}",
+                                                  r.cross_entropy, r.alignment, path_name(r.path))
+                                    : "";
+  fmt::print("step {:>6}/{} | loss {:.4f}{} | lr {:.3e} | grad norm {:.3f} | {:.0f} ms | "
+             "{:.0f} tok/s{}\n",
+             step_, run.steps, r.loss, ssa_parts, r.lr, r.grad_norm, seconds * 1e3,
+             tokens / seconds, r.skipped ? " | SKIPPED (non-finite)" : "");
   std::fflush(stdout);
   JsonLine line;
-  line.add("step", step_).add("loss", r.loss).add("lr", r.lr).add("grad_norm", r.grad_norm);
+  line.add("step", step_).add("loss", r.loss).add("ce", r.cross_entropy);
+  if (ssa) line.add("align", r.alignment);
+  line.add("mode", std::string(path_name(r.path)));
+  line.add("lr", r.lr).add("grad_norm", r.grad_norm);
   line.add("ms", seconds * 1e3).add("tokens_per_s", tokens / seconds);
   line.add("tokens_seen", tokens_seen_).add("skipped_steps", skipped_steps_);
   log_->write(line);
@@ -127,10 +160,20 @@ void Trainer::log_step(const StepResult& r, double seconds) {
 
 void Trainer::log_validation() {
   if (settings_.run.val_glob.empty()) return;
-  double loss = validation_loss();
-  fmt::print("step {:>6} | val loss {:.4f} | val ppl {:.2f}\n", step_, loss, std::exp(loss));
+  const double loss = validation_loss(AttentionPath::full);
+  JsonLine line;
+  line.add("step", step_).add("val_loss", loss).add("val_ppl", std::exp(loss));
+  std::string text = fmt::format("step {:>6} | val loss {:.4f} | val ppl {:.2f}", step_, loss,
+                                 std::exp(loss));
+  if (settings_.attention.mode != TrainAttention::Mode::full) {
+    const double sparse = validation_loss(AttentionPath::sparse);
+    line.add("val_loss_sparse", sparse).add("val_ppl_sparse", std::exp(sparse));
+    text += fmt::format(" | sparse (top-{}) val loss {:.4f} | val ppl {:.2f}",
+                        settings_.attention.top_k, sparse, std::exp(sparse));
+  }
+  fmt::print("{}\n", text);
   std::fflush(stdout);
-  log_->write(JsonLine().add("step", step_).add("val_loss", loss).add("val_ppl", std::exp(loss)));
+  log_->write(line);
 }
 
 void Trainer::log_sample() {

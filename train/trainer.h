@@ -33,8 +33,21 @@ struct RunSettings {
   Device device = Device::cpu;
 };
 
+// The attention of training (DESIGN.md): one path, or SSA's both paths with alignment and a
+// per-step draw of the path passed on.
+struct TrainAttention {
+  enum class Mode { full, sparse, ssa };
+  Mode mode = Mode::full;
+  int64_t block_size = 16;
+  int64_t top_k = 16;
+  double p_full = 0.5;
+  double align_weight = 10;
+  double align_beta = 1;
+};
+
 struct TrainSettings {
   ModelConfig model;
+  TrainAttention attention;
   AdamWConfig adamw;
   ScheduleConfig schedule;
   RunSettings run;
@@ -42,14 +55,19 @@ struct TrainSettings {
 };
 
 struct StepResult {
-  double loss = 0;
+  double loss = 0;            // the optimised loss: cross-entropy + alpha · alignment
+  double cross_entropy = 0;
+  double alignment = 0;       // mean over layers (and micro-batches); 0 unless ssa
+  AttentionPath path = AttentionPath::full;
   double grad_norm = 0;
   double lr = 0;
   bool skipped = false;
 };
 
-// The mean next-token loss of `model` over `batches` micro-batches of `loader`, without grad.
-double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_batch);
+// The mean next-token loss of `model` over `batches` micro-batches of `loader`, without grad,
+// under the attention `options` give (their align is ignored).
+double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_batch,
+                 const ForwardOptions& options = {});
 
 class Trainer {
  public:
@@ -61,7 +79,8 @@ class Trainer {
   // Trains from the current step to settings.run.steps, logging and checkpointing.
   void run();
   StepResult train_step();
-  double validation_loss();
+  // Validation loss under the full path, or the sparse one (at the training top_k).
+  double validation_loss(AttentionPath path = AttentionPath::full);
   std::string save_checkpoint();
 
   int64_t step() const { return step_; }
@@ -70,6 +89,8 @@ class Trainer {
   const TrainSettings& settings() const { return settings_; }
 
  private:
+  // This step's forward options; in ssa mode draws the path from the run's stream.
+  ForwardOptions step_options();
   void log_step(const StepResult& result, double seconds);
   void log_validation();
   void log_sample();
