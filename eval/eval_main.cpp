@@ -1,56 +1,40 @@
-// ssa-eval: judge a checkpoint — validation loss and perplexity.
+// ssa-eval: judge a checkpoint. Subcommands in eval/commands.h.
 #include <fmt/format.h>
 
 #include <cstdio>
 #include <exception>
 
 #include "core/command_line.h"
-#include "eval/perplexity.h"
-#include "eval/svg.h"
-#include "train/log.h"
-#include "train/restore.h"
+#include "eval/commands.h"
 
 using namespace ssa;
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: ssa-eval --checkpoint PATH [--data GLOB] [--seq-len T] [--batch B]
-                [--max-batches N] [--json PATH]
+constexpr const char* kUsage = R"(usage: ssa-eval [COMMAND] --checkpoint PATH [options]   (ssa-eval COMMAND --help for each)
 
-Prints the validation loss and perplexity of a checkpoint as a table, and writes them as JSON
-(--json, default: next to the checkpoint, as <checkpoint>.eval.json).
-  --data GLOB        shards to score (default: the data.val the model was trained with)
-  --seq-len T        tokens per window (default: the training data.seq_len)
-  --batch B          windows per forward pass (default 8)
-  --max-batches N    at most N batches (default 0: every whole batch of the shards)
+  ppl            perplexity under full attention and under sparse attention at several
+                 top-k budgets (the default command)
+  stats          per layer: attention sparsity (mass in the top-k blocks), entropy, sink mass,
+                 full-vs-sparse error and a check of its bound
+  long-context   perplexity at 1x, 2x, 4x the training length and passkey retrieval accuracy
+  plot-log       loss curves of log.jsonl files as SVG
+
+Results are printed as a table and written as JSON (and SVG plots where the command makes them).
 )";
 
-int run(const std::vector<std::string>& args) {
-  CommandLine line("ssa-eval", args,
-                   {"--checkpoint", "--data", "--seq-len", "--batch", "--max-batches", "--json"},
-                   {"--help"});
-  if (line.flag("--help")) {
+int run(std::vector<std::string> args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     fmt::print("{}", kUsage);
-    return 0;
+    return args.empty() ? 2 : 0;
   }
-  const std::string checkpoint = line.required("--checkpoint");
-  LoadedModel loaded = load_model(checkpoint, Device::cpu);
-  const std::string data = line.get("--data", loaded.config.get_string("data.val"));
-  if (data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
-  const int64_t seq_len = line.get_int("--seq-len", loaded.config.get_int("data.seq_len"), 1);
-  PerplexityResult result = perplexity(*loaded.model, data, seq_len, line.get_int("--batch", 8, 1),
-                                       line.get_int("--max-batches", 0, 0));
-  fmt::print("{:<12} {:>10} {:>12} {:>12}\n", "attention", "loss", "perplexity", "tokens");
-  fmt::print("{:<12} {:>10.4f} {:>12.3f} {:>12}\n", "full", result.loss, result.perplexity,
-             result.tokens);
-  JsonLine json;
-  json.add("checkpoint", checkpoint).add("data", data).add("seq_len", seq_len);
-  json.add("attention", std::string("full")).add("loss", result.loss);
-  json.add("perplexity", result.perplexity).add("tokens", result.tokens);
-  const std::string json_path = line.get("--json", checkpoint + ".eval.json");
-  write_text_file(json_path, json.str() + "\n");
-  fmt::print("wrote {}\n", json_path);
-  return 0;
+  const std::string command = args[0].starts_with("--") ? "ppl" : args[0];
+  if (!args[0].starts_with("--")) args.erase(args.begin());
+  if (command == "ppl") return perplexity_command(args);
+  if (command == "stats") return stats_command(args);
+  if (command == "long-context") return long_context_command(args);
+  if (command == "plot-log") return plot_log_command(args);
+  usage_error("unknown command '{}' (expected ppl, stats, long-context or plot-log)", command);
 }
 
 }  // namespace
