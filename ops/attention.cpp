@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "autograd/autograd.h"
+#include "ops/cpu_parallel.h"
 #include "ops/dispatch.h"
 
 #ifdef SSA_HAVE_CUDA
@@ -21,11 +22,6 @@ namespace {
 // so the masked upper triangle is mostly skipped, and the score buffer stays small.
 constexpr int64_t kRowBlock = 64;
 constexpr int64_t kParallelWork = int64_t{1} << 16;  // multiply-adds below which one thread runs
-
-template <typename T>
-using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <typename T>
-using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 
 // A [B, len, heads, head_dim] tensor; head(b, h) is its [len, head_dim] slice, row stride
 // heads·head_dim. T is const for inputs.
@@ -57,18 +53,6 @@ struct AttentionDims {
     return {data, k_len, kv_heads, head_dim};
   }
 };
-
-// Runs task(i) for i < count, each task on one thread with Eigen's own threading off (it would
-// pick its blocking, and so the summation order, from the thread count).
-template <typename F>
-void run_tasks(int64_t count, bool parallel, F&& task) {
-#pragma omp parallel if (parallel)
-  {
-    omp_set_num_threads(1);  // this thread's setting only
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < count; ++i) task(i);
-  }
-}
 
 // Row i of s holds the scores of query position first_position + i, which sees keys
 // 0 .. first_position + i. Turns the rows into probabilities (0 on masked keys) and writes

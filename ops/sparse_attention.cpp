@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/autograd.h"
+#include "ops/cpu_parallel.h"
 #include "ops/dispatch.h"
 
 namespace ssa {
@@ -17,27 +18,11 @@ namespace {
 
 constexpr int64_t kParallelWork = int64_t{1} << 16;  // multiply-adds below which one thread runs
 
-template <typename T>
-using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <typename T>
-using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 // Rows of head_dim values with a stride; T is const for inputs.
 template <typename T>
 using Rows = Eigen::Map<std::conditional_t<std::is_const_v<T>, const Matrix<std::remove_const_t<T>>,
                                            Matrix<std::remove_const_t<T>>>,
                         0, Eigen::OuterStride<>>;
-
-// Runs task(i) for i < count, each task on one thread with Eigen's own threading off (it would
-// pick its blocking, and so the summation order, from the thread count).
-template <typename F>
-void run_tasks(int64_t count, bool parallel, F&& task) {
-#pragma omp parallel if (parallel)
-  {
-    omp_set_num_threads(1);  // this thread's setting only
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < count; ++i) task(i);
-  }
-}
 
 // Keys start .. start + len − 1 of one selected block; they are columns column ..
 // column + len − 1 of the query's score matrix.
