@@ -39,15 +39,15 @@ int32_t sample_token(const std::vector<double>& logits, const SamplingOptions& o
 }
 
 std::vector<int32_t> generate(Decoder& model, std::vector<int32_t> prompt, int64_t count,
-                              const SamplingOptions& options, Rng& rng) {
+                              const SamplingOptions& options, Rng& rng,
+                              const ForwardOptions& attention) {
   SSA_CHECK(!prompt.empty(), "generation needs at least one prompt token");
   NoGrad no_grad;
-  const int64_t window = model.config().max_seq_len;
   for (int64_t i = 0; i < count; ++i) {
-    const int64_t length = std::min<int64_t>(window, static_cast<int64_t>(prompt.size()));
-    std::vector<double> context(prompt.end() - length, prompt.end());
-    Tensor ids = Tensor::from(context, {1, length}, DType::i32);
-    Tensor logits = model.logits(ids);
+    const int64_t length = static_cast<int64_t>(prompt.size());
+    Tensor ids = Tensor::from(std::vector<double>(prompt.begin(), prompt.end()), {1, length},
+                              DType::i32);
+    Tensor logits = model.logits(ids, attention);
     const int64_t vocab = model.config().vocab_size;
     std::vector<double> last = logits.view((length - 1) * vocab, {vocab}).to_vector();
     prompt.push_back(sample_token(last, options, rng));

@@ -16,9 +16,11 @@ struct SamplingOptions {
 // Picks the next token from one row of logits.
 int32_t sample_token(const std::vector<double>& logits, const SamplingOptions& options, Rng& rng);
 
-// Appends `count` tokens to `prompt`, recomputing the (left-cropped to max_seq_len) prefix for
-// each new token.
+// Appends `count` tokens to `prompt`, attention as `attention` says (full, or sparse at its
+// top_k and block_size), recomputing the whole prefix for each new token. Positions go on past
+// max_seq_len with RoPE unchanged.
 std::vector<int32_t> generate(Decoder& model, std::vector<int32_t> prompt, int64_t count,
-                              const SamplingOptions& options, Rng& rng);
+                              const SamplingOptions& options, Rng& rng,
+                              const ForwardOptions& attention = {});
 
 }  // namespace ssa
