@@ -2,6 +2,7 @@
 // Next-token loss and perplexity of a model over token shards.
 #include <string>
 
+#include "data/loader.h"
 #include "models/decoder.h"
 
 namespace ssa {
@@ -12,9 +13,20 @@ struct PerplexityResult {
   int64_t tokens = 0;     // target tokens scored
 };
 
+// The windows of seq_len + 1 tokens of the shards `glob` matches, in file order, and how many
+// batches of `batch` windows eval reads: every whole batch (at least one), at most max_batches
+// (0: no limit).
+struct EvalWindows {
+  Loader loader;
+  int64_t batches;
+};
+EvalWindows eval_windows(const std::string& glob, int64_t seq_len, int64_t vocab_size,
+                         int64_t batch, int64_t max_batches);
+
 // Scores the windows of seq_len + 1 tokens of the shards `glob` matches, in file order,
 // `batch` windows at a time, at most `max_batches` batches (0: every whole batch; at least one).
+// Attention as `options` say (full, or sparse at a top_k).
 PerplexityResult perplexity(Decoder& model, const std::string& glob, int64_t seq_len,
-                            int64_t batch, int64_t max_batches);
+                            int64_t batch, int64_t max_batches, const ForwardOptions& options = {});
 
 }  // namespace ssa

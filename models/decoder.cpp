@@ -1,9 +1,11 @@
 #include "models/decoder.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
 
+#include "autograd/autograd.h"
 #include "ops/attention.h"
 #include "ops/cross_entropy.h"
 #include "ops/elementwise.h"
@@ -42,13 +44,19 @@ std::vector<ParamSpec> decoder_param_specs(const ModelConfig& c) {
 }
 
 Decoder::Decoder(const ModelConfig& config, DType dtype, Device device)
-    : config_(config), params_(decoder_param_specs(config), dtype, device) {}
+    : Decoder(config, dtype, device, dtype) {}
+
+Decoder::Decoder(const ModelConfig& config, DType dtype, Device device, DType compute_dtype)
+    : config_(config), params_(decoder_param_specs(config), dtype, device, compute_dtype) {}
 
 const Tensor& Decoder::p(const std::string& name) const { return params_.get(name); }
 
 const RopeTable& Decoder::rope_for(int64_t positions) {
   if (!rope_.cos.defined() || rope_.max_positions() < positions) {
-    int64_t size = std::max(positions, config_.max_seq_len);
+    // Doubling, so decoding past max_seq_len rebuilds the table only now and then (an entry
+    // does not depend on the table's size).
+    const int64_t grown = rope_.cos.defined() ? 2 * rope_.max_positions() : 0;
+    const int64_t size = std::max({positions, grown, config_.max_seq_len});
     rope_ = rope_table(size, config_.head_dim, config_.rope_theta, dtype(), device());
   }
   return rope_;
@@ -58,12 +66,20 @@ const char* path_name(AttentionPath path) { return path == AttentionPath::full ?
 
 namespace {
 
-// One attention path's output [B, T, H, d], gated when the model has the gate.
+// One attention path's output [B, Tq, H, d] for queries at the last Tq of the Tk key positions,
+// gated when the model has the gate. kbar: the block means of k for the sparse path (computed
+// from k when undefined).
 Tensor attention_path(AttentionPath path, const Tensor& q, const Tensor& k, const Tensor& v,
-                      const Tensor& gate_logits, const ForwardOptions& options) {
-  Tensor o = path == AttentionPath::full
-                 ? attention(q, k, v)
-                 : block_sparse_attention(q, k, v, options.block_size, options.top_k);
+                      const Tensor& kbar, const Tensor& gate_logits,
+                      const ForwardOptions& options) {
+  Tensor o;
+  if (path == AttentionPath::full) {
+    o = attention(q, k, v);
+  } else {
+    const Tensor means = kbar.defined() ? kbar : block_means(k, options.block_size);
+    const Tensor selection = select_blocks(q, means, k.dim(1), options.block_size, options.top_k);
+    o = sparse_attention(q, k, v, selection, options.block_size);
+  }
   return gate_logits.defined() ? head_gate(o, gate_logits) : o;
 }
 
@@ -74,33 +90,55 @@ Tensor alignment_loss(const Tensor& o_full, const Tensor& o_sparse, double beta)
              smooth_l1(o_full.detach(), o_sparse, beta));
 }
 
-Tensor Decoder::attention_block(int64_t index, const Tensor& x, const ForwardOptions& options,
-                                Tensor* alignment) {
+Decoder::AttentionInputs Decoder::attention_inputs(int64_t index, const Tensor& x,
+                                                   int64_t offset) {
   const ModelConfig& c = config_;
   const std::string prefix = fmt::format("layers.{}.", index);
   const int64_t batch = x.dim(0), seq = x.dim(1);
   Tensor h = rmsnorm(x, p(prefix + "attn_norm"), c.norm_eps);
-  const RopeTable& table = rope_for(seq);
-  Tensor q = rope(reshape(linear(h, p(prefix + "attn.wq")), {batch, seq, c.n_heads, c.head_dim}),
-                  table);
-  Tensor k = rope(
-      reshape(linear(h, p(prefix + "attn.wk")), {batch, seq, c.n_kv_heads, c.head_dim}), table);
-  Tensor v = reshape(linear(h, p(prefix + "attn.wv")), {batch, seq, c.n_kv_heads, c.head_dim});
-  Tensor gate_logits;
+  const RopeTable& table = rope_for(offset + seq);
+  AttentionInputs in;
+  in.q = rope(reshape(linear(h, p(prefix + "attn.wq")), {batch, seq, c.n_heads, c.head_dim}),
+              table, offset);
+  in.k = rope(reshape(linear(h, p(prefix + "attn.wk")), {batch, seq, c.n_kv_heads, c.head_dim}),
+              table, offset);
+  in.v = reshape(linear(h, p(prefix + "attn.wv")), {batch, seq, c.n_kv_heads, c.head_dim});
   if (c.attention_gate)
-    gate_logits = reshape(linear(h, p(prefix + "attn.wg")), {batch, seq, c.n_heads});
+    in.gate_logits = reshape(linear(h, p(prefix + "attn.wg")), {batch, seq, c.n_heads});
+  return in;
+}
+
+Tensor Decoder::attention_output(int64_t index, const Tensor& o) {
+  return linear(reshape(o, {o.dim(0), o.dim(1), config_.n_heads * config_.head_dim}),
+                p(fmt::format("layers.{}.attn.wo", index)));
+}
+
+Tensor Decoder::attention_block(int64_t index, const Tensor& x, const ForwardOptions& options,
+                                Tensor* alignment) {
+  const auto [q, k, v, gate_logits] = attention_inputs(index, x, 0);
   if (options.probe) options.probe(index, q, k, v, gate_logits);
-  Tensor o = attention_path(options.path, q, k, v, gate_logits, options);
+  Tensor o = attention_path(options.path, q, k, v, Tensor(), gate_logits, options);
   if (options.align) {
     const AttentionPath other =
         options.path == AttentionPath::full ? AttentionPath::sparse : AttentionPath::full;
-    Tensor o_other = attention_path(other, q, k, v, gate_logits, options);
+    Tensor o_other = attention_path(other, q, k, v, Tensor(), gate_logits, options);
     Tensor layer_alignment = options.path == AttentionPath::full
                                  ? alignment_loss(o, o_other, options.align_beta)
                                  : alignment_loss(o_other, o, options.align_beta);
     *alignment = alignment->defined() ? add(*alignment, layer_alignment) : layer_alignment;
   }
-  return linear(reshape(o, {batch, seq, c.n_heads * c.head_dim}), p(prefix + "attn.wo"));
+  return attention_output(index, o);
+}
+
+// The new positions attend to the whole cache, themselves included once appended.
+Tensor Decoder::cached_attention_block(int64_t index, const Tensor& x,
+                                       const ForwardOptions& options, LayerCache& cache) {
+  const auto [q, k, v, gate_logits] = attention_inputs(index, x, cache.length());
+  cache.append(k, v);
+  const Tensor kbar = options.path == AttentionPath::sparse ? cache.block_means() : Tensor();
+  return attention_output(
+      index, attention_path(options.path, q, cache.keys(), cache.values(), kbar, gate_logits,
+                            options));
 }
 
 Tensor Decoder::ffn_block(int64_t index, const Tensor& x) {
@@ -111,26 +149,50 @@ Tensor Decoder::ffn_block(int64_t index, const Tensor& x) {
 }
 
 Tensor Decoder::layer(int64_t index, const Tensor& x, const ForwardOptions& options,
-                      Tensor* alignment) {
-  Tensor after_attention = add(x, attention_block(index, x, options, alignment));
+                      Tensor* alignment, KvCache* cache) {
+  Tensor attended = cache ? cached_attention_block(index, x, options, cache->layer(index))
+                          : attention_block(index, x, options, alignment);
+  Tensor after_attention = add(x, attended);
   return add(after_attention, ffn_block(index, after_attention));
 }
 
-Tensor Decoder::hidden(const Tensor& ids, const ForwardOptions& options, Tensor* alignment) {
+Tensor Decoder::hidden(const Tensor& ids, const ForwardOptions& options, Tensor* alignment,
+                       KvCache* cache) {
   SSA_CHECK(ids.rank() == 2 && ids.dtype() == DType::i32, "decoder input must be i32 [B, T], got {}",
             ids.shape().str());
   Tensor x = embedding(ids.to(device()), p("embedding"));
-  for (int64_t i = 0; i < config_.n_layers; ++i) x = layer(i, x, options, alignment);
+  for (int64_t i = 0; i < config_.n_layers; ++i) x = layer(i, x, options, alignment, cache);
   Tensor normed = rmsnorm(x, p("final_norm"), config_.norm_eps);
   return reshape(normed, {ids.dim(0) * ids.dim(1), config_.d_model});
 }
 
-Tensor Decoder::logits(const Tensor& ids, const ForwardOptions& options) {
+Tensor Decoder::output_logits(const Tensor& hidden_states, const Tensor& ids) {
   const Tensor& head = config_.tie_embeddings ? p("embedding") : p("lm_head");
+  return reshape(linear(hidden_states, head), {ids.dim(0), ids.dim(1), config_.vocab_size});
+}
+
+Tensor Decoder::logits(const Tensor& ids, const ForwardOptions& options) {
   ForwardOptions no_alignment = options;
   no_alignment.align = false;
-  return reshape(linear(hidden(ids, no_alignment, nullptr), head),
-                 {ids.dim(0), ids.dim(1), config_.vocab_size});
+  return output_logits(hidden(ids, no_alignment, nullptr), ids);
+}
+
+Tensor Decoder::logits_cached(const Tensor& ids, KvCache& cache, const ForwardOptions& options) {
+  SSA_CHECK(ids.rank() == 2 && ids.dim(0) == 1 && ids.dim(1) > 0,
+            "logits_cached: ids {} (expected [1, T], T >= 1: the cache holds one sequence)",
+            ids.shape().str());
+  SSA_CHECK(cache.n_layers() == config_.n_layers,
+            "logits_cached: a cache of {} layers for a model of {}", cache.n_layers(),
+            config_.n_layers);
+  SSA_CHECK(options.path == AttentionPath::full || options.block_size == cache.block_size(),
+            "logits_cached: sparse attention in blocks of {} tokens, but the cache keeps the "
+            "means of blocks of {}",
+            options.block_size, cache.block_size());
+  SSA_CHECK(!options.probe, "logits_cached: a probe needs the whole sequence; use logits()");
+  NoGrad no_grad;
+  ForwardOptions no_alignment = options;
+  no_alignment.align = false;
+  return output_logits(hidden(ids, no_alignment, nullptr, &cache), ids);
 }
 
 Tensor Decoder::loss(const Tensor& ids, const Tensor& targets, double divisor,

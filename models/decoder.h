@@ -3,6 +3,7 @@
 // x += Attn(RMSNorm(x)) and x += SwiGLU(RMSNorm(x)), final RMSNorm, logits.
 #include "models/attention_options.h"
 #include "models/config.h"
+#include "models/kv_cache.h"
 #include "models/parameters.h"
 #include "ops/rope.h"
 
@@ -14,7 +15,10 @@ std::vector<ParamSpec> decoder_param_specs(const ModelConfig& config);
 
 class Decoder {
  public:
+  // dtype: the parameters (master weights); compute_dtype: what the layers compute in (bf16
+  // over f32 masters is mixed precision; default: dtype).
   Decoder(const ModelConfig& config, DType dtype, Device device);
+  Decoder(const ModelConfig& config, DType dtype, Device device, DType compute_dtype);
 
   const ModelConfig& config() const { return config_; }
   const Parameters& params() const { return params_; }
@@ -23,6 +27,12 @@ class Decoder {
 
   // Logits [B, T, vocab] for token ids [B, T] (i32).
   Tensor logits(const Tensor& ids, const ForwardOptions& options = {});
+  // Incremental decoding (batch 1, no gradient): the logits [1, T, vocab] of the next T tokens
+  // ids [1, T] at positions cache.length() .. cache.length() + T − 1, attending to the cached
+  // prefix, whose keys and values the call appends to `cache`. Equals the last T rows of
+  // logits() on the whole sequence with the same options (sparse: the cache's block size).
+  // Positions go on past max_seq_len. No alignment, no probe.
+  Tensor logits_cached(const Tensor& ids, KvCache& cache, const ForwardOptions& options = {});
   // Cross-entropy of the next-token targets [B, T], summed and divided by `divisor`
   // (0: the mean over this batch's targets); with options.align, plus alpha times the mean
   // over layers of the alignment loss, weighted by this batch's share B·T / divisor.
@@ -37,12 +47,26 @@ class Decoder {
   double flops_per_token(int64_t seq_len) const;
 
  private:
+  // One layer's attention inputs for x [B, T, d_model] at positions offset .. offset + T − 1:
+  // q [B, T, H, d], k and v [B, T, Hkv, d] (q and k after RoPE), gate_logits [B, T, H]
+  // (undefined without the gate).
+  struct AttentionInputs {
+    Tensor q, k, v, gate_logits;
+  };
+
   // Final-normed hidden states [B·T, d_model]; with options.align, adds each layer's
-  // alignment loss to `alignment`.
-  Tensor hidden(const Tensor& ids, const ForwardOptions& options, Tensor* alignment);
-  Tensor layer(int64_t index, const Tensor& x, const ForwardOptions& options, Tensor* alignment);
+  // alignment loss to `alignment`; with a cache, continues the cached sequence.
+  Tensor hidden(const Tensor& ids, const ForwardOptions& options, Tensor* alignment,
+                KvCache* cache = nullptr);
+  Tensor output_logits(const Tensor& hidden_states, const Tensor& ids);
+  Tensor layer(int64_t index, const Tensor& x, const ForwardOptions& options, Tensor* alignment,
+               KvCache* cache);
+  AttentionInputs attention_inputs(int64_t index, const Tensor& x, int64_t offset);
   Tensor attention_block(int64_t index, const Tensor& x, const ForwardOptions& options,
                          Tensor* alignment);
+  Tensor cached_attention_block(int64_t index, const Tensor& x, const ForwardOptions& options,
+                                LayerCache& cache);
+  Tensor attention_output(int64_t index, const Tensor& o);
   Tensor ffn_block(int64_t index, const Tensor& x);
   const Tensor& p(const std::string& name) const;
   const RopeTable& rope_for(int64_t positions);

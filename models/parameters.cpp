@@ -3,6 +3,10 @@
 namespace ssa {
 
 Parameters::Parameters(std::vector<ParamSpec> specs, DType dtype, Device device)
+    : Parameters(std::move(specs), dtype, device, dtype) {}
+
+Parameters::Parameters(std::vector<ParamSpec> specs, DType dtype, Device device,
+                       DType compute_dtype)
     : specs_(std::move(specs)) {
   int64_t total = 0;
   for (const ParamSpec& spec : specs_) {
@@ -11,8 +15,9 @@ Parameters::Parameters(std::vector<ParamSpec> specs, DType dtype, Device device)
   }
   flat_ = Tensor::zeros({total}, dtype, device);
   flat_grad_ = Tensor::zeros({total}, dtype, device);
+  compute_flat_ = compute_dtype == dtype ? flat_ : Tensor::zeros({total}, compute_dtype, device);
   for (size_t i = 0; i < specs_.size(); ++i) {
-    Tensor t = flat_.view(offsets_[i], specs_[i].shape);
+    Tensor t = compute_flat_.view(offsets_[i], specs_[i].shape);
     t.set_name(specs_[i].name).set_requires_grad(true);
     t.set_grad(flat_grad_.view(offsets_[i], specs_[i].shape));
     tensors_.push_back(t);
@@ -27,11 +32,17 @@ const Tensor& Parameters::get(const std::string& name) const {
 
 void Parameters::initialize(Rng& rng) const {
   for (size_t i = 0; i < specs_.size(); ++i) {
+    Tensor master = flat_.view(offsets_[i], specs_[i].shape);
     if (specs_[i].init == Init::ones)
-      tensors_[i].fill(1.0);
+      master.fill(1.0);
     else
-      rng.fill_normal(tensors_[i], 0.0, specs_[i].init_std);
+      rng.fill_normal(master, 0.0, specs_[i].init_std);
   }
+  refresh_compute_copy();
+}
+
+void Parameters::refresh_compute_copy() const {
+  if (mixed_precision()) compute_flat_.copy_from(flat_);
 }
 
 }  // namespace ssa

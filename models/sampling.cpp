@@ -38,19 +38,34 @@ int32_t sample_token(const std::vector<double>& logits, const SamplingOptions& o
   return candidates[keep - 1];
 }
 
+namespace {
+
+// Tokens first .. end of `tokens` as i32 ids [1, n].
+Tensor token_ids(const std::vector<int32_t>& tokens, size_t first) {
+  const std::vector<double> values(tokens.begin() + static_cast<ptrdiff_t>(first), tokens.end());
+  return Tensor::from(values, {1, static_cast<int64_t>(values.size())}, DType::i32);
+}
+
+// The last row of logits [1, T, vocab].
+std::vector<double> last_logits(const Tensor& logits) {
+  const int64_t vocab = logits.dim(2);
+  return logits.view((logits.dim(1) - 1) * vocab, {vocab}).to_vector();
+}
+
+}  // namespace
+
 std::vector<int32_t> generate(Decoder& model, std::vector<int32_t> prompt, int64_t count,
                               const SamplingOptions& options, Rng& rng,
-                              const ForwardOptions& attention) {
+                              const ForwardOptions& attention, bool use_cache) {
   SSA_CHECK(!prompt.empty(), "generation needs at least one prompt token");
   NoGrad no_grad;
+  KvCache cache(model.config().n_layers, attention.block_size);
   for (int64_t i = 0; i < count; ++i) {
-    const int64_t length = static_cast<int64_t>(prompt.size());
-    Tensor ids = Tensor::from(std::vector<double>(prompt.begin(), prompt.end()), {1, length},
-                              DType::i32);
-    Tensor logits = model.logits(ids, attention);
-    const int64_t vocab = model.config().vocab_size;
-    std::vector<double> last = logits.view((length - 1) * vocab, {vocab}).to_vector();
-    prompt.push_back(sample_token(last, options, rng));
+    const Tensor logits =
+        use_cache ? model.logits_cached(token_ids(prompt, static_cast<size_t>(cache.length())),
+                                        cache, attention)
+                  : model.logits(token_ids(prompt, 0), attention);
+    prompt.push_back(sample_token(last_logits(logits), options, rng));
   }
   return prompt;
 }

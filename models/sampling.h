@@ -17,10 +17,12 @@ struct SamplingOptions {
 int32_t sample_token(const std::vector<double>& logits, const SamplingOptions& options, Rng& rng);
 
 // Appends `count` tokens to `prompt`, attention as `attention` says (full, or sparse at its
-// top_k and block_size), recomputing the whole prefix for each new token. Positions go on past
-// max_seq_len with RoPE unchanged.
+// top_k and block_size). With the cache: one forward pass over the prompt, then one per new
+// token over that token alone (Decoder::logits_cached); without: the whole sequence again for
+// each new token (the same tokens, slower; for checking). Positions go on past max_seq_len with
+// RoPE unchanged.
 std::vector<int32_t> generate(Decoder& model, std::vector<int32_t> prompt, int64_t count,
                               const SamplingOptions& options, Rng& rng,
-                              const ForwardOptions& attention = {});
+                              const ForwardOptions& attention = {}, bool use_cache = true);
 
 }  // namespace ssa

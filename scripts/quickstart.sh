@@ -51,7 +51,7 @@ rm -rf "$run_dir"
   --data.tokenizer="$tokenizer" --train.out_dir="$run_dir"
 
 checkpoint=$(ls "$run_dir"/ckpt_*.h5 | tail -1)
-"$bin/ssa-eval" --checkpoint "$checkpoint" --max-batches 16
+"$bin/ssa-eval" ppl --checkpoint "$checkpoint" --max-batches 8 --top-k 1,2,4,8,16
 echo "quickstart: a sample from the model:"
 "$bin/ssa-generate" --checkpoint "$checkpoint" --prompt "def " --tokens 64 --seed 7
 echo

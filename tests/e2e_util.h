@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include "train/checkpoint.h"
 #include "train_test_util.h"
 
 namespace ssa::test {
@@ -34,10 +35,10 @@ inline bool contains(const std::string& text, const std::string& part) {
 }
 
 // A tiny job in a scratch directory: shards and a config file.
-struct Job {
+struct TinyJob {
   TempDir dir;
   std::string config;
-  explicit Job(const std::string& name) : dir(name), config(dir.file("tiny.conf")) {
+  explicit TinyJob(const std::string& name) : dir(name), config(dir.file("tiny.conf")) {
     write_tiny_shards(dir);
     std::ofstream(config) << tiny_config_text(dir);
   }
@@ -45,5 +46,31 @@ struct Job {
     return run(fmt::format("ssa-train --config {} {}", config, extra));
   }
 };
+
+// Tokenises text (tok.bin, shards/) and trains a 1-layer model 4 steps at seq_len 32 and block
+// size 8 in `dir` (out/); the final checkpoint's path.
+inline std::string train_text_job(const TempDir& dir) {
+  for (const char* name : {"doc_a.txt", "doc_b.txt"}) {
+    std::ofstream doc(dir.file(name));
+    for (int i = 0; i < 300; ++i) doc << "The grass is green. The pass key is " << 10000 + i << ".\n";
+  }
+  Result tokenized = run(fmt::format("ssa-tokenize train --out {} --vocab-size 300 {}",
+                                     dir.file("tok.bin"), dir.file("doc_a.txt")));
+  REQUIRE_MESSAGE(tokenized.exit_code == 0, tokenized.output);
+  Result encoded =
+      run(fmt::format("ssa-tokenize encode --tokenizer {} --out-dir {} --val-fraction 0.5 {} {}",
+                      dir.file("tok.bin"), dir.file("shards"), dir.file("doc_a.txt"),
+                      dir.file("doc_b.txt")));
+  REQUIRE_MESSAGE(encoded.exit_code == 0, encoded.output);
+  Result trained = run(fmt::format(
+      "ssa-train --model.vocab_size=300 --model.d_model=32 --model.n_layers=1 --model.n_heads=2 "
+      "--model.n_kv_heads=1 --model.head_dim=16 --model.ffn_dim=64 --model.max_seq_len=32 "
+      "--data.seq_len=32 --data.train='{0}/shards/train_*.bin' --data.val='{0}/shards/val_*.bin' "
+      "--data.tokenizer={0}/tok.bin --attention.block_size=8 --train.steps=4 "
+      "--train.micro_batch=2 --train.out_dir={0}/out",
+      dir.file("")));
+  REQUIRE_MESSAGE(trained.exit_code == 0, trained.output);
+  return dir.file("out/" + checkpoint_file_name(4));
+}
 
 }  // namespace ssa::test

@@ -1,11 +1,10 @@
 // End to end: the binaries of build/bin on a tiny job — tokenise, train, stop, resume in a new
 // process, evaluate, generate — and the errors a user meets.
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
+#include "e2e_util.h"
 #include "eval/jsonl.h"
 #include "op_test_util.h"
 #include "train/checkpoint.h"
@@ -15,39 +14,6 @@ using namespace ssa;
 using namespace ssa::test;
 
 namespace {
-
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-Result run(const std::string& command) {
-  std::string line = fmt::format("{}/{} 2>&1", SSA_BIN_DIR, command);
-  std::FILE* pipe = popen(line.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-// A tiny job in a scratch directory: shards and a config file.
-struct Job {
-  TempDir dir;
-  std::string config;
-  explicit Job(const std::string& name) : dir(name), config(dir.file("tiny.conf")) {
-    write_tiny_shards(dir);
-    std::ofstream(config) << tiny_config_text(dir);
-  }
-  Result train(const std::string& extra) const {
-    return run(fmt::format("ssa-train --config {} {}", config, extra));
-  }
-};
 
 // The values of `key` in the log records of steps after `first_step`.
 std::vector<JsonValue> logged(const std::string& log, const std::string& key, double first_step) {
@@ -66,7 +32,7 @@ std::string file_bytes(const std::string& path) {
 }  // namespace
 
 TEST_CASE("a run stopped and resumed in a new process equals the uninterrupted run bit for bit") {
-  Job job("e2e_resume");
+  TinyJob job("e2e_resume");
   const std::string a = job.dir.file("a"), b = job.dir.file("b");
   Result straight = job.train(fmt::format(
       "--train.out_dir={} --train.ckpt_every=3 --train.keep_last=0 --train.sample_every=3", a));
@@ -92,7 +58,7 @@ TEST_CASE("a run stopped and resumed in a new process equals the uninterrupted r
 }
 
 TEST_CASE("--resume auto continues from the newest checkpoint; a used out_dir is never overwritten") {
-  Job job("e2e_auto");
+  TinyJob job("e2e_auto");
   const std::string out = job.dir.file("out");
   REQUIRE(job.train("--train.steps=3").exit_code == 0);
   const std::string saved = file_bytes(out + "/" + checkpoint_file_name(3));
@@ -107,7 +73,7 @@ TEST_CASE("--resume auto continues from the newest checkpoint; a used out_dir is
 }
 
 TEST_CASE("config mistakes end with one message naming the key") {
-  Job job("e2e_config");
+  TinyJob job("e2e_config");
   struct Case {
     std::string args, message;
   };
@@ -129,8 +95,18 @@ TEST_CASE("config mistakes end with one message naming the key") {
   }
 }
 
+TEST_CASE("every config in configs/ resolves") {
+  for (const auto& entry : std::filesystem::directory_iterator(SSA_SOURCE_DIR "/configs")) {
+    if (entry.path().extension() != ".conf") continue;
+    CAPTURE(entry.path().string());
+    Result resolved = run("ssa-train --print-config --config " + entry.path().string());
+    CHECK_MESSAGE(resolved.exit_code == 0, resolved.output);
+    CHECK(contains(resolved.output, "[model]"));
+  }
+}
+
 TEST_CASE("bad shards and bad checkpoints are refused by name") {
-  Job job("e2e_bad");
+  TinyJob job("e2e_bad");
   REQUIRE(job.train("--train.steps=2").exit_code == 0);
   const std::string ckpt = job.dir.file("out/" + checkpoint_file_name(2));
 
@@ -156,7 +132,7 @@ TEST_CASE("bad shards and bad checkpoints are refused by name") {
     std::string bytes = file_bytes(ckpt);
     bytes[bytes.size() / 2] ^= 0x10;
     std::ofstream(ckpt, std::ios::binary) << bytes;
-    Result result = run(fmt::format("ssa-eval --checkpoint {}", ckpt));
+    Result result = run(fmt::format("ssa-eval --checkpoint {} --top-k 1,2", ckpt));
     CHECK(result.exit_code != 0);
     CHECK(contains(result.output, ckpt));
   }
@@ -164,42 +140,23 @@ TEST_CASE("bad shards and bad checkpoints are refused by name") {
 
 TEST_CASE("tokenise, train, evaluate and generate from text") {
   TempDir dir("e2e_text");
-  {
-    std::ofstream doc(dir.file("doc.txt"));
-    for (int i = 0; i < 400; ++i) doc << "the quick brown fox jumps over the lazy dog " << i << "\n";
-  }
-  REQUIRE(run(fmt::format("ssa-tokenize train --out {} --vocab-size 300 {}", dir.file("tok.bin"),
-                          dir.file("doc.txt")))
-              .exit_code == 0);
-  for (const char* part : {"a", "b"}) {
-    std::ofstream doc(dir.file(fmt::format("split_{}.txt", part)));
-    for (int i = 0; i < 200; ++i) doc << "the lazy dog sleeps " << i << "\n";
-  }
-  Result encoded = run(fmt::format("ssa-tokenize encode --tokenizer {} --out-dir {} --val-fraction 0.5 {} {} {}",
-                                   dir.file("tok.bin"), dir.file("shards"), dir.file("doc.txt"),
-                                   dir.file("split_a.txt"), dir.file("split_b.txt")));
-  REQUIRE_MESSAGE(encoded.exit_code == 0, encoded.output);
-  Result trained = run(fmt::format(
-      "ssa-train --model.vocab_size=300 --model.d_model=32 --model.n_layers=1 --model.n_heads=2 "
-      "--model.n_kv_heads=1 --model.head_dim=16 --model.ffn_dim=64 --model.max_seq_len=32 "
-      "--data.seq_len=32 --data.train='{0}/shards/train_*.bin' --data.val='{0}/shards/val_*.bin' "
-      "--data.tokenizer={0}/tok.bin --train.steps=4 --train.micro_batch=2 --train.out_dir={0}/out",
-      dir.file("")));
-  REQUIRE_MESSAGE(trained.exit_code == 0, trained.output);
-  const std::string ckpt = dir.file("out/" + checkpoint_file_name(4));
-  Result evaluated = run(fmt::format("ssa-eval --checkpoint {}", ckpt));
+  const std::string ckpt = train_text_job(dir);
+  Result evaluated = run(fmt::format("ssa-eval --checkpoint {} --top-k 1,2", ckpt));
   REQUIRE_MESSAGE(evaluated.exit_code == 0, evaluated.output);
   CHECK(contains(evaluated.output, "perplexity"));
-  JsonRecord json = read_jsonl(ckpt + ".eval.json").at(0);
-  CHECK(std::get<double>(json.at("perplexity")) > 1);
+  std::vector<JsonRecord> rows = read_jsonl(ckpt + ".ppl.json");
+  REQUIRE(rows.size() == 3);  // full, sparse top-1, sparse top-2
+  CHECK(std::get<std::string>(rows[1].at("attention")) == "sparse");
+  CHECK(std::get<double>(rows[0].at("perplexity")) > 1);
+  CHECK(std::filesystem::exists(ckpt + ".ppl.svg"));
   Result generated =
-      run(fmt::format("ssa-generate --checkpoint {} --prompt 'the lazy' --tokens 8", ckpt));
+      run(fmt::format("ssa-generate --checkpoint {} --prompt 'The grass' --tokens 8", ckpt));
   REQUIRE_MESSAGE(generated.exit_code == 0, generated.output);
-  CHECK(generated.output.starts_with("the lazy"));
+  CHECK(generated.output.starts_with("The grass"));
 }
 
 TEST_CASE("a checkpoint reads with standard HDF5 tools, by readable names") {
-  Job job("e2e_h5");
+  TinyJob job("e2e_h5");
   REQUIRE(job.train("--train.steps=1").exit_code == 0);
   const std::string ckpt = job.dir.file("out/" + checkpoint_file_name(1));
   if (std::system("command -v h5dump >/dev/null 2>&1") != 0) {

@@ -1,0 +1,132 @@
+// ssa-eval stats: per-layer attention statistics of a checkpoint (eval/attention_stats.h).
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "core/command_line.h"
+#include "eval/attention_stats.h"
+#include "eval/commands.h"
+#include "eval/svg.h"
+#include "train/log.h"
+#include "train/restore.h"
+
+namespace ssa {
+namespace {
+
+constexpr const char* kUsage = R"(usage: ssa-eval stats --checkpoint PATH [--data GLOB] [--seq-len T] [--batch B]
+                      [--max-batches N] [--top-k N] [--block-size N] [--out PREFIX]
+
+Per layer, over every query and query head of a full-attention forward pass, in float64:
+  sparsity     share of the full attention's probability mass inside the top-k blocks the
+               sparse path selects (its complement is the dropped mass δ)
+  entropy      of the full attention row, in bits
+  sink         probability on the first block (keys 0 .. block size − 1)
+  rel. error   ||o_full − o_sparse|| / ||o_full||, un-gated attention outputs
+  dropping     share of rows whose selection leaves out some key
+  violations   rows breaking ||o_full − o_sparse|| <= δ (max dropped ||v|| + ||o_sparse||)
+               beyond float64 rounding; max lhs/rhs is the largest ratio of the two sides
+The cost is O(T^2) per head, hence few windows by default. Writes PREFIX.json (one object per
+layer) and PREFIX.svg (sparsity per layer); PREFIX defaults to <checkpoint>.stats.
+  --data GLOB        shards to read (default: the data.val the model was trained with)
+  --seq-len T        tokens per window (default: the training data.seq_len)
+  --batch B          windows per forward pass (default 1)
+  --max-batches N    at most N batches (default 4; 0: every whole batch of the shards)
+  --top-k N          blocks per query, its own included (default: the training attention.top_k)
+  --block-size N     tokens per block (default: the training attention.block_size)
+)";
+
+struct StatsRun {
+  std::string checkpoint, data;
+  int64_t seq_len, block_size, top_k;
+};
+
+void print_row(const std::string& name, const LayerStats& s) {
+  fmt::print("{:>5} {:>9.5f} {:>10.3e} {:>8.3f} {:>7.4f} {:>10.3e} {:>8.1f}% {:>10} {:>11.3e}\n",
+             name, s.mean_captured_mass(), s.mean_dropped_mass(), s.mean_entropy_bits(),
+             s.mean_sink_mass(), s.mean_relative_error(),
+             100.0 * static_cast<double>(s.dropping_rows) / static_cast<double>(s.rows),
+             s.bound_violations, s.max_bound_ratio);
+}
+
+// Every layer has the same rows, so pooling the sums gives the mean over layers.
+void print_table(const std::vector<LayerStats>& layers) {
+  fmt::print("{:>5} {:>9} {:>10} {:>8} {:>7} {:>10} {:>9} {:>10} {:>11}\n", "layer", "sparsity",
+             "dropped δ", "entropy", "sink", "rel.error", "dropping", "violations",
+             "max lhs/rhs");
+  LayerStats all;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    print_row(fmt::format("{}", i), layers[i]);
+    all += layers[i];
+  }
+  print_row("mean", all);
+}
+
+std::string json_rows(const StatsRun& run, const std::vector<LayerStats>& layers) {
+  std::string json;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerStats& s = layers[i];
+    JsonLine record;
+    record.add("checkpoint", run.checkpoint).add("data", run.data).add("seq_len", run.seq_len);
+    record.add("block_size", run.block_size).add("top_k", run.top_k);
+    record.add("layer", static_cast<int64_t>(i)).add("rows", s.rows);
+    record.add("dropping_rows", s.dropping_rows).add("attention_sparsity", s.mean_captured_mass());
+    record.add("dropped_mass", s.mean_dropped_mass()).add("entropy_bits", s.mean_entropy_bits());
+    record.add("sink_mass", s.mean_sink_mass()).add("relative_error", s.mean_relative_error());
+    record.add("bound_violations", s.bound_violations);
+    record.add("max_bound_ratio", s.max_bound_ratio);
+    json += record.str() + "\n";
+  }
+  return json;
+}
+
+std::string sparsity_plot(const StatsRun& run, const std::vector<LayerStats>& layers) {
+  std::vector<std::string> labels;
+  std::vector<double> values;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    labels.push_back(fmt::format("{}", i));
+    values.push_back(layers[i].mean_captured_mass());
+  }
+  PlotOptions plot{fmt::format("Attention sparsity, top-{} blocks of {} ({})", run.top_k,
+                               run.block_size,
+                               std::filesystem::path(run.checkpoint).filename().string()),
+                   "layer", "full-attention mass in the selected blocks"};
+  return bar_plot(labels, values, plot);
+}
+
+}  // namespace
+
+int stats_command(const std::vector<std::string>& args) {
+  CommandLine line("ssa-eval stats", args,
+                   {"--checkpoint", "--data", "--seq-len", "--batch", "--max-batches", "--top-k",
+                    "--block-size", "--out"},
+                   {"--help"});
+  if (line.flag("--help")) {
+    fmt::print("{}", kUsage);
+    return 0;
+  }
+  StatsRun run;
+  run.checkpoint = line.required("--checkpoint");
+  LoadedModel loaded = load_model(run.checkpoint, Device::cpu);
+  const Config& trained = loaded.config;
+  run.data = line.get("--data", trained.get_string("data.val"));
+  if (run.data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
+  run.seq_len = line.get_int("--seq-len", trained.get_int("data.seq_len"), 1);
+  run.block_size = line.get_int("--block-size", trained.get_int("attention.block_size"), 1);
+  run.top_k = line.get_int("--top-k", trained.get_int("attention.top_k"), 1);
+  const int64_t batch = line.get_int("--batch", 1, 1);
+  const int64_t max_batches = line.get_int("--max-batches", 4, 0);
+
+  const std::vector<LayerStats> layers = shard_attention_stats(
+      *loaded.model, run.data, run.seq_len, batch, max_batches, run.block_size, run.top_k);
+  fmt::print("attention statistics: {} rows per layer (query x head), {} tokens per window, "
+             "top-{} blocks of {} tokens, full-attention forward\n",
+             layers.at(0).rows, run.seq_len, run.top_k, run.block_size);
+  print_table(layers);
+  const std::string prefix = line.get("--out", run.checkpoint + ".stats");
+  write_text_file(prefix + ".json", json_rows(run, layers));
+  write_text_file(prefix + ".svg", sparsity_plot(run, layers));
+  fmt::print("wrote {0}.json and {0}.svg\n", prefix);
+  return 0;
+}
+
+}  // namespace ssa
