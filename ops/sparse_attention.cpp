@@ -12,6 +12,9 @@
 #include "autograd/autograd.h"
 #include "ops/cpu_parallel.h"
 #include "ops/dispatch.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/sparse_attention.h"
+#endif
 
 namespace ssa {
 namespace {
@@ -59,6 +62,12 @@ struct SparseDims {
     return selection + ((b * q_len + t) * kv_heads + kv) * width;
   }
 };
+
+#ifdef SSA_HAVE_CUDA
+cuda::SparseDims device_dims(const SparseDims& d) {
+  return {d.batch, d.q_len, d.k_len, d.heads, d.kv_heads, d.head_dim, d.block_size, d.width};
+}
+#endif
 
 // The keys query t reads: its selected blocks, the own block cut after its position.
 std::vector<Span> selected_spans(const int32_t* blocks, const SparseDims& dims, int64_t t) {
@@ -183,6 +192,15 @@ struct SparseAttentionNode : Node {
     Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device());
     Tensor dk = Tensor::empty(k.shape(), k.dtype(), k.device());
     Tensor dv = Tensor::empty(v.shape(), v.dtype(), v.device());
+    if (!q.is_cpu()) {
+      check_same_kind({&q, &g}, "sparse_attention backward");
+      SSA_ON_CUDA("sparse_attention backward",
+                  cuda::sparse_attention_backward(
+                      device_dims(dims), q.dtype(),
+                      {q.raw(), k.raw(), v.raw(), out.raw(), g.raw(), selection.data<int32_t>(),
+                       lse.data<float>(), dq.raw(), dk.raw(), dv.raw()}));
+      return {dq, dk, dv};
+    }
     dispatch_float(g, "sparse_attention backward", [&](auto zero) {
       using T = decltype(zero);
       const BackwardTensors<T> t{q.data<T>(),  k.data<T>(),   v.data<T>(),
@@ -220,15 +238,29 @@ bool valid_selection_row(const int32_t* row, int64_t width, int64_t own_block) {
   return slot > 0 && std::all_of(row + slot, row + width, [](int32_t pad) { return pad == -1; });
 }
 
+[[noreturn]] void invalid_selection_row(int64_t b, int64_t t, int64_t kv, const SparseDims& dims) {
+  fail("sparse_attention: selection row (b {}, t {}, kv head {}) is not {} slots of strictly "
+       "ascending blocks <= the own block {} followed by -1 padding",
+       b, t, kv, dims.width, dims.own_block(t));
+}
+
 void check_selection(const Tensor& selection, const SparseDims& dims) {
+  if (!selection.is_cpu()) {
+    int64_t row = -1;  // (b·Tq + t)·Hkv + kv
+    SSA_ON_CUDA("sparse_attention",
+                row = cuda::first_invalid_selection_row(device_dims(dims),
+                                                        selection.data<int32_t>()));
+    if (row >= 0)
+      invalid_selection_row(row / dims.kv_heads / dims.q_len, row / dims.kv_heads % dims.q_len,
+                            row % dims.kv_heads, dims);
+    return;
+  }
   const int32_t* all = selection.data<int32_t>();
   for (int64_t b = 0; b < dims.batch; ++b)
     for (int64_t t = 0; t < dims.q_len; ++t)
       for (int64_t kv = 0; kv < dims.kv_heads; ++kv)
         if (!valid_selection_row(dims.selected(all, b, t, kv), dims.width, dims.own_block(t)))
-          fail("sparse_attention: selection row (b {}, t {}, kv head {}) is not {} slots of "
-               "strictly ascending blocks <= the own block {} followed by -1 padding",
-               b, t, kv, dims.width, dims.own_block(t));
+          invalid_selection_row(b, t, kv, dims);
 }
 
 SparseDims check_sparse_inputs(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -243,13 +275,14 @@ SparseDims check_sparse_inputs(const Tensor& q, const Tensor& k, const Tensor& v
             "sparse_attention: {} queries (q {}), {} keys (k {}), block size {} (expected "
             "Tq <= Tk and a positive block size)",
             dims.q_len, q.shape().str(), dims.k_len, k.shape().str(), block_size);
-  SSA_CHECK(selection.dtype() == DType::i32 && selection.is_cpu() && dims.width > 0 &&
+  SSA_CHECK(selection.dtype() == DType::i32 && selection.device() == q.device() &&
+                dims.width > 0 &&
                 selection.shape() == Shape({dims.batch, dims.q_len, dims.kv_heads, dims.width}),
-            "sparse_attention: selection {} of dtype {} (expected i32 [{}, {}, {}, W >= 1] on the "
-            "CPU)",
-            selection.shape().str(), dtype_name(selection.dtype()), dims.batch, dims.q_len,
-            dims.kv_heads);
-  check_selection(selection, dims);
+            "sparse_attention: selection {} of dtype {} on {} (expected i32 [{}, {}, {}, W >= 1] "
+            "on q's device, {})",
+            selection.shape().str(), dtype_name(selection.dtype()),
+            device_name(selection.device()), dims.batch, dims.q_len, dims.kv_heads,
+            device_name(q.device()));
   return dims;
 }
 
@@ -309,6 +342,42 @@ void select_for_query(const T* q, const T* kbar, int64_t kbar_blocks, int64_t to
   }
 }
 
+void attend_on_cpu(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& selection,
+                   const SparseDims& dims, const Tensor& out, const Tensor& lse) {
+  dispatch_float(q, "sparse_attention", [&](auto zero) {
+    using T = decltype(zero);
+    const ForwardTensors<T> t{q.data<T>(), k.data<T>(), v.data<T>(), selection.data<int32_t>(),
+                              out.data<T>(), lse.data<T>()};
+    const int64_t per_batch = dims.q_len * dims.kv_heads;
+    run_tasks(dims.batch * per_batch, dims.parallel(), [&](int64_t i) {
+      forward_group(t, dims, i / per_batch, i % per_batch / dims.kv_heads, i % dims.kv_heads);
+    });
+  });
+}
+
+// The op on checked inputs: attention over the selected blocks, recorded for backward.
+Tensor attend_selected(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& selection,
+                       const SparseDims& dims) {
+  Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
+  // lse: [B, Tq, H], q's dtype on the CPU, f32 on the GPU.
+  Tensor lse = Tensor::empty({dims.batch, dims.q_len, dims.heads},
+                             q.is_cpu() ? q.dtype() : DType::f32, q.device());
+  if (!q.is_cpu()) {
+    SSA_ON_CUDA("sparse_attention",
+                cuda::sparse_attention_forward(device_dims(dims), q.dtype(),
+                                               {q.raw(), k.raw(), v.raw(),
+                                                selection.data<int32_t>(), out.raw(),
+                                                lse.data<float>()}));
+  } else {
+    attend_on_cpu(q, k, v, selection, dims, out, lse);
+  }
+  if (!should_record({&q, &k, &v})) return out;
+  return record(out,
+                std::make_shared<SparseAttentionNode>(q.detach(), k.detach(), v.detach(),
+                                                      selection, out.detach(), lse, dims),
+                {q, k, v});
+}
+
 }  // namespace
 
 Tensor block_means(const Tensor& k, int64_t block_size) {
@@ -318,6 +387,11 @@ Tensor block_means(const Tensor& k, int64_t block_size) {
   const int64_t batch = k.dim(0), k_len = k.dim(1), blocks = k_len / block_size;
   const int64_t row = k.dim(2) * k.dim(3);  // values per key position
   Tensor means = Tensor::empty({batch, blocks, k.dim(2), k.dim(3)}, k.dtype(), k.device());
+  if (!k.is_cpu()) {
+    SSA_ON_CUDA("block_means",
+                cuda::block_means(k.raw(), means.raw(), k.dtype(), batch, k_len, row, block_size));
+    return means;
+  }
   dispatch_float(k, "block_means", [&](auto zero) {
     using T = decltype(zero);
     const T* key = k.data<T>();
@@ -350,7 +424,14 @@ Tensor select_blocks(const Tensor& q, const Tensor& kbar, int64_t k_len, int64_t
   const int64_t width = std::min(top_k, (k_len + block_size - 1) / block_size);
   const SparseDims dims{q.dim(0), q.dim(1), k_len, q.dim(2), kbar.dim(2), q.dim(3), block_size,
                         width};
-  Tensor selection = Tensor::empty({dims.batch, dims.q_len, dims.kv_heads, width}, DType::i32);
+  Tensor selection =
+      Tensor::empty({dims.batch, dims.q_len, dims.kv_heads, width}, DType::i32, q.device());
+  if (!q.is_cpu()) {
+    SSA_ON_CUDA("select_blocks",
+                cuda::select_blocks(device_dims(dims), q.dtype(), q.raw(), kbar.raw(), kbar_blocks,
+                                    top_k, selection.data<int32_t>()));
+    return selection;
+  }
   dispatch_float(q, "select_blocks", [&](auto zero) {
     using T = decltype(zero);
     const bool parallel =
@@ -366,29 +447,17 @@ Tensor select_blocks(const Tensor& q, const Tensor& kbar, int64_t k_len, int64_t
 Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& selection,
                         int64_t block_size) {
   const SparseDims dims = check_sparse_inputs(q, k, v, selection, block_size);
-  Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
-  Tensor lse = Tensor::empty({dims.batch, dims.q_len, dims.heads}, q.dtype(), q.device());
-  dispatch_float(q, "sparse_attention", [&](auto zero) {
-    using T = decltype(zero);
-    const ForwardTensors<T> t{q.data<T>(), k.data<T>(), v.data<T>(), selection.data<int32_t>(),
-                              out.data<T>(), lse.data<T>()};
-    const int64_t per_batch = dims.q_len * dims.kv_heads;
-    run_tasks(dims.batch * per_batch, dims.parallel(), [&](int64_t i) {
-      forward_group(t, dims, i / per_batch, i % per_batch / dims.kv_heads, i % dims.kv_heads);
-    });
-  });
-  if (!should_record({&q, &k, &v})) return out;
-  return record(out,
-                std::make_shared<SparseAttentionNode>(q.detach(), k.detach(), v.detach(),
-                                                      selection, out.detach(), lse, dims),
-                {q, k, v});
+  check_selection(selection, dims);
+  return attend_selected(q, k, v, selection, dims);
 }
 
+// The selection comes from select_blocks, valid by construction: not checked again (on the GPU
+// the check would wait for the device).
 Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                               int64_t block_size, int64_t top_k) {
-  const Tensor kbar = block_means(k, block_size);
-  return sparse_attention(q, k, v, select_blocks(q, kbar, k.dim(1), block_size, top_k),
-                          block_size);
+  const Tensor selection =
+      select_blocks(q, block_means(k, block_size), k.dim(1), block_size, top_k);
+  return attend_selected(q, k, v, selection, check_sparse_inputs(q, k, v, selection, block_size));
 }
 
 }  // namespace ssa
