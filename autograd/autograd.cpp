@@ -1,5 +1,6 @@
 #include "autograd/autograd.h"
 
+#include <algorithm>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
@@ -36,6 +37,44 @@ std::unordered_map<Node*, int> count_consumers(Node* root) {
   }
   return consumers;
 }
+
+// The leaves a backward() reaches, in a fixed order, each with the gradients still to come.
+class LeafCounts {
+ public:
+  LeafCounts(const std::unordered_map<Node*, int>& nodes, const LeafFinal& on_final)
+      : on_final_(on_final) {
+    if (!on_final_) return;
+    std::vector<Node*> ordered;
+    for (const auto& entry : nodes) ordered.push_back(entry.first);
+    std::sort(ordered.begin(), ordered.end(),
+              [](Node* a, Node* b) { return a->sequence() > b->sequence(); });
+    for (Node* node : ordered)
+      for (const Tensor& input : node->inputs())
+        if (is_leaf(input)) {
+          auto [it, inserted] = remaining_.try_emplace(input.impl(), 0);
+          if (inserted) leaves_.push_back(input);
+          ++it->second;
+        }
+  }
+  // One edge into `input` is done (a gradient delivered or none given).
+  void done(const Tensor& input) {
+    if (!on_final_ || !is_leaf(input)) return;
+    if (--remaining_[input.impl()] == 0) on_final_(input);
+  }
+  // Leaves behind nodes that never ran (a branch that got no gradient) are final too.
+  void finish() {
+    for (const Tensor& leaf : leaves_)
+      if (remaining_[leaf.impl()] > 0) on_final_(leaf);
+  }
+
+ private:
+  static bool is_leaf(const Tensor& t) {
+    return t.defined() && !t.grad_fn() && t.requires_grad();
+  }
+  const LeafFinal& on_final_;
+  std::unordered_map<TensorImpl*, int> remaining_;
+  std::vector<Tensor> leaves_;  // first reached first
+};
 
 void deliver_to_leaf(const Tensor& leaf, const Tensor& grad) {
   if (!leaf.grad().defined()) {
@@ -92,7 +131,7 @@ void accumulate_into(const Tensor& dst, const Tensor& src) {
   }
 }
 
-void backward(const Tensor& root, const Tensor& grad) {
+void backward(const Tensor& root, const Tensor& grad, const LeafFinal& on_final) {
   SSA_CHECK(root.requires_grad(), "backward() on a tensor that does not require grad");
   Tensor seed = grad;
   if (!seed.defined()) {
@@ -103,11 +142,13 @@ void backward(const Tensor& root, const Tensor& grad) {
   check_shape(seed, root.shape(), "backward() gradient");
   if (!root.grad_fn()) {
     deliver_to_leaf(root, seed);
+    if (on_final) on_final(root);
     return;
   }
 
   std::shared_ptr<Node> root_node = root.grad_fn();
   std::unordered_map<Node*, int> waiting = count_consumers(root_node.get());
+  LeafCounts leaves(waiting, on_final);
   std::unordered_map<Node*, Tensor> pending{{root_node.get(), seed}};
   // Among ready nodes, the most recently recorded runs first: a deterministic order.
   auto later_first = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
@@ -131,11 +172,15 @@ void backward(const Tensor& root, const Tensor& grad) {
               node->name(), grads.size(), node->inputs().size());
     for (size_t i = 0; i < grads.size(); ++i) {
       const Tensor& input = node->inputs()[i];
-      if (!grads[i].defined() || !input.requires_grad()) continue;
+      if (!grads[i].defined() || !input.requires_grad()) {
+        leaves.done(input);
+        continue;
+      }
       check_shape(grads[i], input.shape(), node->name());
       const std::shared_ptr<Node>& producer = input.grad_fn();
       if (!producer) {
         deliver_to_leaf(input, grads[i]);
+        leaves.done(input);
         continue;
       }
       auto [it, inserted] = pending.try_emplace(producer.get(), grads[i]);
@@ -149,6 +194,7 @@ void backward(const Tensor& root, const Tensor& grad) {
     node->release();
     node->inputs_.clear();
   }
+  leaves.finish();
   root.set_grad_fn(nullptr);
   root.set_requires_grad(false);  // the graph is consumed; a second backward() is an error
 }

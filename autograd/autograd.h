@@ -11,12 +11,18 @@
 //  - backward() consumes the graph: each Node drops its inputs and saved tensors after running.
 // A Node must not hold its own output through a handle with grad_fn (that is a cycle); save
 // output.detach() instead.
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "core/tensor.h"
 
 namespace ssa {
+
+// Called by backward() once per leaf reached, right after the last gradient this backward()
+// delivers to it (data-parallel training starts communicating a gradient bucket once all its
+// leaves are final). Leaves are told apart by their TensorImpl.
+using LeafFinal = std::function<void(const Tensor& leaf)>;
 
 class Node {
  public:
@@ -32,7 +38,7 @@ class Node {
 
  private:
   friend Tensor record(const Tensor&, std::shared_ptr<Node>, std::vector<Tensor>);
-  friend void backward(const Tensor&, const Tensor&);
+  friend void backward(const Tensor&, const Tensor&, const LeafFinal&);
   std::vector<Tensor> inputs_;
   uint64_t sequence_ = 0;
 };
@@ -58,7 +64,7 @@ bool should_record(std::initializer_list<const Tensor*> inputs);
 Tensor record(const Tensor& output, std::shared_ptr<Node> node, std::vector<Tensor> inputs);
 
 // Backpropagates from `root`. `grad` defaults to 1 for a one-element root.
-void backward(const Tensor& root, const Tensor& grad = Tensor());
+void backward(const Tensor& root, const Tensor& grad = Tensor(), const LeafFinal& on_final = {});
 
 // dst += src, elementwise, same shape and device (used for gradient accumulation). The dtypes
 // match, or src is bf16 and dst f32: a bf16 leaf (mixed precision's working copy of a weight)

@@ -86,6 +86,16 @@ const char* no_device_reason() {
   return count == 0 ? "no CUDA device present" : "";
 }
 
+std::string current_device_description() {
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  cudaDeviceProp properties{};
+  CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
+  return std::string(properties.name) + ", " +
+         std::to_string(properties.totalGlobalMem >> 30) + " GiB (device " +
+         std::to_string(device) + ")";
+}
+
 // A host buffer handed to cudaMemcpyAsync may still be read after the call returns (pageable
 // memory is staged asynchronously), so copies touching the host end with a stream sync.
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) {

@@ -5,6 +5,7 @@
 // sync of that stream.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "core/allocator.h"
 #include "core/dtype.h"
@@ -16,6 +17,8 @@ int device_count();
 // Why device_count() is 0, for skip messages ("" when a GPU is present).
 const char* no_device_reason();
 
+// "NAME, N GiB" of the current device, for startup tables.
+std::string current_device_description();
 // The caching allocator (cuda/memory.h has its statistics).
 Allocator& device_allocator();
 // Device-to-device copies stay asynchronous; a copy from or to the host returns once the host

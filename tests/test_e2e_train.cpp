@@ -86,6 +86,8 @@ TEST_CASE("config mistakes end with one message naming the key") {
            {"--nosuch.key=1", "nosuch"},
            {"--config /nonexistent.conf", "/nonexistent.conf"},
            {"--model.n_kv_heads=3", "n_kv_heads"},
+           {"--train.dtype=bf16", "train.dtype = bf16 (mixed precision) needs train.device = cuda"},
+           {"--train.device=tpu", "cpu, cuda"},
        }) {
     CAPTURE(c.args);
     Result result = job.train(c.args);

@@ -1,5 +1,6 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -38,13 +39,15 @@ void scale_in_place(T* x, int64_t n, double factor) {
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<T>(x[i] * factor);
 }
 
-// Bit i of word i / 32 is set where parameter i decays (an i32 tensor: one bit per parameter).
-Tensor decay_bits(const Parameters& params) {
-  std::vector<uint32_t> words(static_cast<size_t>((params.count() + 31) / 32), 0u);
+// Bit i of word i / 32 is set where parameter begin + i decays (an i32 tensor: one bit per
+// parameter of [begin, end)).
+Tensor decay_bits(const Parameters& params, int64_t begin, int64_t end) {
+  std::vector<uint32_t> words(static_cast<size_t>((end - begin + 31) / 32), 0u);
   for (size_t i = 0; i < params.size(); ++i) {
     if (!params.specs()[i].weight_decay) continue;
-    const int64_t begin = params.offsets()[i], end = begin + params[i].numel();
-    for (int64_t j = begin; j < end; ++j) words[j / 32] |= 1u << (j % 32);
+    const int64_t first = std::max(begin, params.offsets()[i]);
+    const int64_t last = std::min(end, params.offsets()[i] + params[i].numel());
+    for (int64_t j = first - begin; j < last - begin; ++j) words[j / 32] |= 1u << (j % 32);
   }
   std::vector<double> values(words.size());
   for (size_t w = 0; w < words.size(); ++w) values[w] = static_cast<int32_t>(words[w]);
@@ -59,14 +62,19 @@ void check_cuda_flat(const Tensor& flat, const char* what) {
 
 }  // namespace
 
-AdamW::AdamW(const Parameters& params, AdamWConfig config)
+AdamW::AdamW(const Parameters& params, AdamWConfig config, int64_t begin, int64_t end)
     : params_(params),
       config_(config),
-      m_(Tensor::zeros(params.flat().shape(), params.flat().dtype(), params.flat().device())),
-      v_(Tensor::zeros(params.flat().shape(), params.flat().dtype(), params.flat().device())) {
+      begin_(begin),
+      end_(end < 0 ? params.count() : end),
+      m_(Tensor::zeros({end_ - begin_}, params.flat().dtype(), params.flat().device())),
+      v_(Tensor::zeros({end_ - begin_}, params.flat().dtype(), params.flat().device())) {
+  SSA_CHECK(0 <= begin_ && begin_ <= end_ && end_ <= params.count(),
+            "AdamW range [{}, {}) of {} parameters", begin_, end_, params.count());
   if (params.flat().is_cpu()) return;
   check_cuda_flat(params.flat(), "AdamW");
-  decay_bits_ = decay_bits(params);
+  SSA_CHECK(begin_ % 32 == 0, "AdamW on CUDA: range start {} is not a multiple of 32", begin_);
+  decay_bits_ = decay_bits(params, begin_, end_);
 }
 
 void AdamW::step(double lr, const Tensor& bf16_params) {
@@ -74,7 +82,7 @@ void AdamW::step(double lr, const Tensor& bf16_params) {
   const double bias1 = 1 - std::pow(config_.beta1, static_cast<double>(step_count_));
   const double bias2 = 1 - std::pow(config_.beta2, static_cast<double>(step_count_));
   if (bf16_params.defined())
-    SSA_CHECK(bf16_params.dtype() == DType::bf16 && bf16_params.numel() == params_.count() &&
+    SSA_CHECK(bf16_params.dtype() == DType::bf16 && bf16_params.numel() == end_ - begin_ &&
                   bf16_params.device() == params_.flat().device(),
               "AdamW: the bf16 copy {} ({} on {}) does not match the flat parameters ({} on {})",
               bf16_params.shape().str(), dtype_name(bf16_params.dtype()),
@@ -82,13 +90,13 @@ void AdamW::step(double lr, const Tensor& bf16_params) {
               device_name(params_.flat().device()));
   if (params_.flat().is_cpu()) {
     step_cpu(lr, bias1, bias2);
-    if (bf16_params.defined()) bf16_params.copy_from(params_.flat());
+    if (bf16_params.defined()) bf16_params.copy_from(params_.flat().view(begin_, {end_ - begin_}));
     return;
   }
   SSA_ON_CUDA("AdamW", cuda::adamw_update(
-      params_.flat().data<float>(), params_.flat_grad().data<float>(), m_.data<float>(),
-      v_.data<float>(), reinterpret_cast<const uint32_t*>(decay_bits_.data<int32_t>()),
-      params_.count(),
+      params_.flat().data<float>() + begin_, params_.flat_grad().data<float>() + begin_,
+      m_.data<float>(), v_.data<float>(),
+      reinterpret_cast<const uint32_t*>(decay_bits_.data<int32_t>()), end_ - begin_,
       {lr, config_.beta1, config_.beta2, config_.eps, config_.weight_decay, bias1, bias2},
       bf16_params.defined() ? bf16_params.raw() : nullptr));
 }
@@ -96,13 +104,15 @@ void AdamW::step(double lr, const Tensor& bf16_params) {
 void AdamW::step_cpu(double lr, double bias1, double bias2) {
   const Tensor& flat = params_.flat();
   for (size_t i = 0; i < params_.size(); ++i) {
-    const int64_t offset = params_.offsets()[i], n = params_[i].numel();
+    const int64_t offset = std::max(begin_, params_.offsets()[i]);
+    const int64_t n = std::min(end_, params_.offsets()[i] + params_[i].numel()) - offset;
+    if (n <= 0) continue;
     const double decay = params_.specs()[i].weight_decay ? config_.weight_decay : 0.0;
     auto run = [&](auto zero) {
       using T = decltype(zero);
       adamw_update(flat.data<T>() + offset, params_.flat_grad().data<T>() + offset,
-                   m_.data<T>() + offset, v_.data<T>() + offset, n, lr, decay, config_, bias1,
-                   bias2);
+                   m_.data<T>() + (offset - begin_), v_.data<T>() + (offset - begin_), n, lr,
+                   decay, config_, bias1, bias2);
     };
     if (flat.dtype() == DType::f32) run(float{});
     else run(double{});

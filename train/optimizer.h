@@ -16,25 +16,30 @@ struct AdamWConfig {
 
 class AdamW {
  public:
-  AdamW(const Parameters& params, AdamWConfig config);
+  // Updates elements [begin, end) of the flat buffers (end -1: to the end); its moments hold
+  // that range only (ZeRO-1 gives each rank its chunk). On CUDA, begin is a multiple of 32.
+  AdamW(const Parameters& params, AdamWConfig config, int64_t begin = 0, int64_t end = -1);
 
   // One update with learning rate lr; step_count counts updates from 1 (bias correction).
   // CPU: per parameter, in double; CUDA (f32 buffers): one fused pass, same math. A defined
-  // bf16_params (shaped like flat(), same device) also receives the updated parameters rounded
-  // to bf16: mixed precision's working copy, written in the same pass on CUDA.
+  // bf16_params (shaped like the range, same device) also receives the updated parameters
+  // rounded to bf16: mixed precision's working copy, written in the same pass on CUDA.
   void step(double lr, const Tensor& bf16_params = Tensor());
   int64_t step_count() const { return step_count_; }
   void set_step_count(int64_t n) { step_count_ = n; }
-  const Tensor& first_moment() const { return m_; }   // flat, like the parameters
+  const Tensor& first_moment() const { return m_; }   // flat, like the range
   const Tensor& second_moment() const { return v_; }
+  int64_t begin() const { return begin_; }
+  int64_t end() const { return end_; }
 
  private:
   void step_cpu(double lr, double bias1, double bias2);
 
   const Parameters& params_;
   AdamWConfig config_;
+  int64_t begin_, end_;
   Tensor m_, v_;
-  Tensor decay_bits_;  // CUDA: bit i set where parameter i decays (i32 words)
+  Tensor decay_bits_;  // CUDA: bit i set where parameter begin + i decays (i32 words)
   int64_t step_count_ = 0;
 };
 

@@ -85,11 +85,14 @@ std::vector<ConfigEntry> optim_entries() {
 std::vector<ConfigEntry> train_entries() {
   return {
       integer("train", "steps", 1000, 1, kInf, "optimizer steps (also the cosine's length)"),
-      integer("train", "micro_batch", 8, 1, kInf, "sequences per micro-step"),
+      integer("train", "micro_batch", 8, 1, kInf, "sequences per micro-step (per rank)"),
       integer("train", "grad_accum", 1, 1, kInf, "micro-steps per optimizer step"),
       integer("train", "seed", 1337, 0, kInf, "seed of init, data order and sampling"),
-      text("train", "device", "cpu", "where to train", {"cpu"}),
-      text("train", "dtype", "f32", "parameter and compute type", {"f32", "f64"}),
+      text("train", "device", "cpu", "where to train: cpu, or cuda (one GPU per rank)",
+           {"cpu", "cuda"}),
+      text("train", "dtype", "f32",
+           "compute type: f32, f64 (cpu), or bf16 (cuda: bf16 compute over f32 master weights)",
+           {"f32", "f64", "bf16"}),
       text("train", "out_dir", "out", "log.jsonl and checkpoints go here"),
       integer("train", "log_every", 1, 1, kInf, "steps between log lines"),
       integer("train", "val_every", 0, 0, kInf, "steps between validations (0: at the end only)"),
@@ -100,10 +103,26 @@ std::vector<ConfigEntry> train_entries() {
       integer("train", "keep_last", 3, 0, kInf, "checkpoints kept (0: all)"),
       text("train", "on_nonfinite", "stop", "non-finite loss or gradient: stop, or skip the step",
            {"stop", "skip"}),
+      integer("train", "zero", 0, 0, 1,
+              "data parallel: 1 shards the AdamW state over the ranks (ZeRO-1), 0 does not"),
+      real("train", "comm_timeout_s", "600", 0.001, kInf,
+           "data parallel: a collective unfinished after this many seconds aborts the job"),
+      real("train", "bucket_mb", "25", 0.001, 1024,
+           "data parallel: MiB of gradients per all-reduce bucket"),
   };
 }
 
-DType dtype_named(const std::string& name) { return name == "f64" ? DType::f64 : DType::f32; }
+// train.device and train.dtype into the run's device, master dtype and compute dtype.
+void set_precision(const Config& c, RunSettings& r) {
+  const std::string device = c.get_string("train.device"), dtype = c.get_string("train.dtype");
+  r.device = device == "cuda" ? Device::cuda : Device::cpu;
+  if (dtype == "f64" && r.device == Device::cuda)
+    fail("train.dtype = f64 runs on train.device = cpu only (cuda trains in f32 or bf16)");
+  if (dtype == "bf16" && r.device == Device::cpu)
+    fail("train.dtype = bf16 (mixed precision) needs train.device = cuda; use f32 on cpu");
+  r.dtype = dtype == "f64" ? DType::f64 : DType::f32;
+  r.compute_dtype = dtype == "bf16" ? DType::bf16 : r.dtype;
+}
 
 }  // namespace
 
@@ -171,8 +190,10 @@ TrainSettings train_settings_from(const Config& c) {
   r.sample_tokens = c.get_int("train.sample_tokens");
   r.ckpt_every = c.get_int("train.ckpt_every");
   r.keep_last = c.get_int("train.keep_last");
-  r.dtype = dtype_named(c.get_string("train.dtype"));
-  r.device = Device::cpu;
+  r.zero = c.get_int("train.zero") == 1;
+  r.comm_timeout_s = c.get_float("train.comm_timeout_s");
+  r.bucket_mb = c.get_float("train.bucket_mb");
+  set_precision(c, r);
   if (r.seq_len > s.model.max_seq_len)
     fail("data.seq_len ({}) exceeds model.max_seq_len ({})", r.seq_len, s.model.max_seq_len);
   s.config_text = c.to_text();

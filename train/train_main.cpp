@@ -1,11 +1,11 @@
 // ssa-train: pretrain a decoder from token shards, as the config says; resume from checkpoints.
 #include <fmt/format.h>
-#include <omp.h>
 
 #include <cstdio>
-#include <exception>
 
 #include "train/checkpoint.h"
+#include "train/communicator.h"
+#include "train/device.h"
 #include "train/settings.h"
 
 using namespace ssa;
@@ -24,6 +24,11 @@ then the --section.key=value overrides, in that order.
   --print-config  print the resolved config and exit
 
 Without --resume, an out_dir that already holds checkpoints is refused (nothing is overwritten).
+
+Data parallel: launch with mpirun (one process per GPU, or per CPU slot with train.device = cpu),
+e.g. mpirun -np 2 ssa-train --config FILE. Every rank trains train.micro_batch sequences per
+micro-step; world W with micro-batch b trains as one process with W*b, so a run may resume on
+another number of ranks. Rank 0 logs and writes checkpoints; any rank's error ends the job.
 
 Config keys (section.key: type, default, meaning):
 )";
@@ -84,37 +89,52 @@ std::string resume_path(const std::string& resume, const std::string& out_dir) {
 void print_startup(const TrainSettings& s, const Trainer& trainer, const std::string& resume) {
   const Parameters& params = trainer.model().params();
   const RunSettings& r = s.run;
+  const int world = trainer.communicator().world();
   fmt::print("ssa-train\n{}\n", std::string(60, '-'));
   fmt::print("{}", s.config_text);
   fmt::print("{}\n", std::string(60, '-'));
-  fmt::print("{:<24}{}\n", "device", r.device == Device::cpu ? "cpu" : "cuda");
-  fmt::print("{:<24}{}\n", "cpu threads", omp_get_max_threads());
+  fmt::print("{:<24}{}\n", "device", device_description(r.device));
+  fmt::print("{:<24}{}\n", "ranks", trainer.communicator().description());
+  fmt::print("{:<24}{}\n", "precision",
+             r.compute_dtype == r.dtype ? std::string(dtype_name(r.dtype))
+                                        : fmt::format("{} compute over {} master weights",
+                                                      dtype_name(r.compute_dtype),
+                                                      dtype_name(r.dtype)));
   fmt::print("{:<24}{} ({:.2f} M)\n", "parameters", params.count(), params.count() / 1e6);
-  fmt::print("{:<24}{:.1f} MiB (params, grads, 2 AdamW moments)\n", "state memory",
-             4.0 * static_cast<double>(params.count() * dtype_size(r.dtype)) / (1 << 20));
-  fmt::print("{:<24}{}\n", "tokens per step", r.micro_batch * r.seq_len * r.grad_accum);
+  const size_t compute_copy = r.compute_dtype == r.dtype ? 0 : dtype_size(r.compute_dtype);
+  fmt::print("{:<24}{:.1f} MiB per rank (params, grads, AdamW moments{})\n", "state memory",
+             (static_cast<double>(params.count()) *
+                  static_cast<double>(2 * dtype_size(r.dtype) + compute_copy) +
+              static_cast<double>(trainer.optimizer_state_bytes())) /
+                 (1 << 20),
+             compute_copy > 0 ? ", compute copy" : "");
+  fmt::print("{:<24}{:.1f} MiB per rank (AdamW moments{})\n", "optimizer state",
+             static_cast<double>(trainer.optimizer_state_bytes()) / (1 << 20),
+             r.zero ? fmt::format(", ZeRO-1 chunk of {} ranks", world) : "");
+  fmt::print("{:<24}{}\n", "tokens per step", r.micro_batch * r.seq_len * r.grad_accum * world);
   fmt::print("{:<24}{:.3g}\n", "train FLOPs per token", trainer.model().flops_per_token(r.seq_len));
   fmt::print("{:<24}{}\n", "start", resume.empty() ? "fresh" : "resume from " + resume);
   fmt::print("{}\n", std::string(60, '-'));
   std::fflush(stdout);
 }
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv, const Job& job) {
   std::vector<const char*> rest;
   CommandLine cl = parse_flags(argc, argv, rest);
+  const bool leader = job.rank() == 0;
   if (cl.help) {
-    fmt::print("{}{}", kUsage, default_train_config().help_text());
+    if (leader) fmt::print("{}{}", kUsage, default_train_config().help_text());
     return 0;
   }
   Config config = resolve_config(cl, rest);
   if (cl.print_config) {
-    fmt::print("{}", config.to_text());
+    if (leader) fmt::print("{}", config.to_text());
     return 0;
   }
   TrainSettings settings = train_settings_from(config);
   std::string resume = resume_path(cl.resume, settings.run.out_dir);
-  Trainer trainer(settings);
-  print_startup(settings, trainer, resume);
+  Trainer trainer(settings, job.communicator(settings.run.device, settings.run.comm_timeout_s));
+  if (leader) print_startup(settings, trainer, resume);
   if (!resume.empty()) trainer.resume_from(resume);
   trainer.run();
   return 0;
@@ -123,10 +143,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& error) {
-    fmt::print(stderr, "ssa-train: error: {}\n", error.what());
-    return 1;
-  }
+  return run_job(argc, argv, "ssa-train",
+                 [&](const Job& job) { return run(argc, argv, job); });
 }

@@ -11,6 +11,7 @@
 #include "data/tokenizer.h"
 #include "models/sampling.h"
 #include "train/checkpoint.h"
+#include "train/device.h"
 #include "train/restore.h"
 #include "train/settings.h"
 
@@ -22,27 +23,68 @@ namespace {
 constexpr uint64_t kRunStream = 0x5353415255ull;
 constexpr uint64_t kSampleStream = 0x53534153414dull;
 
-Loader open_loader(const std::string& glob, const TrainSettings& s, bool shuffle) {
-  return Loader(expand_glob(glob), s.run.seq_len, s.model.vocab_size, s.run.seed, shuffle);
+Loader open_loader(const std::string& glob, const TrainSettings& s, bool shuffle, int rank = 0,
+                   int world = 1) {
+  return Loader(expand_glob(glob), s.run.seq_len, s.model.vocab_size, s.run.seed, shuffle, rank,
+                world);
 }
+
+// MFU's reference: H100/H200 dense bf16 tensor-core peak.
+constexpr double kPeakFlops = 989e12;
 
 Tensor flat_to_cpu_f32(const Tensor& flat) { return flat.to(Device::cpu).to(DType::f32); }
 
+TrainSettings on_usable_device(TrainSettings settings) {
+  require_device(settings.run.device);
+  return settings;
+}
+
+// 64-bit FNV-1a over the bytes of a CPU tensor.
+uint64_t checksum(const Tensor& host) {
+  const auto* bytes = static_cast<const unsigned char*>(host.raw());
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < host.nbytes(); ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+  return hash;
+}
+
 }  // namespace
 
-Trainer::Trainer(TrainSettings settings)
-    : settings_(std::move(settings)),
-      model_(settings_.model, settings_.run.dtype, settings_.run.device),
-      optimizer_(model_.params(), settings_.adamw),
-      train_loader_(open_loader(settings_.run.train_glob, settings_, true)),
+Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
+    : settings_(on_usable_device(std::move(settings))),
+      comm_(std::move(comm)),
+      model_(settings_.model, settings_.run.dtype, settings_.run.device,
+             settings_.run.compute_dtype),
+      buckets_(model_.params(), *comm_,
+               static_cast<int64_t>(settings_.run.bucket_mb * (1 << 20))),
+      train_loader_(
+          open_loader(settings_.run.train_glob, settings_, true, comm_->rank(), comm_->world())),
       rng_(settings_.run.seed ^ kRunStream) {
   if (settings_.run.seq_len > settings_.model.max_seq_len)
     fail("data.seq_len ({}) exceeds model.max_seq_len ({})", settings_.run.seq_len,
          settings_.model.max_seq_len);
+  if (settings_.run.zero)
+    zero_ = std::make_unique<ZeroOptimizer>(model_.params(), settings_.adamw, *comm_);
+  else
+    optimizer_ = std::make_unique<AdamW>(model_.params(), settings_.adamw);
   Rng init_rng(settings_.run.seed);
   model_.params().initialize(init_rng);
+  check_identical_start();
+  if (!leader()) return;
   std::filesystem::create_directories(settings_.run.out_dir);
   log_ = std::make_unique<JsonlFile>(settings_.run.out_dir + "/log.jsonl");
+}
+
+void Trainer::check_identical_start() {
+  const uint64_t mine = checksum(model_.params().flat().to(Device::cpu));
+  const uint64_t first = comm_->broadcast(mine);
+  if (mine != first)
+    fail("the parameters at the start (checksum {:016x}) differ from rank 0's ({:016x}); every "
+         "rank must start from the same train.seed and checkpoint",
+         mine, first);
+}
+
+int64_t Trainer::optimizer_state_bytes() const {
+  return static_cast<int64_t>(adamw().first_moment().nbytes() + adamw().second_moment().nbytes());
 }
 
 ForwardOptions Trainer::step_options() {
@@ -61,22 +103,36 @@ ForwardOptions Trainer::step_options() {
 
 StepResult Trainer::train_step() {
   const RunSettings& run = settings_.run;
-  const double divisor = static_cast<double>(run.micro_batch * run.seq_len * run.grad_accum);
+  const int world = comm_->world();
+  // Every rank divides by the global token count: the sum over ranks is the global mean.
+  const int64_t step_tokens = run.micro_batch * run.seq_len * run.grad_accum * world;
   StepResult result;
   result.lr = learning_rate(settings_.schedule, step_);
-  const ForwardOptions options = step_options();
+  const ForwardOptions options = step_options();  // the same draw on every rank
   result.path = options.path;
+  comm_->set_step(step_ + 1);
   model_.params().zero_grad();
   for (int64_t micro = 0; micro < run.grad_accum; ++micro) {
     Batch batch = train_loader_.next_batch(run.micro_batch);
-    Tensor loss = model_.loss(batch.inputs, batch.targets, divisor, options);
+    Tensor loss = model_.loss(batch.inputs, batch.targets, static_cast<double>(step_tokens),
+                              options);
     result.loss += loss.item();
     result.cross_entropy += model_.last_cross_entropy();
-    result.alignment += model_.last_alignment() / static_cast<double>(run.grad_accum);
-    backward(loss);
+    result.alignment += model_.last_alignment() / static_cast<double>(run.grad_accum * world);
+    // Only the last micro-step communicates; its buckets as soon as backward finishes them.
+    const bool communicate = micro + 1 == run.grad_accum && world > 1 && !zero_;
+    backward(loss, Tensor(), communicate ? buckets_.on_final() : LeafFinal());
   }
-  result.grad_norm = gradient_norm(model_.params().flat_grad());
-  tokens_seen_ += run.micro_batch * run.seq_len * run.grad_accum;
+  if (zero_) zero_->reduce_gradients();
+  else if (world > 1) buckets_.finish();
+  const std::vector<double> totals =
+      comm_->sum({result.loss, result.cross_entropy, result.alignment});
+  result.loss = totals[0];
+  result.cross_entropy = totals[1];
+  result.alignment = totals[2];
+  result.grad_norm =
+      zero_ ? zero_->gradient_norm() : gradient_norm(model_.params().flat_grad());
+  tokens_seen_ += step_tokens;
   ++step_;
   if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
     if (!run.skip_nonfinite)
@@ -88,8 +144,13 @@ StepResult Trainer::train_step() {
     result.skipped = true;
     return result;
   }
+  if (zero_) {
+    zero_->step(result.lr, result.grad_norm, run.grad_clip);
+    return result;
+  }
   clip_gradient(model_.params().flat_grad(), result.grad_norm, run.grad_clip);
-  optimizer_.step(result.lr);
+  const Parameters& params = model_.params();
+  optimizer_->step(result.lr, params.mixed_precision() ? params.compute_flat() : Tensor());
   return result;
 }
 
@@ -107,15 +168,18 @@ double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_
 }
 
 double Trainer::validation_loss(AttentionPath path) {
-  Loader val = open_loader(settings_.run.val_glob, settings_, false);
+  const int world = comm_->world();
+  Loader val = open_loader(settings_.run.val_glob, settings_, false, comm_->rank(), world);
   const int64_t micro_batch = settings_.run.micro_batch;
-  const int64_t batches = std::min(settings_.run.val_batches,
-                                   std::max<int64_t>(1, val.windows_per_epoch() / micro_batch));
+  const int64_t batches = std::min(
+      settings_.run.val_batches, std::max<int64_t>(1, val.windows_per_epoch() / (micro_batch * world)));
   ForwardOptions options;
   options.path = path;
   options.block_size = settings_.attention.block_size;
   options.top_k = settings_.attention.top_k;
-  return mean_loss(model_, val, batches, micro_batch, options);
+  // Each rank's share of the global batches: the mean of the rank means is world 1's mean.
+  const double local = mean_loss(model_, val, batches, micro_batch, options);
+  return comm_->sum({local})[0] / world;
 }
 
 void Trainer::run() {
@@ -137,23 +201,32 @@ void Trainer::run() {
 }
 
 void Trainer::log_step(const StepResult& r, double seconds) {
+  if (!leader()) return;
   const RunSettings& run = settings_.run;
   const bool ssa = settings_.attention.mode == TrainAttention::Mode::ssa;
-  const double tokens = static_cast<double>(run.micro_batch * run.seq_len * run.grad_accum);
+  const double tokens =
+      static_cast<double>(run.micro_batch * run.seq_len * run.grad_accum * comm_->world());
+  const double tokens_per_s = tokens / seconds;
+  const bool gpu = run.device == Device::cuda;
+  const double mfu =  // per GPU
+      tokens_per_s / comm_->world() * model_.flops_per_token(run.seq_len) / kPeakFlops;
   const std::string ssa_parts = ssa ? fmt::format(" | ce {:.4f} | align {:.3e} | {:<6}",
                                                   r.cross_entropy, r.alignment, path_name(r.path))
                                     : "";
   fmt::print("step {:>6}/{} | loss {:.4f}{} | lr {:.3e} | grad norm {:.3f} | {:.0f} ms | "
-             "{:.0f} tok/s{}\n",
-             step_, run.steps, r.loss, ssa_parts, r.lr, r.grad_norm, seconds * 1e3,
-             tokens / seconds, r.skipped ? " | SKIPPED (non-finite)" : "");
+             "{:.0f} tok/s{}{}\n",
+             step_, run.steps, r.loss, ssa_parts, r.lr, r.grad_norm, seconds * 1e3, tokens_per_s,
+             gpu ? fmt::format(" | MFU {:.1f}%", 100 * mfu) : "",
+             r.skipped ? " | SKIPPED (non-finite)" : "");
   std::fflush(stdout);
   JsonLine line;
   line.add("step", step_).add("loss", r.loss).add("ce", r.cross_entropy);
   if (ssa) line.add("align", r.alignment);
   line.add("mode", std::string(path_name(r.path)));
   line.add("lr", r.lr).add("grad_norm", r.grad_norm);
-  line.add("ms", seconds * 1e3).add("tokens_per_s", tokens / seconds);
+  line.add("ms", seconds * 1e3).add("tokens_per_s", tokens_per_s);
+  if (comm_->world() > 1) line.add("world", static_cast<int64_t>(comm_->world()));
+  if (gpu) line.add("mfu", mfu).add("peak_bytes", peak_device_bytes(run.device));
   line.add("tokens_seen", tokens_seen_).add("skipped_steps", skipped_steps_);
   log_->write(line);
 }
@@ -171,12 +244,14 @@ void Trainer::log_validation() {
     text += fmt::format(" | sparse (top-{}) val loss {:.4f} | val ppl {:.2f}",
                         settings_.attention.top_k, sparse, std::exp(sparse));
   }
+  if (!leader()) return;
   fmt::print("{}\n", text);
   std::fflush(stdout);
   log_->write(line);
 }
 
 void Trainer::log_sample() {
+  if (!leader()) return;
   // A new document starts after <|endoftext|>; a vocabulary without it starts from id 0.
   const int64_t start = std::min<int64_t>(Tokenizer::kEndOfText, settings_.model.vocab_size - 1);
   std::vector<int32_t> prompt{static_cast<int32_t>(start)};
@@ -197,37 +272,62 @@ void Trainer::log_sample() {
 }
 
 std::string Trainer::save_checkpoint() {
-  Checkpoint ckpt;
-  ckpt.text["config"] = settings_.config_text;
-  ckpt.integers["step"] = step_;
-  ckpt.integers["tokens_seen"] = tokens_seen_;
-  ckpt.integers["skipped_steps"] = skipped_steps_;
-  ckpt.integers["rng_seed"] = static_cast<int64_t>(rng_.seed());
-  ckpt.integers["rng_offset"] = static_cast<int64_t>(rng_.offset());
-  ckpt.integers["loader_epoch"] = static_cast<int64_t>(train_loader_.state().epoch);
-  ckpt.integers["loader_position"] = static_cast<int64_t>(train_loader_.state().position);
-  ckpt.integers["adam_step"] = optimizer_.step_count();
-  const Parameters& params = model_.params();
-  for (const auto& [group, buffer] : state_buffers()) {
-    Tensor host = flat_to_cpu_f32(*buffer);
-    for (size_t i = 0; i < params.size(); ++i) {
-      const ParamSpec& spec = params.specs()[i];
-      ckpt.tensors.emplace_back(group + spec.name, host.view(params.offsets()[i], spec.shape));
+  const std::string path = settings_.run.out_dir + "/" + checkpoint_file_name(step_);
+  std::vector<std::pair<std::string, Tensor>> buffers = state_buffers();
+  if (leader()) {
+    Checkpoint ckpt;
+    ckpt.text["config"] = settings_.config_text;
+    ckpt.integers["step"] = step_;
+    ckpt.integers["tokens_seen"] = tokens_seen_;
+    ckpt.integers["skipped_steps"] = skipped_steps_;
+    ckpt.integers["rng_seed"] = static_cast<int64_t>(rng_.seed());
+    ckpt.integers["rng_offset"] = static_cast<int64_t>(rng_.offset());
+    ckpt.integers["loader_epoch"] = static_cast<int64_t>(train_loader_.state().epoch);
+    ckpt.integers["loader_position"] = static_cast<int64_t>(train_loader_.state().position);
+    ckpt.integers["adam_step"] = adamw().step_count();
+    const Parameters& params = model_.params();
+    for (const auto& [group, buffer] : buffers) {
+      Tensor host = flat_to_cpu_f32(buffer);
+      for (size_t i = 0; i < params.size(); ++i) {
+        const ParamSpec& spec = params.specs()[i];
+        ckpt.tensors.emplace_back(group + spec.name, host.view(params.offsets()[i], spec.shape));
+      }
     }
+    write_checkpoint(path, ckpt);
+    prune_checkpoints(settings_.run.out_dir, settings_.run.keep_last);
+    fmt::print("step {:>6} | checkpoint {}\n", step_, path);
+    std::fflush(stdout);
   }
-  const std::string& dir = settings_.run.out_dir;
-  std::string path = dir + "/" + checkpoint_file_name(step_);
-  write_checkpoint(path, ckpt);
-  prune_checkpoints(dir, settings_.run.keep_last);
-  fmt::print("step {:>6} | checkpoint {}\n", step_, path);
-  std::fflush(stdout);
+  comm_->barrier();  // the file exists for every rank once this returns
   return path;
 }
 
-std::vector<std::pair<std::string, const Tensor*>> Trainer::state_buffers() const {
-  return {{"params/", &model_.params().flat()},
-          {"adam_m/", &optimizer_.first_moment()},
-          {"adam_v/", &optimizer_.second_moment()}};
+std::vector<std::pair<std::string, Tensor>> Trainer::state_buffers() {
+  if (!zero_)
+    return {{"params/", model_.params().flat()},
+            {"adam_m/", optimizer_->first_moment()},
+            {"adam_v/", optimizer_->second_moment()}};
+  zero_->gather_master();
+  return {{"params/", model_.params().flat()},
+          {"adam_m/", zero_->gathered_first_moment()},
+          {"adam_v/", zero_->gathered_second_moment()}};
+}
+
+void Trainer::load_state(const Checkpoint& ckpt, const std::string& path) {
+  const Parameters& params = model_.params();
+  load_flat_buffer(ckpt, path, "params/", params, params.flat());
+  params.refresh_compute_copy();
+  if (!zero_) {
+    load_flat_buffer(ckpt, path, "adam_m/", params, optimizer_->first_moment());
+    load_flat_buffer(ckpt, path, "adam_v/", params, optimizer_->second_moment());
+    return;
+  }
+  const Tensor& flat = params.flat();
+  Tensor first = Tensor::zeros(flat.shape(), flat.dtype(), flat.device());
+  Tensor second = Tensor::zeros(flat.shape(), flat.dtype(), flat.device());
+  load_flat_buffer(ckpt, path, "adam_m/", params, first);
+  load_flat_buffer(ckpt, path, "adam_v/", params, second);
+  zero_->load_moments(first, second);
 }
 
 void Trainer::resume_from(const std::string& path) {
@@ -237,8 +337,7 @@ void Trainer::resume_from(const std::string& path) {
   if (!diff.empty())
     fail("checkpoint {} was trained with another model config (checkpoint vs this run):\n  {}",
          path, fmt::join(diff, "\n  "));
-  for (const auto& [group, buffer] : state_buffers())
-    load_flat_buffer(ckpt, path, group, model_.params(), *buffer);
+  load_state(ckpt, path);
   step_ = ckpt.integer("step", path);
   tokens_seen_ = ckpt.integer("tokens_seen", path);
   skipped_steps_ = ckpt.integer("skipped_steps", path);
@@ -246,8 +345,9 @@ void Trainer::resume_from(const std::string& path) {
              static_cast<uint64_t>(ckpt.integer("rng_offset", path)));
   train_loader_.set_state({static_cast<uint64_t>(ckpt.integer("loader_epoch", path)),
                            static_cast<uint64_t>(ckpt.integer("loader_position", path))});
-  optimizer_.set_step_count(ckpt.integer("adam_step", path));
-  fmt::print("resumed from {} at step {}\n", path, step_);
+  adamw().set_step_count(ckpt.integer("adam_step", path));
+  check_identical_start();
+  if (leader()) fmt::print("resumed from {} at step {}\n", path, step_);
 }
 
 }  // namespace ssa

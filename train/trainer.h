@@ -1,13 +1,18 @@
 #pragma once
 // The training loop: data -> model -> loss -> backward -> clip -> AdamW, with logging,
 // validation, samples and checkpoints that resume bit-exactly. Device-agnostic: the model's
-// parameters decide where the work runs.
+// parameters decide where the work runs. Data-parallel over the ranks of a Communicator
+// (train/data_parallel.h): world W with micro-batch b trains exactly as world 1 with batch W·b
+// (up to the order of float sums); rank 0 logs and writes checkpoints, which any world resumes.
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "data/loader.h"
 #include "models/decoder.h"
+#include "train/checkpoint.h"
+#include "train/communicator.h"
+#include "train/data_parallel.h"
 #include "train/log.h"
 #include "train/optimizer.h"
 
@@ -29,8 +34,12 @@ struct RunSettings {
   int64_t sample_tokens = 64;
   int64_t ckpt_every = 0;  // 0: only after the last step
   int64_t keep_last = 3;
-  DType dtype = DType::f32;
+  DType dtype = DType::f32;          // master weights, gradients and AdamW moments
+  DType compute_dtype = DType::f32;  // bf16: mixed precision
   Device device = Device::cpu;
+  bool zero = false;             // ZeRO-1: optimizer state sharded over the ranks
+  double comm_timeout_s = 600;   // a collective running longer aborts the job
+  double bucket_mb = 25;         // gradient all-reduce bucket size
 };
 
 // The attention of training (DESIGN.md): one path, or SSA's both paths with alignment and a
@@ -71,7 +80,10 @@ double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_
 
 class Trainer {
  public:
-  explicit Trainer(TrainSettings settings);
+  // All ranks of `comm` construct their Trainer with the same settings; every method below is
+  // then called by all of them in the same order (they run collectives).
+  explicit Trainer(TrainSettings settings,
+                   std::shared_ptr<Communicator> comm = single_process_communicator());
 
   // Restores parameters, moments, step, RNG and loader state from a checkpoint; a model
   // config that differs from this run's is refused with the differing fields.
@@ -84,6 +96,10 @@ class Trainer {
   std::string save_checkpoint();
 
   int64_t step() const { return step_; }
+  // Bytes of optimizer state this rank holds: the AdamW moments of its range (all parameters,
+  // or its ZeRO-1 chunk).
+  int64_t optimizer_state_bytes() const;
+  const Communicator& communicator() const { return *comm_; }
   Decoder& model() { return model_; }
   const Decoder& model() const { return model_; }
   const TrainSettings& settings() const { return settings_; }
@@ -94,18 +110,28 @@ class Trainer {
   void log_step(const StepResult& result, double seconds);
   void log_validation();
   void log_sample();
-  // The flat buffers a checkpoint holds, with their group names: parameters, AdamW moments.
-  std::vector<std::pair<std::string, const Tensor*>> state_buffers() const;
+  // The full flat buffers a checkpoint holds, with their group names: parameters, AdamW
+  // moments (gathered from every rank under ZeRO-1: a collective).
+  std::vector<std::pair<std::string, Tensor>> state_buffers();
+  void load_state(const Checkpoint& ckpt, const std::string& path);
+  // Fails on a rank whose parameters differ from rank 0's (a checksum of the master weights).
+  void check_identical_start();
+  AdamW& adamw() { return zero_ ? zero_->adamw() : *optimizer_; }
+  const AdamW& adamw() const { return zero_ ? zero_->adamw() : *optimizer_; }
+  bool leader() const { return comm_->rank() == 0; }
 
   TrainSettings settings_;
+  std::shared_ptr<Communicator> comm_;
   Decoder model_;
-  AdamW optimizer_;
+  std::unique_ptr<AdamW> optimizer_;     // all-reduce training
+  std::unique_ptr<ZeroOptimizer> zero_;  // ZeRO-1
+  GradientBuckets buckets_;
   Loader train_loader_;
   Rng rng_;  // the run's stream (sampling now, SSA's mode draws later)
   int64_t step_ = 0;
   int64_t tokens_seen_ = 0;
   int64_t skipped_steps_ = 0;
-  std::unique_ptr<JsonlFile> log_;
+  std::unique_ptr<JsonlFile> log_;  // rank 0 only
 };
 
 }  // namespace ssa

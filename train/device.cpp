@@ -1,0 +1,43 @@
+#include "train/device.h"
+
+#include <omp.h>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/memory.h"
+#include "cuda/runtime.h"
+#endif
+
+namespace ssa {
+
+void require_device(Device device) {
+  if (device == Device::cpu) return;
+#ifdef SSA_HAVE_CUDA
+  if (cuda::device_count() == 0)
+    fail("train.device = cuda, but no GPU is usable: {}", cuda::no_device_reason());
+#else
+  fail("train.device = cuda, but this build has no CUDA backend (configure with -DSSA_CUDA=ON)");
+#endif
+}
+
+std::string device_description(Device device) {
+  if (device == Device::cpu) return fmt::format("cpu ({} threads)", omp_get_max_threads());
+#ifdef SSA_HAVE_CUDA
+  return "cuda: " + cuda::current_device_description();
+#else
+  return "cuda (not built)";
+#endif
+}
+
+int64_t peak_device_bytes(Device device) {
+  if (device == Device::cpu) return 0;
+#ifdef SSA_HAVE_CUDA
+  return static_cast<int64_t>(cuda::memory_stats().peak);
+#else
+  return 0;
+#endif
+}
+
+}  // namespace ssa
