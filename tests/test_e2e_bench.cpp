@@ -1,0 +1,27 @@
+#include "e2e_util.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/runtime.h"
+#endif
+
+namespace ssa::test {
+
+TEST_CASE("ssa-bench: usage and mistakes") {
+  Result help = run("ssa-bench --help");
+  CHECK(help.exit_code == 0);
+  CHECK(contains(help.output, "attention"));
+  Result unknown = run("ssa-bench fly");
+  CHECK(unknown.exit_code == 2);
+  CHECK(contains(unknown.output, "unknown command 'fly'"));
+}
+
+TEST_CASE("ssa-bench: a clear message where no GPU can be measured") {
+#ifdef SSA_HAVE_CUDA
+  if (cuda::device_count() > 0) return;  // the GPU machine measures instead
+#endif
+  Result result = run("ssa-bench kernels");
+  CHECK(result.exit_code == 1);
+  CHECK((contains(result.output, "no GPU is usable") ||
+         contains(result.output, "this build has no CUDA backend")));
+}
+
+}  // namespace ssa::test
