@@ -14,5 +14,7 @@ int stats_command(const std::vector<std::string>& args);
 int long_context_command(const std::vector<std::string>& args);
 // plot-log: loss curves of log.jsonl files as SVG.
 int plot_log_command(const std::vector<std::string>& args);
+// grads: the loss and every parameter's gradient on one batch, for the PyTorch parity check.
+int grads_command(const std::vector<std::string>& args);
 
 }  // namespace ssa

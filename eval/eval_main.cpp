@@ -19,6 +19,8 @@ constexpr const char* kUsage = R"(usage: ssa-eval [COMMAND] --checkpoint PATH [o
                  full-vs-sparse error and a check of its bound
   long-context   perplexity at 1x, 2x, 4x the training length and passkey retrieval accuracy
   plot-log       loss curves of log.jsonl files as SVG
+  grads          the loss and every parameter's gradient on one batch, as HDF5 (for the
+                 PyTorch parity check, eval/reference/parity_torch.py)
 
 Results are printed as a table and written as JSON (and SVG plots where the command makes them).
 )";
@@ -34,7 +36,9 @@ int run(std::vector<std::string> args) {
   if (command == "stats") return stats_command(args);
   if (command == "long-context") return long_context_command(args);
   if (command == "plot-log") return plot_log_command(args);
-  usage_error("unknown command '{}' (expected ppl, stats, long-context or plot-log)", command);
+  if (command == "grads") return grads_command(args);
+  usage_error("unknown command '{}' (expected ppl, stats, long-context, plot-log or grads)",
+              command);
 }
 
 }  // namespace

@@ -16,9 +16,10 @@ void require_device(Device device) {
   if (device == Device::cpu) return;
 #ifdef SSA_HAVE_CUDA
   if (cuda::device_count() == 0)
-    fail("train.device = cuda, but no GPU is usable: {}", cuda::no_device_reason());
+    fail("a CUDA device was asked for, but no GPU is usable: {}", cuda::no_device_reason());
 #else
-  fail("train.device = cuda, but this build has no CUDA backend (configure with -DSSA_CUDA=ON)");
+  fail("a CUDA device was asked for, but this build has no CUDA backend (configure with "
+       "-DSSA_CUDA=ON)");
 #endif
 }
 

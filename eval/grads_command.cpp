@@ -1,0 +1,155 @@
+// ssa-eval grads: the loss and every parameter's gradient on one batch, written for the
+// PyTorch parity check (eval/reference/parity_torch.py).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+#include <initializer_list>
+#include <memory>
+
+#include "autograd/autograd.h"
+#include "core/command_line.h"
+#include "eval/commands.h"
+#include "eval/perplexity.h"
+#include "train/device.h"
+#include "train/restore.h"
+#include "train/settings.h"
+
+namespace ssa {
+namespace {
+
+constexpr const char* kUsage = R"(usage: ssa-eval grads --checkpoint PATH --out FILE.h5 [--data GLOB] [--seq-len T]
+                      [--batch B] [--attention full|sparse|ssa] [--top-k N] [--block-size N]
+                      [--device cpu|cuda] [--dtype f64|f32|bf16]
+
+Loads the checkpoint's model, takes the first batch of windows of the shards, computes the
+training loss (mean cross-entropy; ssa: plus alpha times the mean alignment loss, the full path
+passed on) and its gradient, and writes FILE.h5 (the checkpoint format, readable by h5py):
+  batch/inputs, batch/targets   i32 [B, T]
+  grads/<parameter name>        the gradient, f64 under --dtype f64, else f32
+  reals loss, cross_entropy, alignment, align_weight, align_beta
+  integers seq_len, batch, top_k, block_size; text checkpoint, data, attention, device, dtype
+  --data GLOB        shards to read (default: the data.val the model was trained with)
+  --seq-len T        tokens per window (default: the training data.seq_len)
+  --batch B          windows in the batch (default 2)
+  --attention MODE   full, sparse, or ssa (default: the training attention.mode)
+  --top-k N          sparse path: blocks per query, its own included (default: the training's)
+  --block-size N     sparse path: tokens per block (default: the training's)
+  --device D         cpu (default) or cuda
+  --dtype P          f64 (cpu only; the default on cpu), f32 (the default on cuda), or bf16
+                     (cuda only: bf16 compute over the checkpoint's f32 weights)
+)";
+
+struct GradsRun {
+  std::string checkpoint, data, attention, dtype;
+  Device device = Device::cpu;
+  int64_t seq_len = 0, batch = 0;
+  ForwardOptions options;
+};
+
+std::string one_of(const CommandLine& line, const std::string& option, const std::string& fallback,
+                   std::initializer_list<const char*> choices) {
+  const std::string value = line.get(option, fallback);
+  for (const char* choice : choices)
+    if (value == choice) return value;
+  usage_error("{} must be one of {}, got '{}'", option, fmt::join(choices, ", "), value);
+}
+
+GradsRun parse(const CommandLine& line, const Config& trained) {
+  GradsRun run;
+  run.checkpoint = line.required("--checkpoint");
+  run.data = line.get("--data", trained.get_string("data.val"));
+  if (run.data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
+  run.seq_len = line.get_int("--seq-len", trained.get_int("data.seq_len"), 1);
+  run.batch = line.get_int("--batch", 2, 1);
+  run.attention =
+      one_of(line, "--attention", trained.get_string("attention.mode"), {"full", "sparse", "ssa"});
+  run.device = one_of(line, "--device", "cpu", {"cpu", "cuda"}) == "cuda" ? Device::cuda
+                                                                          : Device::cpu;
+  run.dtype = one_of(line, "--dtype", run.device == Device::cpu ? "f64" : "f32",
+                     {"f64", "f32", "bf16"});
+  if (run.dtype == "f64" && run.device == Device::cuda)
+    usage_error("--dtype f64 runs on --device cpu only (cuda computes in f32 or bf16)");
+  if (run.dtype == "bf16" && run.device == Device::cpu)
+    usage_error("--dtype bf16 (bf16 compute over f32 weights) needs --device cuda");
+  ForwardOptions& o = run.options;
+  o.path = run.attention == "sparse" ? AttentionPath::sparse : AttentionPath::full;
+  o.align = run.attention == "ssa";
+  o.block_size = line.get_int("--block-size", trained.get_int("attention.block_size"), 1);
+  o.top_k = line.get_int("--top-k", trained.get_int("attention.top_k"), 1);
+  o.align_weight = trained.get_float("attention.align_weight");
+  o.align_beta = trained.get_float("attention.align_beta");
+  return run;
+}
+
+// The checkpoint's weights in a model of the run's precision: f64 or f32 masters, or f32
+// masters with a bf16 compute copy.
+std::unique_ptr<Decoder> load_decoder(const GradsRun& run, const Checkpoint& ckpt,
+                                      const Config& trained) {
+  require_device(run.device);
+  const DType master = run.dtype == "f64" ? DType::f64 : DType::f32;
+  const DType compute = run.dtype == "bf16" ? DType::bf16 : master;
+  auto model = std::make_unique<Decoder>(model_config_from(trained), master, run.device, compute);
+  const Parameters& params = model->params();
+  load_flat_buffer(ckpt, run.checkpoint, "params/", params, params.flat());
+  params.refresh_compute_copy();
+  return model;
+}
+
+Checkpoint settings_record(const GradsRun& run) {
+  Checkpoint out;
+  out.text = {{"checkpoint", run.checkpoint}, {"data", run.data}, {"attention", run.attention},
+              {"device", run.device == Device::cuda ? "cuda" : "cpu"}, {"dtype", run.dtype}};
+  out.integers = {{"seq_len", run.seq_len}, {"batch", run.batch},
+                  {"top_k", run.options.top_k}, {"block_size", run.options.block_size}};
+  out.reals = {{"align_weight", run.options.align_weight},
+               {"align_beta", run.options.align_beta}};
+  return out;
+}
+
+}  // namespace
+
+int grads_command(const std::vector<std::string>& args) {
+  CommandLine line("ssa-eval grads", args,
+                   {"--checkpoint", "--data", "--seq-len", "--batch", "--attention", "--top-k",
+                    "--block-size", "--device", "--dtype", "--out"},
+                   {"--help"});
+  if (line.flag("--help")) {
+    fmt::print("{}", kUsage);
+    return 0;
+  }
+  const std::string path = line.required("--checkpoint");
+  const std::string out_path = line.required("--out");
+  const Checkpoint ckpt = read_checkpoint(path);
+  const Config trained = checkpoint_config(ckpt, path);
+  const GradsRun run = parse(line, trained);
+  std::unique_ptr<Decoder> model = load_decoder(run, ckpt, trained);
+
+  const Batch batch = eval_windows(run.data, run.seq_len, model->config().vocab_size, run.batch, 1)
+                          .loader.next_batch(run.batch);
+  const Parameters& params = model->params();
+  params.zero_grad();
+  const Tensor loss = model->loss(batch.inputs, batch.targets, 0, run.options);
+  backward(loss);
+
+  Checkpoint out = settings_record(run);
+  out.reals["loss"] = loss.item();
+  out.reals["cross_entropy"] = model->last_cross_entropy();
+  out.reals["alignment"] = model->last_alignment();
+  out.tensors = {{"batch/inputs", batch.inputs}, {"batch/targets", batch.targets}};
+  double squared_norm = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor grad = params[i].grad().to(Device::cpu);
+    for (double g : grad.to_vector()) squared_norm += g * g;
+    out.tensors.emplace_back("grads/" + params.specs()[i].name, grad);
+  }
+  write_checkpoint(out_path, out);
+  fmt::print("{} attention, {} on {}, batch {} x {}: loss {:.6f} (cross-entropy {:.6f}, "
+             "alignment {:.6f}), gradient norm {:.6e}\nwrote {}\n",
+             run.attention, run.dtype, out.text["device"], run.batch, run.seq_len, loss.item(),
+             model->last_cross_entropy(), model->last_alignment(), std::sqrt(squared_norm),
+             out_path);
+  return 0;
+}
+
+}  // namespace ssa
