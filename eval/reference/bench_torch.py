@@ -5,11 +5,22 @@ root on the GPU machine, next to ssa-bench (scripts/bench.sh runs both):
 
   python3 eval/reference/bench_torch.py kernels [--configs A.conf,B.conf] [--json PATH]
   python3 eval/reference/bench_torch.py attention [--t 4096,8192,16384,32768] [--json PATH]
-  python3 eval/reference/bench_torch.py train --config configs/bench-160m.conf \
+  python3 eval/reference/bench_torch.py train [--configs A.conf,B.conf] \
       [--modes full,sparse,ssa] [--json PATH]
 
 Each prints a table and appends one JSON object per row to --json PATH; the "case" field
 matches ssa-bench's, so eval/reference/compare.py can put the two side by side.
+
+attention and train take --compile: the same code under torch.compile (default mode), timed
+after warm-up runs that absorb the compilation, whose seconds are reported apart ("compile_s":
+the warm-up's time beyond that of as many timed runs). train compiles each decoder block (the
+blocks share one compiled graph per path: regional compilation) and the head's loss; attention
+compiles the path's functions (the sparse path's selection and attention; full attention is
+SDPA's flash kernel either way, so --compile times the sparse path unless --paths says
+otherwise). Their rows have impl "torch.compile". --case-timeout S ends a case (one training
+mode of one config, one attention length) that runs longer than S seconds, compilation
+included: like a case that runs out of memory or fails to compile, it is reported as failed
+and the others go on.
 """
 import argparse
 import configparser
@@ -17,8 +28,10 @@ import gc
 import json
 import math
 import os
+import signal
 import statistics
 import time
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -128,15 +141,51 @@ class Timer:
 
 
 class Output:
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, compiled=False):
+        self.path, self.compiled = path, compiled
         self.device = torch.cuda.get_device_name(0)
 
     def write(self, row):
         if self.path:
-            row = dict(row, impl="torch", device=self.device, torch=torch.__version__)
+            row = dict(row, impl="torch.compile" if self.compiled else "torch", device=self.device,
+                       torch=torch.__version__)
             with open(self.path, "a") as f:
                 f.write(json.dumps(row) + "\n")
+
+
+class CaseTimeout(Exception):
+    pass
+
+
+@contextmanager
+def time_limit(seconds):
+    """Raises CaseTimeout in the block after `seconds` (0: no limit)."""
+    def expire(signum, frame):
+        raise CaseTimeout(f"timed out after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def short_reason(error):
+    """The first line of an error that says what went wrong (torch.compile's first line names
+    the backend)."""
+    lines = [line.strip() for line in str(error).splitlines()
+             if line.strip() and not line.startswith("backend=")]
+    return lines[0][:300] if lines else type(error).__name__
+
+
+def release_memory(compiled):
+    """After a case: drops the compiled code (with --compile) and returns cached GPU memory."""
+    if compiled:
+        torch.compiler.reset()
+    gc.collect()
+    torch.cuda.empty_cache()
 
 
 def randn(*shape, std=1.0, dtype=torch.bfloat16, grad=False):
@@ -315,14 +364,11 @@ def flash_has_gqa():
         return False
 
 
-FLASH_GQA = None
+FLASH_GQA = None  # set by attention() and train() before any attention runs (or is compiled)
 
 
 def causal_attention(q, k, v):
     """q [B, T, H, d], k and v [B, T, Hkv, d] -> [B, T, H, d], SDPA's flash kernel."""
-    global FLASH_GQA
-    if FLASH_GQA is None:
-        FLASH_GQA = flash_has_gqa()
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))
     if not FLASH_GQA:
         group = q.shape[1] // k.shape[1]
@@ -388,55 +434,95 @@ def sparse_pairs(t, block_size, top_k):
     return float((torch.clamp(own, max=top_k - 1) * block_size + torch.arange(t) - own * block_size + 1).sum())
 
 
-def attention(args):
-    timer, out = Timer(args.warmup, args.repeats), Output(args.json)
+def init_flash_gqa():
+    global FLASH_GQA
+    FLASH_GQA = flash_has_gqa()
+
+
+def path_functions(compiled):
+    """(select, attend, full): the sparse selection, the attention over the selected blocks and
+    full attention; with `compiled`, fresh torch.compile'd ones (static shapes: one compilation
+    per length)."""
+    fns = (select_blocks, attend_selected, causal_attention)
+    if not compiled:
+        return fns
+    torch.compiler.reset()
+    return tuple(torch.compile(fn, dynamic=False) for fn in fns)
+
+
+def first_run_seconds(fns):
+    start = time.perf_counter()
+    for fn in fns:
+        fn()
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def attention_case(args, timer, path, t):
+    """The row's measurements of one path at length t."""
     B, H, Hkv, d = args.batch, args.heads, args.kv_heads, args.head_dim
-    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}\n"
+    select_fn, attend_fn, full_fn = path_functions(args.compile)
+    q = randn(B, t, H, d, grad=True)
+    k, v = randn(B, t, Hkv, d, grad=True), randn(B, t, Hkv, d, grad=True)
+    dout = randn(B, t, H, d)
+    state = {}
+
+    def select():
+        state["selected"] = select_fn(q, k, args.block_size, args.top_k)
+
+    def forward():
+        state["o"] = (full_fn(q, k, v) if path == "full" else
+                      attend_fn(q, k, v, state["selected"], args.block_size))
+
+    def backward():
+        torch.autograd.grad(state.pop("o"), (q, k, v), dout)
+
+    fns = [forward, backward] if path == "full" else [select, forward, backward]
+    first_s = first_run_seconds(fns) if args.compile else 0.0
+    if path == "full":
+        pairs, s_ms = B * causal_pairs(t), 0.0
+        f_ms, b_ms = timer.phases(fns)
+    else:
+        pairs = B * sparse_pairs(t, args.block_size, args.top_k)
+        s_ms, f_ms, b_ms = timer.phases(fns)
+    flops, ms = 4 * d * H * pairs, s_ms + f_ms + b_ms
+    row = dict(pairs=pairs, select_ms=s_ms, fwd_ms=f_ms, bwd_ms=b_ms, ms=ms,
+               fwd_tflops=flops / f_ms / 1e9, bwd_tflops=2.5 * flops / b_ms / 1e9,
+               tflops=3.5 * flops / ms / 1e9)
+    if path == "full":
+        row["variant"] = "enable_gqa" if FLASH_GQA else "repeat_kv"
+    if args.compile:
+        row.update(compile=True, compile_s=max(first_s - ms / 1e3, 0.0))
+    return row
+
+
+def attention(args):
+    timer, out = Timer(args.warmup, args.repeats), Output(args.json, args.compile)
+    init_flash_gqa()
+    B, H, Hkv, d = args.batch, args.heads, args.kv_heads, args.head_dim
+    paths = args.paths or ("sparse" if args.compile else "full,sparse")
+    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+          f"{', torch.compile' if args.compile else ''}\n"
           f"bf16, batch {B}, {H} heads, {Hkv} KV heads, head_dim {d}; sparse: blocks of "
           f"{args.block_size}, top-{args.top_k}")
     print(f"{'path':<7} {'T':>6} {'select ms':>10} {'fwd ms':>10} {'bwd ms':>10} {'total ms':>10} "
-          f"{'fwd TF/s':>9} {'bwd TF/s':>9} {'tot TF/s':>9}")
-    for path in args.paths.split(","):
+          f"{'fwd TF/s':>9} {'bwd TF/s':>9} {'tot TF/s':>9}" + (f" {'compile s':>9}" if args.compile else ""))
+    for path in paths.split(","):
         for t in (int(x) for x in args.t.split(",")):
             row = dict(bench="attention", case=f"{path} T={t}", path=path, seq_len=t, batch=B,
                        heads=H, kv_heads=Hkv, head_dim=d)
-            state = {}
             try:
-                q = randn(B, t, H, d, grad=True)
-                k, v = randn(B, t, Hkv, d, grad=True), randn(B, t, Hkv, d, grad=True)
-                dout = randn(B, t, H, d)
-
-                def select():
-                    state["selected"] = select_blocks(q, k, args.block_size, args.top_k)
-
-                def forward():
-                    state["o"] = (causal_attention(q, k, v) if path == "full" else
-                                  attend_selected(q, k, v, state["selected"], args.block_size))
-
-                def backward():
-                    torch.autograd.grad(state.pop("o"), (q, k, v), dout)
-
-                if path == "full":
-                    pairs, s_ms = B * causal_pairs(t), 0.0
-                    f_ms, b_ms = timer.phases([forward, backward])
-                else:
-                    pairs = B * sparse_pairs(t, args.block_size, args.top_k)
-                    s_ms, f_ms, b_ms = timer.phases([select, forward, backward])
-                flops, ms = 4 * d * H * pairs, s_ms + f_ms + b_ms
-                fwd_tf, bwd_tf, tot_tf = flops / f_ms / 1e9, 2.5 * flops / b_ms / 1e9, 3.5 * flops / ms / 1e9
-                print(f"{path:<7} {t:>6} {s_ms:>10.3f} {f_ms:>10.3f} {b_ms:>10.3f} {ms:>10.3f} "
-                      f"{fwd_tf:>9.1f} {bwd_tf:>9.1f} {tot_tf:>9.1f}", flush=True)
-                row.update(pairs=pairs, select_ms=s_ms, fwd_ms=f_ms, bwd_ms=b_ms, ms=ms,
-                           fwd_tflops=fwd_tf, bwd_tflops=bwd_tf, tflops=tot_tf)
-                if path == "full":
-                    row["variant"] = "enable_gqa" if FLASH_GQA else "repeat_kv"
-            except RuntimeError as error:  # out of memory, or no kernel for these inputs
-                row["error"] = str(error).split("\n")[0]
+                with time_limit(args.case_timeout):
+                    row.update(attention_case(args, timer, path, t))
+                print(f"{path:<7} {t:>6} {row['select_ms']:>10.3f} {row['fwd_ms']:>10.3f} "
+                      f"{row['bwd_ms']:>10.3f} {row['ms']:>10.3f} {row['fwd_tflops']:>9.1f} "
+                      f"{row['bwd_tflops']:>9.1f} {row['tflops']:>9.1f}"
+                      + (f" {row['compile_s']:>9.1f}" if args.compile else ""), flush=True)
+            except Exception as error:  # out of memory, no kernel, a failed compile, the time limit
+                row["error"] = short_reason(error)
                 print(f"{path:<7} {t:>6} failed: {row['error']}", flush=True)
             out.write(row)
-            q = k = v = dout = state = None
-            gc.collect()
-            torch.cuda.empty_cache()
+            release_memory(args.compile)
 
 
 # --- train: a Llama-style decoder with the sigmoid head gate (DESIGN.md), autocast bf16 ---
@@ -478,6 +564,18 @@ class Block(nn.Module):
         h = self.ffn_norm(x)
         return self.w2(F.silu(self.w1(h)) * self.w3(h))
 
+    def forward(self, x, cos, sin, path, align):
+        """The block's output, and with align the layer's alignment loss (else None)."""
+        attended, alignment = self.attention(x, cos, sin, path, align)
+        x = x + attended
+        return x + self.ffn(x), alignment
+
+
+def head_loss(x, final_norm, table, targets):
+    """Cross-entropy of the tied head's logits."""
+    logits = F.linear(final_norm(x), table)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
 
 class Decoder(nn.Module):
     def __init__(self, c):
@@ -493,27 +591,35 @@ class Decoder(nn.Module):
         cos, sin = rope_tables(c.seq_len, c.head_dim, c.rope_theta)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
+        self.head_loss = head_loss
+
+    def compile_regions(self):
+        """torch.compile (default mode) on each block, which share one compiled graph per path
+        (PyTorch's regional compilation), and on the head's loss."""
+        for layer in self.layers:
+            layer.compile()
+        self.head_loss = torch.compile(head_loss)
 
     def loss(self, ids, targets, path, align):
         x = self.embedding(ids)
         alignments = []
         for layer in self.layers:
-            attended, alignment = layer.attention(x, self.cos, self.sin, path, align)
-            x = x + attended
-            x = x + layer.ffn(x)
+            x, alignment = layer(x, self.cos, self.sin, path, align)
             if alignment is not None:
                 alignments.append(alignment)
-        logits = F.linear(self.final_norm(x), self.embedding.weight)  # tied head
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        loss = self.head_loss(x, self.final_norm, self.embedding.weight, targets)
         if align:
             loss = loss + self.c.align_weight * torch.stack(alignments).mean()
         return loss
 
 
-def train_mode(c, mode, warmup, steps):
+def train_mode(c, mode, warmup, steps, compiled):
+    """Seconds of each step (the warm-up's first), the last loss and the peak GiB."""
     torch.manual_seed(1337)
     with torch.device("cuda"):
         model = Decoder(c)
+    if compiled:
+        model.compile_regions()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
@@ -535,32 +641,45 @@ def train_mode(c, mode, warmup, steps):
         opt.step()
         loss_value = loss.item()
         torch.cuda.synchronize()
-        if step >= warmup:
-            seconds.append(time.perf_counter() - start)
+        seconds.append(time.perf_counter() - start)
     return seconds, loss_value, torch.cuda.max_memory_allocated() / 2**30
 
 
+def train_case(c, mode, args):
+    """The row's measurements of one mode: tokens/s over the timed steps, and with --compile
+    the warm-up's seconds beyond as many median steps (the compilation)."""
+    seconds, loss, peak = train_mode(c, mode, args.warmup, args.steps, args.compile)
+    warm, timed = seconds[:args.warmup], seconds[args.warmup:]
+    tokens_per_s = c.tokens * len(timed) / sum(timed)
+    step_s = statistics.median(timed)
+    row = dict(flops_per_token=c.flops_per_token(), step_ms=1e3 * step_s, tokens_per_s=tokens_per_s,
+               mfu=tokens_per_s * c.flops_per_token() / PEAK_FLOPS, peak_gib=peak, loss=loss)
+    if args.compile:
+        row.update(compile=True, compile_s=max(sum(warm) - len(warm) * step_s, 0.0))
+    return row
+
+
 def train(args):
-    c, out = BenchConfig(args.config), Output(args.json)
-    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    for mode in args.modes.split(","):
-        row = dict(bench="train", case=f"{c.name} {mode}", config=c.name, mode=mode, batch=c.batch,
-                   seq_len=c.seq_len, steps=args.steps)
-        try:
-            seconds, loss, peak = train_mode(c, mode, args.warmup, args.steps)
-            tokens_per_s = c.tokens * len(seconds) / sum(seconds)
-            mfu = tokens_per_s * c.flops_per_token() / PEAK_FLOPS
-            step_ms = 1e3 * statistics.median(seconds)
-            print(f"{c.name} {mode}: step {step_ms:.1f} ms (median) | {tokens_per_s:.0f} tokens/s | "
-                  f"MFU {100 * mfu:.1f}% | peak memory {peak:.2f} GiB | last loss {loss:.4f}", flush=True)
-            row.update(flops_per_token=c.flops_per_token(), step_ms=step_ms, tokens_per_s=tokens_per_s,
-                       mfu=mfu, peak_gib=peak, loss=loss)
-        except RuntimeError as error:  # out of memory, or no kernel for these inputs
-            row["error"] = str(error).split("\n")[0]
-            print(f"{c.name} {mode}: failed: {row['error']}", flush=True)
-        out.write(row)
-        gc.collect()
-        torch.cuda.empty_cache()
+    configs, out = [BenchConfig(p) for p in args.configs.split(",")], Output(args.json, args.compile)
+    init_flash_gqa()
+    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+          f"{', torch.compile' if args.compile else ''}")
+    for c in configs:
+        for mode in args.modes.split(","):
+            row = dict(bench="train", case=f"{c.name} {mode}", config=c.name, mode=mode,
+                       batch=c.batch, seq_len=c.seq_len, steps=args.steps)
+            try:
+                with time_limit(args.case_timeout):
+                    row.update(train_case(c, mode, args))
+                compile_s = f" | compile {row['compile_s']:.0f} s" if args.compile else ""
+                print(f"{c.name} {mode}: step {row['step_ms']:.1f} ms (median) | "
+                      f"{row['tokens_per_s']:.0f} tokens/s | MFU {100 * row['mfu']:.1f}% | peak memory "
+                      f"{row['peak_gib']:.2f} GiB | last loss {row['loss']:.4f}{compile_s}", flush=True)
+            except Exception as error:  # out of memory, no kernel, a failed compile, the time limit
+                row["error"] = short_reason(error)
+                print(f"{c.name} {mode}: failed: {row['error']}", flush=True)
+            out.write(row)
+            release_memory(args.compile)
 
 
 def main():
@@ -572,15 +691,18 @@ def main():
         p.add_argument("--warmup", type=int, default=2 if name == "train" else 3)
         if name != "train":
             p.add_argument("--repeats", type=int, default=10)
-    sub.choices["kernels"].add_argument("--configs", default=DEFAULT_CONFIGS)
+        if name != "kernels":
+            p.add_argument("--compile", action="store_true", help="under torch.compile")
+            p.add_argument("--case-timeout", type=int, default=0, help="seconds a case may take (0: any)")
+        if name != "attention":
+            p.add_argument("--configs", default=DEFAULT_CONFIGS)
     a = sub.choices["attention"]
     a.add_argument("--t", default="4096,8192,16384,32768")
-    a.add_argument("--paths", default="full,sparse")
+    a.add_argument("--paths", default="", help="default full,sparse; with --compile sparse")
     for flag, default in (("--batch", 1), ("--heads", 16), ("--kv-heads", 1), ("--head-dim", 64),
                           ("--block-size", 16), ("--top-k", 16)):
         a.add_argument(flag, type=int, default=default)
     t = sub.choices["train"]
-    t.add_argument("--config", required=True)
     t.add_argument("--modes", default="full,sparse,ssa")
     t.add_argument("--steps", type=int, default=6)
     args = parser.parse_args()
