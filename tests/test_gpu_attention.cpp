@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_tolerances.h"
 #include "op_test_util.h"
 #include "ops/attention.h"
 
@@ -13,13 +14,6 @@ using namespace ssa;
 using namespace ssa::test;
 
 namespace {
-
-// f32 runs the same algorithm as the reference in fp32: only rounding differs.
-constexpr double kF32Tolerance = 1e-4;
-// bf16 inputs are identical to the reference's, but the kernels round P and dS to bf16 (8-bit
-// mantissa, relative step 2^-8) before their matrix products and store outputs in bf16, so
-// errors of a few 1e-3 of the largest value are expected.
-constexpr double kBf16Tolerance = 2e-2;
 
 struct Config {
   int64_t batch, q_len, k_len, heads, kv_heads, head_dim;
@@ -95,18 +89,18 @@ const std::vector<Config> kShapes = {
 
 TEST_SUITE("gpu attention") {
   TEST_CASE("flash attention f32: forward and gradients match the CPU op") {
-    for (const Config& c : kShapes) check_against_cpu(c, DType::f32, kF32Tolerance, 11);
-    check_against_cpu({1, 4096, 4096, 2, 1, 64}, DType::f32, kF32Tolerance, 13);
+    for (const Config& c : kShapes) check_against_cpu(c, DType::f32, kAttentionF32Tolerance, 11);
+    check_against_cpu({1, 4096, 4096, 2, 1, 64}, DType::f32, kAttentionF32Tolerance, 13);
   }
 
   TEST_CASE("flash attention f32: head_dim not a multiple of 16") {
-    check_against_cpu({2, 33, 40, 4, 2, 4}, DType::f32, kF32Tolerance, 15);
-    check_against_cpu({1, 70, 70, 2, 1, 100}, DType::f32, kF32Tolerance, 16);
+    check_against_cpu({2, 33, 40, 4, 2, 4}, DType::f32, kAttentionF32Tolerance, 15);
+    check_against_cpu({1, 70, 70, 2, 1, 100}, DType::f32, kAttentionF32Tolerance, 16);
   }
 
   TEST_CASE("flash attention bf16: forward and gradients match the CPU op") {
-    for (const Config& c : kShapes) check_against_cpu(c, DType::bf16, kBf16Tolerance, 21);
-    check_against_cpu({1, 4096, 4096, 2, 1, 128}, DType::bf16, kBf16Tolerance, 23);
+    for (const Config& c : kShapes) check_against_cpu(c, DType::bf16, kAttentionBf16Tolerance, 21);
+    check_against_cpu({1, 4096, 4096, 2, 1, 128}, DType::bf16, kAttentionBf16Tolerance, 23);
   }
 
   TEST_CASE("flash attention: forward and backward are bit-identical on reruns") {

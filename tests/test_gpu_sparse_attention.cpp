@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_tolerances.h"
 #include "op_test_util.h"
 #include "ops/sparse_attention.h"
 
@@ -14,13 +15,6 @@ using namespace ssa;
 using namespace ssa::test;
 
 namespace {
-
-// f32 runs the CPU's algorithm in fp32: only rounding differs.
-constexpr double kF32Tolerance = 1e-4;
-// bf16 inputs equal the reference's, but the kernels round P and dS to bf16 (relative step
-// 2^-8) before their matrix products and store bf16 outputs: errors of a few 1e-3 of the largest
-// value are expected (the flash-attention tests use the same bound).
-constexpr double kBf16Tolerance = 2e-2;
 
 struct Config {
   int64_t batch, q_len, k_len, heads, kv_heads, head_dim, block_size, top_k;
@@ -199,14 +193,14 @@ TEST_SUITE("gpu sparse attention") {
   TEST_CASE("sparse attention f32: forward and gradients match the CPU op") {
     for (const Config& c : kShapes) {
       CAPTURE_CONFIG(c);
-      check_attention(c, DType::f32, kF32Tolerance, 11);
+      check_attention(c, DType::f32, kAttentionF32Tolerance, 11);
     }
   }
 
   TEST_CASE("sparse attention bf16: forward and gradients match the CPU op") {
     for (const Config& c : kShapes) {
       CAPTURE_CONFIG(c);
-      check_attention(c, DType::bf16, kBf16Tolerance, 21);
+      check_attention(c, DType::bf16, kAttentionBf16Tolerance, 21);
     }
   }
 
@@ -220,7 +214,7 @@ TEST_SUITE("gpu sparse attention") {
         const Inputs in = random_inputs(c, dtype, 33);
         const auto want = run_sparse(c, in, selection, DType::f64, Device::cpu);
         const auto got = run_sparse(c, in, selection, dtype, Device::cuda);
-        const double tolerance = dtype == DType::f32 ? kF32Tolerance : kBf16Tolerance;
+        const double tolerance = dtype == DType::f32 ? kAttentionF32Tolerance : kAttentionBf16Tolerance;
         for (size_t i = 0; i < want.size(); ++i) CHECK(relative_error(got[i], want[i]) <= tolerance);
       }
     }

@@ -9,15 +9,8 @@ using namespace ssa::test;
 namespace {
 
 ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab_size = 11;
-  c.d_model = 6;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 4;
-  c.ffn_dim = 10;
-  c.max_seq_len = 8;
+  ModelConfig c{.vocab_size = 11, .d_model = 6, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                .head_dim = 4, .ffn_dim = 10, .max_seq_len = 8};
   return c;
 }
 

@@ -13,15 +13,8 @@ constexpr int64_t kBlockSize = 4;
 
 // GQA group n_heads / n_kv_heads; max_seq_len 16, so decoding runs past it.
 ModelConfig cache_config(int64_t n_kv_heads) {
-  ModelConfig c;
-  c.vocab_size = 17;
-  c.d_model = 8;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = n_kv_heads;
-  c.head_dim = 4;
-  c.ffn_dim = 12;
-  c.max_seq_len = 16;
+  ModelConfig c{.vocab_size = 17, .d_model = 8, .n_layers = 2, .n_heads = 4,
+                .n_kv_heads = n_kv_heads, .head_dim = 4, .ffn_dim = 12, .max_seq_len = 16};
   return c;
 }
 

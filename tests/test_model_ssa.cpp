@@ -10,15 +10,8 @@ using namespace ssa::test;
 namespace {
 
 ModelConfig ssa_config() {
-  ModelConfig c;
-  c.vocab_size = 13;
-  c.d_model = 8;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 4;
-  c.ffn_dim = 12;
-  c.max_seq_len = 16;
+  ModelConfig c{.vocab_size = 13, .d_model = 8, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                .head_dim = 4, .ffn_dim = 12, .max_seq_len = 16};
   return c;
 }
 

@@ -39,15 +39,8 @@ class RecordingCommunicator : public Communicator {
 }  // namespace
 
 TEST_CASE("gradient buckets are all summed during the last backward, covering the buffer once") {
-  ModelConfig config;
-  config.vocab_size = 32;
-  config.d_model = 16;
-  config.n_layers = 3;
-  config.n_heads = 2;
-  config.n_kv_heads = 1;
-  config.head_dim = 8;
-  config.ffn_dim = 32;
-  config.max_seq_len = 8;
+  ModelConfig config{.vocab_size = 32, .d_model = 16, .n_layers = 3, .n_heads = 2,
+                     .n_kv_heads = 1, .head_dim = 8, .ffn_dim = 32, .max_seq_len = 8};
   Decoder model(config, DType::f32, Device::cpu);
   Rng rng(3);
   model.params().initialize(rng);

@@ -35,15 +35,8 @@ double relative_diff(const std::vector<float>& a, const std::vector<float>& b) {
 }  // namespace
 
 TEST_CASE("a tiny model overfits one batch") {
-  ModelConfig config;
-  config.vocab_size = 32;
-  config.d_model = 32;
-  config.n_layers = 2;
-  config.n_heads = 2;
-  config.n_kv_heads = 1;
-  config.head_dim = 16;
-  config.ffn_dim = 64;
-  config.max_seq_len = 16;
+  ModelConfig config{.vocab_size = 32, .d_model = 32, .n_layers = 2, .n_heads = 2,
+                     .n_kv_heads = 1, .head_dim = 16, .ffn_dim = 64, .max_seq_len = 16};
   Decoder model(config, DType::f32, Device::cpu);
   Rng rng(5);
   model.params().initialize(rng);
