@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The default job, end to end: set up, train a tokenizer on a corpus, write token shards,
-# pretrain a small decoder on the CPU, evaluate it and print a sample.
+# pretrain a small decoder with SSA attention (on the GPU when there is one, else on the CPU),
+# evaluate it under full and sparse attention and print a sample.
 #
 #   scripts/quickstart.sh [--out DIR] [INPUT...]
 #
@@ -44,19 +45,29 @@ rm -rf "$shards"
 "$bin/ssa-tokenize" encode --tokenizer "$tokenizer" --out-dir "$shards" --val-fraction 0.02 \
   "${files[@]}"
 
+device=()
+if nvidia-smi -L >/dev/null 2>&1; then
+  device=(--train.device=cuda --train.dtype=bf16)
+fi
 run_dir=$out/run
 rm -rf "$run_dir"
-"$bin/ssa-train" --config configs/quickstart.conf \
+"$bin/ssa-train" --config configs/quickstart.conf "${device[@]}" \
   --data.train="$shards/train_*.bin" --data.val="$shards/val_*.bin" \
   --data.tokenizer="$tokenizer" --train.out_dir="$run_dir"
 
 checkpoint=$(ls "$run_dir"/ckpt_*.h5 | tail -1)
+echo "quickstart: perplexity under full attention and under sparse attention at each budget:"
 "$bin/ssa-eval" ppl --checkpoint "$checkpoint" --max-batches 8 --top-k 1,2,4,8,16
-echo "quickstart: a sample from the model:"
-"$bin/ssa-generate" --checkpoint "$checkpoint" --prompt "def " --tokens 64 --seed 7
+echo "quickstart: attention statistics per layer (sparse path: the top 4 blocks):"
+"$bin/ssa-eval" stats --checkpoint "$checkpoint" --max-batches 2
+"$bin/ssa-eval" plot-log "$run_dir/log.jsonl"
+echo "quickstart: a sample from the model (sparse attention, 4 blocks per token):"
+"$bin/ssa-generate" --checkpoint "$checkpoint" --prompt "def " --tokens 64 --seed 7 \
+  --attention sparse
 echo
 echo "quickstart: done in $(($(date +%s) - start)) s (after setup). Outputs in $out:"
 echo "  tokenizer.bin, shards/, run/log.jsonl and run/ckpt_*.h5 (the newest: $checkpoint)"
-echo "  resume an interrupted run:  $bin/ssa-train --config configs/quickstart.conf --resume auto \\"
+echo "  plots: run/loss.svg, $checkpoint.ppl.svg (perplexity vs budget) and .stats.svg"
+echo "  resume an interrupted run:  $bin/ssa-train --config configs/quickstart.conf ${device[*]} --resume auto \\"
 echo "    --data.train='$shards/train_*.bin' --data.val='$shards/val_*.bin' \\"
 echo "    --data.tokenizer=$tokenizer --train.out_dir=$run_dir"
