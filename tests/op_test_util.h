@@ -1,5 +1,5 @@
 #pragma once
-// Shared helpers for the op tests: random inputs and a gradcheck assertion.
+// Shared helpers for the op tests: random inputs, differences and a gradcheck assertion.
 #include <doctest/doctest.h>
 
 #include <functional>
@@ -17,8 +17,11 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype = DType::f64
                      bool requires_grad = true, double scale = 1.0);
 // Random i32 ids in [0, n).
 Tensor random_ids(const Shape& shape, int64_t n, uint64_t seed);
-// Largest |a - b| over elements (same shape).
+// Largest |a - b| over elements (same shape, or same length).
 double max_abs_diff(const Tensor& a, const Tensor& b);
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b);
+// max |got − want| / max |want|; infinite when `got` holds a NaN or an infinity.
+double relative_error(const std::vector<double>& got, const std::vector<double>& want);
 
 using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
 // Runs gradcheck and fails the current test case with its report if it does not pass.

@@ -1,8 +1,10 @@
 #pragma once
-// Helpers for the data tests: a scratch directory and the message of an expected error.
+// Test helpers: a scratch directory, the message of an expected error, and a check that a
+// message names every given part.
 #include <unistd.h>
 
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 
 #include "core/error.h"
@@ -22,6 +24,7 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   std::string file(const std::string& name) const { return (path_ / name).string(); }
+  std::string path() const { return path_.string(); }
 
  private:
   std::filesystem::path path_;
@@ -36,6 +39,13 @@ std::string error_of(Action&& action) {
     return error.what();
   }
   return "";
+}
+
+// Whether `text` contains every one of `parts`.
+inline bool contains_all(const std::string& text, std::initializer_list<std::string> parts) {
+  for (const std::string& part : parts)
+    if (text.find(part) == std::string::npos) return false;
+  return true;
 }
 
 }  // namespace ssa::test

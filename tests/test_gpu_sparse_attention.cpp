@@ -71,18 +71,6 @@ std::vector<std::vector<double>> run_sparse(const Config& c, const Inputs& in,
   return {out.to_vector(), grads[0].to_vector(), grads[1].to_vector(), grads[2].to_vector()};
 }
 
-// max |got − want| / max |want|; infinite when `got` holds a NaN or an infinity.
-double relative_error(const std::vector<double>& got, const std::vector<double>& want) {
-  REQUIRE(got.size() == want.size());
-  double worst = 0, largest = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!std::isfinite(got[i])) return INFINITY;
-    worst = std::max(worst, std::abs(got[i] - want[i]));
-    largest = std::max(largest, std::abs(want[i]));
-  }
-  return largest > 0 ? worst / largest : worst;
-}
-
 size_t mismatches(const std::vector<double>& got, const std::vector<double>& want) {
   REQUIRE(got.size() == want.size());
   size_t count = 0;

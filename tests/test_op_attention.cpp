@@ -60,13 +60,6 @@ std::vector<double> reference_attention(const Config& c, const Inputs& in) {
   return out;
 }
 
-double max_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
-  return worst;
-}
-
 double dot(const std::vector<double>& a, const std::vector<double>& b) {
   double sum = 0;
   for (size_t i = 0; i < a.size(); ++i) sum += a[i] * b[i];
@@ -112,9 +105,9 @@ TEST_CASE("attention: forward matches an explicit causal softmax") {
     const std::vector<double> expected = reference_attention(c, in);
     const Tensor out = attention(in.q, in.k, in.v);
     REQUIRE(out.shape() == in.q.shape());
-    CHECK(max_diff(out.to_vector(), expected) < 1e-12);
+    CHECK(max_abs_diff(out.to_vector(), expected) < 1e-12);
     const Tensor out32 = attention(in.q.to(DType::f32), in.k.to(DType::f32), in.v.to(DType::f32));
-    CHECK(max_diff(out32.to_vector(), expected) < 1e-5);
+    CHECK(max_abs_diff(out32.to_vector(), expected) < 1e-5);
   }
 }
 

@@ -30,13 +30,6 @@ std::vector<double> naive_matmul(const Tensor& a, const Tensor& b, bool ta, bool
   return c;
 }
 
-double max_diff(const std::vector<double>& x, const std::vector<double>& y) {
-  REQUIRE(x.size() == y.size());
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
-  return worst;
-}
-
 }  // namespace
 
 TEST_CASE("linear: forward equals the triple loop, leading dims flattened") {
@@ -52,7 +45,7 @@ TEST_CASE("linear: forward equals the triple loop, leading dims flattened") {
       expected.dims[expected.rank - 1] = w_shape[0];
       REQUIRE(y.shape() == expected);
       Tensor x2 = x.reshape({x.numel() / x_shape.back(), x_shape.back()});
-      CHECK(max_diff(y.to_vector(), naive_matmul(x2, w, false, true)) < tolerance);
+      CHECK(max_abs_diff(y.to_vector(), naive_matmul(x2, w, false, true)) < tolerance);
     }
   }
 }
@@ -67,20 +60,20 @@ TEST_CASE("matmul: forward equals the triple loop for every transpose, 2-D and b
       Tensor b = random_tensor(tb ? Shape{n, k} : Shape{k, n}, 4, DType::f64, false);
       Tensor c = matmul(a, b, ta, tb);
       REQUIRE(c.shape() == Shape{m, n});
-      CHECK(max_diff(c.to_vector(), naive_matmul(a, b, ta, tb)) < 1e-12);
+      CHECK(max_abs_diff(c.to_vector(), naive_matmul(a, b, ta, tb)) < 1e-12);
 
       // Enough matrices for the 128-wide tile grid; 130 rows leave a ragged edge.
       Tensor a_many =
           random_tensor(ta ? Shape{32, 7, 130} : Shape{32, 130, 7}, 7, DType::f64, false);
       Tensor b_many = random_tensor(tb ? Shape{32, 5, 7} : Shape{32, 7, 5}, 8, DType::f64, false);
-      CHECK(max_diff(matmul(a_many, b_many, ta, tb).to_vector(),
+      CHECK(max_abs_diff(matmul(a_many, b_many, ta, tb).to_vector(),
                      naive_matmul(a_many, b_many, ta, tb)) < 1e-12);
 
       Tensor a3 = random_tensor(ta ? Shape{3, 5, 2} : Shape{3, 2, 5}, 5, DType::f32, false);
       Tensor b3 = random_tensor(tb ? Shape{3, 1, 5} : Shape{3, 5, 1}, 6, DType::f32, false);
       Tensor c3 = matmul(a3, b3, ta, tb);
       REQUIRE(c3.shape() == Shape{3, 2, 1});
-      CHECK(max_diff(c3.to_vector(), naive_matmul(a3, b3, ta, tb)) < 1e-5);
+      CHECK(max_abs_diff(c3.to_vector(), naive_matmul(a3, b3, ta, tb)) < 1e-5);
     }
   }
 }

@@ -35,13 +35,6 @@ Reference naive_rmsnorm(const Tensor& x, const Tensor& w, const Tensor& g, doubl
   return ref;
 }
 
-double max_diff(const std::vector<double>& x, const std::vector<double>& y) {
-  REQUIRE(x.size() == y.size());
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
-  return worst;
-}
-
 }  // namespace
 
 TEST_CASE("rmsnorm: forward and backward equal the formula, small and multi-threaded sizes") {
@@ -52,14 +45,14 @@ TEST_CASE("rmsnorm: forward and backward equal the formula, small and multi-thre
     Tensor g = random_tensor(shape, 3, DType::f64, false);
     Reference ref = naive_rmsnorm(x, w, g, 1e-5);
     Tensor y = rmsnorm(x, w, 1e-5);
-    CHECK(max_diff(y.to_vector(), ref.y) < 1e-12);
+    CHECK(max_abs_diff(y.to_vector(), ref.y) < 1e-12);
     backward(y, g);
-    CHECK(max_diff(x.grad().to_vector(), ref.dx) < 1e-10);
-    CHECK(max_diff(w.grad().to_vector(), ref.dw) < 1e-10);
+    CHECK(max_abs_diff(x.grad().to_vector(), ref.dx) < 1e-10);
+    CHECK(max_abs_diff(w.grad().to_vector(), ref.dw) < 1e-10);
 
     Tensor y32 = rmsnorm(x.to(DType::f32), w.to(DType::f32), 1e-5);
     CHECK(y32.dtype() == DType::f32);
-    CHECK(max_diff(y32.to_vector(), ref.y) < 1e-5);
+    CHECK(max_abs_diff(y32.to_vector(), ref.y) < 1e-5);
   }
 }
 

@@ -24,13 +24,6 @@ std::vector<double> rope_formula(const Tensor& x, double theta, int64_t offset) 
   return out;
 }
 
-double max_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
-  return worst;
-}
-
 // q·k with q roped at position m and k at position n (one head, one token each).
 double roped_dot(const Tensor& q, const Tensor& k, const RopeTable& table, int64_t m, int64_t n) {
   std::vector<double> a = rope(q, table, m).to_vector(), b = rope(k, table, n).to_vector();
@@ -54,7 +47,7 @@ TEST_CASE("rope_table: cos and sin of p · theta^(-2i/hd)") {
   }
   RopeTable single = rope_table(9, 6, 500000.0, DType::f32);
   CHECK(single.cos.dtype() == DType::f32);
-  CHECK(max_diff(single.sin.to_vector(), table.sin.to_vector()) < 1e-7);
+  CHECK(max_abs_diff(single.sin.to_vector(), table.sin.to_vector()) < 1e-7);
 }
 
 TEST_CASE("rope: forward matches the formula, f64 and f32, with position offsets") {
@@ -65,8 +58,8 @@ TEST_CASE("rope: forward matches the formula, f64 and f32, with position offsets
     CAPTURE(offset);
     Tensor x = random_tensor({2, 5, 3, 6}, 11 + offset, DType::f64, false);
     const std::vector<double> expected = rope_formula(x, theta, offset);
-    CHECK(max_diff(rope(x, table64, offset).to_vector(), expected) < 1e-12);
-    CHECK(max_diff(rope(x.to(DType::f32), table32, offset).to_vector(), expected) < 1e-6);
+    CHECK(max_abs_diff(rope(x, table64, offset).to_vector(), expected) < 1e-12);
+    CHECK(max_abs_diff(rope(x.to(DType::f32), table32, offset).to_vector(), expected) < 1e-6);
   }
 }
 
@@ -74,7 +67,7 @@ TEST_CASE("rope: each rotated pair keeps its norm") {
   RopeTable table = rope_table(8, 10, 500000.0, DType::f64);
   Tensor x = random_tensor({1, 7, 2, 10}, 5, DType::f64, false);
   std::vector<double> in = x.to_vector(), out = rope(x, table, 1).to_vector();
-  CHECK(max_diff(in, out) > 0.01);  // it did rotate
+  CHECK(max_abs_diff(in, out) > 0.01);  // it did rotate
   for (size_t row = 0; row < in.size() / 10; ++row) {
     for (size_t i = 0; i < 5; ++i) {
       const size_t a = row * 10 + i, b = a + 5;

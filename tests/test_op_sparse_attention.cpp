@@ -124,13 +124,6 @@ std::vector<double> reference_sparse_attention(const Config& c, const Inputs& in
   return out;
 }
 
-double max_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
-  return worst;
-}
-
 constexpr uint64_t kSeed = 131;
 
 // The output and dq, dk, dv of op(q, k, v) on the inputs of kSeed, under a fixed random output
@@ -257,7 +250,7 @@ TEST_CASE("sparse: with every block selected, forward and gradients equal full a
         const auto sparse = output_and_gradients(c, DType::f64, [&](auto q, auto k, auto v) {
           return block_sparse_attention(q, k, v, block_size, 1000);
         });
-        for (size_t i = 0; i < full.size(); ++i) CHECK(max_diff(full[i], sparse[i]) < 1e-6);
+        for (size_t i = 0; i < full.size(); ++i) CHECK(max_abs_diff(full[i], sparse[i]) < 1e-6);
       }
     }
   }
@@ -274,13 +267,13 @@ TEST_CASE("sparse: sparse_attention matches a softmax masked to the selected tok
       const Inputs in = random_inputs(c, 61, DType::f64, false);
       const Tensor selection = select_blocks(in.q, block_means(in.k, 4), c.k_len, 4, top_k);
       const std::vector<double> expected = reference_sparse_attention(c, in, selection, 4);
-      CHECK(max_diff(sparse_attention(in.q, in.k, in.v, selection, 4).to_vector(), expected) <
+      CHECK(max_abs_diff(sparse_attention(in.q, in.k, in.v, selection, 4).to_vector(), expected) <
             1e-10);
-      CHECK(max_diff(block_sparse_attention(in.q, in.k, in.v, 4, top_k).to_vector(), expected) <
+      CHECK(max_abs_diff(block_sparse_attention(in.q, in.k, in.v, 4, top_k).to_vector(), expected) <
             1e-10);
       const Tensor out32 = sparse_attention(in.q.to(DType::f32), in.k.to(DType::f32),
                                             in.v.to(DType::f32), selection, 4);
-      CHECK(max_diff(out32.to_vector(), expected) < 1e-5);
+      CHECK(max_abs_diff(out32.to_vector(), expected) < 1e-5);
     }
   }
 }
@@ -296,7 +289,7 @@ TEST_CASE("sparse: sparse_attention reads any valid selection, not only select_b
   rows[9 * 2 + 1] = 4;
   const Tensor selection = Tensor::from(rows, {1, 10, 1, 2}, DType::i32);
   const std::vector<double> out = sparse_attention(in.q, in.k, in.v, selection, 2).to_vector();
-  CHECK(max_diff(out, reference_sparse_attention(c, in, selection, 2)) < 1e-12);
+  CHECK(max_abs_diff(out, reference_sparse_attention(c, in, selection, 2)) < 1e-12);
   const std::vector<double> v = in.v.to_vector();
   for (int64_t x = 0; x < 3; ++x) CHECK(out[8 * 2 * 3 + x] == doctest::Approx(v[8 * 3 + x]));
 }

@@ -1,6 +1,5 @@
 #include <doctest/doctest.h>
 #include <hdf5.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,41 +8,14 @@
 #include <fstream>
 #include <limits>
 
+#include "test_data_util.h"
 #include "train/checkpoint.h"
 
 using namespace ssa;
+using namespace ssa::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh directory, removed with its contents at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int count = 0;
-    path = fs::temp_directory_path() /
-           ("ssa_ckpt_test_" + std::to_string(::getpid()) + "_" + std::to_string(count++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string error_of(const auto& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool contains(const std::string& text, std::initializer_list<std::string> parts) {
-  for (const std::string& part : parts)
-    if (text.find(part) == std::string::npos) return false;
-  return true;
-}
 
 Tensor f32_tensor(const Shape& shape, float start, float step) {
   Tensor t = Tensor::empty(shape, DType::f32);
@@ -116,7 +88,7 @@ void overwrite_format_version(const std::string& path, int64_t version) {
 }  // namespace
 
 TEST_CASE("checkpoint: write/read round trip is bit-exact; the .tmp is gone") {
-  TempDir dir;
+  TempDir dir("ckpt_round_trip");
   std::string path = dir.file("ckpt.h5");
   Checkpoint written = sample_checkpoint();
   write_checkpoint(path, written);
@@ -124,18 +96,18 @@ TEST_CASE("checkpoint: write/read round trip is bit-exact; the .tmp is gone") {
   CHECK(!fs::exists(path + ".tmp"));
   Checkpoint read = read_checkpoint(path);
   check_equal(read, written);
-  CHECK(contains(error_of([&] { read.tensor("params/missing", path); }), {path, "params/missing"}));
+  CHECK(contains_all(error_of([&] { read.tensor("params/missing", path); }), {path, "params/missing"}));
 }
 
 TEST_CASE("checkpoint: an existing file is replaced only when the new write succeeds") {
-  TempDir dir;
+  TempDir dir("ckpt_replace");
   std::string path = dir.file("ckpt.h5");
   Checkpoint first = sample_checkpoint();
   write_checkpoint(path, first);
   Checkpoint broken;
   broken.tensors.emplace_back("w", f32_tensor({2}, 0, 1));
   broken.tensors.emplace_back("w", f32_tensor({2}, 0, 1));  // a name twice: HDF5 refuses
-  CHECK(contains(error_of([&] { write_checkpoint(path, broken); }), {"H5Dcreate2", path + ".tmp"}));
+  CHECK(contains_all(error_of([&] { write_checkpoint(path, broken); }), {"H5Dcreate2", path + ".tmp"}));
   CHECK(!fs::exists(path + ".tmp"));
   check_equal(read_checkpoint(path), first);
 
@@ -148,29 +120,29 @@ TEST_CASE("checkpoint: an existing file is replaced only when the new write succ
 }
 
 TEST_CASE("checkpoint: missing, truncated and non-HDF5 files are refused naming the file") {
-  TempDir dir;
+  TempDir dir("ckpt_refused");
   std::string missing = dir.file("missing.h5");
-  CHECK(contains(error_of([&] { read_checkpoint(missing); }), {missing, "does not exist"}));
+  CHECK(contains_all(error_of([&] { read_checkpoint(missing); }), {missing, "does not exist"}));
 
   std::string path = dir.file("ckpt.h5");
   write_checkpoint(path, sample_checkpoint());
   fs::resize_file(path, fs::file_size(path) / 2);
   std::string message = error_of([&] { read_checkpoint(path); });
-  CHECK(contains(message, {path, "truncated"}));
+  CHECK(contains_all(message, {path, "truncated"}));
   CHECK(message.find('\n') == std::string::npos);
 
   std::string text = dir.file("text.h5");
   write_bytes(text, "this is not HDF5\n");
-  CHECK(contains(error_of([&] { read_checkpoint(text); }), {text, "not an HDF5 file"}));
+  CHECK(contains_all(error_of([&] { read_checkpoint(text); }), {text, "not an HDF5 file"}));
 
   std::string foreign = dir.file("foreign.h5");
   H5Fclose(H5Fcreate(foreign.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
-  CHECK(contains(error_of([&] { read_checkpoint(foreign); }),
+  CHECK(contains_all(error_of([&] { read_checkpoint(foreign); }),
                  {foreign, "not an ssa checkpoint", "format_version"}));
 }
 
 TEST_CASE("checkpoint: a flipped bit in tensor data is refused as corrupted") {
-  TempDir dir;
+  TempDir dir("ckpt_bit_flip");
   std::string path = dir.file("ckpt.h5");
   Checkpoint c = sample_checkpoint();
   Tensor pattern = f32_tensor({64}, 1234.5f, 0.125f);
@@ -184,25 +156,25 @@ TEST_CASE("checkpoint: a flipped bit in tensor data is refused as corrupted") {
   CHECK(bytes.find(data, at + 1) == std::string::npos);
   bytes[at + data.size() / 2] ^= 0x10;
   write_bytes(path, bytes);
-  CHECK(contains(error_of([&] { read_checkpoint(path); }),
+  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
                  {"checkpoint " + path + " is corrupted: checksum", "expected", "found"}));
 }
 
 TEST_CASE("checkpoint: an unknown format version is refused naming both versions") {
-  TempDir dir;
+  TempDir dir("ckpt_version");
   std::string path = dir.file("ckpt.h5");
   write_checkpoint(path, sample_checkpoint());
   overwrite_format_version(path, 7);
-  CHECK(contains(error_of([&] { read_checkpoint(path); }),
+  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
                  {path, "format version 7", "reads version 1"}));
 }
 
 TEST_CASE("checkpoint directory: names, list, latest, prune") {
   CHECK(checkpoint_file_name(1000) == "ckpt_00001000.h5");
   CHECK(checkpoint_file_name(123456789) == "ckpt_123456789.h5");
-  TempDir dir;
+  TempDir dir("ckpt_directory");
   CHECK(list_checkpoints(dir.file("absent")).empty());
-  CHECK(latest_checkpoint(dir.path.string()).empty());
+  CHECK(latest_checkpoint(dir.path()).empty());
 
   Checkpoint small;
   small.integers["step"] = 0;
@@ -212,16 +184,16 @@ TEST_CASE("checkpoint directory: names, list, latest, prune") {
     write_bytes(dir.file(other), "x");
   std::vector<std::string> expected;
   for (int64_t step : {5, 20, 100, 1000}) expected.push_back(dir.file(checkpoint_file_name(step)));
-  CHECK(list_checkpoints(dir.path.string()) == expected);
-  CHECK(latest_checkpoint(dir.path.string()) == expected.back());
+  CHECK(list_checkpoints(dir.path()) == expected);
+  CHECK(latest_checkpoint(dir.path()) == expected.back());
 
-  prune_checkpoints(dir.path.string(), 0);
-  CHECK(list_checkpoints(dir.path.string()) == expected);
-  prune_checkpoints(dir.path.string(), 2);
+  prune_checkpoints(dir.path(), 0);
+  CHECK(list_checkpoints(dir.path()) == expected);
+  prune_checkpoints(dir.path(), 2);
   expected.erase(expected.begin(), expected.begin() + 2);
-  CHECK(list_checkpoints(dir.path.string()) == expected);
-  prune_checkpoints(dir.path.string(), 5);
-  CHECK(list_checkpoints(dir.path.string()).size() == 2);
+  CHECK(list_checkpoints(dir.path()) == expected);
+  prune_checkpoints(dir.path(), 5);
+  CHECK(list_checkpoints(dir.path()).size() == 2);
   for (const char* other : {"ckpt_00002000.h5.tmp", "notes.txt", "ckpt_abc.h5", "ckpt_.h5"})
     CHECK(fs::exists(dir.file(other)));
 }

@@ -6,9 +6,11 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "test_data_util.h"
 #include "train/config.h"
 
 using namespace ssa;
+using namespace ssa::test;
 
 namespace {
 
@@ -29,21 +31,6 @@ std::vector<ConfigEntry> test_schema() {
       {.section = "model", .key = "n_layers", .type = ConfigType::integer, .default_value = "4",
        .help = "decoder layers", .min = 1, .max = 64},
   };
-}
-
-std::string error_of(const auto& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool contains(const std::string& text, std::initializer_list<std::string> parts) {
-  for (const std::string& part : parts)
-    if (text.find(part) == std::string::npos) return false;
-  return true;
 }
 
 // A file holding `text`, removed at the end of the test.
@@ -67,12 +54,12 @@ TEST_CASE("config: defaults, typed getters, programming errors on misuse") {
   CHECK(config.get_float("train.lr") == 3e-4);
   CHECK(config.get_bool("train.compile") == false);
   CHECK(config.get_string("attention.mode") == "ssa");
-  CHECK(contains(error_of([&] { config.get_int("model.nope"); }), {"check failed", "model.nope"}));
-  CHECK(contains(error_of([&] { config.get_float("model.d_model"); }),
+  CHECK(contains_all(error_of([&] { config.get_int("model.nope"); }), {"check failed", "model.nope"}));
+  CHECK(contains_all(error_of([&] { config.get_float("model.d_model"); }),
                  {"check failed", "model.d_model", "integer", "float"}));
   auto bad_default = test_schema();
   bad_default[0].min = 300;  // the default 256 is now out of range
-  CHECK(contains(error_of([&] { Config{bad_default}; }), {"check failed", "model.d_model"}));
+  CHECK(contains_all(error_of([&] { Config{bad_default}; }), {"check failed", "model.d_model"}));
 }
 
 TEST_CASE("config: file with comments, quotes and blank lines; overrides win") {
@@ -111,12 +98,12 @@ TEST_CASE("config: load_file reads a file and names it in errors") {
   TempFile file("[model]\nd_model = 128\n[train]\nlr = 2\n");
   Config config(test_schema());
   std::string message = error_of([&] { config.load_file(file.path); });
-  CHECK(contains(message, {file.path.c_str(), ":4", "train.lr", "'2'", "float in [0, 1]"}));
+  CHECK(contains_all(message, {file.path.c_str(), ":4", "train.lr", "'2'", "float in [0, 1]"}));
   CHECK(config.get_int("model.d_model") == 256);  // a file with an error changes nothing
   std::ofstream(file.path) << "[model]\nd_model = 128\n";
   config.load_file(file.path);
   CHECK(config.get_int("model.d_model") == 128);
-  CHECK(contains(error_of([&] { config.load_file("/nonexistent/x.cfg"); }),
+  CHECK(contains_all(error_of([&] { config.load_file("/nonexistent/x.cfg"); }),
                  {"/nonexistent/x.cfg"}));
 }
 
@@ -125,36 +112,36 @@ TEST_CASE("config: every user error names the key, the value and what is allowed
   auto load = [&](const std::string& text) {
     return error_of([&] { config.load_text(text, "f.cfg"); });
   };
-  CHECK(contains(load("[modle]\n"),
+  CHECK(contains_all(load("[modle]\n"),
                  {"f.cfg:1", "[modle]", "valid sections: model, attention, train"}));
-  CHECK(contains(load("[model]\nwidth = 3\n"),
+  CHECK(contains_all(load("[model]\nwidth = 3\n"),
                  {"f.cfg:2", "model.width", "keys of [model]: d_model, rope_theta, n_layers"}));
-  CHECK(contains(load("[model]\nd_model = abc\n"),
+  CHECK(contains_all(load("[model]\nd_model = abc\n"),
                  {"model.d_model", "'abc'", "integer in [1, 8192]"}));
-  CHECK(contains(load("[model]\nd_model = 9000\n"), {"model.d_model", "'9000'", "[1, 8192]"}));
-  CHECK(contains(load("[model]\nd_model = 1.5\n"), {"model.d_model", "'1.5'", "integer"}));
-  CHECK(contains(load("[model]\nrope_theta = 0.5\n"), {"model.rope_theta", "float >= 1"}));
-  CHECK(contains(load("[train]\ncompile = maybe\n"), {"train.compile", "'maybe'", "bool"}));
-  CHECK(contains(load("[train]\nlr = nan\n"), {"train.lr", "'nan'", "float in [0, 1]"}));
-  CHECK(contains(load("[attention]\nmode = dense\n"),
+  CHECK(contains_all(load("[model]\nd_model = 9000\n"), {"model.d_model", "'9000'", "[1, 8192]"}));
+  CHECK(contains_all(load("[model]\nd_model = 1.5\n"), {"model.d_model", "'1.5'", "integer"}));
+  CHECK(contains_all(load("[model]\nrope_theta = 0.5\n"), {"model.rope_theta", "float >= 1"}));
+  CHECK(contains_all(load("[train]\ncompile = maybe\n"), {"train.compile", "'maybe'", "bool"}));
+  CHECK(contains_all(load("[train]\nlr = nan\n"), {"train.lr", "'nan'", "float in [0, 1]"}));
+  CHECK(contains_all(load("[attention]\nmode = dense\n"),
                  {"attention.mode", "'dense'", "one of: full, sparse, ssa"}));
-  CHECK(contains(load("d_model = 3\n"), {"f.cfg:1", "before any [section]"}));
-  CHECK(contains(load("[model]\nd_model 3\n"), {"f.cfg:2", "key = value"}));
-  CHECK(contains(load("[model\n"), {"f.cfg:1", "[section]"}));
-  CHECK(contains(load("[train]\nout_dir = \"abc\n"), {"f.cfg:2", "no closing quote"}));
-  CHECK(contains(load("[train]\nout_dir = \"a\" b\n"), {"f.cfg:2", "after the closing quote"}));
-  CHECK(contains(load("[model]\nd_model = 8\nd_model = 16\n"),
+  CHECK(contains_all(load("d_model = 3\n"), {"f.cfg:1", "before any [section]"}));
+  CHECK(contains_all(load("[model]\nd_model 3\n"), {"f.cfg:2", "key = value"}));
+  CHECK(contains_all(load("[model\n"), {"f.cfg:1", "[section]"}));
+  CHECK(contains_all(load("[train]\nout_dir = \"abc\n"), {"f.cfg:2", "no closing quote"}));
+  CHECK(contains_all(load("[train]\nout_dir = \"a\" b\n"), {"f.cfg:2", "after the closing quote"}));
+  CHECK(contains_all(load("[model]\nd_model = 8\nd_model = 16\n"),
                  {"f.cfg:3", "model.d_model", "twice", "line 2"}));
 
-  CHECK(contains(error_of([&] { config.apply_override("--model.d_model=x"); }),
+  CHECK(contains_all(error_of([&] { config.apply_override("--model.d_model=x"); }),
                  {"--model.d_model=x", "model.d_model", "'x'", "integer in [1, 8192]"}));
-  CHECK(contains(error_of([&] { config.apply_override("--model.depth=3"); }),
+  CHECK(contains_all(error_of([&] { config.apply_override("--model.depth=3"); }),
                  {"model.depth", "valid keys of [model]"}));
-  CHECK(contains(error_of([&] { config.apply_override("--optim.lr=3"); }),
+  CHECK(contains_all(error_of([&] { config.apply_override("--optim.lr=3"); }),
                  {"[optim]", "valid sections: model, attention, train"}));
-  CHECK(contains(error_of([&] { config.apply_override("--model.d_model"); }),
+  CHECK(contains_all(error_of([&] { config.apply_override("--model.d_model"); }),
                  {"--section.key=value"}));
-  CHECK(contains(error_of([&] { config.set("train.lr", "-1"); }), {"train.lr", "'-1'", "[0, 1]"}));
+  CHECK(contains_all(error_of([&] { config.set("train.lr", "-1"); }), {"train.lr", "'-1'", "[0, 1]"}));
   CHECK(config.get_int("model.d_model") == 256);  // nothing above changed a value
 }
 
@@ -178,8 +165,8 @@ TEST_CASE("config: to_text round trip") {
 TEST_CASE("config: help lists every key with type, default, range and meaning") {
   std::string help = Config(test_schema()).help_text();
   for (const ConfigEntry& entry : test_schema())
-    CHECK(contains(help, {"--" + entry.section + "." + entry.key + " ", entry.help}));
-  CHECK(contains(help, {"[model]", "--model.d_model (integer in [1, 8192]; default 256)",
+    CHECK(contains_all(help, {"--" + entry.section + "." + entry.key + " ", entry.help}));
+  CHECK(contains_all(help, {"[model]", "--model.d_model (integer in [1, 8192]; default 256)",
                         "--train.lr (float in [0, 1]; default 0.0003)",
                         "--attention.mode (string, one of: full, sparse, ssa; default \"ssa\")",
                         "--train.compile (bool; default false)"}));
