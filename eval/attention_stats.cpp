@@ -6,7 +6,7 @@
 #include "autograd/autograd.h"
 #include "eval/perplexity.h"
 #include "ops/attention.h"
-#include "ops/cpu_parallel.h"
+#include "ops/cpu_kernels.h"
 #include "ops/sparse_attention.h"
 
 namespace ssa {

@@ -8,7 +8,7 @@
 #include <type_traits>
 
 #include "autograd/autograd.h"
-#include "ops/cpu_parallel.h"
+#include "ops/cpu_kernels.h"
 #include "ops/dispatch.h"
 
 #ifdef SSA_HAVE_CUDA
@@ -21,7 +21,6 @@ namespace {
 // Query rows handled together. Rows [r0, r0 + n) see only the first key_offset + r0 + n keys,
 // so the masked upper triangle is mostly skipped, and the score buffer stays small.
 constexpr int64_t kRowBlock = 64;
-constexpr int64_t kParallelWork = int64_t{1} << 16;  // multiply-adds below which one thread runs
 
 // A [B, len, heads, head_dim] tensor; head(b, h) is its [len, head_dim] slice, row stride
 // heads·head_dim. T is const for inputs.

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "autograd/autograd.h"
+#include "ops/cpu_kernels.h"
 #include "ops/dispatch.h"
 #ifdef SSA_HAVE_CUDA
 #include "cuda/rmsnorm.h"
@@ -13,8 +14,7 @@
 namespace ssa {
 namespace {
 
-constexpr int64_t kParallelElements = 1 << 15;  // smaller problems run on one thread
-constexpr int64_t kColumnBlock = 32;            // columns of dweight summed by one thread
+constexpr int64_t kColumnBlock = 32;  // columns of dweight summed by one thread
 
 // x [..., dim] viewed as `count` rows of `dim`.
 struct Rows {

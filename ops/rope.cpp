@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/autograd.h"
+#include "ops/cpu_kernels.h"
 #include "ops/dispatch.h"
 #ifdef SSA_HAVE_CUDA
 #include "cuda/rope.h"
@@ -10,8 +11,6 @@
 
 namespace ssa {
 namespace {
-
-constexpr int64_t kParallelElements = 1 << 15;  // smaller problems run on one thread
 
 // x [B, T, H, 2·half] viewed as rows of 2·half; row r sits at sequence position (r / H) % T.
 struct RopeLayout {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/autograd.h"
+#include "ops/cpu_kernels.h"
 #include "ops/dispatch.h"
 #ifdef SSA_HAVE_CUDA
 #include "cuda/smooth_l1.h"
@@ -12,7 +13,6 @@
 namespace ssa {
 namespace {
 
-constexpr int64_t kParallelElements = 1 << 15;  // smaller problems run on one thread
 // The sum is taken over fixed chunks of this many elements, then over the chunks in order, so
 // it does not depend on the thread count.
 constexpr int64_t kChunk = 1 << 14;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "autograd/autograd.h"
-#include "ops/cpu_parallel.h"
+#include "ops/cpu_kernels.h"
 #include "ops/dispatch.h"
 #ifdef SSA_HAVE_CUDA
 #include "cuda/sparse_attention.h"
@@ -18,8 +18,6 @@
 
 namespace ssa {
 namespace {
-
-constexpr int64_t kParallelWork = int64_t{1} << 16;  // multiply-adds below which one thread runs
 
 // Rows of head_dim values with a stride; T is const for inputs.
 template <typename T>

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/autograd.h"
+#include "ops/cpu_kernels.h"
 #include "ops/dispatch.h"
 #ifdef SSA_HAVE_CUDA
 #include "cuda/swiglu.h"
@@ -10,13 +11,6 @@
 
 namespace ssa {
 namespace {
-
-constexpr int64_t kParallelElements = 1 << 15;  // smaller problems run on one thread
-
-template <typename T>
-T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
-}
 
 template <typename T>
 void swiglu_forward(const T* a, const T* b, T* out, int64_t n) {
