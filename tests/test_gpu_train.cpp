@@ -23,21 +23,10 @@ constexpr double kF32Tolerance = 1e-4;
 constexpr double kBf16LossTolerance = 1e-2;
 constexpr double kBf16GradTolerance = 5e-2;
 
-// The tiny job with what the CUDA attention kernels take: head_dim 64, blocks of 16.
-const std::string kGpuShape = "[model]\nhead_dim = 64\nmax_seq_len = 64\n[data]\nseq_len = 64\n";
-
-TrainSettings settings_from_text(const TempDir& dir, const std::string& text) {
-  Config config = tiny_config(dir);
-  config.load_text(text, "test overrides");
-  return train_settings_from(config);
-}
-
 TrainSettings settings_for(const TempDir& dir, const std::string& overrides) {
-  return settings_from_text(dir, kGpuShape + overrides);
+  return tiny_settings(dir, kGpuShape + overrides);
 }
 
-const std::string kCudaF32 = "[train]\ndevice = cuda\ndtype = f32\n";
-const std::string kCudaBf16 = "[train]\ndevice = cuda\ndtype = bf16\n";
 const std::string kSsa = "[attention]\nmode = ssa\nblock_size = 16\ntop_k = 2\n";
 
 // ‖a − b‖ / ‖b‖.
@@ -141,9 +130,9 @@ TEST_CASE("gpu training: one step's loss and every parameter gradient match the 
 TEST_CASE("gpu training: 50 steps of the quickstart shape follow the CPU's loss curve") {
   TempDir dir("gpu_curve");
   write_tiny_shards(dir);
-  Trainer cpu(settings_from_text(dir, kQuickstartShape));
-  Trainer gpu_f32(settings_from_text(dir, kQuickstartShape + "device = cuda\n"));
-  Trainer gpu_bf16(settings_from_text(dir, kQuickstartShape + "device = cuda\ndtype = bf16\n"));
+  Trainer cpu(tiny_settings(dir, kQuickstartShape));
+  Trainer gpu_f32(tiny_settings(dir, kQuickstartShape + "device = cuda\n"));
+  Trainer gpu_bf16(tiny_settings(dir, kQuickstartShape + "device = cuda\ndtype = bf16\n"));
   std::vector<double> expected = losses_of(cpu, 50);
   std::vector<double> f32 = losses_of(gpu_f32, 50), bf16 = losses_of(gpu_bf16, 50);
   double worst_f32 = 0, worst_bf16 = 0;

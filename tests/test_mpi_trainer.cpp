@@ -41,15 +41,6 @@ class SharedDir {
   std::filesystem::path path_;
 };
 
-// The tiny job's settings; `out_dir` overrides train.out_dir when given.
-TrainSettings tiny_settings(const TempDir& dir, const std::string& overrides,
-                            const std::string& out_dir = "") {
-  Config config = tiny_config(dir);
-  config.load_text(overrides, "test overrides");
-  if (!out_dir.empty()) config.load_text(fmt::format("[train]\nout_dir = \"{}\"\n", out_dir), "out");
-  return train_settings_from(config);
-}
-
 std::string batch(int64_t micro_batch, int64_t grad_accum = 1) {
   return fmt::format("[train]\nsteps = 10\nmicro_batch = {}\ngrad_accum = {}\n", micro_batch,
                      grad_accum);

@@ -11,12 +11,6 @@ using namespace ssa::test;
 
 namespace {
 
-TrainSettings tiny_settings(const TempDir& dir, const std::string& overrides = "") {
-  Config config = tiny_config(dir);
-  if (!overrides.empty()) config.load_text(overrides, "test overrides");
-  return train_settings_from(config);
-}
-
 std::vector<float> parameters_of(Trainer& trainer) {
   std::vector<double> values = trainer.model().params().flat().to_vector();
   return {values.begin(), values.end()};

@@ -69,4 +69,21 @@ inline Config tiny_config(const TempDir& dir) {
   return config;
 }
 
+// The tiny job's settings with `overrides` (config text) applied, and out_dir when given.
+inline TrainSettings tiny_settings(const TempDir& dir, const std::string& overrides = "",
+                                   const std::string& out_dir = "") {
+  Config config = tiny_config(dir);
+  if (!overrides.empty()) config.load_text(overrides, "test overrides");
+  if (!out_dir.empty())
+    config.load_text(fmt::format("[train]\nout_dir = \"{}\"\n", out_dir), "out_dir override");
+  return train_settings_from(config);
+}
+
+// Overrides for the GPU: the tiny job in the shape the CUDA attention kernels take (head_dim
+// 64, blocks of 16), and the device and compute dtype.
+inline const std::string kGpuShape =
+    "[model]\nhead_dim = 64\nmax_seq_len = 64\n[data]\nseq_len = 64\n";
+inline const std::string kCudaF32 = "[train]\ndevice = cuda\ndtype = f32\n";
+inline const std::string kCudaBf16 = "[train]\ndevice = cuda\ndtype = bf16\n";
+
 }  // namespace ssa::test
