@@ -6,6 +6,11 @@
 #include "core/philox.h"
 
 namespace ssa {
+namespace {
+
+constexpr int64_t kParallelFill = 1 << 16;  // smaller fills stay on one thread
+
+}  // namespace
 
 double Rng::uniform() {
   Philox4 r = philox_at(seed_, offset_++);
@@ -30,6 +35,9 @@ uint64_t Rng::below(uint64_t n) {
 void Rng::fill_normal(const Tensor& t, double mean, double std) {
   int64_t n = t.numel();
   std::vector<double> values(static_cast<size_t>(n));
+  // Each value depends on its index alone (Philox is counter-based): any thread count gives
+  // the same values.
+#pragma omp parallel for schedule(static) if (n >= kParallelFill)
   for (int64_t i = 0; i < n; ++i) {
     // Box-Muller on two uniforms of block offset + i.
     Philox4 r = philox_at(seed_, offset_ + static_cast<uint64_t>(i));
@@ -43,6 +51,7 @@ void Rng::fill_normal(const Tensor& t, double mean, double std) {
 void Rng::fill_uniform(const Tensor& t, double lo, double hi) {
   int64_t n = t.numel();
   std::vector<double> values(static_cast<size_t>(n));
+#pragma omp parallel for schedule(static) if (n >= kParallelFill)
   for (int64_t i = 0; i < n; ++i) {
     Philox4 r = philox_at(seed_, offset_ + static_cast<uint64_t>(i));
     values[i] = lo + (hi - lo) * philox_uniform_bits(r.v[0]);

@@ -1,6 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <omp.h>
+
 #include <cmath>
+#include <utility>
 
 #include "core/philox.h"
 #include "core/rng.h"
@@ -49,6 +52,22 @@ TEST_CASE("normal fill has the requested moments") {
   double mean = sum / 20000, var = sq / 20000 - mean * mean;
   CHECK(mean == doctest::Approx(1.0).epsilon(0.02));
   CHECK(std::sqrt(var) == doctest::Approx(0.5).epsilon(0.03));
+}
+
+TEST_CASE("a large fill gives the same values on one thread as on several") {
+  auto filled = [](int threads) {
+    omp_set_num_threads(threads);
+    Rng rng(11);
+    Tensor normal = Tensor::empty({300000}, DType::f64), uniform = normal.clone();
+    rng.fill_normal(normal, 0.0, 1.0);
+    rng.fill_uniform(uniform, -1.0, 1.0);
+    return std::pair{normal.to_vector(), uniform.to_vector()};
+  };
+  const int threads = omp_get_max_threads();
+  const auto one = filled(1), several = filled(4);
+  omp_set_num_threads(threads);
+  CHECK(one.first == several.first);
+  CHECK(one.second == several.second);
 }
 
 TEST_CASE("below() stays in range and covers it") {

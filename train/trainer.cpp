@@ -75,6 +75,7 @@ Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
 }
 
 void Trainer::check_identical_start() {
+  if (comm_->world() == 1) return;
   const uint64_t mine = checksum(model_.params().flat().to(Device::cpu));
   const uint64_t first = comm_->broadcast(mine);
   if (mine != first)
