@@ -74,6 +74,17 @@ TEST_CASE("resuming from a checkpoint continues bit-exactly") {
   CHECK(parameters_of(resumed) == parameters_of(straight));
 }
 
+TEST_CASE("a run checkpoints at its end, unless ckpt_every = -1") {
+  TempDir dir("final_checkpoint");
+  write_tiny_shards(dir);
+  Trainer benchmark(tiny_settings(dir, "[train]\nckpt_every = -1\n"));
+  benchmark.run();
+  CHECK(list_checkpoints(dir.file("out")).empty());
+  Trainer trainer(tiny_settings(dir));
+  trainer.run();
+  CHECK(list_checkpoints(dir.file("out")).size() == 1);
+}
+
 TEST_CASE("a non-finite loss stops before the update, or is skipped and counted") {
   TempDir dir("nonfinite");
   write_tiny_shards(dir);

@@ -198,7 +198,7 @@ void Trainer::run() {
       save_checkpoint();
   }
   if (!run.val_glob.empty()) log_validation();
-  save_checkpoint();
+  if (run.ckpt_every >= 0) save_checkpoint();
 }
 
 void Trainer::log_step(const StepResult& r, double seconds) {

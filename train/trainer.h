@@ -32,7 +32,7 @@ struct RunSettings {
   int64_t val_batches = 8;
   int64_t sample_every = 0;
   int64_t sample_tokens = 64;
-  int64_t ckpt_every = 0;  // 0: only after the last step
+  int64_t ckpt_every = 0;  // 0: only after the last step; -1: never
   int64_t keep_last = 3;
   DType dtype = DType::f32;          // master weights, gradients and AdamW moments
   DType compute_dtype = DType::f32;  // bf16: mixed precision
