@@ -86,6 +86,9 @@ TEST_CASE("the MPI backend sums, reduce-scatters and all-gathers over 2 ranks") 
   for (size_t i = 0; i < own.size(); ++i) CHECK(y.at(bounds[comm.rank()] + int64_t(i)) == own[i]);
   comm.all_gather(y, bounds);
   CHECK(y.to_vector() == std::vector<double>{3, 5, 7, 9, 11});
+  // Blocking collectives: all their time is exposed; taking the total resets it.
+  CHECK(comm.take_exposed_seconds() > 0);
+  CHECK(comm.take_exposed_seconds() == 0);
   CHECK(comm.sum({r, 1})[1] == 2);
   CHECK(comm.broadcast(uint64_t(7 + r)) == 7);
 }
@@ -122,6 +125,20 @@ TEST_CASE("ZeRO-1 trains as plain all-reduce with half the optimizer state per r
   const double share = double(zero.optimizer_state_bytes()) / double(plain.optimizer_state_bytes());
   CHECK(share > 0.45);
   CHECK(share < 0.55);
+}
+
+TEST_CASE("every step reports the communication time its rank did not hide") {
+  TempDir dir("mpi_exposed");
+  write_tiny_shards(dir);
+  for (const char* zero : {"zero = 0\n", "zero = 1\n"}) {
+    CAPTURE(zero);
+    Trainer trainer(tiny_settings(dir, batch(4) + zero), mpi_world());
+    for (int step = 0; step < 2; ++step) {
+      const double exposed = trainer.train_step().comm_exposed_seconds;
+      CHECK(exposed > 0);
+      CHECK(exposed < kTimeout);
+    }
+  }
 }
 
 TEST_CASE("a 2-rank checkpoint resumes on 1 rank, and a 1-rank one on 2 ranks") {

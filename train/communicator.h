@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -45,11 +46,18 @@ class Communicator {
   // The step the watchdog names when a collective does not finish in time.
   virtual void set_step(int64_t) {}
 
+  // Seconds this rank waited on tensor collectives since the last call, beyond the compute they
+  // overlapped: NCCL times on the GPU how long its collectives ran on after the compute issued
+  // before wait(); MPI's collectives block, so all their time counts.
+  double take_exposed_seconds() { return std::exchange(exposed_seconds_, 0.0); }
+
  protected:
   Communicator(int rank, int world) : rank_(rank), world_(world) {}
+  void add_exposed_seconds(double seconds) { exposed_seconds_ += seconds; }
 
  private:
   int rank_, world_;
+  double exposed_seconds_ = 0;
 };
 
 // A world of one process.

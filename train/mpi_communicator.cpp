@@ -1,5 +1,6 @@
 #include "train/mpi_communicator.h"
 
+#include <chrono>
 #include <climits>
 #include <cstdio>
 
@@ -69,11 +70,20 @@ std::string MpiCommunicator::description() const {
   return fmt::format("MPI, rank {} of {}", rank(), world());
 }
 
+void MpiCommunicator::blocking(const char* collective, const std::function<void()>& call) {
+  Watchdog::Scope watch(watchdog_, collective);
+  const auto start = std::chrono::steady_clock::now();
+  call();
+  add_exposed_seconds(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
 void MpiCommunicator::all_reduce_sum(const Tensor& buffer) {
   MPI_Datatype type = summable_type(buffer);
-  Watchdog::Scope watch(watchdog_, "all_reduce");
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buffer.raw(), mpi_count(buffer.numel()), type, MPI_SUM,
-                          MPI_COMM_WORLD));
+  blocking("all_reduce", [&] {
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buffer.raw(), mpi_count(buffer.numel()), type, MPI_SUM,
+                            MPI_COMM_WORLD));
+  });
 }
 
 void MpiCommunicator::reduce_scatter_sum(const Tensor& buffer,
@@ -82,14 +92,15 @@ void MpiCommunicator::reduce_scatter_sum(const Tensor& buffer,
   check_bounds(buffer, bounds, world());
   const size_t element = dtype_size(buffer.dtype());
   char* data = static_cast<char*>(buffer.raw());
-  Watchdog::Scope watch(watchdog_, "reduce_scatter");
   // One reduce per chunk, to its owner (chunks of any length, unlike MPI_Reduce_scatter_block).
-  for (int root = 0; root < world(); ++root) {
-    char* chunk = data + static_cast<size_t>(bounds[root]) * element;
-    const int count = mpi_count(bounds[root + 1] - bounds[root]);
-    MPI_CHECK(MPI_Reduce(root == rank() ? MPI_IN_PLACE : chunk, chunk, count, type, MPI_SUM, root,
-                         MPI_COMM_WORLD));
-  }
+  blocking("reduce_scatter", [&] {
+    for (int root = 0; root < world(); ++root) {
+      char* chunk = data + static_cast<size_t>(bounds[root]) * element;
+      const int count = mpi_count(bounds[root + 1] - bounds[root]);
+      MPI_CHECK(MPI_Reduce(root == rank() ? MPI_IN_PLACE : chunk, chunk, count, type, MPI_SUM,
+                           root, MPI_COMM_WORLD));
+    }
+  });
 }
 
 void MpiCommunicator::all_gather(const Tensor& buffer, const std::vector<int64_t>& bounds) {
@@ -102,9 +113,10 @@ void MpiCommunicator::all_gather(const Tensor& buffer, const std::vector<int64_t
     counts.push_back(mpi_count((bounds[r + 1] - bounds[r]) * element));
     offsets.push_back(mpi_count(bounds[r] * element));
   }
-  Watchdog::Scope watch(watchdog_, "all_gather");
-  MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer.raw(), counts.data(),
-                           offsets.data(), MPI_BYTE, MPI_COMM_WORLD));
+  blocking("all_gather", [&] {
+    MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer.raw(), counts.data(),
+                             offsets.data(), MPI_BYTE, MPI_COMM_WORLD));
+  });
 }
 
 std::vector<double> MpiCommunicator::sum(std::vector<double> values) {

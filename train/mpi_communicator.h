@@ -1,6 +1,7 @@
 #pragma once
 // The MPI backend (built where SSA_HAVE_MPI): collectives on CPU tensors over MPI_COMM_WORLD,
 // each watched. The NCCL backend uses it for its host values and its bootstrap.
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,9 @@ class MpiCommunicator : public Communicator {
   Watchdog& watchdog() { return watchdog_; }
 
  private:
+  // Runs a blocking tensor collective under the watchdog, counting its time as exposed.
+  void blocking(const char* collective, const std::function<void()>& call);
+
   Watchdog watchdog_;
 };
 

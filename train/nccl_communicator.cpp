@@ -3,6 +3,8 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "cuda/check.h"
@@ -41,7 +43,8 @@ int select_gpu(int local_rank) {
 
 // Collectives run on their own stream: each waits for the compute stream's work issued before
 // it (an event), so a gradient bucket is summed while backward goes on; wait() orders the
-// compute stream after them and holds the host until they are done, under the watchdog.
+// compute stream after them and holds the host until they are done, under the watchdog. The
+// exposed time is how long the collectives ran on after the compute issued before wait().
 class NcclCommunicator : public Communicator {
  public:
   NcclCommunicator(int local_rank, double timeout_s)
@@ -50,6 +53,7 @@ class NcclCommunicator : public Communicator {
   ~NcclCommunicator() override {
     ncclCommDestroy(comm_);
     cudaEventDestroy(issued_);
+    cudaEventDestroy(compute_done_);
     cudaEventDestroy(done_);
     cudaStreamDestroy(stream_);
   }
@@ -105,11 +109,16 @@ class NcclCommunicator : public Communicator {
 
   void wait() override {
     if (!pending_) return;
+    CUDA_CHECK(cudaEventRecord(compute_done_, cuda::compute_stream()));
     CUDA_CHECK(cudaEventRecord(done_, stream_));
     CUDA_CHECK(cudaStreamWaitEvent(cuda::compute_stream(), done_, 0));
     CUDA_CHECK(cudaEventSynchronize(done_));
     host_->watchdog().end();
     pending_ = false;
+    CUDA_CHECK(cudaEventSynchronize(compute_done_));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, compute_done_, done_));
+    add_exposed_seconds(std::max(0.0f, ms) / 1e3);
   }
 
  private:
@@ -124,7 +133,8 @@ class NcclCommunicator : public Communicator {
     }
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CUDA_CHECK(cudaEventCreateWithFlags(&issued_, cudaEventDisableTiming));
-    CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreate(&compute_done_));
+    CUDA_CHECK(cudaEventCreate(&done_));
   }
 
   // Orders the next collective after the compute stream's work so far; the first one since
@@ -140,7 +150,8 @@ class NcclCommunicator : public Communicator {
   int gpu_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
-  cudaEvent_t issued_ = nullptr, done_ = nullptr;
+  cudaEvent_t issued_ = nullptr;
+  cudaEvent_t compute_done_ = nullptr, done_ = nullptr;  // timed: the exposed time
   bool pending_ = false;  // collectives issued since the last wait()
 };
 

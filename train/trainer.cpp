@@ -133,6 +133,7 @@ StepResult Trainer::train_step() {
   result.alignment = totals[2];
   result.grad_norm =
       zero_ ? zero_->gradient_norm() : gradient_norm(model_.params().flat_grad());
+  result.comm_exposed_seconds = comm_->take_exposed_seconds();
   tokens_seen_ += step_tokens;
   ++step_;
   if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
@@ -147,6 +148,7 @@ StepResult Trainer::train_step() {
   }
   if (zero_) {
     zero_->step(result.lr, result.grad_norm, run.grad_clip);
+    result.comm_exposed_seconds += comm_->take_exposed_seconds();  // the weights' all-gather
     return result;
   }
   clip_gradient(model_.params().flat_grad(), result.grad_norm, run.grad_clip);
@@ -214,10 +216,13 @@ void Trainer::log_step(const StepResult& r, double seconds) {
   const std::string ssa_parts = ssa ? fmt::format(" | ce {:.4f} | align {:.3e} | {:<6}",
                                                   r.cross_entropy, r.alignment, path_name(r.path))
                                     : "";
+  const bool parallel = comm_->world() > 1;
   fmt::print("step {:>6}/{} | loss {:.4f}{} | lr {:.3e} | grad norm {:.3f} | {:.0f} ms | "
-             "{:.0f} tok/s{}{}\n",
+             "{:.0f} tok/s{}{}{}\n",
              step_, run.steps, r.loss, ssa_parts, r.lr, r.grad_norm, seconds * 1e3, tokens_per_s,
              gpu ? fmt::format(" | MFU {:.1f}%", 100 * mfu) : "",
+             parallel ? fmt::format(" | comm {:.1f} ms exposed", r.comm_exposed_seconds * 1e3)
+                      : "",
              r.skipped ? " | SKIPPED (non-finite)" : "");
   std::fflush(stdout);
   JsonLine line;
@@ -226,7 +231,9 @@ void Trainer::log_step(const StepResult& r, double seconds) {
   line.add("mode", std::string(path_name(r.path)));
   line.add("lr", r.lr).add("grad_norm", r.grad_norm);
   line.add("ms", seconds * 1e3).add("tokens_per_s", tokens_per_s);
-  if (comm_->world() > 1) line.add("world", static_cast<int64_t>(comm_->world()));
+  if (parallel)
+    line.add("world", static_cast<int64_t>(comm_->world()))
+        .add("comm_exposed_ms", r.comm_exposed_seconds * 1e3);
   if (gpu) line.add("mfu", mfu).add("peak_bytes", peak_device_bytes(run.device));
   line.add("tokens_seen", tokens_seen_).add("skipped_steps", skipped_steps_);
   log_->write(line);

@@ -70,6 +70,7 @@ struct StepResult {
   AttentionPath path = AttentionPath::full;
   double grad_norm = 0;
   double lr = 0;
+  double comm_exposed_seconds = 0;  // communication not hidden behind compute (this rank's)
   bool skipped = false;
 };
 
