@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cstring>
 
 #ifdef SSA_HAVE_CUDA
@@ -80,6 +81,14 @@ void convert_cpu_any(void* dst, DType dst_dtype, const void* src, DType src_dtyp
     case DType::bf16: convert_from(static_cast<bf16*>(dst), src, src_dtype, n); break;
     case DType::i32: convert_from(static_cast<int32_t*>(dst), src, src_dtype, n); break;
   }
+}
+
+// Writes n copies of the element whose bytes are `element` (sizeof(Bits) wide).
+template <typename Bits>
+void fill_elements(void* data, const unsigned char* element, int64_t n) {
+  Bits bits;
+  std::memcpy(&bits, element, sizeof bits);
+  std::fill_n(static_cast<Bits*>(data), n, bits);
 }
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
@@ -221,11 +230,13 @@ void Tensor::copy_from(const Tensor& src) const {
 void Tensor::fill(double value) const {
   if (numel() == 0) return;
   if (is_cpu()) {
-    std::vector<double> one{value};
-    size_t width = dtype_size(dtype());
-    convert_cpu_any(raw(), dtype(), one.data(), DType::f64, 1);
-    for (int64_t i = 1; i < numel(); ++i)
-      std::memcpy(static_cast<char*>(raw()) + i * width, raw(), width);
+    unsigned char element[8];
+    convert_cpu_any(element, dtype(), &value, DType::f64, 1);
+    switch (dtype_size(dtype())) {
+      case 2: fill_elements<uint16_t>(raw(), element, numel()); break;
+      case 4: fill_elements<uint32_t>(raw(), element, numel()); break;
+      default: fill_elements<uint64_t>(raw(), element, numel()); break;
+    }
     return;
   }
 #ifdef SSA_HAVE_CUDA

@@ -15,6 +15,15 @@ TEST_CASE("shape numel, equality and printing") {
   CHECK_THROWS_AS(Shape({1, 2, 3, 4, 5, 6, 7}), Error);
 }
 
+TEST_CASE("fill writes every element of a view, and nothing around it, in every dtype") {
+  for (DType dtype : {DType::f32, DType::f64, DType::bf16, DType::i32}) {
+    CAPTURE(dtype_name(dtype));
+    Tensor flat = Tensor::zeros({9}, dtype);
+    flat.view(2, {5}).fill(-3.0);
+    CHECK(flat.to_vector() == std::vector<double>{0, 0, -3, -3, -3, -3, -3, 0, 0});
+  }
+}
+
 TEST_CASE("views share storage with their parent (one flat buffer)") {
   Tensor flat = Tensor::zeros({10}, DType::f32);
   Tensor a = flat.view(0, {2, 2});
