@@ -1,6 +1,7 @@
-// Whole jobs started with mpirun -np 2 (label mpi): ssa-train on 2 ranks logs the losses of one
-// process with twice the micro-batch and resumes across world sizes; a rank that fails or hangs
-// ends the job non-zero, soon, naming itself.
+// Whole jobs started with mpirun (label mpi): ssa-train on 2 ranks logs the losses of one
+// process with twice the micro-batch and resumes across world sizes; 8 ranks log those of one
+// process with 8 micro-steps; a rank that fails or hangs ends the job non-zero, soon, naming
+// itself.
 #include <chrono>
 #include <fstream>
 
@@ -95,4 +96,22 @@ TEST_CASE("a collective that does not finish in train.comm_timeout_s aborts, nam
   CHECK_MESSAGE(contains(launch.result.output, "rank 0: all_reduce at step 3 did not finish within 1 s"),
                 launch.result.output);
   CHECK(launch.seconds < 20);
+}
+
+TEST_CASE("ssa-train on 8 ranks trains as 1 process with 8 micro-steps, plain and ZeRO-1") {
+  TinyJob job("mpi_eight");
+  const std::string run = "--attention.mode=ssa --attention.block_size=4 --attention.top_k=2 "
+                          "--train.steps=50 --train.ckpt_every=-1 --data.val= --train.micro_batch=1";
+  const std::string one = job.dir.file("one");
+  Result single = job.train(fmt::format("{} --train.grad_accum=8 --train.out_dir={}", run, one));
+  REQUIRE_MESSAGE(single.exit_code == 0, single.output);
+  for (int zero : {0, 1}) {
+    CAPTURE(zero);
+    const std::string eight = job.dir.file(fmt::format("eight_{}", zero));
+    Launch launch = mpirun(8, train_command(job, fmt::format("{} --train.zero={} --train.out_dir={}",
+                                                              run, zero, eight)));
+    REQUIRE_MESSAGE(launch.result.exit_code == 0, launch.result.output);
+    check_equal(logged_losses(eight, 0), logged_losses(one, 0));
+    CHECK(logged_losses(eight, 0).size() == 50);
+  }
 }
