@@ -44,6 +44,16 @@ double relative_error(const std::vector<double>& got, const std::vector<double>&
   return largest > 0 ? worst / largest : worst;
 }
 
+double relative_norm_error(const std::vector<double>& got, const std::vector<double>& want) {
+  REQUIRE(got.size() == want.size());
+  double difference = 0, norm = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    difference += (got[i] - want[i]) * (got[i] - want[i]);
+    norm += want[i] * want[i];
+  }
+  return std::sqrt(difference / norm);
+}
+
 void check_gradients(const OpFn& f, const std::vector<Tensor>& inputs, GradcheckOptions options) {
   GradcheckResult result = gradcheck(f, inputs, options);
   CHECK_MESSAGE(result.ok, result.report);

@@ -22,6 +22,8 @@ double max_abs_diff(const Tensor& a, const Tensor& b);
 double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b);
 // max |got − want| / max |want|; infinite when `got` holds a NaN or an infinity.
 double relative_error(const std::vector<double>& got, const std::vector<double>& want);
+// ‖got − want‖ / ‖want‖ (Euclidean norms over the whole vectors).
+double relative_norm_error(const std::vector<double>& got, const std::vector<double>& want);
 
 using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
 // Runs gradcheck and fails the current test case with its report if it does not pass.

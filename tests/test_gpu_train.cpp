@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "autograd/autograd.h"
+#include "op_test_util.h"
 #include "train/checkpoint.h"
 #include "train_test_util.h"
 
@@ -28,17 +29,6 @@ TrainSettings settings_for(const TempDir& dir, const std::string& overrides) {
 }
 
 const std::string kSsa = "[attention]\nmode = ssa\nblock_size = 16\ntop_k = 2\n";
-
-// ‖a − b‖ / ‖b‖.
-double relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double difference = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    difference += (a[i] - b[i]) * (a[i] - b[i]);
-    norm += b[i] * b[i];
-  }
-  return std::sqrt(difference / norm);
-}
 
 // One forward and backward on the same batch; the loss, and each parameter's gradient.
 struct Gradients {
@@ -78,19 +68,13 @@ void check_gradients_match(const std::string& gpu_overrides, const std::string& 
   const Parameters& params = cpu.model().params();
   double worst = 0;
   for (size_t i = 0; i < params.size(); ++i) {
-    const double error = relative_difference(got.per_parameter[i], expected.per_parameter[i]);
+    const double error = relative_norm_error(got.per_parameter[i], expected.per_parameter[i]);
     CHECK_MESSAGE(error < grad_tolerance, params.specs()[i].name, ": relative error ", error);
     worst = std::max(worst, error);
   }
   std::printf("gpu vs cpu, %s%s: loss %.6f vs %.6f, worst gradient relative error %.2e\n",
               gpu_overrides.find("bf16") != std::string::npos ? "bf16" : "f32",
               options.align ? " ssa" : "", got.loss, expected.loss, worst);
-}
-
-std::vector<double> losses_of(Trainer& trainer, int steps) {
-  std::vector<double> losses;
-  for (int i = 0; i < steps; ++i) losses.push_back(trainer.train_step().loss);
-  return losses;
 }
 
 std::vector<double> master_weights(Trainer& trainer) {
@@ -133,8 +117,8 @@ TEST_CASE("gpu training: 50 steps of the quickstart shape follow the CPU's loss 
   Trainer cpu(tiny_settings(dir, kQuickstartShape));
   Trainer gpu_f32(tiny_settings(dir, kQuickstartShape + "device = cuda\n"));
   Trainer gpu_bf16(tiny_settings(dir, kQuickstartShape + "device = cuda\ndtype = bf16\n"));
-  std::vector<double> expected = losses_of(cpu, 50);
-  std::vector<double> f32 = losses_of(gpu_f32, 50), bf16 = losses_of(gpu_bf16, 50);
+  std::vector<double> expected = train_losses(cpu, 50);
+  std::vector<double> f32 = train_losses(gpu_f32, 50), bf16 = train_losses(gpu_bf16, 50);
   double worst_f32 = 0, worst_bf16 = 0;
   for (size_t i = 0; i < expected.size(); ++i) {
     worst_f32 = std::max(worst_f32, std::abs(f32[i] - expected[i]) / expected[i]);
@@ -153,7 +137,7 @@ TEST_CASE("gpu training is deterministic: two runs give bit-identical losses and
   write_tiny_shards(dir);
   for (const std::string& overrides : {kCudaF32, kCudaBf16, kSsa + kCudaBf16}) {
     Trainer first(settings_for(dir, overrides)), second(settings_for(dir, overrides));
-    CHECK(losses_of(first, 6) == losses_of(second, 6));
+    CHECK(train_losses(first, 6) == train_losses(second, 6));
     CHECK(master_weights(first) == master_weights(second));
   }
 }
@@ -163,11 +147,11 @@ TEST_CASE("gpu training resumes from a checkpoint bit-exactly (bf16 mixed precis
   write_tiny_shards(dir);
   const std::string overrides = kSsa + kCudaBf16;
   Trainer straight(settings_for(dir, overrides));
-  std::vector<double> losses = losses_of(straight, 3);
+  std::vector<double> losses = train_losses(straight, 3);
   straight.save_checkpoint();
-  std::vector<double> rest = losses_of(straight, 3);
+  std::vector<double> rest = train_losses(straight, 3);
   Trainer resumed(settings_for(dir, overrides));
   resumed.resume_from(dir.file("out/" + checkpoint_file_name(3)));
-  CHECK(losses_of(resumed, 3) == rest);
+  CHECK(train_losses(resumed, 3) == rest);
   CHECK(master_weights(resumed) == master_weights(straight));
 }

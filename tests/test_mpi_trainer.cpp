@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include "op_test_util.h"
 #include "train/mpi_communicator.h"
 #include "train_test_util.h"
 
@@ -46,22 +47,10 @@ std::string batch(int64_t micro_batch, int64_t grad_accum = 1) {
                      grad_accum);
 }
 
-std::vector<double> train_losses(Trainer& trainer, int steps) {
-  std::vector<double> losses;
-  for (int i = 0; i < steps; ++i) losses.push_back(trainer.train_step().loss);
-  return losses;
-}
-
 // ‖a − b‖ / ‖b‖ of two trainers' master weights.
 double parameter_diff(const Trainer& a, const Trainer& b) {
-  std::vector<double> x = a.model().params().flat().to_vector();
-  std::vector<double> y = b.model().params().flat().to_vector();
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    diff += (x[i] - y[i]) * (x[i] - y[i]);
-    norm += y[i] * y[i];
-  }
-  return std::sqrt(diff / norm);
+  return relative_norm_error(a.model().params().flat().to_vector(),
+                             b.model().params().flat().to_vector());
 }
 
 void check_equal_losses(const std::vector<double>& a, const std::vector<double>& b) {

@@ -10,6 +10,7 @@
 #include "data/shard.h"
 #include "test_data_util.h"
 #include "train/settings.h"
+#include "train/trainer.h"
 
 namespace ssa::test {
 
@@ -77,6 +78,13 @@ inline TrainSettings tiny_settings(const TempDir& dir, const std::string& overri
   if (!out_dir.empty())
     config.load_text(fmt::format("[train]\nout_dir = \"{}\"\n", out_dir), "out_dir override");
   return train_settings_from(config);
+}
+
+// The losses of `steps` training steps.
+inline std::vector<double> train_losses(Trainer& trainer, int steps) {
+  std::vector<double> losses;
+  for (int i = 0; i < steps; ++i) losses.push_back(trainer.train_step().loss);
+  return losses;
 }
 
 // Overrides for the GPU: the tiny job in the shape the CUDA attention kernels take (head_dim
