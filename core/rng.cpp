@@ -1,7 +1,6 @@
 #include "core/rng.h"
 
 #include <cmath>
-#include <vector>
 
 #include "core/philox.h"
 
@@ -11,6 +10,20 @@ namespace {
 constexpr int64_t kParallelFill = 1 << 16;  // smaller fills stay on one thread
 
 }  // namespace
+
+// Element i of t becomes value(Philox block offset + i); the offset then moves past them. Each
+// value depends on its index alone (Philox is counter-based): any thread count gives the same.
+template <typename Value>
+void Rng::fill_blocks(const Tensor& t, Value value) {
+  const int64_t n = t.numel();
+  Tensor values = Tensor::empty(t.shape(), DType::f64);
+  double* out = values.data<double>();
+#pragma omp parallel for schedule(static) if (n >= kParallelFill)
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = value(philox_at(seed_, offset_ + static_cast<uint64_t>(i)));
+  offset_ += static_cast<uint64_t>(n);
+  t.copy_from(values);
+}
 
 double Rng::uniform() {
   Philox4 r = philox_at(seed_, offset_++);
@@ -33,31 +46,17 @@ uint64_t Rng::below(uint64_t n) {
 }
 
 void Rng::fill_normal(const Tensor& t, double mean, double std) {
-  int64_t n = t.numel();
-  std::vector<double> values(static_cast<size_t>(n));
-  // Each value depends on its index alone (Philox is counter-based): any thread count gives
-  // the same values.
-#pragma omp parallel for schedule(static) if (n >= kParallelFill)
-  for (int64_t i = 0; i < n; ++i) {
-    // Box-Muller on two uniforms of block offset + i.
-    Philox4 r = philox_at(seed_, offset_ + static_cast<uint64_t>(i));
+  fill_blocks(t, [mean, std](const Philox4& r) {
+    // Box-Muller on the block's first two uniforms.
     double u1 = philox_uniform_bits(r.v[0]), u2 = philox_uniform_bits(r.v[1]);
-    values[i] = mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  }
-  offset_ += static_cast<uint64_t>(n);
-  t.copy_from(Tensor::from(values, t.shape(), DType::f64));
+    return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+  });
 }
 
 void Rng::fill_uniform(const Tensor& t, double lo, double hi) {
-  int64_t n = t.numel();
-  std::vector<double> values(static_cast<size_t>(n));
-#pragma omp parallel for schedule(static) if (n >= kParallelFill)
-  for (int64_t i = 0; i < n; ++i) {
-    Philox4 r = philox_at(seed_, offset_ + static_cast<uint64_t>(i));
-    values[i] = lo + (hi - lo) * philox_uniform_bits(r.v[0]);
-  }
-  offset_ += static_cast<uint64_t>(n);
-  t.copy_from(Tensor::from(values, t.shape(), DType::f64));
+  fill_blocks(t, [lo, hi](const Philox4& r) {
+    return lo + (hi - lo) * philox_uniform_bits(r.v[0]);
+  });
 }
 
 }  // namespace ssa

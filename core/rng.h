@@ -22,6 +22,9 @@ class Rng {
   void fill_uniform(const Tensor& t, double lo, double hi);
 
  private:
+  template <typename Value>
+  void fill_blocks(const Tensor& t, Value value);
+
   uint64_t seed_;
   uint64_t offset_;
 };
