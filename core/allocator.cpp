@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #ifdef SSA_HAVE_CUDA
-#include "cuda/runtime.h"
+#include "cuda/runtime/runtime.h"
 #endif
 
 namespace ssa {

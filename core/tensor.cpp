@@ -4,7 +4,7 @@
 #include <cstring>
 
 #ifdef SSA_HAVE_CUDA
-#include "cuda/runtime.h"
+#include "cuda/runtime/runtime.h"
 #endif
 
 namespace ssa {

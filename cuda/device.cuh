@@ -9,9 +9,9 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
-#include "cuda/check.h"
-#include "cuda/runtime.h"
-#include "cuda/stream.h"
+#include "cuda/runtime/check.h"
+#include "cuda/runtime/runtime.h"
+#include "cuda/runtime/stream.h"
 
 namespace ssa::cuda {
 

@@ -12,7 +12,7 @@
 #include "ops/dispatch.h"
 
 #ifdef SSA_HAVE_CUDA
-#include "cuda/flash_attention.h"
+#include "cuda/attention/flash_attention.h"
 #endif
 
 namespace ssa {
@@ -158,7 +158,7 @@ cuda::FlashDims flash_dims(const AttentionDims& dims) {
 }
 #endif
 
-// The flash kernels (cuda/flash_attention.h) for CUDA tensors, f32 or bf16.
+// The flash kernels (cuda/attention/flash_attention.h) for CUDA tensors, f32 or bf16.
 void forward_on_device([[maybe_unused]] const Tensor& q, [[maybe_unused]] const Tensor& k,
                        [[maybe_unused]] const Tensor& v, [[maybe_unused]] const Tensor& out,
                        [[maybe_unused]] const Tensor& lse,

@@ -9,7 +9,7 @@
 #include "autograd/autograd.h"
 #include "ops/dispatch.h"
 #ifdef SSA_HAVE_CUDA
-#include "cuda/blas.h"
+#include "cuda/runtime/blas.h"
 #endif
 
 namespace ssa {

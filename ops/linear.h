@@ -10,7 +10,7 @@ Tensor linear(const Tensor& x, const Tensor& w);
 // leading batch dimension.
 // CPU: both run Eigen GEMMs over a tile grid fixed by the shape, threaded with OpenMP; results are
 // bit-identical for any thread count. CUDA: cuBLAS, f32 without TF32, or bf16 with fp32
-// accumulation (cuda/blas.h).
+// accumulation (cuda/runtime/blas.h).
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 
 }  // namespace ssa

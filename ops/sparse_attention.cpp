@@ -13,7 +13,8 @@
 #include "ops/cpu_kernels.h"
 #include "ops/dispatch.h"
 #ifdef SSA_HAVE_CUDA
-#include "cuda/sparse_attention.h"
+#include "cuda/attention/sparse_attention.h"
+#include "cuda/attention/sparse_select.h"
 #endif
 
 namespace ssa {

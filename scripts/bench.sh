@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces docs/PERF.md on a machine with an NVIDIA GPU, CUDA and PyTorch: builds ssa-bench,
-# runs each benchmark and its PyTorch counterparts (eval/reference/bench_torch.py, eager and
+# runs each benchmark and its PyTorch counterparts (eval/bench/bench_torch.py, eager and
 # under torch.compile) on the same shapes in the same run, and writes the side-by-side tables.
 #   scripts/bench.sh [OUT_DIR]        (default out/bench)
 # Writes OUT_DIR/ssa.jsonl, OUT_DIR/torch.jsonl (eager), OUT_DIR/torch_compile.jsonl,
@@ -43,7 +43,7 @@ if runs ssa; then
   built || { tail -40 "$out/bench.log"; exit 1; }
 fi
 bench="$build/bin/ssa-bench"
-torch_bench=(python3 eval/reference/bench_torch.py)
+torch_bench=(python3 eval/bench/bench_torch.py)
 compiled=(--compile --case-timeout "${CASE_TIMEOUT:-900}" --json "$out/torch_compile.jsonl")
 config_files=$(for c in $configs; do printf 'configs/%s.conf,' "$c"; done)
 
@@ -65,6 +65,6 @@ for c in $configs; do
   runs torch-compile && log "${torch_bench[@]}" train --configs "configs/$c.conf" \
     --modes full,sparse,ssa --steps "$steps" "${compiled[@]}"
 done
-python3 eval/reference/compare.py "$out/ssa.jsonl" "$out/torch.jsonl" "$out/torch_compile.jsonl" \
+python3 eval/bench/compare.py "$out/ssa.jsonl" "$out/torch.jsonl" "$out/torch_compile.jsonl" \
   >"$out/tables.md"
 echo "wrote $out/tables.md"

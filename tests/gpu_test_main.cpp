@@ -6,8 +6,8 @@
 
 #include <cstdio>
 
-#include "cuda/runtime.h"
-#include "train/communicator.h"
+#include "cuda/runtime/runtime.h"
+#include "train/dist/communicator.h"
 
 int main(int argc, char** argv) {
   if (ssa::cuda::device_count() == 0) {

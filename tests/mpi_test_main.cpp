@@ -3,7 +3,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
-#include "train/communicator.h"
+#include "train/dist/communicator.h"
 
 int main(int argc, char** argv) {
   ssa::Job job(argc, argv);

@@ -1,6 +1,6 @@
 #include "e2e_util.h"
 #ifdef SSA_HAVE_CUDA
-#include "cuda/runtime.h"
+#include "cuda/runtime/runtime.h"
 #endif
 
 namespace ssa::test {

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "eval/bench_formulas.h"
+#include "eval/bench/bench_formulas.h"
 
 namespace ssa {
 

@@ -1,6 +1,6 @@
 // The caching allocator (statistics, no cudaMalloc in a repeated step), device fill, and mixed
 // precision: bf16 leaves whose gradients accumulate into the fp32 flat gradient buffer.
-#include "cuda/memory.h"
+#include "cuda/runtime/memory.h"
 #include "op_test_util.h"
 #include "ops/cross_entropy.h"
 #include "ops/elementwise.h"

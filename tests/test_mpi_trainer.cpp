@@ -8,7 +8,7 @@
 #include <doctest/doctest.h>
 
 #include "op_test_util.h"
-#include "train/mpi_communicator.h"
+#include "train/dist/mpi_communicator.h"
 #include "train_test_util.h"
 
 using namespace ssa;

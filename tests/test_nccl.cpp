@@ -6,9 +6,9 @@
 
 #include "autograd/autograd.h"
 #include "op_test_util.h"
-#include "train/data_parallel.h"
-#include "train/mpi_communicator.h"
-#include "train/nccl_communicator.h"
+#include "train/dist/data_parallel.h"
+#include "train/dist/mpi_communicator.h"
+#include "train/dist/nccl_communicator.h"
 #include "train/trainer.h"
 #include "train_test_util.h"
 

@@ -7,7 +7,7 @@
 #include "autograd/autograd.h"
 #include "models/decoder.h"
 #include "op_test_util.h"
-#include "train/data_parallel.h"
+#include "train/dist/data_parallel.h"
 
 using namespace ssa;
 using namespace ssa::test;

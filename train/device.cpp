@@ -6,8 +6,8 @@
 
 #include "core/error.h"
 #ifdef SSA_HAVE_CUDA
-#include "cuda/memory.h"
-#include "cuda/runtime.h"
+#include "cuda/runtime/memory.h"
+#include "cuda/runtime/runtime.h"
 #endif
 
 namespace ssa {

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "train/checkpoint.h"
-#include "train/communicator.h"
+#include "train/dist/communicator.h"
 #include "train/device.h"
 #include "train/settings.h"
 

@@ -2,7 +2,7 @@
 // The training loop: data -> model -> loss -> backward -> clip -> AdamW, with logging,
 // validation, samples and checkpoints that resume bit-exactly. Device-agnostic: the model's
 // parameters decide where the work runs. Data-parallel over the ranks of a Communicator
-// (train/data_parallel.h): world W with micro-batch b trains exactly as world 1 with batch W·b
+// (train/dist/data_parallel.h): world W with micro-batch b trains exactly as world 1 with batch W·b
 // (up to the order of float sums); rank 0 logs and writes checkpoints, which any world resumes.
 #include <memory>
 #include <optional>
@@ -11,8 +11,8 @@
 #include "data/loader.h"
 #include "models/decoder.h"
 #include "train/checkpoint.h"
-#include "train/communicator.h"
-#include "train/data_parallel.h"
+#include "train/dist/communicator.h"
+#include "train/dist/data_parallel.h"
 #include "train/log.h"
 #include "train/optimizer.h"
 

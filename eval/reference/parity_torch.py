@@ -44,8 +44,8 @@ import h5py
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_torch  # noqa: E402  (the reference model)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+import bench_torch  # noqa: E402  (the reference model, eval/bench/bench_torch.py)
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 OUR_DTYPES = {"f64": "float64", "f32": "float32", "bf16": "bfloat16"}

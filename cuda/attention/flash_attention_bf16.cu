@@ -1,0 +1,389 @@
+// Flash attention, bf16 path: tensor cores through mma.sync m16n8k16 (bf16 operands, fp32
+// accumulation) fed by ldmatrix from shared memory, tiles staged by cp.async, double-buffered.
+// Each warp owns whole 16-row blocks of the tile dimension it splits (queries in the forward
+// and dQ kernels, keys in dK/dV); query/key tiles wholly above the causal diagonal are never
+// visited.
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "cuda/attention/flash_attention_bf16.h"
+#include "cuda/attention/mma.cuh"
+
+namespace ssa::cuda::flash {
+namespace {
+
+constexpr float kInf = INFINITY;
+constexpr int kWarps = 4;
+constexpr int kThreads = 32 * kWarps;
+constexpr int kKeyTile = 64;  // keys per step in the forward and dQ kernels, per CTA in dK/dV
+// 16-row blocks of queries per warp in the forward and dQ kernels; the blocks of a warp share
+// every K/V fragment load. Measured on an H100: two made the forward 11-48% faster; in dQ two
+// were no faster at head_dim 64, and at 128 the accumulators would not fit in registers.
+constexpr int kForwardBlocks = 2;
+constexpr int kDqBlocks = 1;
+// Query rows per step of the dK/dV kernel: 32 at head_dim 128 keeps its dK and dV
+// accumulators (128 floats per thread) in registers.
+template <int D>
+constexpr int kQueryStep = D == 128 ? 32 : 64;
+
+// Shared-memory tiles: rows of D bf16 padded by 8 (16 bytes), so the 8 rows one ldmatrix phase
+// reads start 4 banks apart and never conflict.
+template <int D>
+constexpr int kPitch = D + 8;
+
+// Sets s to −inf where hidden(frag_row, frag_col) holds. Called for partial tiles only, so
+// full tiles pay nothing for the mask.
+template <int NT, typename Hidden>
+__device__ void mask_scores(float (&s)[NT][4], Hidden hidden) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      if (hidden(frag_row(e), frag_col(nt, e))) s[nt][e] = -kInf;
+}
+
+// ------------------------------------------------------------------ tile loads
+
+// Rows [row0, row0 + ROWS) of a [*, D] matrix whose rows lie `stride` elements apart; rows at
+// or past `limit` read as zeros. Issues cp.async only (the caller commits and waits).
+// Thread i copies 16-byte piece i % (D / 8) of rows i / (D / 8) + pass · kRowsPerPass.
+template <int D, int ROWS>
+__device__ void load_tile(bf16_t* tile, const bf16_t* src, int64_t stride, int row0, int limit) {
+  constexpr int kChunks = D / 8, kRowsPerPass = kThreads / kChunks;
+  static_assert(kThreads % kChunks == 0 && ROWS % kRowsPerPass == 0, "whole rows per pass");
+  const int r = threadIdx.x / kChunks, c = threadIdx.x % kChunks * 8;
+  const bf16_t* from = src + (row0 + r) * stride + c;
+  bf16_t* to = tile + r * kPitch<D> + c;
+#pragma unroll
+  for (int pass = 0; pass < ROWS / kRowsPerPass; ++pass) {
+    const bool inside = row0 + r + pass * kRowsPerPass < limit;
+    cp_async_16(to + pass * kRowsPerPass * kPitch<D>,
+                inside ? from + pass * kRowsPerPass * stride : src, inside);
+  }
+}
+
+// values[i] = src[row0 + i] for i < rows, 0 at or past `limit`.
+__device__ void load_row_values(float* values, const float* src, int row0, int rows, int limit) {
+  for (int i = threadIdx.x; i < rows; i += kThreads) {
+    const bool inside = row0 + i < limit;
+    cp_async_4(values + i, inside ? src + row0 + i : src, inside);
+  }
+}
+
+// Writes acc · factor (a warp's 16 × D block) as bf16 to rows row0 + frag_row below `limit`.
+template <int D>
+__device__ void store_rows(bf16_t* dst, int64_t stride, int row0, int limit,
+                           const float (&acc)[D / 8][4], float factor) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int row = row0 + frag_row(2 * half);
+    if (row >= limit) continue;
+#pragma unroll
+    for (int nt = 0; nt < D / 8; ++nt) {
+      const __nv_bfloat162 pair = __floats2bfloat162_rn(acc[nt][2 * half] * factor,
+                                                        acc[nt][2 * half + 1] * factor);
+      *reinterpret_cast<__nv_bfloat162*>(dst + row * stride + frag_col(nt, 0)) = pair;
+    }
+  }
+}
+
+
+// One CTA per (query tile of BM = 64·MB rows, head, batch), heaviest (last) query tiles
+// first; warp w owns rows 16·MB·w .. 16·MB·(w + 1) − 1. K/V tiles double-buffered.
+// smem: Q [BM][P], K [2][64][P], V [2][64][P].
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    forward_kernel(Problem pb, const bf16_t* q, const bf16_t* k, const bf16_t* v, bf16_t* out,
+                   float* lse) {
+  constexpr int P = kPitch<D>, MB = kForwardBlocks, BM = 16 * MB * kWarps, BN = kKeyTile;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16_t* q_tile = reinterpret_cast<bf16_t*>(smem_raw);
+  bf16_t* k_tiles = q_tile + BM * P;
+  bf16_t* v_tiles = k_tiles + 2 * BN * P;
+  const int m0 = (gridDim.x - 1 - blockIdx.x) * BM, h = blockIdx.y, b = blockIdx.z;
+  const int warp_row0 = threadIdx.x / 32 * 16 * MB;  // within the tile
+  const bf16_t* k_head = k + pb.kv_head(b, h / pb.group());
+  const bf16_t* v_head = v + pb.kv_head(b, h / pb.group());
+  const int tiles = ceil_div(pb.key_end(m0, BM), BN);
+
+  load_tile<D, BM>(q_tile, q + pb.q_head(b, h), pb.q_stride(), m0, pb.q_len);
+  load_tile<D, BN>(k_tiles, k_head, pb.kv_stride(), 0, pb.k_len);
+  load_tile<D, BN>(v_tiles, v_head, pb.kv_stride(), 0, pb.k_len);
+  cp_async_commit();
+
+  OnlineSoftmax softmax[MB];
+  float o[MB][D / 8][4] = {};
+  for (int j = 0; j < tiles; ++j) {
+    const int stage = j & 1, n0 = j * BN;
+    if (j + 1 < tiles) {
+      load_tile<D, BN>(k_tiles + (stage ^ 1) * BN * P, k_head, pb.kv_stride(), n0 + BN, pb.k_len);
+      load_tile<D, BN>(v_tiles + (stage ^ 1) * BN * P, v_head, pb.kv_stride(), n0 + BN, pb.k_len);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    float s[MB][BN / 8][4] = {};
+    mma_a_bt<D / 16, BN / 8, P>(s, q_tile + warp_row0 * P, k_tiles + stage * BN * P);
+    const bool partial = !pb.tile_unmasked(m0, BM, n0, BN);
+#pragma unroll
+    for (int mb = 0; mb < MB; ++mb) {
+      const int row0 = m0 + warp_row0 + 16 * mb;
+      if (partial) mask_scores(s[mb], [&](int r, int c) { return !pb.visible(row0 + r, n0 + c); });
+      softmax[mb].update(s[mb], o[mb], pb.scale_log2);
+    }
+    mma_s_b<BN / 16, D / 8, P>(o, s, v_tiles + stage * BN * P);
+    __syncthreads();  // the stage is refilled next step
+  }
+
+#pragma unroll
+  for (int mb = 0; mb < MB; ++mb) {
+    const int row0 = m0 + warp_row0 + 16 * mb;
+    float inverse[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float total = quad_sum(softmax[mb].sum[half]);
+      inverse[half] = 1.f / total;
+      const int t = row0 + frag_row(2 * half);
+      if (t < pb.q_len && threadIdx.x % 4 == 0)
+        lse[pb.row_stats(b, h) + t] =
+            (softmax[mb].max[half] * pb.scale_log2 + log2f(total)) * kLn2;
+    }
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[mb][dt][e] *= inverse[e >> 1];
+    store_rows<D>(out + pb.q_head(b, h), pb.q_stride(), row0, pb.q_len, o[mb], 1.f);
+  }
+}
+
+// ------------------------------------------------------------------ backward
+
+struct BackwardPointers {
+  const bf16_t *q, *k, *v, *d_out;
+  const float *lse, *delta;
+  bf16_t *dq, *dk, *dv;
+};
+
+// dK, dV for one (KV tile of 64 keys, KV head, batch). Steps run over the query heads of the
+// GQA group in order, and for each over its query tiles that see the KV tile, so the sum over
+// the group has a fixed order. Warps own 16 keys each; per step (BM queries):
+// Pᵀ = exp2(K·Qᵀ·scale_log2 − lse·log2e), dSᵀ = Pᵀ ∘ (V·dOᵀ − delta), dV += Pᵀ·dO,
+// dK += dSᵀ·Q (times scale at the end). Q, dO, lse, delta double-buffered.
+// smem: K [64][P], V [64][P], Q [2][BM][P], dO [2][BM][P], lse [2][BM], delta [2][BM].
+template <int D>
+__global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPointers ptr) {
+  constexpr int P = kPitch<D>, BN = kKeyTile, BM = kQueryStep<D>;
+  static_assert(BN == 16 * kWarps, "each warp owns 16 keys");
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16_t* k_tile = reinterpret_cast<bf16_t*>(smem_raw);
+  bf16_t* v_tile = k_tile + BN * P;
+  bf16_t* q_tiles = v_tile + BN * P;
+  bf16_t* do_tiles = q_tiles + 2 * BM * P;
+  float* lse_rows = reinterpret_cast<float*>(do_tiles + 2 * BM * P);
+  float* delta_rows = lse_rows + 2 * BM;
+  const int warp = threadIdx.x / 32;
+  const int n0 = blockIdx.x * BN, kv = blockIdx.y, b = blockIdx.z;
+  const int first_m0 = pb.first_query(n0) / BM * BM;
+  const int tiles_per_head = ceil_div(pb.q_len - first_m0, BM);
+  const int steps = tiles_per_head * pb.group();
+  auto head_of = [&](int step) { return kv * pb.group() + step / tiles_per_head; };
+  auto m0_of = [&](int step) { return first_m0 + step % tiles_per_head * BM; };
+  auto issue = [&](int step, int stage) {
+    const int h = head_of(step), m0 = m0_of(step);
+    load_tile<D, BM>(q_tiles + stage * BM * P, ptr.q + pb.q_head(b, h), pb.q_stride(), m0,
+                     pb.q_len);
+    load_tile<D, BM>(do_tiles + stage * BM * P, ptr.d_out + pb.q_head(b, h), pb.q_stride(), m0,
+                     pb.q_len);
+    load_row_values(lse_rows + stage * BM, ptr.lse + pb.row_stats(b, h), m0, BM, pb.q_len);
+    load_row_values(delta_rows + stage * BM, ptr.delta + pb.row_stats(b, h), m0, BM, pb.q_len);
+  };
+
+  if (steps > 0) {  // with no queries (Tq = 0) dK and dV are zero
+    load_tile<D, BN>(k_tile, ptr.k + pb.kv_head(b, kv), pb.kv_stride(), n0, pb.k_len);
+    load_tile<D, BN>(v_tile, ptr.v + pb.kv_head(b, kv), pb.kv_stride(), n0, pb.k_len);
+    issue(0, 0);
+    cp_async_commit();
+  }
+
+  // One 16-row block per warp, in the [blocks][n-tiles][4] shape the tile products take.
+  float dk[1][D / 8][4] = {}, dv[1][D / 8][4] = {};
+  for (int step = 0; step < steps; ++step) {
+    const int stage = step & 1, m0 = m0_of(step);
+    if (step + 1 < steps) {
+      issue(step + 1, stage ^ 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16_t* q_tile = q_tiles + stage * BM * P;
+    const bf16_t* do_tile = do_tiles + stage * BM * P;
+    const float* lse_tile = lse_rows + stage * BM;
+    const float* delta_tile = delta_rows + stage * BM;
+    float pt[1][BM / 8][4] = {}, dst[1][BM / 8][4] = {};
+    mma_a_bt<D / 16, BM / 8, P>(pt, k_tile + warp * 16 * P, q_tile);
+    mma_a_bt<D / 16, BM / 8, P>(dst, v_tile + warp * 16 * P, do_tile);
+    if (!pb.tile_unmasked(m0, BM, n0, BN))
+      mask_scores(pt[0], [&](int r, int c) { return !pb.visible(m0 + c, n0 + warp * 16 + r); });
+#pragma unroll
+    for (int qt = 0; qt < BM / 8; ++qt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = frag_col(qt, e);
+        const float p = fast_exp2(fmaf(pt[0][qt][e], pb.scale_log2, -lse_tile[col] * kLog2e));
+        pt[0][qt][e] = p;
+        dst[0][qt][e] = p * (dst[0][qt][e] - delta_tile[col]);
+      }
+    }
+    mma_s_b<BM / 16, D / 8, P>(dv, pt, do_tile);
+    mma_s_b<BM / 16, D / 8, P>(dk, dst, q_tile);
+    __syncthreads();  // the stage is refilled next step
+  }
+  const int key0 = n0 + warp * 16;
+  store_rows<D>(ptr.dk + pb.kv_head(b, kv), pb.kv_stride(), key0, pb.k_len, dk[0], pb.scale);
+  store_rows<D>(ptr.dv + pb.kv_head(b, kv), pb.kv_stride(), key0, pb.k_len, dv[0], 1.f);
+}
+
+// dQ for one (query tile of BM = 64·MB rows, head, batch) over the KV tiles it sees, heaviest
+// tiles first: dS = P ∘ (dO·Vᵀ − delta), dQ += dS·K (times scale at the end); warp w owns rows
+// 16·MB·w .. 16·MB·(w + 1) − 1. K/V double-buffered.
+// smem: Q [BM][P], dO [BM][P], K [2][64][P], V [2][64][P].
+template <int D>
+__global__ void __launch_bounds__(kThreads) dq_kernel(Problem pb, BackwardPointers ptr) {
+  constexpr int P = kPitch<D>, MB = kDqBlocks, BM = 16 * MB * kWarps, BN = kKeyTile;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16_t* q_tile = reinterpret_cast<bf16_t*>(smem_raw);
+  bf16_t* do_tile = q_tile + BM * P;
+  bf16_t* k_tiles = do_tile + BM * P;
+  bf16_t* v_tiles = k_tiles + 2 * BN * P;
+  const int m0 = (gridDim.x - 1 - blockIdx.x) * BM, h = blockIdx.y, b = blockIdx.z;
+  const int warp_row0 = threadIdx.x / 32 * 16 * MB;  // within the tile
+  const bf16_t* k_head = ptr.k + pb.kv_head(b, h / pb.group());
+  const bf16_t* v_head = ptr.v + pb.kv_head(b, h / pb.group());
+  const int tiles = ceil_div(pb.key_end(m0, BM), BN);
+
+  load_tile<D, BM>(q_tile, ptr.q + pb.q_head(b, h), pb.q_stride(), m0, pb.q_len);
+  load_tile<D, BM>(do_tile, ptr.d_out + pb.q_head(b, h), pb.q_stride(), m0, pb.q_len);
+  load_tile<D, BN>(k_tiles, k_head, pb.kv_stride(), 0, pb.k_len);
+  load_tile<D, BN>(v_tiles, v_head, pb.kv_stride(), 0, pb.k_len);
+  cp_async_commit();
+  float row_lse_log2[MB][2], row_delta[MB][2];
+#pragma unroll
+  for (int mb = 0; mb < MB; ++mb) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int t = m0 + warp_row0 + 16 * mb + frag_row(2 * half);
+      const bool inside = t < pb.q_len;
+      row_lse_log2[mb][half] = inside ? ptr.lse[pb.row_stats(b, h) + t] * kLog2e : 0.f;
+      row_delta[mb][half] = inside ? ptr.delta[pb.row_stats(b, h) + t] : 0.f;
+    }
+  }
+
+  float dq[MB][D / 8][4] = {};
+  for (int j = 0; j < tiles; ++j) {
+    const int stage = j & 1, n0 = j * BN;
+    if (j + 1 < tiles) {
+      load_tile<D, BN>(k_tiles + (stage ^ 1) * BN * P, k_head, pb.kv_stride(), n0 + BN, pb.k_len);
+      load_tile<D, BN>(v_tiles + (stage ^ 1) * BN * P, v_head, pb.kv_stride(), n0 + BN, pb.k_len);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16_t* k_tile = k_tiles + stage * BN * P;
+    float s[MB][BN / 8][4] = {}, ds[MB][BN / 8][4] = {};
+    mma_a_bt<D / 16, BN / 8, P>(s, q_tile + warp_row0 * P, k_tile);
+    mma_a_bt<D / 16, BN / 8, P>(ds, do_tile + warp_row0 * P, v_tiles + stage * BN * P);
+    const bool partial = !pb.tile_unmasked(m0, BM, n0, BN);
+#pragma unroll
+    for (int mb = 0; mb < MB; ++mb) {
+      const int row0 = m0 + warp_row0 + 16 * mb;
+      if (partial) mask_scores(s[mb], [&](int r, int c) { return !pb.visible(row0 + r, n0 + c); });
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int half = e >> 1;
+          const float p = fast_exp2(fmaf(s[mb][nt][e], pb.scale_log2, -row_lse_log2[mb][half]));
+          ds[mb][nt][e] = p * (ds[mb][nt][e] - row_delta[mb][half]);
+        }
+      }
+    }
+    mma_s_b<BN / 16, D / 8, P>(dq, ds, k_tile);
+    __syncthreads();  // the stage is refilled next step
+  }
+#pragma unroll
+  for (int mb = 0; mb < MB; ++mb)
+    store_rows<D>(ptr.dq + pb.q_head(b, h), pb.q_stride(), m0 + warp_row0 + 16 * mb, pb.q_len,
+                  dq[mb], pb.scale);
+}
+
+// ------------------------------------------------------------------ launchers
+
+// Query rows per CTA of the forward and dQ kernels.
+constexpr int kForwardRows = 16 * kWarps * kForwardBlocks;
+constexpr int kDqRows = 16 * kWarps * kDqBlocks;
+
+template <int D>
+constexpr size_t kForwardSmem = sizeof(bf16_t) * (kForwardRows + 4 * kKeyTile) * kPitch<D>;
+template <int D>
+constexpr size_t kDkdvSmem = sizeof(bf16_t) * (2 * kKeyTile + 4 * kQueryStep<D>) * kPitch<D> +
+                             sizeof(float) * 4 * kQueryStep<D>;
+template <int D>
+constexpr size_t kDqSmem = sizeof(bf16_t) * (2 * kDqRows + 4 * kKeyTile) * kPitch<D>;
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+template <int D>
+void forward_for(const Problem& pb, const FlashForward& args) {
+  launch(forward_kernel<D>, dim3(ceil_div(pb.q_len, kForwardRows), pb.heads, pb.batch), kThreads,
+         kForwardSmem<D>, pb, static_cast<const bf16_t*>(args.q),
+         static_cast<const bf16_t*>(args.k), static_cast<const bf16_t*>(args.v),
+         static_cast<bf16_t*>(args.out), args.lse);
+}
+
+template <int D>
+void backward_for(const Problem& pb, const BackwardPointers& ptr) {
+  launch(dkdv_kernel<D>, dim3(ceil_div(pb.k_len, kKeyTile), pb.kv_heads, pb.batch), kThreads,
+         kDkdvSmem<D>, pb, ptr);
+  launch(dq_kernel<D>, dim3(ceil_div(pb.q_len, kDqRows), pb.heads, pb.batch), kThreads,
+         kDqSmem<D>, pb, ptr);
+}
+
+}  // namespace
+
+void forward_bf16(const Problem& pb, const FlashForward& args) {
+  SSA_CHECK(aligned16(args.q) && aligned16(args.k) && aligned16(args.v),
+            "attention: bf16 q, k, v must start on 16-byte boundaries");
+  if (pb.head_dim == 64)
+    forward_for<64>(pb, args);
+  else
+    forward_for<128>(pb, args);
+}
+
+void backward_bf16(const Problem& pb, const FlashBackward& args) {
+  SSA_CHECK(aligned16(args.q) && aligned16(args.k) && aligned16(args.v) && aligned16(args.d_out),
+            "attention: bf16 q, k, v and the output gradient must start on 16-byte boundaries");
+  const BackwardPointers ptr{static_cast<const bf16_t*>(args.q),
+                             static_cast<const bf16_t*>(args.k),
+                             static_cast<const bf16_t*>(args.v),
+                             static_cast<const bf16_t*>(args.d_out),
+                             args.lse,
+                             args.delta,
+                             static_cast<bf16_t*>(args.dq),
+                             static_cast<bf16_t*>(args.dk),
+                             static_cast<bf16_t*>(args.dv)};
+  if (pb.head_dim == 64)
+    backward_for<64>(pb, ptr);
+  else
+    backward_for<128>(pb, ptr);
+}
+
+}  // namespace ssa::cuda::flash

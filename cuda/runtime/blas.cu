@@ -1,0 +1,57 @@
+#include "cuda/runtime/blas.h"
+
+#include <climits>
+
+#include "cuda/device.cuh"
+
+namespace ssa::cuda {
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLAS's advice for Hopper
+
+// Created on first use and never destroyed (the driver may be gone at static destruction).
+cublasHandle_t blas_handle() {
+  static cublasHandle_t handle = [] {
+    cublasHandle_t created = nullptr;
+    CUBLAS_CHECK(cublasCreate(&created));
+    CUBLAS_CHECK(cublasSetStream(created, compute_stream()));
+    void* workspace = device_allocator().allocate(kWorkspaceBytes);  // held for the process
+    CUBLAS_CHECK(cublasSetWorkspace(created, workspace, kWorkspaceBytes));
+    return created;
+  }();
+  return handle;
+}
+
+cudaDataType_t blas_type(DType dtype) {
+  if (dtype == DType::f32) return CUDA_R_32F;
+  if (dtype != DType::bf16)
+    fail("matmul: dtype {} is not supported on CUDA (expected f32 or bf16)", dtype_name(dtype));
+  return CUDA_R_16BF;
+}
+
+int as_int(int64_t size) {
+  SSA_CHECK(size <= INT_MAX, "matmul: size {} exceeds cuBLAS's int range", size);
+  return static_cast<int>(size);
+}
+
+}  // namespace
+
+// cuBLAS is column-major. A row-major matrix read column-major is its transpose, so row-major
+// C = op(A)·op(B) is computed as column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: B first, the ops as asked.
+void gemm(const void* a, const void* b, void* c, DType dtype, const GemmDims& d) {
+  const cudaDataType_t type = blas_type(dtype);
+  if (d.batch == 0 || d.m == 0 || d.n == 0) return;
+  if (d.k == 0) {
+    fill(c, dtype, 0.0, d.batch * d.m * d.n);
+    return;
+  }
+  const float one = 1, zero = 0;
+  const int lda = as_int(d.transpose_a ? d.m : d.k), ldb = as_int(d.transpose_b ? d.k : d.n);
+  CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      blas_handle(), d.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+      d.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N, as_int(d.n), as_int(d.m), as_int(d.k), &one, b,
+      type, ldb, d.k * d.n, a, type, lda, d.m * d.k, &zero, c, type, as_int(d.n), d.m * d.n,
+      as_int(d.batch), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace ssa::cuda

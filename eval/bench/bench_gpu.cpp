@@ -1,0 +1,126 @@
+// CUDA builds only: ssa-bench measures the GPU.
+#ifdef SSA_HAVE_CUDA
+#include "eval/bench/bench_gpu.h"
+
+#include <algorithm>
+
+#include "cuda/runtime/check.h"
+#include "cuda/runtime/runtime.h"
+#include "cuda/runtime/stream.h"
+
+namespace ssa {
+namespace {
+
+// Draws per fill_random block: odd, so that rows of a power-of-two width do not repeat.
+constexpr int64_t kPatternElements = (int64_t{1} << 16) + 7;
+
+class Events {
+ public:
+  explicit Events(size_t count) : events_(count) {
+    for (cudaEvent_t& event : events_) CUDA_CHECK(cudaEventCreate(&event));
+  }
+  ~Events() {
+    for (cudaEvent_t event : events_) cudaEventDestroy(event);
+  }
+  Events(const Events&) = delete;
+  Events& operator=(const Events&) = delete;
+  void record(size_t index) { CUDA_CHECK(cudaEventRecord(events_[index], cuda::compute_stream())); }
+  double ms_between(size_t from, size_t to) const {
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, events_[from], events_[to]));
+    return ms;
+  }
+
+ private:
+  std::vector<cudaEvent_t> events_;
+};
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+int64_t l2_cache_bytes() {
+  int device = 0, bytes = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrL2CacheSize, device));
+  return bytes;
+}
+
+}  // namespace
+
+GpuTimer::GpuTimer(TimingOptions options)
+    : options_(options),
+      evict_(Tensor::empty({std::max<int64_t>(2 * l2_cache_bytes() / 4, 1)}, DType::f32,
+                           Device::cuda)) {}
+
+std::vector<double> GpuTimer::median_phase_ms(
+    const std::vector<std::function<void()>>& phases) const {
+  for (int64_t i = 0; i < options_.warmup; ++i)
+    for (const auto& phase : phases) phase();
+  const size_t marks = phases.size() + 1;
+  Events events(marks * static_cast<size_t>(options_.repeats));
+  for (int64_t r = 0; r < options_.repeats; ++r) {
+    evict_.fill(1.0);
+    const size_t first = static_cast<size_t>(r) * marks;
+    events.record(first);
+    for (size_t p = 0; p < phases.size(); ++p) {
+      phases[p]();
+      events.record(first + p + 1);
+    }
+  }
+  synchronize_device();
+  std::vector<double> medians;
+  for (size_t p = 0; p < phases.size(); ++p) {
+    std::vector<double> times;
+    for (int64_t r = 0; r < options_.repeats; ++r) {
+      const size_t first = static_cast<size_t>(r) * marks;
+      times.push_back(events.ms_between(first + p, first + p + 1));
+    }
+    medians.push_back(median(times));
+  }
+  return medians;
+}
+
+double GpuTimer::median_ms(const std::function<void()>& run) const {
+  return median_phase_ms({run})[0];
+}
+
+void synchronize_device() { CUDA_CHECK(cudaStreamSynchronize(cuda::compute_stream())); }
+
+void fill_random(const Tensor& t, double std, Rng& rng) {
+  const int64_t n = t.numel();
+  Tensor pattern = Tensor::empty({std::min(n, kPatternElements)}, DType::f32);
+  rng.fill_normal(pattern, 0.0, std);
+  const Tensor flat = t.reshape({n});
+  flat.view(0, pattern.shape()).copy_from(pattern);
+  for (int64_t filled = pattern.numel(); filled < n;) {  // doubling copies of the prefix
+    const int64_t count = std::min(filled, n - filled);
+    flat.view(filled, {count}).copy_from(flat.view(0, {count}));
+    filled += count;
+  }
+}
+
+Tensor random_tensor(const Shape& shape, DType dtype, double std, Rng& rng) {
+  Tensor t = Tensor::empty(shape, dtype, Device::cuda);
+  fill_random(t, std, rng);
+  return t;
+}
+
+Tensor random_ids(const Shape& shape, int64_t limit, Rng& rng) {
+  std::vector<double> ids(static_cast<size_t>(shape.numel()));
+  for (double& id : ids) id = static_cast<double>(rng.below(static_cast<uint64_t>(limit)));
+  return Tensor::from(ids, shape, DType::i32).to(Device::cuda);
+}
+
+BenchOutput::BenchOutput(const std::string& path)
+    : file_(path.empty() ? nullptr : std::make_unique<JsonlFile>(path)),
+      device_(cuda::current_device_description()) {}
+
+void BenchOutput::write(JsonLine line) const {
+  if (file_) file_->write(line.add("impl", std::string("ssa")).add("device", device_));
+}
+
+}  // namespace ssa
+#endif

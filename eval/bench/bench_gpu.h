@@ -1,0 +1,58 @@
+#pragma once
+// What ssa-bench's measurements share (CUDA builds only; eval/bench/bench_main.cpp checks for a GPU
+// first): CUDA-event timing on the compute stream, inputs filled fast, the JSON output.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "train/log.h"
+
+namespace ssa {
+
+struct TimingOptions {
+  int64_t warmup = 3;
+  int64_t repeats = 10;
+};
+
+class GpuTimer {
+ public:
+  // Allocates the buffer that evicts the L2 cache (twice its size).
+  explicit GpuTimer(TimingOptions options);
+
+  // The median milliseconds of each phase over `repeats` runs, after `warmup` untimed runs. A
+  // run calls the phases in order, each between two CUDA events on the compute stream, after a
+  // write over the eviction buffer, so that no run finds its inputs in the cache.
+  std::vector<double> median_phase_ms(const std::vector<std::function<void()>>& phases) const;
+  double median_ms(const std::function<void()>& run) const;
+
+ private:
+  TimingOptions options_;
+  Tensor evict_;
+};
+
+// Waits for the compute stream.
+void synchronize_device();
+
+// normal(0, std) values: one block of draws repeated over the tensor (drawing every element on
+// the host would take about a minute per billion parameters).
+void fill_random(const Tensor& t, double std, Rng& rng);
+Tensor random_tensor(const Shape& shape, DType dtype, double std, Rng& rng);  // on the GPU
+// i32 ids uniform in [0, limit), on the GPU.
+Tensor random_ids(const Shape& shape, int64_t limit, Rng& rng);
+
+// The JSON lines of a subcommand: appended to `path` (nothing when empty), each tagged with
+// impl "ssa" and the device.
+class BenchOutput {
+ public:
+  explicit BenchOutput(const std::string& path);
+  void write(JsonLine line) const;
+
+ private:
+  std::unique_ptr<JsonlFile> file_;
+  std::string device_;
+};
+
+}  // namespace ssa
