@@ -13,7 +13,9 @@ void block_means(const void* k, void* means, DType dtype, int64_t batch, int64_t
                  int64_t row, int64_t block_size);
 
 // The selection of select_blocks (dims.k_len keys, dims.width = min(top_k, ceil(k_len / bs))),
-// scores in double as on the CPU, so the same blocks win, ties to the lower index. kbar holds
+// ties to the lower block index. f32: scores in double, as on the CPU, so the same blocks win.
+// bf16: on tensor cores where select_blocks_bf16_takes the shape (the same blocks as the CPU
+// except between candidates whose scores agree to fp32 precision), else in double. kbar holds
 // kbar_blocks ≥ (k_len − 1) / bs blocks per batch row.
 void select_blocks(const SparseDims& dims, DType dtype, const void* q, const void* kbar,
                    int64_t kbar_blocks, int64_t top_k, int32_t* selection);
