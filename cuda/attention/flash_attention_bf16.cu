@@ -11,6 +11,7 @@
 
 #include "cuda/attention/flash_attention_bf16.h"
 #include "cuda/attention/mma.cuh"
+#include "cuda/device.cuh"
 
 namespace ssa::cuda::flash {
 namespace {
@@ -167,11 +168,32 @@ struct BackwardPointers {
   const bf16_t *q, *k, *v, *d_out;
   const float *lse, *delta;
   bf16_t *dq, *dk, *dv;
+  // With the GQA group split over `head_splits` CTAs per KV tile: each CTA's dK·scale and dV
+  // over its heads, f32 [head_splits, B, Tk, Hkv, D] each, summed by sum_head_splits.
+  float *dk_parts, *dv_parts;
+  int head_splits;
 };
 
-// dK, dV for one (KV tile of 64 keys, KV head, batch). Steps run over the query heads of the
-// GQA group in order, and for each over its query tiles that see the KV tile, so the sum over
-// the group has a fixed order. Warps own 16 keys each; per step (BM queries):
+// Writes acc · factor (a warp's 16 × D block) as f32 to rows row0 + frag_row below `limit`.
+template <int D>
+__device__ void store_rows_f32(float* dst, int64_t stride, int row0, int limit,
+                               const float (&acc)[D / 8][4], float factor) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int row = row0 + frag_row(2 * half);
+    if (row >= limit) continue;
+#pragma unroll
+    for (int nt = 0; nt < D / 8; ++nt)
+      *reinterpret_cast<float2*>(dst + row * stride + frag_col(nt, 0)) =
+          make_float2(acc[nt][2 * half] * factor, acc[nt][2 * half + 1] * factor);
+  }
+}
+
+// dK, dV for one (KV tile of 64 keys, KV head and share of its query heads, batch): blockIdx.y
+// = kv · head_splits + split, the split covering G / head_splits consecutive heads of the
+// group. Steps run over those heads in order, and for each over its query tiles that see the
+// KV tile, so the sum over the heads has a fixed order (and sum_head_splits adds the splits in
+// order). Warps own 16 keys each; per step (BM queries):
 // Pᵀ = exp2(K·Qᵀ·scale_log2 − lse·log2e), dSᵀ = Pᵀ ∘ (V·dOᵀ − delta), dV += Pᵀ·dO,
 // dK += dSᵀ·Q (times scale at the end). Q, dO, lse, delta double-buffered.
 // smem: K [64][P], V [64][P], Q [2][BM][P], dO [2][BM][P], lse [2][BM], delta [2][BM].
@@ -187,11 +209,15 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
   float* lse_rows = reinterpret_cast<float*>(do_tiles + 2 * BM * P);
   float* delta_rows = lse_rows + 2 * BM;
   const int warp = threadIdx.x / 32;
-  const int n0 = blockIdx.x * BN, kv = blockIdx.y, b = blockIdx.z;
+  const int n0 = blockIdx.x * BN, b = blockIdx.z;
+  const int kv = blockIdx.y / ptr.head_splits, split = blockIdx.y % ptr.head_splits;
+  const int split_heads = pb.group() / ptr.head_splits;
   const int first_m0 = pb.first_query(n0) / BM * BM;
   const int tiles_per_head = ceil_div(pb.q_len - first_m0, BM);
-  const int steps = tiles_per_head * pb.group();
-  auto head_of = [&](int step) { return kv * pb.group() + step / tiles_per_head; };
+  const int steps = tiles_per_head * split_heads;
+  auto head_of = [&](int step) {
+    return kv * pb.group() + split * split_heads + step / tiles_per_head;
+  };
   auto m0_of = [&](int step) { return first_m0 + step % tiles_per_head * BM; };
   auto issue = [&](int step, int stage) {
     const int h = head_of(step), m0 = m0_of(step);
@@ -246,8 +272,24 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
     __syncthreads();  // the stage is refilled next step
   }
   const int key0 = n0 + warp * 16;
-  store_rows<D>(ptr.dk + pb.kv_head(b, kv), pb.kv_stride(), key0, pb.k_len, dk[0], pb.scale);
-  store_rows<D>(ptr.dv + pb.kv_head(b, kv), pb.kv_stride(), key0, pb.k_len, dv[0], 1.f);
+  if (ptr.head_splits == 1) {
+    store_rows<D>(ptr.dk + pb.kv_head(b, kv), pb.kv_stride(), key0, pb.k_len, dk[0], pb.scale);
+    store_rows<D>(ptr.dv + pb.kv_head(b, kv), pb.kv_stride(), key0, pb.k_len, dv[0], 1.f);
+    return;
+  }
+  const int64_t part = int64_t{split} * pb.batch * pb.k_len * pb.kv_stride() + pb.kv_head(b, kv);
+  store_rows_f32<D>(ptr.dk_parts + part, pb.kv_stride(), key0, pb.k_len, dk[0], pb.scale);
+  store_rows_f32<D>(ptr.dv_parts + part, pb.kv_stride(), key0, pb.k_len, dv[0], 1.f);
+}
+
+// out[i] = Σ over the splits s, in order, of parts[s · n + i], rounded to bf16.
+__global__ void sum_head_splits(const float* parts, int splits, int64_t n, bf16_t* out) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    float sum = 0.f;
+    for (int s = 0; s < splits; ++s) sum += parts[s * n + i];
+    out[i] = __float2bfloat16(sum);
+  }
 }
 
 // dQ for one (query tile of BM = 64·MB rows, head, batch) over the KV tiles it sees, heaviest
@@ -349,10 +391,39 @@ void forward_for(const Problem& pb, const FlashForward& args) {
          static_cast<bf16_t*>(args.out), args.lse);
 }
 
+// CTAs of the dK/dV kernel the launch aims for (a few waves of 132 SMs at 3 CTAs each): the
+// GQA group is split over the fewest CTAs per KV tile that reach it, so short sequences and one
+// KV head still fill the GPU.
+constexpr int64_t kDkdvTargetCtas = 2048;
+
+int head_splits_for(const Problem& pb) {
+  const int64_t tile_ctas = int64_t{ceil_div(pb.k_len, kKeyTile)} * pb.kv_heads * pb.batch;
+  int splits = 1;
+  while (splits < pb.group() && tile_ctas * splits < kDkdvTargetCtas) {
+    int next = splits + 1;
+    while (pb.group() % next != 0) ++next;
+    splits = next;
+  }
+  return splits;
+}
+
 template <int D>
-void backward_for(const Problem& pb, const BackwardPointers& ptr) {
-  launch(dkdv_kernel<D>, dim3(ceil_div(pb.k_len, kKeyTile), pb.kv_heads, pb.batch), kThreads,
+void backward_for(const Problem& pb, BackwardPointers ptr) {
+  ptr.head_splits = head_splits_for(pb);
+  const int64_t n = int64_t{pb.batch} * pb.k_len * pb.kv_stride();
+  // Partial sums for head_splits > 1: freed on return, the kernels using them already queued.
+  const size_t part_bytes = ptr.head_splits > 1 ? sizeof(float) * ptr.head_splits * n : 0;
+  DeviceScratch dk_parts(part_bytes), dv_parts(part_bytes);
+  ptr.dk_parts = dk_parts.as<float>();
+  ptr.dv_parts = dv_parts.as<float>();
+  launch(dkdv_kernel<D>,
+         dim3(ceil_div(pb.k_len, kKeyTile), pb.kv_heads * ptr.head_splits, pb.batch), kThreads,
          kDkdvSmem<D>, pb, ptr);
+  if (ptr.head_splits > 1) {
+    const int blocks = static_cast<int>(std::min<int64_t>((n + 255) / 256, 4096));
+    launch(sum_head_splits, dim3(blocks), 256, 0, ptr.dk_parts, ptr.head_splits, n, ptr.dk);
+    launch(sum_head_splits, dim3(blocks), 256, 0, ptr.dv_parts, ptr.head_splits, n, ptr.dv);
+  }
   launch(dq_kernel<D>, dim3(ceil_div(pb.q_len, kDqRows), pb.heads, pb.batch), kThreads,
          kDqSmem<D>, pb, ptr);
 }
@@ -379,7 +450,10 @@ void backward_bf16(const Problem& pb, const FlashBackward& args) {
                              args.delta,
                              static_cast<bf16_t*>(args.dq),
                              static_cast<bf16_t*>(args.dk),
-                             static_cast<bf16_t*>(args.dv)};
+                             static_cast<bf16_t*>(args.dv),
+                             nullptr,
+                             nullptr,
+                             1};
   if (pb.head_dim == 64)
     backward_for<64>(pb, ptr);
   else
