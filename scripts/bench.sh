@@ -10,7 +10,11 @@
 # training steps, default 6), CASE_TIMEOUT (seconds one compiled case may take, compilation
 # included, default 900), ONLY (run one part: "torch" = PyTorch eager and compiled,
 # "torch-compile" = compiled only; neither builds ssa-bench, and the other parts' files in
-# OUT_DIR are kept and joined into tables.md). A failing benchmark is logged and the others go on.
+# OUT_DIR are kept and joined into tables.md), BENCHES (which benchmarks, default "kernels
+# attention train"), ATTENTION_SHAPES (one attention run per ";"-separated list of shape flags,
+# default "--batch 1 --kv-heads 1"), AUTHORS_KERNEL (a directory with the SSA authors' Triton
+# kernel, see eval/bench/bench_torch.py: timed beside our sparse path). A failing benchmark is
+# logged and the others go on.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/bench}
@@ -48,11 +52,26 @@ compiled=(--compile --case-timeout "${CASE_TIMEOUT:-900}" --json "$out/torch_com
 config_files=$(for c in $configs; do printf 'configs/%s.conf,' "$c"; done)
 
 log echo "== $(date -u +%F) $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader) (parts: $parts)"
-runs ssa && log "$bench" kernels --configs "${config_files%,}" --json "$out/ssa.jsonl"
-runs torch && log "${torch_bench[@]}" kernels --configs "${config_files%,}" --json "$out/torch.jsonl"
-runs ssa && log "$bench" attention --json "$out/ssa.jsonl"
-runs torch && log "${torch_bench[@]}" attention --json "$out/torch.jsonl"
-runs torch-compile && log "${torch_bench[@]}" attention "${compiled[@]}"
+benches=${BENCHES:-kernels attention train}
+bench_on() { [[ " $benches " == *" $1 "* ]]; }
+authors=()
+[[ -n "${AUTHORS_KERNEL:-}" ]] && authors=(--authors-kernel "$AUTHORS_KERNEL")
+if bench_on kernels; then
+  runs ssa && log "$bench" kernels --configs "${config_files%,}" --json "$out/ssa.jsonl"
+  runs torch && log "${torch_bench[@]}" kernels --configs "${config_files%,}" --json "$out/torch.jsonl"
+fi
+if bench_on attention; then
+  IFS=';' read -ra shapes <<<"${ATTENTION_SHAPES:---batch 1 --kv-heads 1}"
+  for shape in "${shapes[@]}"; do
+    # shellcheck disable=SC2086  # the shape is a list of flags
+    runs ssa && log "$bench" attention $shape --json "$out/ssa.jsonl"
+    # shellcheck disable=SC2086
+    runs torch && log "${torch_bench[@]}" attention $shape "${authors[@]}" --json "$out/torch.jsonl"
+    # shellcheck disable=SC2086
+    runs torch-compile && log "${torch_bench[@]}" attention $shape "${compiled[@]}"
+  done
+fi
+bench_on train || configs=""
 for c in $configs; do
   if runs ssa; then
     for mode in full sparse ssa; do

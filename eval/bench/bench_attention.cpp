@@ -1,6 +1,6 @@
 // CUDA builds only: ssa-bench measures the GPU.
 #ifdef SSA_HAVE_CUDA
-// ssa-bench attention: full and sparse attention forward + backward, TFLOP/s.
+// ssa-bench attention: full and sparse attention and the SSA pair, forward + backward, TFLOP/s.
 #include <fmt/format.h>
 
 #include "autograd/autograd.h"
@@ -21,14 +21,16 @@ constexpr const char* kUsage = R"(usage: ssa-bench attention [--t LIST] [--paths
                           [--json PATH] [--warmup N] [--repeats N]
 
 Causal attention forward and backward in bf16 through the ops, at each sequence length: full
-(ops/attention.h, flash attention) and sparse (ops/sparse_attention.h: block means and block
-selection, timed apart, then attention over the selected blocks). TFLOP/s count 4·d·H FLOPs
-per (query, key) pair the path scores forward and 2.5 times that backward (docs/PERF.md); the
-total's time includes the selection, whose scoring is not counted. A path that fails (no
-kernel, no memory) is reported as unavailable and the others go on. Medians of --repeats runs
-(default 10) after --warmup runs (default 3).
+(ops/attention.h, flash attention), sparse (ops/sparse_attention.h: block means and block
+selection, timed apart, then attention over the selected blocks) and ssa (the SSA pair: both
+paths from the same q, k, v, SSA's alignment loss between their outputs, and the backward of
+that loss through both). TFLOP/s count 4·d·H FLOPs per (query, key) pair a path scores
+forward and 2.5 times that backward (docs/PERF.md); the total's time includes the selection,
+whose scoring is not counted. A path that fails (no kernel, no memory) is reported as
+unavailable and the others go on. Medians of --repeats runs (default 10) after --warmup runs
+(default 3).
   --t LIST          sequence lengths (default 4096,8192,16384,32768)
-  --paths LIST      full and/or sparse (default full,sparse)
+  --paths LIST      full, sparse and/or ssa (default full,sparse,ssa)
   --heads N         query heads (default 16)
   --kv-heads N      key/value heads (default 1)
   --head-dim N      (default 64)
@@ -42,10 +44,18 @@ struct AttentionShape {
   int64_t batch, heads, kv_heads, head_dim, block_size, top_k;
 };
 
-AttentionPath parse_path(const std::string& name) {
-  if (name == "full") return AttentionPath::full;
-  if (name == "sparse") return AttentionPath::sparse;
-  usage_error("--paths: unknown path '{}' (expected full or sparse)", name);
+// The measured paths: one of the two attention paths, or the SSA pair of both.
+enum class BenchPath { full, sparse, ssa };
+
+BenchPath parse_path(const std::string& name) {
+  if (name == "full") return BenchPath::full;
+  if (name == "sparse") return BenchPath::sparse;
+  if (name == "ssa") return BenchPath::ssa;
+  usage_error("--paths: unknown path '{}' (expected full, sparse or ssa)", name);
+}
+
+const char* bench_path_name(BenchPath path) {
+  return path == BenchPath::full ? "full" : path == BenchPath::sparse ? "sparse" : "ssa";
 }
 
 struct Times {
@@ -53,8 +63,9 @@ struct Times {
 };
 
 // The sparse path's selection, the op's forward, then its node's backward (the gradients are
-// returned, not accumulated into leaves), each timed.
-Times time_attention(AttentionPath path, int64_t seq_len, const AttentionShape& a,
+// returned, not accumulated into leaves), each timed. The SSA pair: the selection, both paths
+// and the alignment loss forward, then backward from the loss into q, k and v.
+Times time_attention(BenchPath path, int64_t seq_len, const AttentionShape& a,
                      const GpuTimer& timer) {
   Rng rng(static_cast<uint64_t>(seq_len));
   Tensor q = random_tensor({a.batch, seq_len, a.heads, a.head_dim}, DType::bf16, 1.0, rng);
@@ -65,15 +76,22 @@ Times time_attention(AttentionPath path, int64_t seq_len, const AttentionShape& 
   Tensor selection, out;
   std::vector<Tensor> grads;
   auto forward = [&] {
-    out = path == AttentionPath::full ? attention(q, k, v)
-                                      : sparse_attention(q, k, v, selection, a.block_size);
+    if (path == BenchPath::full) out = attention(q, k, v);
+    if (path == BenchPath::sparse) out = sparse_attention(q, k, v, selection, a.block_size);
+    if (path == BenchPath::ssa)
+      out = alignment_loss(attention(q, k, v), sparse_attention(q, k, v, selection, a.block_size),
+                           1.0);
   };
   auto backward = [&] {
-    grads = out.grad_fn()->backward(d_out);
+    if (path == BenchPath::ssa) {
+      ssa::backward(out);
+    } else {
+      grads = out.grad_fn()->backward(d_out);
+      grads.clear();
+    }
     out = Tensor();
-    grads.clear();
   };
-  if (path == AttentionPath::full) {
+  if (path == BenchPath::full) {
     const std::vector<double> ms = timer.median_phase_ms({forward, backward});
     return {0, ms[0], ms[1]};
   }
@@ -86,20 +104,24 @@ Times time_attention(AttentionPath path, int64_t seq_len, const AttentionShape& 
   return {ms[0], ms[1], ms[2]};
 }
 
-void attention_row(AttentionPath path, int64_t seq_len, const AttentionShape& a,
+// (query, key) pairs one batch row scores: the SSA pair scores both paths'.
+double scored_pairs(BenchPath path, int64_t seq_len, const AttentionShape& a) {
+  const double full = causal_pairs(seq_len), sparse = sparse_pairs(seq_len, a.block_size, a.top_k);
+  return path == BenchPath::full ? full : path == BenchPath::sparse ? sparse : full + sparse;
+}
+
+void attention_row(BenchPath path, int64_t seq_len, const AttentionShape& a,
                    const GpuTimer& timer, const BenchOutput& output) {
-  const std::string name = path_name(path);
+  const std::string name = bench_path_name(path);
   JsonLine json;
-  json.add("bench", std::string("attention")).add("case", fmt::format("{} T={}", name, seq_len));
+  json.add("bench", std::string("attention"))
+      .add("case", fmt::format("{} T={} B={} Hkv={}", name, seq_len, a.batch, a.kv_heads));
   json.add("path", name).add("seq_len", seq_len).add("batch", a.batch).add("heads", a.heads);
   json.add("kv_heads", a.kv_heads).add("head_dim", a.head_dim);
-  if (path == AttentionPath::sparse) json.add("block_size", a.block_size).add("top_k", a.top_k);
+  if (path != BenchPath::full) json.add("block_size", a.block_size).add("top_k", a.top_k);
   try {
     const Times t = time_attention(path, seq_len, a, timer);
-    const double pairs = static_cast<double>(a.batch) *
-                         (path == AttentionPath::full
-                              ? causal_pairs(seq_len)
-                              : sparse_pairs(seq_len, a.block_size, a.top_k));
+    const double pairs = static_cast<double>(a.batch) * scored_pairs(path, seq_len, a);
     const double forward_flops = attention_forward_flops(pairs, a.heads, a.head_dim);
     const double backward_flops = attention_backward_flops(pairs, a.heads, a.head_dim);
     const double ms = t.select + t.forward + t.backward;
@@ -130,8 +152,8 @@ int bench_attention_command(const std::vector<std::string>& args) {
     return 0;
   }
   const std::vector<int64_t> lengths = line.get_int_list("--t", {4096, 8192, 16384, 32768}, 1);
-  std::vector<AttentionPath> paths;
-  for (const std::string& name : split_list(line.get("--paths", "full,sparse"), "--paths"))
+  std::vector<BenchPath> paths;
+  for (const std::string& name : split_list(line.get("--paths", "full,sparse,ssa"), "--paths"))
     paths.push_back(parse_path(name));
   const AttentionShape shape{line.get_int("--batch", 1, 1),      line.get_int("--heads", 16, 1),
                              line.get_int("--kv-heads", 1, 1),   line.get_int("--head-dim", 64, 1),
@@ -146,7 +168,7 @@ int bench_attention_command(const std::vector<std::string>& args) {
              shape.head_dim, shape.block_size, shape.top_k);
   fmt::print("{:<7} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}\n", "path", "T",
              "select ms", "fwd ms", "bwd ms", "total ms", "fwd TF/s", "bwd TF/s", "tot TF/s");
-  for (AttentionPath path : paths)
+  for (BenchPath path : paths)
     for (int64_t seq_len : lengths) attention_row(path, seq_len, shape, timer, output);
   return 0;
 }

@@ -11,6 +11,15 @@ root on the GPU machine, next to ssa-bench (scripts/bench.sh runs both):
 Each prints a table and appends one JSON object per row to --json PATH; the "case" field
 matches ssa-bench's, so eval/bench/compare.py can put the two side by side.
 
+attention times full attention through SDPA with each backend PyTorch has (its own choice
+"auto", flash, cuDNN, memory-efficient) and keeps the fastest; the sparse path in plain PyTorch;
+and the SSA pair (both paths from the same q, k, v, the alignment loss, its backward). With
+--authors-kernel DIR it also times the SSA authors' Triton kernel (`parallel_nsa` of their
+hf_files/parallel.py, selection included) on the sparse path and in the pair: DIR holds their
+parallel.py as native_sparse_attention/ops/parallel.py beside native-sparse-attention's
+native_sparse_attention/ops/utils.py and flash-linear-attention's fla/ package (no code of
+theirs is in this repository); without it those columns say "not run".
+
 attention and train take --compile: the same code under torch.compile (default mode), timed
 after warm-up runs that absorb the compilation, whose seconds are reported apart ("compile_s":
 the warm-up's time beyond that of as many timed runs). train compiles each decoder block (the
@@ -25,13 +34,17 @@ and the others go on.
 import argparse
 import configparser
 import gc
+import importlib
 import json
 import math
 import os
+import re
 import signal
 import statistics
+import sys
 import time
-from contextlib import contextmanager
+import types
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn as nn
@@ -424,6 +437,55 @@ def block_sparse_attention(q, k, v, block_size, top_k):
     return attend_selected(q, k, v, select_blocks(q, k, block_size, top_k), block_size)
 
 
+# SDPA's backends; "auto" lets PyTorch choose.
+SDPA_BACKENDS = {"auto": None, "flash": SDPBackend.FLASH_ATTENTION,
+                 "cudnn": SDPBackend.CUDNN_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION}
+
+
+def sdpa_attention(q, k, v, backend):
+    """q [B, T, H, d], k and v [B, T, Hkv, d] -> [B, T, H, d] through SDPA with `backend` (a
+    name of SDPA_BACKENDS), enable_gqa where the backend takes it, else K/V repeated."""
+    q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+    context = sdpa_kernel(SDPA_BACKENDS[backend]) if SDPA_BACKENDS[backend] else nullcontext()
+    with context:
+        try:
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        except RuntimeError:
+            group = q.shape[1] // k.shape[1]
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return o.transpose(1, 2)
+
+
+def load_authors_kernel(root):
+    """The SSA authors' parallel_nsa from `root` (see the module docstring). The packages'
+    __init__ files are skipped (they register whole models): modules with only a path (and
+    fla's version string, which its utilities import) stand in."""
+    with open(os.path.join(root, "fla", "__init__.py")) as f:
+        version = re.search(r'__version__\s*=\s*"([^"]+)"', f.read())
+    for name in ("fla", "fla.ops", "native_sparse_attention", "native_sparse_attention.ops"):
+        module = types.ModuleType(name)
+        module.__path__ = [os.path.join(root, *name.split("."))]
+        module.__version__ = version.group(1) if version else "0"
+        sys.modules[name] = module
+    return importlib.import_module("native_sparse_attention.ops.parallel").parallel_nsa
+
+
+def authors_sparse_attention(parallel_nsa, q, k, v, block_size, top_k):
+    """Their sparse path as their SSA model calls it: selection by their top-k kernel (over
+    mean-pooled keys), attention over the selected blocks, the selection gate at 1."""
+    gate = torch.ones(q.shape[:3], device=q.device, dtype=q.dtype)
+    o, _ = parallel_nsa(q=q, k=k, v=v, g_cmp=0, g_slc=gate, g_swa=0, block_size=block_size,
+                        block_counts=top_k, window_size=0, head_first=False)
+    return o
+
+
+def alignment_loss(o_full, o_sparse):
+    """SSA's per-layer alignment (beta 1): each term moves one of the two outputs."""
+    return (F.smooth_l1_loss(o_full, o_sparse.detach()) +
+            F.smooth_l1_loss(o_full.detach(), o_sparse))
+
+
 def causal_pairs(t):
     return t * (t + 1) / 2
 
@@ -458,10 +520,21 @@ def first_run_seconds(fns):
     return time.perf_counter() - start
 
 
-def attention_case(args, timer, path, t):
-    """The row's measurements of one path at length t."""
+def timed_paths(timer, fns):
+    """Median ms of each phase of `fns`, or None when it fails (no kernel for the shape, out of
+    memory)."""
+    try:
+        return timer.phases(fns)
+    except (RuntimeError, NotImplementedError):
+        return None
+
+
+def attention_case(args, timer, path, t, authors):
+    """The row's measurements of one path at length t. Full: SDPA's fastest backend (every
+    backend's total in "sdpa_ms"). Sparse and the SSA pair: the plain-PyTorch sparse path, and
+    with `authors` (their parallel_nsa) their kernel in authors_* fields."""
     B, H, Hkv, d = args.batch, args.heads, args.kv_heads, args.head_dim
-    select_fn, attend_fn, full_fn = path_functions(args.compile)
+    select_fn, attend_fn, _ = path_functions(args.compile)
     q = randn(B, t, H, d, grad=True)
     k, v = randn(B, t, Hkv, d, grad=True), randn(B, t, Hkv, d, grad=True)
     dout = randn(B, t, H, d)
@@ -470,27 +543,57 @@ def attention_case(args, timer, path, t):
     def select():
         state["selected"] = select_fn(q, k, args.block_size, args.top_k)
 
-    def forward():
-        state["o"] = (full_fn(q, k, v) if path == "full" else
-                      attend_fn(q, k, v, state["selected"], args.block_size))
+    def sparse():
+        return attend_fn(q, k, v, state["selected"], args.block_size)
 
-    def backward():
-        torch.autograd.grad(state.pop("o"), (q, k, v), dout)
+    def authors_sparse():
+        return authors_sparse_attention(authors, q, k, v, args.block_size, args.top_k)
 
-    fns = [forward, backward] if path == "full" else [select, forward, backward]
-    first_s = first_run_seconds(fns) if args.compile else 0.0
+    def run(output):  # forward into state, backward from it
+        def forward():
+            state["o"] = output()
+
+        def backward():
+            o = state.pop("o")
+            if o.dim() == 0:
+                torch.autograd.grad(o, (q, k, v))
+            else:
+                torch.autograd.grad(o, (q, k, v), dout)
+        return forward, backward
+
+    full_pairs, sparse_pairs_ = causal_pairs(t), sparse_pairs(t, args.block_size, args.top_k)
+    pairs = B * {"full": full_pairs, "sparse": sparse_pairs_, "ssa": full_pairs + sparse_pairs_}[path]
+    row, fns, first_s = dict(pairs=pairs), [], 0.0
     if path == "full":
-        pairs, s_ms = B * causal_pairs(t), 0.0
-        f_ms, b_ms = timer.phases(fns)
+        totals = {}
+        for name in SDPA_BACKENDS:
+            ms = timed_paths(timer, list(run(lambda name=name: sdpa_attention(q, k, v, name))))
+            totals[name] = sum(ms) if ms else None
+            if ms and (not fns or sum(ms) < sum(fns)):
+                fns, row["variant"] = ms, f"sdpa {name}"
+        row["sdpa_ms"] = totals
+        if not fns:
+            raise RuntimeError("no SDPA backend ran")
+        s_ms, (f_ms, b_ms) = 0.0, fns
     else:
-        pairs = B * sparse_pairs(t, args.block_size, args.top_k)
-        s_ms, f_ms, b_ms = timer.phases(fns)
+        if path == "ssa":
+            row["variant"] = "sdpa auto"
+        output = sparse if path == "sparse" else (
+            lambda: alignment_loss(sdpa_attention(q, k, v, "auto"), sparse()))
+        phases = [select, *run(output)]
+        first_s = first_run_seconds(phases) if args.compile else 0.0
+        s_ms, f_ms, b_ms = timer.phases(phases)
+        if authors:
+            theirs = authors_sparse if path == "sparse" else (
+                lambda: alignment_loss(sdpa_attention(q, k, v, "auto"), authors_sparse()))
+            ms = timed_paths(timer, list(run(theirs)))
+            if ms:
+                row.update(authors_fwd_ms=ms[0], authors_bwd_ms=ms[1], authors_ms=sum(ms))
+            else:
+                row["authors_error"] = "their kernel failed on this shape"
     flops, ms = 4 * d * H * pairs, s_ms + f_ms + b_ms
-    row = dict(pairs=pairs, select_ms=s_ms, fwd_ms=f_ms, bwd_ms=b_ms, ms=ms,
-               fwd_tflops=flops / f_ms / 1e9, bwd_tflops=2.5 * flops / b_ms / 1e9,
-               tflops=3.5 * flops / ms / 1e9)
-    if path == "full":
-        row["variant"] = "enable_gqa" if FLASH_GQA else "repeat_kv"
+    row.update(select_ms=s_ms, fwd_ms=f_ms, bwd_ms=b_ms, ms=ms, fwd_tflops=flops / f_ms / 1e9,
+               bwd_tflops=2.5 * flops / b_ms / 1e9, tflops=3.5 * flops / ms / 1e9)
     if args.compile:
         row.update(compile=True, compile_s=max(first_s - ms / 1e3, 0.0))
     return row
@@ -499,25 +602,34 @@ def attention_case(args, timer, path, t):
 def attention(args):
     timer, out = Timer(args.warmup, args.repeats), Output(args.json, args.compile)
     init_flash_gqa()
+    authors = load_authors_kernel(args.authors_kernel) if args.authors_kernel else None
     B, H, Hkv, d = args.batch, args.heads, args.kv_heads, args.head_dim
-    paths = args.paths or ("sparse" if args.compile else "full,sparse")
+    paths = args.paths or ("sparse" if args.compile else "full,sparse,ssa")
     print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
           f"{', torch.compile' if args.compile else ''}\n"
           f"bf16, batch {B}, {H} heads, {Hkv} KV heads, head_dim {d}; sparse: blocks of "
-          f"{args.block_size}, top-{args.top_k}")
+          f"{args.block_size}, top-{args.top_k}; the authors' kernel: "
+          f"{args.authors_kernel or 'not run'}")
     print(f"{'path':<7} {'T':>6} {'select ms':>10} {'fwd ms':>10} {'bwd ms':>10} {'total ms':>10} "
-          f"{'fwd TF/s':>9} {'bwd TF/s':>9} {'tot TF/s':>9}" + (f" {'compile s':>9}" if args.compile else ""))
+          f"{'fwd TF/s':>9} {'bwd TF/s':>9} {'tot TF/s':>9} {'authors ms':>10} {'variant':<16}"
+          + (f" {'compile s':>9}" if args.compile else ""))
     for path in paths.split(","):
         for t in (int(x) for x in args.t.split(",")):
-            row = dict(bench="attention", case=f"{path} T={t}", path=path, seq_len=t, batch=B,
+            row = dict(bench="attention", case=f"{path} T={t} B={B} Hkv={Hkv}", path=path, seq_len=t, batch=B,
                        heads=H, kv_heads=Hkv, head_dim=d)
             try:
                 with time_limit(args.case_timeout):
-                    row.update(attention_case(args, timer, path, t))
+                    row.update(attention_case(args, timer, path, t, authors))
+                authors_ms = f"{row['authors_ms']:>10.3f}" if "authors_ms" in row else f"{'-':>10}"
                 print(f"{path:<7} {t:>6} {row['select_ms']:>10.3f} {row['fwd_ms']:>10.3f} "
                       f"{row['bwd_ms']:>10.3f} {row['ms']:>10.3f} {row['fwd_tflops']:>9.1f} "
-                      f"{row['bwd_tflops']:>9.1f} {row['tflops']:>9.1f}"
+                      f"{row['bwd_tflops']:>9.1f} {row['tflops']:>9.1f} {authors_ms} "
+                      f"{row.get('variant', ''):<16}"
                       + (f" {row['compile_s']:>9.1f}" if args.compile else ""), flush=True)
+                if "sdpa_ms" in row:
+                    print("        SDPA backends, total ms: " + ", ".join(
+                        f"{name} {'failed' if ms is None else f'{ms:.3f}'}"
+                        for name, ms in row["sdpa_ms"].items()), flush=True)
             except Exception as error:  # out of memory, no kernel, a failed compile, the time limit
                 row["error"] = short_reason(error)
                 print(f"{path:<7} {t:>6} failed: {row['error']}", flush=True)
@@ -698,7 +810,9 @@ def main():
             p.add_argument("--configs", default=DEFAULT_CONFIGS)
     a = sub.choices["attention"]
     a.add_argument("--t", default="4096,8192,16384,32768")
-    a.add_argument("--paths", default="", help="default full,sparse; with --compile sparse")
+    a.add_argument("--paths", default="", help="default full,sparse,ssa; with --compile sparse")
+    a.add_argument("--authors-kernel", default="",
+                   help="a directory with the SSA authors' parallel_nsa (module docstring)")
     for flag, default in (("--batch", 1), ("--heads", 16), ("--kv-heads", 1), ("--head-dim", 64),
                           ("--block-size", 16), ("--top-k", 16)):
         a.add_argument(flag, type=int, default=default)

@@ -32,9 +32,11 @@ def value(row, key, spec):
 
 
 def speed(ours, theirs, key="ms", higher_is_faster=False):
-    if not ours or not theirs or "error" in ours or "error" in theirs:
+    """theirs[key] / ours["ms"-like key]: above 1, ssa is faster (tokens/s: the inverse)."""
+    if not ours or not theirs or "error" in ours or "error" in theirs or key not in theirs:
         return "-"
-    ratio = ours[key] / theirs[key] if higher_is_faster else theirs[key] / ours[key]
+    mine = ours[key] if key in ours else ours["ms"]
+    ratio = mine / theirs[key] if higher_is_faster else theirs[key] / mine
     return f"{ratio:.2f}"
 
 
@@ -73,18 +75,25 @@ def op_table(ssa, torch):
 
 
 def attention_table(ssa, torch, compiled):
+    """Full: PyTorch's column is SDPA's fastest backend (named). Sparse and the SSA pair:
+    PyTorch's plain sparse path, and the SSA authors' Triton kernel where bench_torch.py ran it
+    (--authors-kernel)."""
     rows = []
     for ours, eager, comp in cases("attention", ssa, torch, compiled):
         any_row = ours or eager or comp
-        sparse = any_row["path"] == "sparse"
-        select = lambda r: value(r, "select_ms", ".2f") if sparse else "-"
+        selects = any_row["path"] != "full"
+        select = lambda r: value(r, "select_ms", ".2f") if selects else "-"
         side = lambda r: [select(r), value(r, "fwd_tflops", ".0f"), value(r, "bwd_tflops", ".0f"),
                           value(r, "ms", ".2f")]
-        rows.append([any_row["path"], any_row["seq_len"]] + side(ours) + side(eager) +
-                    [select(comp), value(comp, "ms", ".2f"), speed(ours, eager), speed(ours, comp)])
-    return table(["path", "T", "ssa select ms", "ssa fwd TFLOP/s", "ssa bwd TFLOP/s", "ssa total ms",
+        variant = eager.get("variant", "-") if eager and "error" not in eager else "-"
+        authors = "not run" if not eager or "authors_ms" not in eager else f"{eager['authors_ms']:.2f}"
+        rows.append([any_row["path"], any_row["seq_len"], any_row["batch"], any_row["kv_heads"]] + side(ours) + side(eager) + [variant] +
+                    [select(comp), value(comp, "ms", ".2f"), authors, speed(ours, eager),
+                     speed(ours, comp), speed(ours, eager, "authors_ms") if authors != "not run" else "-"])
+    return table(["path", "T", "B", "KV heads", "ssa select ms", "ssa fwd TFLOP/s", "ssa bwd TFLOP/s", "ssa total ms",
                   "eager select ms", "eager fwd TFLOP/s", "eager bwd TFLOP/s", "eager total ms",
-                  "compiled select ms", "compiled total ms", "speed vs eager", "speed vs compiled"], rows)
+                  "eager variant", "compiled select ms", "compiled total ms", "authors' Triton ms",
+                  "speed vs eager", "speed vs compiled", "speed vs authors"], rows)
 
 
 def train_table(ssa, torch, compiled):
