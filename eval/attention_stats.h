@@ -1,5 +1,5 @@
 #pragma once
-// Per-layer attention statistics (DESIGN.md, "Quantities the method is judged by"): how much of
+// Per-layer attention statistics (docs/METHOD.md, "Evaluation quantities"): how much of
 // the full attention's probability mass the sparse path's top-k blocks hold, and what the rest
 // costs. Every row is one (query, query head) pair; p is its full causal softmax row, S the keys
 // the sparse path reads (its selected blocks, causal inside its own block), D the keys it drops.

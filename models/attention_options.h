@@ -1,6 +1,7 @@
 #pragma once
-// How a forward pass computes attention (DESIGN.md, "The method, precisely"): the path whose
-// output every layer passes on, and for SSA training the other path with the alignment loss.
+// How a forward pass computes attention (docs/METHOD.md, "Training modes" and "The alignment
+// loss"): the path whose output every layer passes on, and for SSA training the other path with
+// the alignment loss.
 #include <cstdint>
 #include <functional>
 

@@ -5,7 +5,7 @@
 
 namespace ssa {
 
-// A Llama-style decoder (DESIGN.md): the sizes that fix the parameter table.
+// A Llama-style decoder (docs/METHOD.md, "The decoder"): the sizes that fix the parameter table.
 struct ModelConfig {
   int64_t vocab_size = 4096;
   int64_t d_model = 256;

@@ -1,6 +1,6 @@
 #pragma once
-// The Llama-style decoder of DESIGN.md: embedding (tied with the head), per layer
-// x += Attn(RMSNorm(x)) and x += SwiGLU(RMSNorm(x)), final RMSNorm, logits.
+// The Llama-style decoder (docs/METHOD.md, "The decoder"): embedding (tied with the head),
+// per layer x += Attn(RMSNorm(x)) and x += SwiGLU(RMSNorm(x)), final RMSNorm, logits.
 #include "models/attention_options.h"
 #include "models/config.h"
 #include "models/kv_cache.h"

@@ -42,8 +42,8 @@ struct RunSettings {
   double bucket_mb = 25;         // gradient all-reduce bucket size
 };
 
-// The attention of training (DESIGN.md): one path, or SSA's both paths with alignment and a
-// per-step draw of the path passed on.
+// The attention of training (docs/METHOD.md, "Training modes"): one path, or SSA's both paths
+// with alignment and a per-step draw of the path passed on.
 struct TrainAttention {
   enum class Mode { full, sparse, ssa };
   Mode mode = Mode::full;

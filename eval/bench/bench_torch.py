@@ -363,7 +363,7 @@ def kernels(args):
         torch.cuda.empty_cache()
 
 
-# --- attention: full (SDPA, flash backend) and sparse (DESIGN.md in plain PyTorch) ---
+# --- attention: full (SDPA, flash backend) and sparse (docs/METHOD.md in plain PyTorch) ---
 
 def flash_has_gqa():
     """Whether the flash backend takes enable_gqa; otherwise K/V are repeated per query head."""
@@ -392,12 +392,12 @@ def causal_attention(q, k, v):
 
 
 def select_blocks(q, k, block_size, top_k):
-    """DESIGN.md's block selection, i64 [B, T, Hkv, W], no gradient. q [B, T, H, d], k [B, T,
-    Hkv, d], T a multiple of block_size. Block keys are the means of the blocks' keys; a query
-    scores the complete blocks before its own by softmax(q · kbar / sqrt(d)) over them, summed
-    over the query heads of the KV group, and keeps its own block and the best top_k - 1 (ties
-    to the lower index). Rows of queries with fewer blocks end with later blocks, which
-    attend_selected masks out."""
+    """The block selection of docs/METHOD.md, i64 [B, T, Hkv, W], no gradient. q [B, T, H, d],
+    k [B, T, Hkv, d], T a multiple of block_size. Block keys are the means of the blocks' keys;
+    a query scores the complete blocks before its own by softmax(q · kbar / sqrt(d)) over them,
+    summed over the query heads of the KV group, and keeps its own block and the best
+    top_k - 1 (ties to the lower index). Rows of queries with fewer blocks end with later
+    blocks, which attend_selected masks out."""
     B, T, H, d = q.shape
     Hkv, nb = k.shape[2], T // block_size
     own = torch.arange(T, device=q.device) // block_size
@@ -637,7 +637,7 @@ def attention(args):
             release_memory(args.compile)
 
 
-# --- train: a Llama-style decoder with the sigmoid head gate (DESIGN.md), autocast bf16 ---
+# --- train: a Llama-style decoder with the sigmoid head gate (docs/METHOD.md), autocast bf16 ---
 
 class Block(nn.Module):
     def __init__(self, c):

@@ -7,8 +7,8 @@ repository root (scripts/parity.sh runs every mode and precision):
   python3 eval/reference/parity_torch.py CKPT GRADS.h5 [--dtype float64|float32|bfloat16] [--device cpu|cuda]
 
 --dtype and --device default to the precision and device GRADS.h5 was computed in. The model
-is bench_torch.py's Decoder (sigmoid head gate, rotate-half RoPE, tied head, DESIGN.md's
-alignment loss) with the checkpoint's weights, read with h5py; the batch, attention mode,
+is bench_torch.py's Decoder (sigmoid head gate, rotate-half RoPE, tied head, the alignment
+loss of docs/METHOD.md) with the checkpoint's weights, read with h5py; the batch, attention mode,
 top_k, block size and alignment weights are GRADS.h5's. bench_torch's two attention functions
 are written for its bf16 benchmark (the flash kernel, which takes neither fp32 nor fp64; an
 fp32 softmax), so this script swaps in, at its module level, SDPA with its own choice of kernel
@@ -72,8 +72,8 @@ def causal_attention(q, k, v):
 
 
 def block_sparse_attention(q, k, v, block_size, top_k):
-    """DESIGN.md's sparse path: bench_torch's block selection, then each query attends to the
-    keys of its selected blocks (causal inside its own) through a dense mask."""
+    """The sparse path (docs/METHOD.md): bench_torch's block selection, then each query attends
+    to the keys of its selected blocks (causal inside its own) through a dense mask."""
     B, T, H, _ = q.shape
     Hkv, nb = k.shape[2], T // block_size
     selected = bench_torch.select_blocks(q, k, block_size, top_k)  # [B, T, Hkv, W]
