@@ -44,14 +44,10 @@ struct RunSettings {
 
 // The attention of training (DESIGN.md): one path, or SSA's both paths with alignment and a
 // per-step draw of the path passed on.
-struct TrainAttention {
+struct TrainAttention : AttentionSettings {
   enum class Mode { full, sparse, ssa };
   Mode mode = Mode::full;
-  int64_t block_size = 16;
-  int64_t top_k = 16;
-  double p_full = 0.5;
-  double align_weight = 10;
-  double align_beta = 1;
+  double p_full = 0.5;  // ssa: probability that a step passes on the full path
 };
 
 struct TrainSettings {
