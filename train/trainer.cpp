@@ -13,7 +13,6 @@
 #include "train/checkpoint.h"
 #include "train/device.h"
 #include "train/restore.h"
-#include "train/settings.h"
 
 namespace ssa {
 namespace {
@@ -62,7 +61,7 @@ Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
   if (settings_.run.seq_len > settings_.model.max_seq_len)
     fail("data.seq_len ({}) exceeds model.max_seq_len ({})", settings_.run.seq_len,
          settings_.model.max_seq_len);
-  if (settings_.run.zero)
+  if (settings_.run.zero == 1)
     zero_ = std::make_unique<ZeroOptimizer>(model_.params(), settings_.adamw, *comm_);
   else
     optimizer_ = std::make_unique<AdamW>(model_.params(), settings_.adamw);
