@@ -17,16 +17,21 @@ enum class AttentionPath { full, sparse };
 using LayerProbe = std::function<void(int64_t layer, const Tensor& q, const Tensor& k,
                                       const Tensor& v, const Tensor& gate_logits)>;
 
-struct ForwardOptions {
+// The sparse path's blocks and SSA's alignment loss: set once for a run (ssa-train's
+// [attention] section), the same for training and for every forward pass.
+struct AttentionSettings {
+  int64_t block_size = 16;     // sparse path: tokens per block
+  int64_t top_k = 16;          // sparse path: blocks per query, its own included
+  double align_beta = 1.0;     // SmoothL1's beta
+  double align_weight = 10.0;  // alpha: loss = CE + alpha · mean over layers of the alignment
+};
+
+struct ForwardOptions : AttentionSettings {
   AttentionPath path = AttentionPath::full;
-  int64_t block_size = 16;  // sparse path: tokens per block
-  int64_t top_k = 16;       // sparse path: blocks per query, its own included
   // SSA training: also compute the other path and, per layer, the alignment loss
   // SmoothL1(o_full, sg(o_sparse)) + SmoothL1(sg(o_full), o_sparse) on the gated outputs.
   bool align = false;
-  double align_beta = 1.0;    // SmoothL1's beta
-  double align_weight = 10.0;  // alpha: loss = CE + alpha · mean over layers of the alignment
-  LayerProbe probe;
+  LayerProbe probe{};
 };
 
 const char* path_name(AttentionPath path);

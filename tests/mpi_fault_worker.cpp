@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "train/settings.h"
+#include "train/trainer.h"
 
 using namespace ssa;
 

@@ -1,5 +1,12 @@
 #include "train/settings.h"
 
+#include <algorithm>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
+#include <fmt/format.h>
+
 #include "core/error.h"
 
 namespace ssa {
@@ -7,197 +14,236 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-ConfigEntry integer(std::string section, std::string key, int64_t value, double min, double max,
-                    std::string help) {
-  return {std::move(section), std::move(key), ConfigType::integer, std::to_string(value),
-          std::move(help), min, max};
+struct Range {
+  double min = -kInf;
+  double max = kInf;
+};
+
+Range at_least(double min) { return {min, kInf}; }
+
+// The config type of a member's type.
+template <typename T> constexpr ConfigType config_type() {
+  if constexpr (std::is_same_v<T, bool>) return ConfigType::boolean;
+  else if constexpr (std::is_integral_v<T>) return ConfigType::integer;
+  else if constexpr (std::is_floating_point_v<T>) return ConfigType::real;
+  else return ConfigType::string;
 }
 
-ConfigEntry real(std::string section, std::string key, std::string value, double min,
-                 double max, std::string help) {
-  return {std::move(section), std::move(key), ConfigType::real, std::move(value),
-          std::move(help), min, max};
+// The value of the key `name` as a member of type T.
+template <typename T> T read(const Config& config, const std::string& name) {
+  if constexpr (std::is_same_v<T, bool>) return config.get_bool(name);
+  else if constexpr (std::is_integral_v<T>) return static_cast<T>(config.get_int(name));
+  else if constexpr (std::is_floating_point_v<T>) return config.get_float(name);
+  else return config.get_string(name);
 }
 
-ConfigEntry boolean(std::string section, std::string key, bool value, std::string help) {
-  return {std::move(section), std::move(key), ConfigType::boolean, value ? "true" : "false",
-          std::move(help)};
+// The names a string key takes and the member values they stand for.
+template <typename T> using Names = std::vector<std::pair<std::string, T>>;
+
+template <typename T> const std::string& name_of(const Names<T>& names, const T& value) {
+  auto found = std::find_if(names.begin(), names.end(),
+                            [&](const auto& entry) { return entry.second == value; });
+  SSA_CHECK(found != names.end(), "a config member holds a value its key has no name for");
+  return found->first;
 }
 
-ConfigEntry text(std::string section, std::string key, std::string value, std::string help,
-                 std::vector<std::string> choices = {}) {
-  return {std::move(section), std::move(key), ConfigType::string,  std::move(value),
-          std::move(help),    -kInf,          kInf,                std::move(choices)};
+// The value a choice stands for (the Config has checked that it is one of the names).
+template <typename T> const T& named(const Names<T>& names, const std::string& name) {
+  auto found = std::find_if(names.begin(), names.end(),
+                            [&](const auto& entry) { return entry.first == name; });
+  SSA_CHECK(found != names.end(), "config value '{}' names no member value", name);
+  return found->second;
 }
 
-std::vector<ConfigEntry> model_entries() {
+// `member` of the part `part` of a TrainSettings (Owner: Part or a base of it).
+template <typename Part, typename Owner, typename T> struct Member {
+  static_assert(std::is_base_of_v<Owner, Part>);
+  Part TrainSettings::*part;
+  T Owner::*member;
+  T& of(TrainSettings& settings) const { return (settings.*part).*member; }
+  const T& of(const TrainSettings& settings) const { return (settings.*part).*member; }
+};
+
+// Binds `entry` to `member`: `text` writes the member's value as the key's, `parse` reads the
+// key's value from a Config. The default is the member's value in a default TrainSettings.
+template <typename M, typename Text, typename Parse>
+ConfigBinding make_binding(ConfigEntry entry, M member, Text text, Parse parse) {
+  entry.default_value = text(member.of(TrainSettings{}));
+  const std::string name = entry.section + "." + entry.key;
+  return {std::move(entry),
+          [member, parse, name](const Config& config, TrainSettings& settings) {
+            member.of(settings) = parse(config, name);
+          },
+          [member, text](const TrainSettings& settings) { return text(member.of(settings)); }};
+}
+
+// The keys of one config section that fill members of one part of TrainSettings.
+template <typename Part> struct Section {
+  std::string name;
+  Part TrainSettings::*part;
+
+  // A key of the member's type: integer, float, bool or string.
+  template <typename Owner, typename T>
+  ConfigBinding key(std::string key, T Owner::*member, Range range, std::string help) const {
+    ConfigEntry entry{name,           std::move(key), config_type<T>(), "",
+                      std::move(help), range.min,     range.max};
+    return make_binding(std::move(entry), Member<Part, Owner, T>{part, member},
+                        [](const T& value) { return fmt::format("{}", value); }, read<T>);
+  }
+  template <typename Owner, typename T>
+  ConfigBinding key(std::string key, T Owner::*member, std::string help) const {
+    return this->key(std::move(key), member, Range{}, std::move(help));
+  }
+
+  // A string key, one of `names`, each standing for a value of the member.
+  template <typename Owner, typename T>
+  ConfigBinding choice(std::string key, T Owner::*member, Names<T> names,
+                       std::string help) const {
+    ConfigEntry entry{name, std::move(key), ConfigType::string, "", std::move(help)};
+    for (const auto& [choice, value] : names) entry.choices.push_back(choice);
+    return make_binding(
+        std::move(entry), Member<Part, Owner, T>{part, member},
+        [names](const T& value) { return name_of(names, value); },
+        [names](const Config& config, const std::string& full_name) {
+          return named(names, config.get_string(full_name));
+        });
+  }
+};
+
+std::vector<ConfigBinding> bindings() {
+  using M = ModelConfig;
+  using A = TrainAttention;
+  using R = RunSettings;
+  const Section<M> model{"model", &TrainSettings::model};
+  const Section<M> gate{"attention", &TrainSettings::model};  // the gate adds parameters
+  const Section<A> attention{"attention", &TrainSettings::attention};
+  const Section<R> data{"data", &TrainSettings::run};
+  const Section<ScheduleConfig> schedule{"optim", &TrainSettings::schedule};
+  const Section<AdamWConfig> adamw{"optim", &TrainSettings::adamw};
+  const Section<R> clip{"optim", &TrainSettings::run};
+  const Section<R> train{"train", &TrainSettings::run};
   return {
-      integer("model", "vocab_size", 4096, 2, 1 << 30, "vocabulary size (tokenizer's or larger)"),
-      integer("model", "d_model", 256, 1, kInf, "residual stream width"),
-      integer("model", "n_layers", 4, 1, kInf, "decoder layers"),
-      integer("model", "n_heads", 4, 1, kInf, "query heads"),
-      integer("model", "n_kv_heads", 2, 1, kInf, "key/value heads (must divide n_heads)"),
-      integer("model", "head_dim", 64, 2, kInf, "width of one head (even, for RoPE)"),
-      integer("model", "ffn_dim", 704, 1, kInf, "SwiGLU hidden width"),
-      integer("model", "max_seq_len", 256, 1, kInf, "longest training sequence"),
-      real("model", "rope_theta", "500000", 1, kInf, "RoPE base"),
-      real("model", "norm_eps", "1e-05", 0, 1, "RMSNorm epsilon"),
-      boolean("model", "tie_embeddings", true, "share the embedding with the output head"),
+      model.key("vocab_size", &M::vocab_size, {2, 1 << 30},
+                "vocabulary size (tokenizer's or larger)"),
+      model.key("d_model", &M::d_model, at_least(1), "residual stream width"),
+      model.key("n_layers", &M::n_layers, at_least(1), "decoder layers"),
+      model.key("n_heads", &M::n_heads, at_least(1), "query heads"),
+      model.key("n_kv_heads", &M::n_kv_heads, at_least(1), "key/value heads (must divide n_heads)"),
+      model.key("head_dim", &M::head_dim, at_least(2), "width of one head (even, for RoPE)"),
+      model.key("ffn_dim", &M::ffn_dim, at_least(1), "SwiGLU hidden width"),
+      model.key("max_seq_len", &M::max_seq_len, at_least(1), "longest training sequence"),
+      model.key("rope_theta", &M::rope_theta, at_least(1), "RoPE base"),
+      model.key("norm_eps", &M::norm_eps, {0, 1}, "RMSNorm epsilon"),
+      model.key("tie_embeddings", &M::tie_embeddings, "share the embedding with the output head"),
+
+      gate.key("gate", &M::attention_gate, "per-head sigmoid gate on the attention output"),
+      attention.choice(
+          "mode", &A::mode,
+          {{"full", A::Mode::full}, {"sparse", A::Mode::sparse}, {"ssa", A::Mode::ssa}},
+          "training attention: full, sparse (top-k blocks), or ssa (both, aligned)"),
+      attention.key("block_size", &A::block_size, at_least(1), "sparse path: tokens per key block"),
+      attention.key("top_k", &A::top_k, at_least(1),
+                    "sparse path: blocks per query, its own included"),
+      attention.key("p_full", &A::p_full, {0, 1},
+                    "ssa: probability that a step passes on full attention"),
+      attention.key("align_weight", &A::align_weight, at_least(0),
+                    "ssa: alpha, the alignment loss weight"),
+      attention.key("align_beta", &A::align_beta, at_least(0),
+                    "ssa: SmoothL1 beta of the alignment loss"),
+
+      data.key("train", &R::train_glob, "glob of training shards"),
+      data.key("val", &R::val_glob, "glob of validation shards (\"\": none)"),
+      data.key("tokenizer", &R::tokenizer_path,
+               "tokenizer file, to print samples as text (\"\": ids)"),
+      data.key("seq_len", &R::seq_len, at_least(1), "tokens per training sequence (T)"),
+
+      schedule.key("lr", &ScheduleConfig::lr, at_least(0), "peak learning rate"),
+      schedule.key("min_lr", &ScheduleConfig::min_lr, at_least(0),
+                   "learning rate at the end of the cosine"),
+      schedule.key("warmup_steps", &ScheduleConfig::warmup_steps, at_least(0),
+                   "linear warmup steps"),
+      adamw.key("weight_decay", &AdamWConfig::weight_decay, at_least(0),
+                "AdamW decoupled decay (matrices only)"),
+      adamw.key("beta1", &AdamWConfig::beta1, {0, 1}, "AdamW beta1"),
+      adamw.key("beta2", &AdamWConfig::beta2, {0, 1}, "AdamW beta2"),
+      adamw.key("eps", &AdamWConfig::eps, at_least(0), "AdamW epsilon"),
+      clip.key("grad_clip", &R::grad_clip, at_least(0), "global gradient-norm clip (0: none)"),
+
+      train.key("steps", &R::steps, at_least(1), "optimizer steps (also the cosine's length)"),
+      train.key("micro_batch", &R::micro_batch, at_least(1), "sequences per micro-step (per rank)"),
+      train.key("grad_accum", &R::grad_accum, at_least(1), "micro-steps per optimizer step"),
+      train.key("seed", &R::seed, at_least(0), "seed of init, data order and sampling"),
+      train.choice("device", &R::device, {{"cpu", Device::cpu}, {"cuda", Device::cuda}},
+                   "where to train: cpu, or cuda (one GPU per rank)"),
+      train.choice(
+          "dtype", &R::compute_dtype,
+          {{"f32", DType::f32}, {"f64", DType::f64}, {"bf16", DType::bf16}},
+          "compute type: f32, f64 (cpu), or bf16 (cuda: bf16 compute over f32 master weights)"),
+      train.key("out_dir", &R::out_dir, "log.jsonl and checkpoints go here"),
+      train.key("log_every", &R::log_every, at_least(1), "steps between log lines"),
+      train.key("val_every", &R::val_every, at_least(0),
+                "steps between validations (0: at the end only)"),
+      train.key("val_batches", &R::val_batches, at_least(1), "micro-batches per validation"),
+      train.key("sample_every", &R::sample_every, at_least(0),
+                "steps between text samples (0: never)"),
+      train.key("sample_tokens", &R::sample_tokens, at_least(1), "tokens per sample"),
+      train.key("ckpt_every", &R::ckpt_every, at_least(-1),
+                "steps between checkpoints (0: at the end only; -1: none, for benchmarks)"),
+      train.key("keep_last", &R::keep_last, at_least(0), "checkpoints kept (0: all)"),
+      train.choice("on_nonfinite", &R::skip_nonfinite, {{"stop", false}, {"skip", true}},
+                   "non-finite loss or gradient: stop, or skip the step"),
+      train.key("zero", &R::zero, {0, 1},
+                "data parallel: 1 shards the AdamW state over the ranks (ZeRO-1), 0 does not"),
+      train.key("comm_timeout_s", &R::comm_timeout_s, at_least(0.001),
+                "data parallel: a collective unfinished after this many seconds aborts the job"),
+      train.key("bucket_mb", &R::bucket_mb, {0.001, 1024},
+                "data parallel: MiB of gradients per all-reduce bucket"),
   };
 }
 
-std::vector<ConfigEntry> attention_entries() {
-  return {
-      boolean("attention", "gate", true, "per-head sigmoid gate on the attention output"),
-      text("attention", "mode", "full",
-           "training attention: full, sparse (top-k blocks), or ssa (both, aligned)",
-           {"full", "sparse", "ssa"}),
-      integer("attention", "block_size", 16, 1, kInf, "sparse path: tokens per key block"),
-      integer("attention", "top_k", 16, 1, kInf, "sparse path: blocks per query, its own included"),
-      real("attention", "p_full", "0.5", 0, 1, "ssa: probability that a step passes on full attention"),
-      real("attention", "align_weight", "10", 0, kInf, "ssa: alpha, the alignment loss weight"),
-      real("attention", "align_beta", "1", 0, kInf, "ssa: SmoothL1 beta of the alignment loss"),
-  };
+// Every bound member from `config`; the others at their defaults.
+TrainSettings filled_from(const Config& config) {
+  TrainSettings settings;
+  for (const ConfigBinding& binding : train_config_bindings()) binding.fill(config, settings);
+  return settings;
 }
 
-std::vector<ConfigEntry> data_entries() {
-  return {
-      text("data", "train", "data/shards/train_*.bin", "glob of training shards"),
-      text("data", "val", "data/shards/val_*.bin", "glob of validation shards (\"\": none)"),
-      text("data", "tokenizer", "", "tokenizer file, to print samples as text (\"\": ids)"),
-      integer("data", "seq_len", 256, 1, kInf, "tokens per training sequence (T)"),
-  };
-}
-
-std::vector<ConfigEntry> optim_entries() {
-  return {
-      real("optim", "lr", "0.0003", 0, kInf, "peak learning rate"),
-      real("optim", "min_lr", "3e-05", 0, kInf, "learning rate at the end of the cosine"),
-      integer("optim", "warmup_steps", 100, 0, kInf, "linear warmup steps"),
-      real("optim", "weight_decay", "0.1", 0, kInf, "AdamW decoupled decay (matrices only)"),
-      real("optim", "beta1", "0.9", 0, 1, "AdamW beta1"),
-      real("optim", "beta2", "0.95", 0, 1, "AdamW beta2"),
-      real("optim", "eps", "1e-08", 0, kInf, "AdamW epsilon"),
-      real("optim", "grad_clip", "1", 0, kInf, "global gradient-norm clip (0: none)"),
-  };
-}
-
-std::vector<ConfigEntry> train_entries() {
-  return {
-      integer("train", "steps", 1000, 1, kInf, "optimizer steps (also the cosine's length)"),
-      integer("train", "micro_batch", 8, 1, kInf, "sequences per micro-step (per rank)"),
-      integer("train", "grad_accum", 1, 1, kInf, "micro-steps per optimizer step"),
-      integer("train", "seed", 1337, 0, kInf, "seed of init, data order and sampling"),
-      text("train", "device", "cpu", "where to train: cpu, or cuda (one GPU per rank)",
-           {"cpu", "cuda"}),
-      text("train", "dtype", "f32",
-           "compute type: f32, f64 (cpu), or bf16 (cuda: bf16 compute over f32 master weights)",
-           {"f32", "f64", "bf16"}),
-      text("train", "out_dir", "out", "log.jsonl and checkpoints go here"),
-      integer("train", "log_every", 1, 1, kInf, "steps between log lines"),
-      integer("train", "val_every", 0, 0, kInf, "steps between validations (0: at the end only)"),
-      integer("train", "val_batches", 8, 1, kInf, "micro-batches per validation"),
-      integer("train", "sample_every", 0, 0, kInf, "steps between text samples (0: never)"),
-      integer("train", "sample_tokens", 64, 1, kInf, "tokens per sample"),
-      integer("train", "ckpt_every", 0, -1, kInf,
-              "steps between checkpoints (0: at the end only; -1: none, for benchmarks)"),
-      integer("train", "keep_last", 3, 0, kInf, "checkpoints kept (0: all)"),
-      text("train", "on_nonfinite", "stop", "non-finite loss or gradient: stop, or skip the step",
-           {"stop", "skip"}),
-      integer("train", "zero", 0, 0, 1,
-              "data parallel: 1 shards the AdamW state over the ranks (ZeRO-1), 0 does not"),
-      real("train", "comm_timeout_s", "600", 0.001, kInf,
-           "data parallel: a collective unfinished after this many seconds aborts the job"),
-      real("train", "bucket_mb", "25", 0.001, 1024,
-           "data parallel: MiB of gradients per all-reduce bucket"),
-  };
-}
-
-// train.device and train.dtype into the run's device, master dtype and compute dtype.
-void set_precision(const Config& c, RunSettings& r) {
-  const std::string device = c.get_string("train.device"), dtype = c.get_string("train.dtype");
-  r.device = device == "cuda" ? Device::cuda : Device::cpu;
-  if (dtype == "f64" && r.device == Device::cuda)
+// The master dtype from train.dtype (the compute dtype) and train.device.
+void set_master_dtype(RunSettings& r) {
+  if (r.compute_dtype == DType::f64 && r.device == Device::cuda)
     fail("train.dtype = f64 runs on train.device = cpu only (cuda trains in f32 or bf16)");
-  if (dtype == "bf16" && r.device == Device::cpu)
+  if (r.compute_dtype == DType::bf16 && r.device == Device::cpu)
     fail("train.dtype = bf16 (mixed precision) needs train.device = cuda; use f32 on cpu");
-  r.dtype = dtype == "f64" ? DType::f64 : DType::f32;
-  r.compute_dtype = dtype == "bf16" ? DType::bf16 : r.dtype;
+  r.dtype = r.compute_dtype == DType::bf16 ? DType::f32 : r.compute_dtype;
 }
 
 }  // namespace
 
-std::vector<ConfigEntry> train_config_schema() {
+const std::vector<ConfigBinding>& train_config_bindings() {
+  static const std::vector<ConfigBinding> all = bindings();
+  return all;
+}
+
+Config default_train_config() {
   std::vector<ConfigEntry> schema;
-  for (auto part : {model_entries(), attention_entries(), data_entries(), optim_entries(),
-                    train_entries()})
-    schema.insert(schema.end(), part.begin(), part.end());
-  return schema;
+  for (const ConfigBinding& binding : train_config_bindings()) schema.push_back(binding.entry);
+  return Config(std::move(schema));
 }
 
-Config default_train_config() { return Config(train_config_schema()); }
-
-ModelConfig model_config_from(const Config& c) {
-  ModelConfig m;
-  m.vocab_size = c.get_int("model.vocab_size");
-  m.d_model = c.get_int("model.d_model");
-  m.n_layers = c.get_int("model.n_layers");
-  m.n_heads = c.get_int("model.n_heads");
-  m.n_kv_heads = c.get_int("model.n_kv_heads");
-  m.head_dim = c.get_int("model.head_dim");
-  m.ffn_dim = c.get_int("model.ffn_dim");
-  m.max_seq_len = c.get_int("model.max_seq_len");
-  m.rope_theta = c.get_float("model.rope_theta");
-  m.norm_eps = c.get_float("model.norm_eps");
-  m.tie_embeddings = c.get_bool("model.tie_embeddings");
-  m.attention_gate = c.get_bool("attention.gate");
-  m.validate();
-  return m;
+ModelConfig model_config_from(const Config& config) {
+  ModelConfig model = filled_from(config).model;
+  model.validate();
+  return model;
 }
 
-TrainSettings train_settings_from(const Config& c) {
-  TrainSettings s;
-  s.model = model_config_from(c);
-  s.adamw = {c.get_float("optim.beta1"), c.get_float("optim.beta2"), c.get_float("optim.eps"),
-             c.get_float("optim.weight_decay")};
-  s.schedule = {c.get_float("optim.lr"), c.get_float("optim.min_lr"),
-                c.get_int("optim.warmup_steps"), c.get_int("train.steps")};
-  TrainAttention& a = s.attention;
-  const std::string mode = c.get_string("attention.mode");
-  a.mode = mode == "full" ? TrainAttention::Mode::full
-                          : mode == "sparse" ? TrainAttention::Mode::sparse
-                                             : TrainAttention::Mode::ssa;
-  a.block_size = c.get_int("attention.block_size");
-  a.top_k = c.get_int("attention.top_k");
-  a.p_full = c.get_float("attention.p_full");
-  a.align_weight = c.get_float("attention.align_weight");
-  a.align_beta = c.get_float("attention.align_beta");
-  RunSettings& r = s.run;
-  r.train_glob = c.get_string("data.train");
-  r.val_glob = c.get_string("data.val");
-  r.tokenizer_path = c.get_string("data.tokenizer");
-  r.seq_len = c.get_int("data.seq_len");
-  r.out_dir = c.get_string("train.out_dir");
-  r.steps = c.get_int("train.steps");
-  r.micro_batch = c.get_int("train.micro_batch");
-  r.grad_accum = c.get_int("train.grad_accum");
-  r.seed = static_cast<uint64_t>(c.get_int("train.seed"));
-  r.grad_clip = c.get_float("optim.grad_clip");
-  r.skip_nonfinite = c.get_string("train.on_nonfinite") == "skip";
-  r.log_every = c.get_int("train.log_every");
-  r.val_every = c.get_int("train.val_every");
-  r.val_batches = c.get_int("train.val_batches");
-  r.sample_every = c.get_int("train.sample_every");
-  r.sample_tokens = c.get_int("train.sample_tokens");
-  r.ckpt_every = c.get_int("train.ckpt_every");
-  r.keep_last = c.get_int("train.keep_last");
-  r.zero = c.get_int("train.zero") == 1;
-  r.comm_timeout_s = c.get_float("train.comm_timeout_s");
-  r.bucket_mb = c.get_float("train.bucket_mb");
-  set_precision(c, r);
-  if (r.seq_len > s.model.max_seq_len)
-    fail("data.seq_len ({}) exceeds model.max_seq_len ({})", r.seq_len, s.model.max_seq_len);
-  s.config_text = c.to_text();
+TrainSettings train_settings_from(const Config& config) {
+  TrainSettings s = filled_from(config);
+  s.model.validate();
+  set_master_dtype(s.run);
+  if (s.run.seq_len > s.model.max_seq_len)
+    fail("data.seq_len ({}) exceeds model.max_seq_len ({})", s.run.seq_len, s.model.max_seq_len);
+  s.schedule.total_steps = s.run.steps;
+  s.config_text = config.to_text();
   return s;
 }
 

@@ -7,6 +7,7 @@
 #include "train/dist/communicator.h"
 #include "train/device.h"
 #include "train/settings.h"
+#include "train/trainer.h"
 
 using namespace ssa;
 

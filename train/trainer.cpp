@@ -13,7 +13,6 @@
 #include "train/checkpoint.h"
 #include "train/device.h"
 #include "train/restore.h"
-#include "train/settings.h"
 
 namespace ssa {
 namespace {
@@ -62,7 +61,7 @@ Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
   if (settings_.run.seq_len > settings_.model.max_seq_len)
     fail("data.seq_len ({}) exceeds model.max_seq_len ({})", settings_.run.seq_len,
          settings_.model.max_seq_len);
-  if (settings_.run.zero)
+  if (settings_.run.zero == 1)
     zero_ = std::make_unique<ZeroOptimizer>(model_.params(), settings_.adamw, *comm_);
   else
     optimizer_ = std::make_unique<AdamW>(model_.params(), settings_.adamw);
@@ -90,11 +89,7 @@ int64_t Trainer::optimizer_state_bytes() const {
 
 ForwardOptions Trainer::step_options() {
   const TrainAttention& a = settings_.attention;
-  ForwardOptions options;
-  options.block_size = a.block_size;
-  options.top_k = a.top_k;
-  options.align_beta = a.align_beta;
-  options.align_weight = a.align_weight;
+  ForwardOptions options{a};  // the run's AttentionSettings
   options.align = a.mode == TrainAttention::Mode::ssa;
   if (a.mode == TrainAttention::Mode::sparse) options.path = AttentionPath::sparse;
   if (options.align)
@@ -176,10 +171,8 @@ double Trainer::validation_loss(AttentionPath path) {
   const int64_t micro_batch = settings_.run.micro_batch;
   const int64_t batches = std::min(
       settings_.run.val_batches, std::max<int64_t>(1, val.windows_per_epoch() / (micro_batch * world)));
-  ForwardOptions options;
+  ForwardOptions options{settings_.attention};
   options.path = path;
-  options.block_size = settings_.attention.block_size;
-  options.top_k = settings_.attention.top_k;
   // Each rank's share of the global batches: the mean of the rank means is world 1's mean.
   const double local = mean_loss(model_, val, batches, micro_batch, options);
   return comm_->sum({local})[0] / world;

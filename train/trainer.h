@@ -15,53 +15,9 @@
 #include "train/dist/data_parallel.h"
 #include "train/log.h"
 #include "train/optimizer.h"
+#include "train/settings.h"
 
 namespace ssa {
-
-struct RunSettings {
-  std::string train_glob, val_glob, tokenizer_path, out_dir;
-  int64_t seq_len = 256;
-  int64_t steps = 100;
-  int64_t micro_batch = 8;
-  int64_t grad_accum = 1;
-  uint64_t seed = 1337;
-  double grad_clip = 1.0;
-  bool skip_nonfinite = false;  // false: stop at a non-finite loss or gradient norm
-  int64_t log_every = 1;
-  int64_t val_every = 0;  // 0: never (validation also runs after the last step)
-  int64_t val_batches = 8;
-  int64_t sample_every = 0;
-  int64_t sample_tokens = 64;
-  int64_t ckpt_every = 0;  // 0: only after the last step; -1: never
-  int64_t keep_last = 3;
-  DType dtype = DType::f32;          // master weights, gradients and AdamW moments
-  DType compute_dtype = DType::f32;  // bf16: mixed precision
-  Device device = Device::cpu;
-  bool zero = false;             // ZeRO-1: optimizer state sharded over the ranks
-  double comm_timeout_s = 600;   // a collective running longer aborts the job
-  double bucket_mb = 25;         // gradient all-reduce bucket size
-};
-
-// The attention of training (docs/METHOD.md, "Training modes"): one path, or SSA's both paths
-// with alignment and a per-step draw of the path passed on.
-struct TrainAttention {
-  enum class Mode { full, sparse, ssa };
-  Mode mode = Mode::full;
-  int64_t block_size = 16;
-  int64_t top_k = 16;
-  double p_full = 0.5;
-  double align_weight = 10;
-  double align_beta = 1;
-};
-
-struct TrainSettings {
-  ModelConfig model;
-  TrainAttention attention;
-  AdamWConfig adamw;
-  ScheduleConfig schedule;
-  RunSettings run;
-  std::string config_text;  // the resolved config, stored in every checkpoint
-};
 
 struct StepResult {
   double loss = 0;            // the optimised loss: cross-entropy + alpha · alignment

@@ -50,11 +50,7 @@ const char* mode_name(Mode mode) {
 }
 
 ForwardOptions step_options(const TrainAttention& a, Mode mode, int64_t step) {
-  ForwardOptions options;
-  options.block_size = a.block_size;
-  options.top_k = a.top_k;
-  options.align_beta = a.align_beta;
-  options.align_weight = a.align_weight;
+  ForwardOptions options{a};
   options.align = mode == Mode::ssa;
   const bool sparse = mode == Mode::sparse || (mode == Mode::ssa && step % 2 == 1);
   options.path = sparse ? AttentionPath::sparse : AttentionPath::full;
