@@ -40,25 +40,29 @@ const std::vector<Shape> kAwkwardShapes = {Shape{1}, Shape{7}, Shape{3, 5}, Shap
 std::vector<OpCase> add_cpu() {
   std::vector<OpCase> cases;
   for (const Shape& s : kAwkwardShapes)
-    cases.push_back({"", [](const auto& x) { return add(x[0], x[1]); }, {input(s, 1), input(s, 2)}});
+    cases.push_back(
+        {"", [](const auto& x) { return add(x[0], x[1]); }, {input(s, 1), input(s, 2)}});
   return cases;
 }
 
 std::vector<OpCase> add_cuda() {
-  return {{"", [](const auto& x) { return add(x[0], x[1]); }, {input({3, 37}, 1), input({3, 37}, 2)}}};
+  return {
+      {"", [](const auto& x) { return add(x[0], x[1]); }, {input({3, 37}, 1), input({3, 37}, 2)}}};
 }
 
 std::vector<OpCase> mul_cpu() {
   std::vector<OpCase> cases;
   for (const Shape& s : kAwkwardShapes) {
-    cases.push_back({"", [](const auto& x) { return mul(x[0], x[1]); }, {input(s, 1), input(s, 2)}});
+    cases.push_back(
+        {"", [](const auto& x) { return mul(x[0], x[1]); }, {input(s, 1), input(s, 2)}});
     cases.push_back({"a·a", [](const auto& x) { return mul(x[0], x[0]); }, {input(s, 1)}});
   }
   return cases;
 }
 
 std::vector<OpCase> mul_cuda() {
-  return {{"", [](const auto& x) { return mul(x[0], x[1]); }, {input({5, 29}, 3), input({5, 29}, 4)}}};
+  return {
+      {"", [](const auto& x) { return mul(x[0], x[1]); }, {input({5, 29}, 3), input({5, 29}, 4)}}};
 }
 
 std::vector<OpCase> scale_cpu() {
@@ -99,12 +103,14 @@ std::vector<OpCase> mean_cuda() {
 
 // The reshaped input times a fixed tensor of the new shape.
 std::vector<OpCase> reshape_cases() {
-  return {{"to [6, 5], times b", [](const auto& x) { return mul(reshape(x[0], {6, 5}), x[1]); },
-           {input({2, 3, 5}, 11), fixed({6, 5}, 12)}}};
+  auto f = [](const auto& x) { return mul(reshape(x[0], {6, 5}), x[1]); };
+  return {{"to [6, 5], times b", f, {input({2, 3, 5}, 11), fixed({6, 5}, 12)}}};
 }
 
 OpCase linear_case(const Shape& x, const Shape& w, uint64_t seed) {
-  return {"", [](const auto& in) { return linear(in[0], in[1]); }, {input(x, seed), input(w, seed + 1)}};
+  return {"",
+          [](const auto& in) { return linear(in[0], in[1]); },
+          {input(x, seed), input(w, seed + 1)}};
 }
 
 std::vector<OpCase> linear_cpu() {
@@ -139,7 +145,8 @@ std::vector<OpCase> matmul_cpu() {
 std::vector<OpCase> matmul_cuda() {
   std::vector<OpCase> cases;
   for (bool ta : {false, true})
-    for (bool tb : {false, true}) cases.push_back(matmul_case(ta, tb, {3, 17, 29}, {3, 29, 23}, 13));
+    for (bool tb : {false, true})
+      cases.push_back(matmul_case(ta, tb, {3, 17, 29}, {3, 29, 23}, 13));
   return cases;
 }
 
@@ -165,7 +172,8 @@ std::vector<OpCase> embedding_cuda() {
 }
 
 OpCase rmsnorm_case(const Shape& x, double eps, uint64_t seed) {
-  return {fmt::format("eps {}", eps), [eps](const auto& in) { return rmsnorm(in[0], in[1], eps); },
+  return {fmt::format("eps {}", eps),
+          [eps](const auto& in) { return rmsnorm(in[0], in[1], eps); },
           {input(x, seed), input({x.back()}, seed + 1)}};
 }
 
@@ -204,20 +212,23 @@ std::vector<OpCase> rope_cuda() { return {rope_case(40, 5, input({2, 13, 3, 16},
 std::vector<OpCase> swiglu_cpu() {
   std::vector<OpCase> cases;
   for (const Shape& s : {Shape{1}, Shape{7}, Shape{3, 5}, Shape{2, 3, 11}}) {
-    cases.push_back({"", [](const auto& x) { return swiglu(x[0], x[1]); },
-                     {input(s, 41, 4.0), input(s, 42)}});
-    cases.push_back({"a, a", [](const auto& x) { return swiglu(x[0], x[0]); }, {input(s, 41, 4.0)}});
+    cases.push_back(
+        {"", [](const auto& x) { return swiglu(x[0], x[1]); }, {input(s, 41, 4.0), input(s, 42)}});
+    cases.push_back(
+        {"a, a", [](const auto& x) { return swiglu(x[0], x[0]); }, {input(s, 41, 4.0)}});
   }
   return cases;
 }
 
 std::vector<OpCase> swiglu_cuda() {
-  return {{"", [](const auto& x) { return swiglu(x[0], x[1]); },
+  return {{"",
+           [](const auto& x) { return swiglu(x[0], x[1]); },
            {input({3, 41}, 24, 4.0), input({3, 41}, 25)}}};
 }
 
 OpCase head_gate_case(const Shape& o, uint64_t seed) {
-  return {"", [](const auto& x) { return head_gate(x[0], x[1]); },
+  return {"",
+          [](const auto& x) { return head_gate(x[0], x[1]); },
           {input(o, seed), input({o[0], o[1], o[2]}, seed + 1, 3.0)}};
 }
 
@@ -255,12 +266,11 @@ std::vector<OpCase> cross_entropy_cpu() {
 
 // Odd vocabularies, GPT-2's, ignored rows, a divisor, every row ignored.
 std::vector<OpCase> cross_entropy_cuda() {
-  return {cross_entropy_case(0, input({37, 1037}, 28, 4.0), targets_with_ignored(37, 1037, 29, 5)),
-          cross_entropy_case(100, input({37, 1037}, 30, 4.0),
-                             targets_with_ignored(37, 1037, 31, 4)),
-          cross_entropy_case(0, input({19, 50257}, 32, 4.0),
-                             targets_with_ignored(19, 50257, 33, 7)),
-          cross_entropy_case(0, input({5, 33}, 34), targets_with_ignored(5, 33, 35, 1))};
+  return {
+      cross_entropy_case(0, input({37, 1037}, 28, 4.0), targets_with_ignored(37, 1037, 29, 5)),
+      cross_entropy_case(100, input({37, 1037}, 30, 4.0), targets_with_ignored(37, 1037, 31, 4)),
+      cross_entropy_case(0, input({19, 50257}, 32, 4.0), targets_with_ignored(19, 50257, 33, 7)),
+      cross_entropy_case(0, input({5, 33}, 34), targets_with_ignored(5, 33, 35, 1))};
 }
 
 OpCase smooth_l1_case(double beta, Tensor a, Tensor b) {
@@ -344,16 +354,17 @@ struct Blocks {
 
 OpCase sparse_attention_case(int64_t block_size, std::vector<Tensor> q_k_v, Tensor selection) {
   q_k_v.push_back(std::move(selection));
-  return {fmt::format("block {}", block_size),
-          [block_size](const auto& x) { return sparse_attention(x[0], x[1], x[2], x[3], block_size); },
-          std::move(q_k_v)};
+  return {
+      fmt::format("block {}", block_size),
+      [block_size](const auto& x) { return sparse_attention(x[0], x[1], x[2], x[3], block_size); },
+      std::move(q_k_v)};
 }
 
 // sparse_attention with the selection select_blocks makes from the inputs.
 OpCase selected_by_select_blocks(const Blocks& b, uint64_t seed, double qk_scale) {
   std::vector<Tensor> x = qkv(b.heads, seed, qk_scale);
-  Tensor selection = select_blocks(x[0], block_means(x[1], b.block_size), b.heads.k_len,
-                                   b.block_size, b.top_k);
+  Tensor selection =
+      select_blocks(x[0], block_means(x[1], b.block_size), b.heads.k_len, b.block_size, b.top_k);
   OpCase c = sparse_attention_case(b.block_size, std::move(x), std::move(selection));
   c.arguments += fmt::format(" top_k {}", b.top_k);
   return c;
@@ -382,14 +393,15 @@ Tensor random_selection(const Blocks& b, int64_t width, uint64_t seed) {
 // 5 blocks of 2 keys and top_k = 2: queries from block 2 on drop blocks.
 std::vector<OpCase> sparse_attention_cpu() {
   std::vector<OpCase> cases;
-  for (const Heads& h : {Heads{1, 10, 10, 4, 2, 3}, Heads{2, 3, 9, 2, 1, 4}, Heads{1, 9, 9, 2, 2, 3}})
+  for (const Heads& h :
+       {Heads{1, 10, 10, 4, 2, 3}, Heads{2, 3, 9, 2, 1, 4}, Heads{1, 9, 9, 2, 2, 3}})
     cases.push_back(selected_by_select_blocks({h, 2, 2}, 81, 1.0));
   return cases;
 }
 
 // T = 1, odd T, T not a multiple of the block size, a long sequence; GQA 1, 2, 4, 16; head_dim
 // 64 and 128; blocks of 16, 32, 64; top_k 1, below and above the block count; decoding (Tq = 1)
-// and Tq < Tk. Then random selections, whose queries in one tile read different blocks.
+// and Tq < Tk.
 const std::vector<Blocks> kCudaBlocks = {
     {{1, 1, 1, 4, 1, 64}, 16, 16},        {{2, 7, 7, 4, 4, 128}, 16, 16},
     {{2, 100, 100, 16, 1, 64}, 16, 4},    {{1, 257, 257, 8, 2, 128}, 16, 3},
@@ -400,13 +412,16 @@ const std::vector<Blocks> kCudaBlocks = {
     {{1, 4096, 4096, 16, 1, 64}, 16, 16},
 };
 
+// The selections of select_blocks, then random ones, whose queries in one tile read different
+// blocks.
 std::vector<OpCase> sparse_attention_cuda() {
   std::vector<OpCase> cases;
   for (const Blocks& b : kCudaBlocks) cases.push_back(selected_by_select_blocks(b, 11, 1.5));
-  for (const Blocks& b : {Blocks{{2, 150, 150, 4, 4, 64}, 16, 0},
-                          Blocks{{1, 130, 200, 8, 2, 128}, 32, 0},
-                          Blocks{{1, 77, 77, 16, 1, 64}, 16, 0}}) {
-    OpCase c = sparse_attention_case(b.block_size, qkv(b.heads, 33, 1.5), random_selection(b, 6, 31));
+  for (const Blocks& b :
+       {Blocks{{2, 150, 150, 4, 4, 64}, 16, 0}, Blocks{{1, 130, 200, 8, 2, 128}, 32, 0},
+        Blocks{{1, 77, 77, 16, 1, 64}, 16, 0}}) {
+    OpCase c =
+        sparse_attention_case(b.block_size, qkv(b.heads, 33, 1.5), random_selection(b, 6, 31));
     c.arguments += " random selection";
     cases.push_back(std::move(c));
   }
