@@ -38,8 +38,11 @@ std::vector<Tensor> run(Op op, const OpCase& c, const std::vector<Tensor>& input
   if (!op_info(op).has_gradient) return results;
   const Tensor upstream = rounded(random_tensor(y.shape(), 77, DType::f64, false), upstream_dtype);
   backward(y, converted(upstream, y.dtype(), device));
-  for (const Tensor& m : moved)
-    if (m.requires_grad()) results.push_back(m.grad());
+  for (const Tensor& m : moved) {
+    if (!m.requires_grad()) continue;
+    REQUIRE_MESSAGE(m.grad().defined(), "no gradient reached input ", m.shape().str());
+    results.push_back(m.grad());
+  }
   return results;
 }
 
