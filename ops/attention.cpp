@@ -148,27 +148,11 @@ void backward_kv_head(const BackwardTensors<T>& t, const AttentionDims& dims, in
   }
 }
 
-#ifdef SSA_HAVE_CUDA
-cuda::FlashDims flash_dims(const AttentionDims& dims) {
+// The dimensions as the flash kernels take them (cuda::FlashDims, the same fields in the same
+// order).
+template <typename KernelDims>
+KernelDims kernel_dims(const AttentionDims& dims) {
   return {dims.batch, dims.q_len, dims.k_len, dims.heads, dims.kv_heads, dims.head_dim};
-}
-#else
-[[noreturn]] void no_cuda_backend() {
-  fail("attention: CUDA tensors, but this build has no CUDA backend");
-}
-#endif
-
-// The flash kernels (cuda/attention/flash_attention.h) for CUDA tensors, f32 or bf16.
-void forward_on_device([[maybe_unused]] const Tensor& q, [[maybe_unused]] const Tensor& k,
-                       [[maybe_unused]] const Tensor& v, [[maybe_unused]] const Tensor& out,
-                       [[maybe_unused]] const Tensor& lse,
-                       [[maybe_unused]] const AttentionDims& dims) {
-#ifdef SSA_HAVE_CUDA
-  cuda::flash_attention_forward(flash_dims(dims), q.dtype(),
-                                {q.raw(), k.raw(), v.raw(), out.raw(), lse.data<float>()});
-#else
-  no_cuda_backend();
-#endif
 }
 
 // Probabilities are not kept: backward recomputes them from q, k and the row log-sum-exp
@@ -188,10 +172,21 @@ struct AttentionNode : Node {
     Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device());
     Tensor dk = Tensor::empty(k.shape(), k.dtype(), k.device());
     Tensor dv = Tensor::empty(v.shape(), v.dtype(), v.device());
-    if (q.is_cpu())
+    if (q.is_cpu()) {
       backward_on_cpu(g, dq, dk, dv);
-    else
-      backward_on_device(g, dq, dk, dv);
+    } else {
+      check_same_kind({&q, &g}, "attention backward");
+      // The delta workspace (rowsum(dO ∘ O), f32 [B, H, Tq]) is freed on return; the kernels
+      // that use it are already queued on the compute stream, ahead of any later user of its
+      // memory.
+      SSA_ON_CUDA("attention backward",
+                  const Tensor delta = Tensor::empty({dims.batch, dims.heads, dims.q_len},
+                                                     DType::f32, Device::cuda);
+                  cuda::flash_attention_backward(
+                      kernel_dims<cuda::FlashDims>(dims), q.dtype(),
+                      {q.raw(), k.raw(), v.raw(), out.raw(), g.raw(), lse.data<float>(),
+                       delta.data<float>(), dq.raw(), dk.raw(), dv.raw()}));
+    }
     return {dq, dk, dv};
   }
   void backward_on_cpu(const Tensor& g, const Tensor& dq, const Tensor& dk,
@@ -211,23 +206,6 @@ struct AttentionNode : Node {
         backward_kv_head(t, dims, pair / dims.kv_heads, pair % dims.kv_heads);
       });
     });
-  }
-  // The delta workspace (rowsum(dO ∘ O), f32 [B, H, Tq]) is freed on return; the kernels that
-  // use it are already queued on the compute stream, ahead of any later user of its memory.
-  void backward_on_device([[maybe_unused]] const Tensor& g, [[maybe_unused]] const Tensor& dq,
-                          [[maybe_unused]] const Tensor& dk,
-                          [[maybe_unused]] const Tensor& dv) const {
-    check_same_kind({&q, &g}, "attention backward");
-#ifdef SSA_HAVE_CUDA
-    const Tensor delta =
-        Tensor::empty({dims.batch, dims.heads, dims.q_len}, DType::f32, Device::cuda);
-    cuda::flash_attention_backward(
-        flash_dims(dims), q.dtype(),
-        {q.raw(), k.raw(), v.raw(), out.raw(), g.raw(), lse.data<float>(), delta.data<float>(),
-         dq.raw(), dk.raw(), dv.raw()});
-#else
-    no_cuda_backend();
-#endif
   }
   void release() override { q = k = v = out = lse = Tensor(); }
 };
@@ -264,7 +242,9 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) {
                         dims);
     });
   } else {
-    forward_on_device(q, k, v, out, lse, dims);
+    SSA_ON_CUDA("attention", cuda::flash_attention_forward(
+                                 kernel_dims<cuda::FlashDims>(dims), q.dtype(),
+                                 {q.raw(), k.raw(), v.raw(), out.raw(), lse.data<float>()}));
   }
   if (!should_record({&q, &k, &v})) return out;
   return record(

@@ -5,11 +5,13 @@
 
 namespace ssa {
 
-// Calls fn(T{}) with T = float or double for a CPU tensor of that dtype; other dtypes and
-// devices are an error naming the op.
+// The CPU kernels' dispatch (an op sends CUDA tensors to SSA_ON_CUDA before): calls fn(T{})
+// with T = float or double for a CPU tensor of that dtype; other dtypes and devices are an error
+// naming the op.
 template <typename Fn>
 decltype(auto) dispatch_float(const Tensor& t, const char* op, Fn&& fn) {
-  SSA_CHECK(t.is_cpu(), "{}: no CUDA kernel yet for this op", op);
+  SSA_CHECK(t.is_cpu(), "{}: got a {} tensor for the CPU kernel (expected a CPU tensor)", op,
+            device_name(t.device()));
   switch (t.dtype()) {
     case DType::f32: return fn(float{});
     case DType::f64: return fn(double{});

@@ -1,6 +1,7 @@
-// The sparse path on the GPU against the CPU op: block means and selections equal to the CPU's,
-// attention forward and dq, dk, dv against float64 on the same (rounded) inputs, in f32 and bf16;
-// bit-identical reruns; errors for what the kernels do not take.
+// The sparse path on the GPU: block means in k's dtype, the bf16 selection against the CPU op's
+// (equal but at near ties) and its tie rule, block_sparse_attention as the composition of the
+// GPU ops with bit-identical reruns, errors for what the kernels do not take. (The parity of
+// block_means, f32 select_blocks and sparse_attention with the CPU ops: test_gpu_op_table.cpp.)
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -9,7 +10,6 @@
 #include <utility>
 #include <vector>
 
-#include "attention_tolerances.h"
 #include "op_test_util.h"
 #include "ops/sparse_attention.h"
 
@@ -20,19 +20,6 @@ namespace {
 
 struct Config {
   int64_t batch, q_len, k_len, heads, kv_heads, head_dim, block_size, top_k;
-};
-
-// T = 1, odd T, T not a multiple of the block size, a long sequence; GQA 1, 2, 4, 16; head_dim
-// 64 and 128; blocks of 16, 32, 64; top_k 1, below and above the block count; decoding
-// (Tq = 1) and Tq < Tk.
-const std::vector<Config> kShapes = {
-    {1, 1, 1, 4, 1, 64, 16, 16},        {2, 7, 7, 4, 4, 128, 16, 16},
-    {2, 100, 100, 16, 1, 64, 16, 4},    {1, 257, 257, 8, 2, 128, 16, 3},
-    {2, 300, 300, 4, 4, 64, 32, 5},     {1, 333, 333, 4, 1, 128, 64, 3},
-    {1, 200, 200, 2, 1, 64, 16, 1},     {1, 90, 90, 4, 2, 64, 16, 100},
-    {2, 1, 300, 8, 2, 64, 16, 4},       {1, 100, 257, 4, 1, 128, 16, 6},
-    {1, 513, 513, 32, 2, 64, 16, 16},   {1, 1000, 1000, 16, 1, 128, 16, 16},
-    {1, 4096, 4096, 16, 1, 64, 16, 16},
 };
 
 struct Inputs {
@@ -150,86 +137,33 @@ int64_t check_near_ties(const Config& c, const std::vector<double>& got,
   return differing;
 }
 
-// The GPU selection equals the CPU op's on the same queries and block means (the GPU's means,
-// in f64 for bf16: the CPU op takes f32 or f64). f32 scores in double as the CPU does: equal
-// rows. bf16 scores on tensor cores in fp32: rows may differ only between near ties.
-void check_selection(const Config& c, DType dtype, uint64_t seed) {
-  const Inputs in = random_inputs(c, dtype, seed);
-  const Tensor k = on(in.k, dtype, Device::cuda);
-  const Tensor means = block_means(k, c.block_size);
-  const Tensor q = on(in.q, dtype, Device::cuda);
+// The GPU's bf16 selection against the CPU op's on the same queries and block means (the GPU's
+// means, in f64): it scores on tensor cores in fp32, so rows may differ only between near ties,
+// and in few rows.
+void check_bf16_selection(const Config& c, uint64_t seed) {
+  const Inputs in = random_inputs(c, DType::bf16, seed);
+  const Tensor means = block_means(on(in.k, DType::bf16, Device::cuda), c.block_size);
+  const Tensor q = on(in.q, DType::bf16, Device::cuda);
   const Tensor got = select_blocks(q, means, c.k_len, c.block_size, c.top_k);
-  const DType cpu_dtype = dtype == DType::bf16 ? DType::f64 : dtype;
-  const Tensor want = select_blocks(on(in.q, cpu_dtype, Device::cpu),
-                                    on(means, cpu_dtype, Device::cpu), c.k_len, c.block_size,
+  const Tensor want = select_blocks(on(in.q, DType::f64, Device::cpu),
+                                    on(means, DType::f64, Device::cpu), c.k_len, c.block_size,
                                     c.top_k);
   REQUIRE(got.shape() == want.shape());
   CHECK(got.device() == Device::cuda);
-  if (dtype == DType::f32) {
-    CHECK_MESSAGE(mismatches(got.to_vector(), want.to_vector()) == 0, "of ", want.numel());
-    return;
-  }
   const int64_t rows = c.batch * c.q_len * c.kv_heads;
   const int64_t differing = check_near_ties(c, got.to_vector(), want.to_vector(), q, means, 1e-4);
   CHECK_MESSAGE(differing * 100 <= rows, differing, " of ", rows, " rows differ");
 }
 
-void check_attention(const Config& c, DType dtype, double tolerance, uint64_t seed) {
-  const Inputs in = random_inputs(c, dtype, seed);
-  const Tensor selection = gpu_selection(c, in, dtype);
-  const auto want = run_sparse(c, in, selection.to(Device::cpu), DType::f64, Device::cpu);
-  const auto got = run_sparse(c, in, selection, dtype, Device::cuda);
-  const std::string names[] = {"out", "dq", "dk", "dv"};
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double error = relative_error(got[i], want[i]);
-    CHECK_MESSAGE(error <= tolerance, names[i], " relative error ", error);
-  }
-}
-
-// A random valid selection: each block up to the own one with probability 1/3 (at least one),
-// ascending, −1 padded to `width`; queries of one tile read different blocks.
-Tensor random_selection(const Config& c, int64_t width, uint64_t seed) {
-  const std::vector<double> coin = random_tensor({c.batch * c.q_len * c.kv_heads * width * 8},
-                                                 seed, DType::f64, false)
-                                       .to_vector();
-  std::vector<double> rows;
-  size_t draw = 0;
-  for (int64_t r = 0; r < c.batch * c.q_len * c.kv_heads; ++r) {
-    const int64_t own = (c.k_len - c.q_len + r / c.kv_heads % c.q_len) / c.block_size;
-    std::vector<double> row;
-    for (int64_t j = 0; j <= own && static_cast<int64_t>(row.size()) < width; ++j)
-      if (coin[draw++ % coin.size()] < -1.0 / 3) row.push_back(static_cast<double>(j));
-    if (row.empty()) row.push_back(static_cast<double>(own));
-    row.resize(width, -1);
-    rows.insert(rows.end(), row.begin(), row.end());
-  }
-  return Tensor::from(rows, {c.batch, c.q_len, c.kv_heads, width}, DType::i32);
-}
-
 }  // namespace
 
 TEST_SUITE("gpu sparse attention") {
-  TEST_CASE("sparse block_means on the GPU equals the CPU op") {
-    for (const Config& c : {Config{2, 100, 100, 4, 2, 64, 16, 1}, Config{1, 7, 7, 4, 2, 64, 16, 1},
-                            Config{2, 300, 300, 4, 4, 5, 32, 1}}) {
-      CAPTURE_CONFIG(c);
-      const Inputs in = random_inputs(c, DType::f32, 5);
-      const Tensor got = block_means(in.k.to(Device::cuda), c.block_size);
-      CHECK(got.shape() == block_means(in.k, c.block_size).shape());
-      CHECK(mismatches(got.to_vector(), block_means(in.k, c.block_size).to_vector()) == 0);
-      const Tensor k16 = in.k.to(DType::bf16);
-      const Tensor want16 = block_means(k16.to(DType::f64), c.block_size).to(DType::bf16);
-      const Tensor got16 = block_means(k16.to(Device::cuda), c.block_size);
-      CHECK(got16.dtype() == DType::bf16);
-      CHECK(mismatches(got16.to_vector(), want16.to_vector()) == 0);
-    }
-  }
-
-  TEST_CASE("sparse select_blocks on the GPU picks the CPU op's blocks") {
-    for (const Config& c : kShapes) {
-      CAPTURE_CONFIG(c);
-      check_selection(c, DType::f32, 7);
-      check_selection(c, DType::bf16, 8);
+  TEST_CASE("sparse block_means on the GPU keeps k's dtype") {
+    const Config c{2, 100, 100, 4, 2, 64, 16, 1};
+    for (DType dtype : {DType::f32, DType::bf16}) {
+      CAPTURE(dtype_name(dtype));
+      const Tensor k = on(random_inputs(c, dtype, 5).k, dtype, Device::cuda);
+      CHECK(block_means(k, c.block_size).dtype() == dtype);
     }
   }
 
@@ -256,45 +190,29 @@ TEST_SUITE("gpu sparse attention") {
     }
   }
 
+  TEST_CASE("sparse select_blocks bf16 picks the CPU op's blocks but at near ties") {
+    // The shapes of the op table's CUDA cases (tests/op_cases.cpp, kCudaBlocks).
+    for (const Config& c : {Config{1, 1, 1, 4, 1, 64, 16, 16}, Config{2, 7, 7, 4, 4, 128, 16, 16},
+                            Config{2, 100, 100, 16, 1, 64, 16, 4}, Config{1, 257, 257, 8, 2, 128, 16, 3},
+                            Config{2, 300, 300, 4, 4, 64, 32, 5}, Config{1, 333, 333, 4, 1, 128, 64, 3},
+                            Config{1, 200, 200, 2, 1, 64, 16, 1}, Config{1, 90, 90, 4, 2, 64, 16, 100},
+                            Config{2, 1, 300, 8, 2, 64, 16, 4}, Config{1, 100, 257, 4, 1, 128, 16, 6},
+                            Config{1, 513, 513, 32, 2, 64, 16, 16}, Config{1, 1000, 1000, 16, 1, 128, 16, 16},
+                            Config{1, 4096, 4096, 16, 1, 64, 16, 16}}) {
+      CAPTURE_CONFIG(c);
+      check_bf16_selection(c, 8);
+    }
+  }
+
   TEST_CASE("sparse select_blocks bf16: every query-head group size, top_k 1 and 17, reruns") {
     for (const Config& c : {Config{2, 700, 700, 4, 4, 64, 16, 16}, Config{1, 900, 900, 8, 1, 128, 16, 17},
                             Config{1, 640, 700, 16, 4, 64, 16, 9}, Config{2, 513, 513, 16, 2, 64, 16, 1},
                             Config{1, 1100, 1100, 16, 1, 64, 32, 12}}) {
       CAPTURE_CONFIG(c);
-      check_selection(c, DType::bf16, 13);
+      check_bf16_selection(c, 13);
       const Inputs in = random_inputs(c, DType::bf16, 14);
       const Tensor first = gpu_selection(c, in, DType::bf16);
       CHECK(mismatches(first.to_vector(), gpu_selection(c, in, DType::bf16).to_vector()) == 0);
-    }
-  }
-
-  TEST_CASE("sparse attention f32: forward and gradients match the CPU op") {
-    for (const Config& c : kShapes) {
-      CAPTURE_CONFIG(c);
-      check_attention(c, DType::f32, kAttentionF32Tolerance, 11);
-    }
-  }
-
-  TEST_CASE("sparse attention bf16: forward and gradients match the CPU op") {
-    for (const Config& c : kShapes) {
-      CAPTURE_CONFIG(c);
-      check_attention(c, DType::bf16, kAttentionBf16Tolerance, 21);
-    }
-  }
-
-  TEST_CASE("sparse attention: any valid selection, queries of a tile reading different blocks") {
-    for (const Config& c : {Config{2, 150, 150, 4, 4, 64, 16, 0}, Config{1, 130, 200, 8, 2, 128, 32, 0},
-                            Config{1, 77, 77, 16, 1, 64, 16, 0}}) {
-      CAPTURE_CONFIG(c);
-      const Tensor selection = random_selection(c, 6, 31);
-      for (DType dtype : {DType::f32, DType::bf16}) {
-        CAPTURE(dtype_name(dtype));
-        const Inputs in = random_inputs(c, dtype, 33);
-        const auto want = run_sparse(c, in, selection, DType::f64, Device::cpu);
-        const auto got = run_sparse(c, in, selection, dtype, Device::cuda);
-        const double tolerance = dtype == DType::f32 ? kAttentionF32Tolerance : kAttentionBf16Tolerance;
-        for (size_t i = 0; i < want.size(); ++i) CHECK(relative_error(got[i], want[i]) <= tolerance);
-      }
     }
   }
 

@@ -99,30 +99,6 @@ TEST_CASE("matmul: results are bit-identical for any thread count") {
   omp_set_num_threads(previous);
 }
 
-TEST_CASE("gradcheck: linear") {
-  for (auto [x_shape, w_shape] :
-       {std::pair{Shape{2, 3, 5}, Shape{7, 5}}, std::pair{Shape{1, 5}, Shape{1, 5}},
-        std::pair{Shape{4}, Shape{3, 4}}}) {
-    CAPTURE(x_shape.str());
-    Tensor x = random_tensor(x_shape, 1), w = random_tensor(w_shape, 2);
-    check_gradients([](const auto& in) { return linear(in[0], in[1]); }, {x, w});
-  }
-}
-
-TEST_CASE("gradcheck: matmul for every transpose, 2-D and batched") {
-  for (bool ta : {false, true}) {
-    for (bool tb : {false, true}) {
-      CAPTURE(ta);
-      CAPTURE(tb);
-      auto f = [ta, tb](const auto& in) { return matmul(in[0], in[1], ta, tb); };
-      check_gradients(f, {random_tensor(ta ? Shape{5, 3} : Shape{3, 5}, 1),
-                          random_tensor(tb ? Shape{4, 5} : Shape{5, 4}, 2)});
-      check_gradients(f, {random_tensor(ta ? Shape{2, 3, 1} : Shape{2, 1, 3}, 3),
-                          random_tensor(tb ? Shape{2, 6, 3} : Shape{2, 3, 6}, 4)});
-    }
-  }
-}
-
 TEST_CASE("linear and matmul: a gradient only for inputs that require it") {
   Tensor x = random_tensor({3, 4}, 1), w = random_tensor({2, 4}, 2, DType::f64, false);
   backward(sum(linear(x, w)));
