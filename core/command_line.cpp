@@ -1,5 +1,7 @@
 #include "core/command_line.h"
 
+#include <CLI/CLI.hpp>
+
 #include <charconv>
 #include <cmath>
 
@@ -15,40 +17,96 @@ Number parse_number(const std::string& option, const std::string& text) {
   return value;
 }
 
-}  // namespace
-
-CommandLine::CommandLine(std::string command, const std::vector<std::string>& args,
-                         const std::set<std::string>& options, const std::set<std::string>& flags)
-    : command_(std::move(command)) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (!arg.starts_with("--")) {
-      positional_.push_back(arg);
-      continue;
-    }
-    size_t equals = arg.find('=');
-    std::string name = arg.substr(0, equals);
-    if (flags.count(name) && equals == std::string::npos) {
-      flags_.insert(name);
-    } else if (options.count(name)) {
-      if (equals != std::string::npos) values_[name] = arg.substr(equals + 1);
-      else if (i + 1 < args.size()) values_[name] = args[++i];
-      else usage_error("option {} needs a value", name);
-    } else {
-      usage_error("unknown option {} for '{}'", name, command_);
-    }
-  }
+// "a", "a or b", "a, b or c".
+std::string or_list(const std::vector<std::string>& names) {
+  std::string text;
+  for (size_t i = 0; i < names.size(); ++i)
+    text += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return text;
 }
 
-std::string CommandLine::required(const std::string& option) const {
-  auto found = values_.find(option);
-  if (found == values_.end()) usage_error("'{}' needs {}", command_, option);
-  return found->second;
+std::unique_ptr<CLI::App> make_app(const std::string& name, const std::string& about) {
+  auto app = std::make_unique<CLI::App>(about.empty() ? about : about + "\n", name);
+  app->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app->allow_extras();  // parse names them in our words; parse_known hands them on
+  return app;
+}
+
+std::string subcommands_help(const std::string& tool, const std::string& about,
+                             const std::vector<Subcommand>& subcommands) {
+  std::unique_ptr<CLI::App> app = make_app(tool, about);
+  app->require_subcommand(1);
+  app->get_formatter()->label("SUBCOMMAND", "COMMAND");
+  for (const Subcommand& subcommand : subcommands)
+    app->add_subcommand(subcommand.name, subcommand.about)->group("Commands");
+  app->footer(fmt::format("Run '{} COMMAND --help' for the options of a command.", tool));
+  return app->help();
+}
+
+}  // namespace
+
+CommandLine::CommandLine(std::string command, const std::string& about)
+    : command_(std::move(command)), app_(make_app(command_, about)) {}
+
+CommandLine::~CommandLine() = default;
+
+CommandLine& CommandLine::option(const std::string& name, const std::string& value,
+                                 const std::string& help) {
+  app_->add_option(name, values_[name], help)->type_name(value);
+  return *this;
+}
+
+CommandLine& CommandLine::required(const std::string& name, const std::string& value,
+                                   const std::string& help) {
+  app_->add_option(name, values_[name], help)->type_name(value)->required();
+  return *this;
+}
+
+CommandLine& CommandLine::flag(const std::string& name, const std::string& help) {
+  app_->add_flag(name, help);
+  return *this;
+}
+
+CommandLine& CommandLine::positionals(const std::string& name, const std::string& help) {
+  app_->add_option(name, positional_, help)->type_name("");
+  return *this;
+}
+
+CommandLine& CommandLine::footer(const std::string& text) {
+  app_->footer(text);
+  return *this;
+}
+
+std::vector<std::string> CommandLine::parse_known(const std::vector<std::string>& args) {
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes the last first
+  try {
+    app_->parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    throw HelpRequested(app_->help());
+  } catch (const CLI::ParseError& error) {
+    throw UsageError(error.what());
+  }
+  return app_->remaining();
+}
+
+void CommandLine::parse(const std::vector<std::string>& args) {
+  const std::vector<std::string> unknown = parse_known(args);
+  if (unknown.empty()) return;
+  const std::string& first = unknown.front();
+  if (first.starts_with("-"))
+    usage_error("unknown option {} for '{}'", first.substr(0, first.find('=')), command_);
+  usage_error("unexpected argument '{}' for '{}'", first, command_);
+}
+
+bool CommandLine::has(const std::string& name) const { return app_->count(name) > 0; }
+
+std::string CommandLine::get(const std::string& option) const {
+  if (!has(option)) usage_error("'{}' needs {}", command_, option);
+  return values_.at(option);
 }
 
 std::string CommandLine::get(const std::string& option, const std::string& fallback) const {
-  auto found = values_.find(option);
-  return found == values_.end() ? fallback : found->second;
+  return has(option) ? values_.at(option) : fallback;
 }
 
 int64_t CommandLine::get_int(const std::string& option, int64_t fallback, int64_t minimum) const {
@@ -75,17 +133,39 @@ std::vector<int64_t> CommandLine::get_int_list(const std::string& option,
   for (size_t start = 0; start <= text.size();) {
     size_t comma = std::min(text.find(',', start), text.size());
     int64_t value = parse_number<int64_t>(option, text.substr(start, comma - start));
-    if (value < minimum) usage_error("{} values must be at least {}, got {}", option, minimum, value);
+    if (value < minimum)
+      usage_error("{} values must be at least {}, got {}", option, minimum, value);
     values.push_back(value);
     start = comma + 1;
   }
   return values;
 }
 
+int run_subcommand(const std::string& tool, const std::string& about,
+                   const std::vector<Subcommand>& subcommands,
+                   const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    const std::string help = subcommands_help(tool, about, subcommands);
+    if (!args.empty()) throw HelpRequested(help);
+    fmt::print("{}", help);
+    return 2;
+  }
+  std::vector<std::string> names;
+  for (const Subcommand& subcommand : subcommands) {
+    if (subcommand.name == args[0]) return subcommand.run({args.begin() + 1, args.end()});
+    names.push_back(subcommand.name);
+  }
+  usage_error("unknown command '{}' (expected {})", args[0], or_list(names));
+}
+
+bool asks_for_help(const std::vector<std::string>& args) {
+  for (const std::string& arg : args)
+    if (arg == "--help" || arg == "-h") return true;
+  return false;
+}
+
 std::vector<std::string> arguments(int argc, char** argv, int first) {
-  std::vector<std::string> args;
-  for (int i = first; i < argc; ++i) args.emplace_back(argv[i]);
-  return args;
+  return {argv + first, argv + argc};
 }
 
 }  // namespace ssa

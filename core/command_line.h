@@ -1,52 +1,85 @@
 #pragma once
-// The binaries' command lines: "--name value" / "--name=value" options, bare flags, and
-// positional arguments; every mistake is a UsageError naming the option.
+// The binaries' command lines, parsed by CLI11: "--name value" / "--name=value" options, flags
+// and positional arguments; --help lists them with their meaning and default. Every mistake is
+// a UsageError naming the option (core/tool.h).
 #include <cstdint>
+#include <functional>
 #include <map>
-#include <set>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "core/tool.h"
+
+namespace CLI {
+class App;
+}
 
 namespace ssa {
 
-// A mistake on the command line; binaries print it with a pointer to --help and exit 2.
-class UsageError : public Error {
- public:
-  using Error::Error;
-};
-
-template <typename... Args>
-[[noreturn]] void usage_error(fmt::format_string<Args...> format, Args&&... args) {
-  throw UsageError(fmt::format(format, std::forward<Args>(args)...));
-}
-
 class CommandLine {
  public:
-  // `command` names the program (or subcommand) in messages; `options` take a value,
-  // `flags` do not; anything else starting with "--" is refused.
-  CommandLine(std::string command, const std::vector<std::string>& args,
-              const std::set<std::string>& options, const std::set<std::string>& flags = {});
+  // `command` names the program or subcommand ("ssa-eval ppl") in messages and in --help,
+  // which prints `about` above the options.
+  CommandLine(std::string command, const std::string& about);
+  ~CommandLine();
+  CommandLine(const CommandLine&) = delete;
+  CommandLine& operator=(const CommandLine&) = delete;
 
-  bool has(const std::string& option) const { return values_.count(option) > 0; }
-  bool flag(const std::string& name) const { return flags_.count(name) > 0; }
-  const std::vector<std::string>& positional() const { return positional_; }
+  // Declarations, before parse. `help` says what the option does and its default; `value`
+  // names what it takes ("N", "PATH").
+  CommandLine& option(const std::string& name, const std::string& value, const std::string& help);
+  CommandLine& required(const std::string& name, const std::string& value,
+                        const std::string& help);
+  CommandLine& flag(const std::string& name, const std::string& help);
+  // The arguments that are not options, in order.
+  CommandLine& positionals(const std::string& name, const std::string& help);
+  // Text --help prints after the options.
+  CommandLine& footer(const std::string& text);
 
-  std::string required(const std::string& option) const;
+  // Throws HelpRequested for --help or -h and UsageError for a mistake, an undeclared option
+  // included.
+  void parse(const std::vector<std::string>& args);
+  // As parse, but returns the undeclared options (and what follows them) instead of refusing.
+  std::vector<std::string> parse_known(const std::vector<std::string>& args);
+
+  // Whether the option or flag was given.
+  bool has(const std::string& name) const;
+  // The value of a required option.
+  std::string get(const std::string& option) const;
   std::string get(const std::string& option, const std::string& fallback) const;
   int64_t get_int(const std::string& option, int64_t fallback, int64_t minimum) const;
   double get_double(const std::string& option, double fallback, double minimum) const;
   // A comma-separated list of integers, each at least `minimum` ("1,2,4").
   std::vector<int64_t> get_int_list(const std::string& option, std::vector<int64_t> fallback,
                                     int64_t minimum) const;
+  const std::vector<std::string>& positional() const { return positional_; }
 
  private:
+  std::vector<std::string> parse_args(const std::vector<std::string>& args);
+
   std::string command_;
+  std::unique_ptr<CLI::App> app_;
   std::map<std::string, std::string> values_;
-  std::set<std::string> flags_;
   std::vector<std::string> positional_;
 };
+
+// One command of a binary that has several ("ssa-eval stats"): its name, a line for the
+// binary's --help, and what runs it on the arguments after the name.
+struct Subcommand {
+  std::string name;
+  std::string about;
+  std::function<int(const std::vector<std::string>&)> run;
+};
+
+// Runs the subcommand that args[0] names on the arguments after it. No arguments: prints the
+// binary's help (`about`, then the subcommands) and returns 2; --help or -h: prints it.
+int run_subcommand(const std::string& tool, const std::string& about,
+                   const std::vector<Subcommand>& subcommands,
+                   const std::vector<std::string>& args);
+
+// Whether the arguments ask for --help (or -h).
+bool asks_for_help(const std::vector<std::string>& args);
 
 // argv[first..argc) as strings.
 std::vector<std::string> arguments(int argc, char** argv, int first);

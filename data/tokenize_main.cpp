@@ -21,23 +21,16 @@ using namespace ssa;
 
 namespace {
 
-constexpr const char* kUsage = R"(usage:
-  ssa-tokenize train --out TOK --vocab-size N [--glob PATTERN] [--threads N] INPUT...
-      Learns a byte-level BPE vocabulary of N ids (257 + merges) and writes it to TOK.
-  ssa-tokenize encode --tokenizer TOK --out-dir DIR [--shard-tokens N] [--val-fraction F]
-                      [--threads N] [--glob PATTERN] INPUT...
-      Writes DIR/train_000000.bin ... and DIR/val_000000.bin ... (N tokens per shard, default
-      10000000; version 1 = uint16 when the vocab fits, else 2). Every document is preceded by
-      <|endoftext|> (as llm.c does). A fraction F of the documents (default 0.01; at least one
-      when F > 0 and there are two or more), evenly spaced in input order, goes to val.
-      The output does not depend on --threads (default: one per core).
-  ssa-tokenize decode --tokenizer TOK SHARD [--max-tokens N]
-      Prints the text of a shard (its first N tokens).
+constexpr const char* kAbout =
+    "Trains a byte-level BPE tokenizer on text files, encodes them into token shards (llm.c's\n"
+    "format), and decodes a shard.";
 
-INPUTs are files or directories (searched recursively, in sorted order); --glob keeps the files
-found in directories whose NAME matches PATTERN (e.g. '*.py'); files named directly are always
-used. Each file is one document.
-)";
+constexpr const char* kInputs =
+    "files or directories (searched recursively, in sorted order); --glob keeps\n"
+    "the files found in directories whose NAME matches PATTERN (e.g. '*.py');\n"
+    "files named directly are always used. Each file is one document.";
+constexpr const char* kGlob = "which files of the INPUT directories to read (default '*')";
+constexpr const char* kThreads = "threads (default: one per core)";
 
 int default_threads() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -96,11 +89,18 @@ std::string read_document(const std::string& path) {
 }
 
 int train_command(const std::vector<std::string>& args) {
-  CommandLine line("train", args, {"--out", "--vocab-size", "--glob", "--threads"});
-  std::string out = line.required("--out");
-  line.required("--vocab-size");
-  int64_t vocab_size = line.get_int("--vocab-size", 0, Tokenizer::kFirstMerge);
-  int threads = static_cast<int>(line.get_int("--threads", default_threads(), 1));
+  CommandLine line("ssa-tokenize train",
+                   "Learns a byte-level BPE vocabulary of N ids (257 + merges) and writes it to\n"
+                   "TOK.");
+  line.required("--out", "TOK", "where the tokenizer goes")
+      .required("--vocab-size", "N", "ids in the vocabulary, at least 257")
+      .option("--glob", "PATTERN", kGlob)
+      .option("--threads", "N", kThreads)
+      .positionals("INPUT", kInputs)
+      .parse(args);
+  const std::string out = line.get("--out");
+  const int64_t vocab_size = line.get_int("--vocab-size", 0, Tokenizer::kFirstMerge);
+  const int threads = static_cast<int>(line.get_int("--threads", default_threads(), 1));
   std::vector<std::string> files = collect_files(line.positional(), line.get("--glob", "*"));
 
   std::vector<std::string> documents;
@@ -221,11 +221,24 @@ struct EncodeOptions {
 
 EncodeOptions parse_encode_options(const std::vector<std::string>& args) {
   CommandLine line(
-      "encode", args,
-      {"--tokenizer", "--out-dir", "--shard-tokens", "--val-fraction", "--threads", "--glob"});
+      "ssa-tokenize encode",
+      "Writes DIR/train_000000.bin ... and DIR/val_000000.bin ... (version 1 = uint16 when the\n"
+      "vocab fits, else 2). Every document is preceded by <|endoftext|> (as llm.c does). A\n"
+      "fraction of the documents, evenly spaced in input order, goes to val. The output does not\n"
+      "depend on --threads.");
+  line.required("--tokenizer", "TOK", "the tokenizer (ssa-tokenize train --out)")
+      .required("--out-dir", "DIR", "where the shards go (created; it must hold none yet)")
+      .option("--shard-tokens", "N", "tokens per shard (default 10000000)")
+      .option("--val-fraction", "F",
+              "the share of documents that go to val (default 0.01; at least one\n"
+              "when F > 0 and there are two or more)")
+      .option("--threads", "N", kThreads)
+      .option("--glob", "PATTERN", kGlob)
+      .positionals("INPUT", kInputs)
+      .parse(args);
   EncodeOptions options;
-  options.tokenizer = line.required("--tokenizer");
-  options.out_dir = line.required("--out-dir");
+  options.tokenizer = line.get("--tokenizer");
+  options.out_dir = line.get("--out-dir");
   options.name_glob = line.get("--glob", "*");
   options.inputs = line.positional();
   options.shard_tokens = line.get_int("--shard-tokens", 10'000'000, 1);
@@ -283,8 +296,12 @@ int encode_command(const std::vector<std::string>& args) {
 }
 
 int decode_command(const std::vector<std::string>& args) {
-  CommandLine line("decode", args, {"--tokenizer", "--max-tokens"});
-  Tokenizer tokenizer = Tokenizer::load(line.required("--tokenizer"));
+  CommandLine line("ssa-tokenize decode", "Prints the text of a shard (its first N tokens).");
+  line.required("--tokenizer", "TOK", "the tokenizer the shard was encoded with")
+      .option("--max-tokens", "N", "tokens to print (default: all)")
+      .positionals("SHARD", "the shard to print")
+      .parse(args);
+  Tokenizer tokenizer = Tokenizer::load(line.get("--tokenizer"));
   if (line.positional().size() != 1)
     usage_error("'decode' takes one SHARD, got {}", line.positional().size());
   Shard shard(line.positional()[0], tokenizer.vocab_size());
@@ -296,32 +313,16 @@ int decode_command(const std::vector<std::string>& args) {
   return 0;
 }
 
-int run(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty()) usage_error("missing subcommand (train, encode or decode)");
-  if (std::find(args.begin(), args.end(), "--help") != args.end() ||
-      std::find(args.begin(), args.end(), "-h") != args.end()) {
-    fmt::print("{}", kUsage);
-    return 0;
-  }
-  std::string command = args[0];
-  args.erase(args.begin());
-  if (command == "train") return train_command(args);
-  if (command == "encode") return encode_command(args);
-  if (command == "decode") return decode_command(args);
-  usage_error("unknown subcommand '{}' (expected train, encode or decode)", command);
-}
+const std::vector<Subcommand> kCommands{
+    {"train", "learn a byte-level BPE vocabulary from text files", train_command},
+    {"encode", "encode text files into train and val shards", encode_command},
+    {"decode", "print the text of a shard", decode_command},
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const UsageError& error) {
-    fmt::print(stderr, "ssa-tokenize: {}\nrun 'ssa-tokenize --help' for usage\n", error.what());
-    return 2;
-  } catch (const std::exception& error) {
-    fmt::print(stderr, "ssa-tokenize: error: {}\n", error.what());
-    return 1;
-  }
+  return run_tool("ssa-tokenize", [&] {
+    return run_subcommand("ssa-tokenize", kAbout, kCommands, arguments(argc, argv, 1));
+  });
 }

@@ -1,6 +1,7 @@
 #pragma once
 // The subcommands of ssa-eval, one file each (eval/<name>_command.cpp). Each takes the
-// arguments after its name and returns the exit code; mistakes raise UsageError.
+// arguments after its name and returns the exit code; its CommandLine (core/command_line.h)
+// raises HelpRequested for --help and UsageError for a mistake.
 #include <string>
 #include <vector>
 

@@ -1,9 +1,6 @@
 // ssa-generate: continue a prompt with a checkpoint's model.
 #include <fmt/format.h>
 
-#include <cstdio>
-#include <exception>
-
 #include "core/command_line.h"
 #include "data/tokenizer.h"
 #include "models/sampling.h"
@@ -13,24 +10,9 @@ using namespace ssa;
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: ssa-generate --checkpoint PATH [--prompt TEXT] [--tokens N] [--temperature X]
-                    [--sample-top-k K] [--seed S] [--tokenizer PATH]
-                    [--attention full|sparse] [--top-k N] [--block-size N] [--no-cache]
-
-Prints the prompt followed by N sampled tokens (default 100). Keys and values of the text so
-far are cached per layer, so each new token costs one position's forward pass.
-  --prompt TEXT        text to continue (default: start a new document)
-  --temperature X      0 is greedy (default 0.8)
-  --sample-top-k K     sample among the K likeliest tokens; 0: all (default 40)
-  --seed S             sampling seed (default 1)
-  --tokenizer PATH     default: the data.tokenizer the model was trained with
-  --attention MODE     full (default) or sparse: each token reads only its top-k blocks
-  --top-k N            sparse: blocks per token, its own included (default: the training
-                       attention.top_k)
-  --block-size N       sparse: tokens per block (default: the training attention.block_size)
-  --no-cache           recompute the whole text for every new token (same tokens, slower;
-                       for checking the cache)
-)";
+constexpr const char* kAbout =
+    "Prints the prompt followed by N sampled tokens. Keys and values of the text so far are\n"
+    "cached per layer, so each new token costs one position's forward pass.";
 
 AttentionPath attention_path(const std::string& name) {
   if (name == "full") return AttentionPath::full;
@@ -53,15 +35,26 @@ std::vector<int32_t> prompt_ids(const Tokenizer& tokenizer, const std::string& p
 }
 
 int run(const std::vector<std::string>& args) {
-  CommandLine line("ssa-generate", args,
-                   {"--checkpoint", "--prompt", "--tokens", "--temperature", "--sample-top-k",
-                    "--seed", "--tokenizer", "--attention", "--top-k", "--block-size"},
-                   {"--help", "--no-cache"});
-  if (line.flag("--help")) {
-    fmt::print("{}", kUsage);
-    return 0;
-  }
-  LoadedModel loaded = load_model(line.required("--checkpoint"), Device::cpu);
+  CommandLine line("ssa-generate", kAbout);
+  line.required("--checkpoint", "PATH", "the checkpoint whose model continues the prompt")
+      .option("--prompt", "TEXT", "text to continue (default: start a new document)")
+      .option("--tokens", "N", "tokens to sample (default 100)")
+      .option("--temperature", "X", "0 is greedy (default 0.8)")
+      .option("--sample-top-k", "K", "sample among the K likeliest tokens; 0: all (default 40)")
+      .option("--seed", "S", "sampling seed (default 1)")
+      .option("--tokenizer", "PATH", "default: the data.tokenizer the model was trained with")
+      .option("--attention", "MODE",
+              "full (default) or sparse: each token reads only its top-k blocks")
+      .option("--top-k", "N",
+              "sparse: blocks per token, its own included\n"
+              "(default: the training attention.top_k)")
+      .option("--block-size", "N",
+              "sparse: tokens per block (default: the training attention.block_size)")
+      .flag("--no-cache",
+            "recompute the whole text for every new token (same tokens, slower;\n"
+            "for checking the cache)")
+      .parse(args);
+  LoadedModel loaded = load_model(line.get("--checkpoint"), Device::cpu);
   const ForwardOptions attention = attention_options(line, loaded.config);
   const std::string tokenizer_path =
       line.get("--tokenizer", loaded.config.get_string("data.tokenizer"));
@@ -75,7 +68,7 @@ int run(const std::vector<std::string>& args) {
                           line.get_int("--sample-top-k", 40, 0)};
   Rng rng(static_cast<uint64_t>(line.get_int("--seed", 1, 0)));
   ids = generate(*loaded.model, ids, line.get_int("--tokens", 100, 0), options, rng, attention,
-                 !line.flag("--no-cache"));
+                 !line.has("--no-cache"));
   std::vector<uint32_t> continuation(ids.begin() + static_cast<int64_t>(prompt_length), ids.end());
   fmt::print("{}{}\n", prompt, tokenizer.decode(continuation));
   return 0;
@@ -84,13 +77,5 @@ int run(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(arguments(argc, argv, 1));
-  } catch (const UsageError& error) {
-    fmt::print(stderr, "ssa-generate: {}\nrun 'ssa-generate --help' for usage\n", error.what());
-    return 2;
-  } catch (const std::exception& error) {
-    fmt::print(stderr, "ssa-generate: error: {}\n", error.what());
-    return 1;
-  }
+  return run_tool("ssa-generate", [&] { return run(arguments(argc, argv, 1)); });
 }

@@ -18,27 +18,14 @@
 namespace ssa {
 namespace {
 
-constexpr const char* kUsage = R"(usage: ssa-eval grads --checkpoint PATH --out FILE.h5 [--data GLOB] [--seq-len T]
-                      [--batch B] [--attention full|sparse|ssa] [--top-k N] [--block-size N]
-                      [--device cpu|cuda] [--dtype f64|f32|bf16]
-
-Loads the checkpoint's model, takes the first batch of windows of the shards, computes the
+constexpr const char* kAbout =
+    R"(Loads the checkpoint's model, takes the first batch of windows of the shards, computes the
 training loss (mean cross-entropy; ssa: plus alpha times the mean alignment loss, the full path
 passed on) and its gradient, and writes FILE.h5 (the checkpoint format, readable by h5py):
   batch/inputs, batch/targets   i32 [B, T]
   grads/<parameter name>        the gradient, f64 under --dtype f64, else f32
   reals loss, cross_entropy, alignment, align_weight, align_beta
-  integers seq_len, batch, top_k, block_size; text checkpoint, data, attention, device, dtype
-  --data GLOB        shards to read (default: the data.val the model was trained with)
-  --seq-len T        tokens per window (default: the training data.seq_len)
-  --batch B          windows in the batch (default 2)
-  --attention MODE   full, sparse, or ssa (default: the training attention.mode)
-  --top-k N          sparse path: blocks per query, its own included (default: the training's)
-  --block-size N     sparse path: tokens per block (default: the training's)
-  --device D         cpu (default) or cuda
-  --dtype P          f64 (cpu only; the default on cpu), f32 (the default on cuda), or bf16
-                     (cuda only: bf16 compute over the checkpoint's f32 weights)
-)";
+  integers seq_len, batch, top_k, block_size; text checkpoint, data, attention, device, dtype)";
 
 struct GradsRun {
   std::string checkpoint, data, attention, dtype;
@@ -57,7 +44,7 @@ std::string one_of(const CommandLine& line, const std::string& option, const std
 
 GradsRun parse(const CommandLine& line, const Config& trained) {
   GradsRun run;
-  run.checkpoint = line.required("--checkpoint");
+  run.checkpoint = line.get("--checkpoint");
   run.data = line.get("--data", trained.get_string("data.val"));
   if (run.data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
   run.seq_len = line.get_int("--seq-len", trained.get_int("data.seq_len"), 1);
@@ -110,16 +97,26 @@ Checkpoint settings_record(const GradsRun& run) {
 }  // namespace
 
 int grads_command(const std::vector<std::string>& args) {
-  CommandLine line("ssa-eval grads", args,
-                   {"--checkpoint", "--data", "--seq-len", "--batch", "--attention", "--top-k",
-                    "--block-size", "--device", "--dtype", "--out"},
-                   {"--help"});
-  if (line.flag("--help")) {
-    fmt::print("{}", kUsage);
-    return 0;
-  }
-  const std::string path = line.required("--checkpoint");
-  const std::string out_path = line.required("--out");
+  CommandLine line("ssa-eval grads", kAbout);
+  line.required("--checkpoint", "PATH", "the checkpoint whose gradient to take")
+      .required("--out", "FILE.h5", "where the loss, the batch and the gradients go")
+      .option("--data", "GLOB",
+              "shards to read (default: the data.val the model was trained with)")
+      .option("--seq-len", "T", "tokens per window (default: the training data.seq_len)")
+      .option("--batch", "B", "windows in the batch (default 2)")
+      .option("--attention", "MODE",
+              "full, sparse, or ssa (default: the training attention.mode)")
+      .option("--top-k", "N",
+              "sparse path: blocks per query, its own included\n"
+              "(default: the training's)")
+      .option("--block-size", "N", "sparse path: tokens per block (default: the training's)")
+      .option("--device", "D", "cpu (default) or cuda")
+      .option("--dtype", "P",
+              "f64 (cpu only; the default on cpu), f32 (the default on cuda), or\n"
+              "bf16 (cuda only: bf16 compute over the checkpoint's f32 weights)")
+      .parse(args);
+  const std::string path = line.get("--checkpoint");
+  const std::string out_path = line.get("--out");
   const Checkpoint ckpt = read_checkpoint(path);
   const Config trained = checkpoint_config(ckpt, path);
   const GradsRun run = parse(line, trained);

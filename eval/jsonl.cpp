@@ -1,162 +1,101 @@
 #include "eval/jsonl.h"
 
 #include <cerrno>
-#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
-#include <string_view>
+#include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
 namespace ssa {
 namespace {
 
-void append_utf8(std::string& out, uint32_t code) {
-  if (code < 0x80) {
-    out += static_cast<char>(code);
-  } else if (code < 0x800) {
-    out += static_cast<char>(0xc0 | code >> 6);
-    out += static_cast<char>(0x80 | (code & 0x3f));
-  } else if (code < 0x10000) {
-    out += static_cast<char>(0xe0 | code >> 12);
-    out += static_cast<char>(0x80 | (code >> 6 & 0x3f));
-    out += static_cast<char>(0x80 | (code & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | code >> 18);
-    out += static_cast<char>(0x80 | (code >> 12 & 0x3f));
-    out += static_cast<char>(0x80 | (code >> 6 & 0x3f));
-    out += static_cast<char>(0x80 | (code & 0x3f));
-  }
+using Json = nlohmann::json;
+
+// What nlohmann-json's parser met where it failed: its message less the "[json.exception...]
+// parse error at line L, column C: syntax error while parsing X - " head and the "; expected Y"
+// tail ("unexpected number literal", "invalid literal; last read: 'n'").
+std::string what_was_found(const std::string& message) {
+  std::string found = message.substr(message.find(": ") + 2);
+  const size_t dash = found.find(" - ");
+  if (found.starts_with("syntax error") && dash != std::string::npos) found.erase(0, dash + 3);
+  return found.substr(0, found.rfind("; expected "));
 }
 
-bool is_one_of(char c, std::string_view set) { return set.find(c) != std::string_view::npos; }
-
-// A recursive-descent parser of one flat JSON object.
-class LineParser {
+// The events of nlohmann-json's SAX parser for one line, turned into a JsonRecord; anything but
+// one flat object is an error naming the line (`where`).
+class RecordReader {
  public:
-  LineParser(std::string_view text, const std::string& where) : text_(text), where_(where) {}
+  explicit RecordReader(const std::string& where) : where_(where) {}
 
-  JsonRecord record() {
-    expect('{', "'{'");
-    JsonRecord record;
-    if (!consume('}')) {
-      do member(record);
-      while (consume(','));
-      expect('}', "',' or '}'");
-    }
-    skip_space();
-    if (pos_ != text_.size()) expected("the end of the line after '}'");
-    return record;
+  JsonRecord take() { return std::move(record_); }
+
+  bool null() { return value(nullptr); }
+  bool boolean(bool flag) { return value(flag); }
+  bool number_integer(Json::number_integer_t number) { return value(static_cast<double>(number)); }
+  bool number_unsigned(Json::number_unsigned_t number) {
+    return value(static_cast<double>(number));
+  }
+  bool number_float(Json::number_float_t number, const Json::string_t&) { return value(number); }
+  bool string(Json::string_t& text) { return value(std::move(text)); }
+  bool binary(Json::binary_t&) { return nested("binary data"); }
+  bool key(Json::string_t& name) {
+    key_ = std::move(name);
+    return true;
+  }
+  bool start_object(size_t) {
+    if (state_ != State::start) return nested("an object");
+    state_ = State::members;
+    return true;
+  }
+  bool end_object() {
+    state_ = State::done;
+    return true;
+  }
+  bool start_array(size_t) { return nested("an array"); }
+  bool end_array() { return true; }
+
+  bool parse_error(size_t position, const std::string&, const nlohmann::detail::exception& error) {
+    fail("{}: expected {} at column {} ({})", where_, expectation(error.what()), position,
+         what_was_found(error.what()));
   }
 
  private:
-  [[noreturn]] void expected(std::string_view what) const {
-    fail("{}: expected {} at column {}", where_, what, pos_ + 1);
-  }
+  enum class State { start, members, done };
 
-  bool at(char c) const { return pos_ < text_.size() && text_[pos_] == c; }
-
-  void skip_space() {
-    while (pos_ < text_.size() && is_one_of(text_[pos_], " \t\r\n")) ++pos_;
-  }
-
-  bool consume(char c) {
-    skip_space();
-    if (!at(c)) return false;
-    ++pos_;
+  bool value(JsonValue value) {
+    if (state_ != State::members) fail("{}: expected '{{' at the start of the line", where_);
+    if (!record_.emplace(key_, std::move(value)).second)
+      fail("{}: duplicate key \"{}\"", where_, key_);
     return true;
   }
 
-  void expect(char c, std::string_view what) {
-    if (!consume(c)) expected(what);
+  bool nested(const char* what) {
+    if (state_ != State::members) fail("{}: expected '{{' at the start of the line", where_);
+    fail("{}: expected a number, a string, true, false or null under \"{}\", got {}", where_,
+         key_, what);
   }
 
-  void member(JsonRecord& record) {
-    skip_space();
-    if (!at('"')) expected("a key in double quotes");
-    std::string key = string();
-    expect(':', "':' after a key");
-    if (!record.emplace(key, value()).second) fail("{}: duplicate key \"{}\"", where_, key);
+  // What the line lacks where the parse failed, from how far it got and the parser's context
+  // ("... while parsing object separator - ...").
+  std::string expectation(const std::string& message) const {
+    if (state_ == State::start) return "'{'";
+    if (state_ == State::done) return "the end of the line after '}'";
+    if (message.find("while parsing object separator") != std::string::npos)
+      return "':' after a key";
+    if (message.find("while parsing object key") != std::string::npos)
+      return "a key in double quotes";
+    if (message.find("while parsing object ") != std::string::npos) return "',' or '}'";
+    return "a number, a string, true, false or null";
   }
 
-  JsonValue value() {
-    skip_space();
-    if (at('"')) return string();
-    if (literal("null")) return nullptr;
-    if (literal("true")) return true;
-    if (literal("false")) return false;
-    return number();
-  }
-
-  bool literal(std::string_view word) {
-    if (text_.substr(pos_, word.size()) != word) return false;
-    pos_ += word.size();
-    return true;
-  }
-
-  double number() {
-    size_t end = pos_;
-    while (end < text_.size() && is_one_of(text_[end], "0123456789+-.eE")) ++end;
-    double number = 0;
-    auto [stop, error] = std::from_chars(text_.data() + pos_, text_.data() + end, number);
-    if (end == pos_ || error != std::errc() || stop != text_.data() + end)
-      expected("a number, a string, true, false or null");
-    pos_ = end;
-    return number;
-  }
-
-  // At the opening quote; leaves pos_ after the closing one.
-  std::string string() {
-    std::string out;
-    for (++pos_; !at('"'); ++pos_) {
-      if (pos_ == text_.size()) expected("'\"' closing the string");
-      if (at('\\')) escape(out);
-      else out += text_[pos_];
-    }
-    ++pos_;
-    return out;
-  }
-
-  // At the backslash; leaves pos_ on the escape's last character.
-  void escape(std::string& out) {
-    char kind = ++pos_ < text_.size() ? text_[pos_] : '\0';
-    switch (kind) {
-      case '"': case '\\': case '/': out += kind; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'u': append_utf8(out, code_point()); break;
-      default: expected("an escape: \\\" \\\\ \\/ \\b \\f \\n \\r \\t or \\uXXXX");
-    }
-  }
-
-  // At the 'u' of \uXXXX; a high surrogate must be followed by a low one.
-  uint32_t code_point() {
-    uint32_t code = hex4();
-    if (code < 0xd800 || code > 0xdfff) return code;
-    if (code > 0xdbff || text_.substr(pos_ + 1, 2) != "\\u") expected("a surrogate pair");
-    pos_ += 2;
-    uint32_t low = hex4();
-    if (low < 0xdc00 || low > 0xdfff) expected("a low surrogate \\uDC00-\\uDFFF");
-    return 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
-  }
-
-  // At the 'u'; leaves pos_ on the last hex digit.
-  uint32_t hex4() {
-    uint32_t code = 0;
-    const char* digits = text_.data() + pos_ + 1;
-    if (pos_ + 4 >= text_.size() || std::from_chars(digits, digits + 4, code, 16).ptr != digits + 4)
-      expected("four hex digits after \\u");
-    pos_ += 4;
-    return code;
-  }
-
-  std::string_view text_;
   const std::string& where_;
-  size_t pos_ = 0;
+  State state_ = State::start;
+  std::string key_;
+  JsonRecord record_;
 };
 
 bool blank(const std::string& line) {
@@ -171,7 +110,9 @@ const double* number_in(const JsonRecord& record, const std::string& key) {
 }  // namespace
 
 JsonRecord parse_json_line(const std::string& line, const std::string& where) {
-  return LineParser(line, where).record();
+  RecordReader reader(where);
+  Json::sax_parse(line, &reader);
+  return reader.take();
 }
 
 std::vector<JsonRecord> read_jsonl(const std::string& path) {

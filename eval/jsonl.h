@@ -1,6 +1,6 @@
 #pragma once
-// Reading log.jsonl files (train/log.h writes them): one flat JSON object per line, string keys
-// to numbers, strings, true, false or null (a non-finite number was logged).
+// Reading log.jsonl files (train/log.h writes them) with nlohmann-json: one flat JSON object per
+// line, string keys to numbers, strings, true, false or null (a non-finite number was logged).
 #include <cstddef>
 #include <map>
 #include <string>
@@ -14,7 +14,7 @@ namespace ssa {
 using JsonValue = std::variant<std::nullptr_t, bool, double, std::string>;
 using JsonRecord = std::map<std::string, JsonValue>;
 
-// `where` names the line in errors ("file:line"), which also say what was expected and where.
+// `where` ("file:line") begins every error, which says what was expected at which column.
 JsonRecord parse_json_line(const std::string& line, const std::string& where);
 
 // Every line of `path` that is not blank, in file order.

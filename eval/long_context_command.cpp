@@ -19,27 +19,12 @@
 namespace ssa {
 namespace {
 
-constexpr const char* kUsage = R"(usage: ssa-eval long-context --checkpoint PATH [--data GLOB] [--factors LIST]
-                    [--top-k N] [--block-size N] [--max-batches N] [--passkey-trials N]
-                    [--depths LIST] [--tokenizer PATH] [--seed S] [--out PREFIX]
-
-At each factor times the training length (RoPE unchanged), under full attention and under
-sparse attention: perplexity, and passkey retrieval (filler text with "The pass key is NNNNN"
-at a depth, then the question; correct when the greedily decoded answer is the key).
-Writes PREFIX.json (one object per line) and PREFIX.svg (perplexity vs length factor);
-PREFIX defaults to <checkpoint>.long.
-  --data GLOB          shards to score (default: the data.val the model was trained with);
-                       a length that no shard holds a window of is reported as skipped
-  --factors LIST       multiples of the training data.seq_len, comma-separated (default 1,2,4)
-  --top-k N            sparse path: blocks per query (default: the training attention.top_k)
-  --block-size N       tokens per block (default: the training attention.block_size)
-  --max-batches N      at most N windows per length, one window per batch (default 0: all)
-  --passkey-trials N   prompts per factor and depth, each with its own key (default 5; 0: none)
-  --depths LIST        where the key sits in the filler, fractions of it (default 0.1,0.5,0.9)
-  --tokenizer PATH     default: the data.tokenizer the model was trained with; without one,
-                       the passkey probe is skipped
-  --seed S             seed of the keys (default 1)
-)";
+constexpr const char* kAbout =
+    "At each factor times the training length (RoPE unchanged), under full attention and under\n"
+    "sparse attention: perplexity, and passkey retrieval (filler text with \"The pass key is\n"
+    "NNNNN\" at a depth, then the question; correct when the greedily decoded answer is the\n"
+    "key). Writes PREFIX.json (one object per line) and PREFIX.svg (perplexity vs length\n"
+    "factor).";
 
 struct Mode {
   std::string name;
@@ -81,7 +66,7 @@ std::vector<Mode> attention_modes(const CommandLine& line, const Config& trained
 
 Settings settings_of(const CommandLine& line, const Config& trained) {
   Settings s;
-  s.checkpoint = line.required("--checkpoint");
+  s.checkpoint = line.get("--checkpoint");
   s.data = line.get("--data", trained.get_string("data.val"));
   if (s.data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
   s.prefix = line.get("--out", s.checkpoint + ".long");
@@ -202,16 +187,31 @@ void passkey_rows(Decoder& model, const Tokenizer& tokenizer, const Settings& s,
 }  // namespace
 
 int long_context_command(const std::vector<std::string>& args) {
-  CommandLine line("ssa-eval long-context", args,
-                   {"--checkpoint", "--data", "--factors", "--top-k", "--block-size",
-                    "--max-batches", "--passkey-trials", "--depths", "--tokenizer", "--seed",
-                    "--out"},
-                   {"--help"});
-  if (line.flag("--help")) {
-    fmt::print("{}", kUsage);
-    return 0;
-  }
-  LoadedModel loaded = load_model(line.required("--checkpoint"), Device::cpu);
+  CommandLine line("ssa-eval long-context", kAbout);
+  line.required("--checkpoint", "PATH", "the checkpoint to score")
+      .option("--data", "GLOB",
+              "shards to score (default: the data.val the model was trained with);\n"
+              "a length that no shard holds a window of is reported as skipped")
+      .option("--factors", "LIST",
+              "multiples of the training data.seq_len, comma-separated (default 1,2,4)")
+      .option("--top-k", "N",
+              "sparse path: blocks per query (default: the training attention.top_k)")
+      .option("--block-size", "N",
+              "tokens per block (default: the training attention.block_size)")
+      .option("--max-batches", "N",
+              "at most N windows per length, one window per batch (default 0: all)")
+      .option("--passkey-trials", "N",
+              "prompts per factor and depth, each with its own key (default 5; 0: none)")
+      .option("--depths", "LIST",
+              "where the key sits in the filler, fractions of it (default 0.1,0.5,0.9)")
+      .option("--tokenizer", "PATH",
+              "default: the data.tokenizer the model was trained with; without one,\n"
+              "the passkey probe is skipped")
+      .option("--seed", "S", "seed of the keys (default 1)")
+      .option("--out", "PREFIX",
+              "the results' path without .json and .svg (default <checkpoint>.long)")
+      .parse(args);
+  LoadedModel loaded = load_model(line.get("--checkpoint"), Device::cpu);
   const Settings s = settings_of(line, loaded.config);
   const std::optional<Tokenizer> tokenizer =
       passkey_tokenizer(line, loaded.config, loaded.model->config().vocab_size);

@@ -13,19 +13,10 @@
 namespace ssa {
 namespace {
 
-constexpr const char* kUsage = R"(usage: ssa-eval ppl --checkpoint PATH [--data GLOB] [--seq-len T] [--batch B]
-                    [--max-batches N] [--top-k LIST] [--block-size N] [--out PREFIX]
-
-Perplexity under full attention and under sparse attention at each top-k budget (blocks per
-query, its own included), whatever mode the model was trained in. Writes PREFIX.json (one
-object per line) and PREFIX.svg (perplexity vs budget); PREFIX defaults to <checkpoint>.ppl.
-  --data GLOB        shards to score (default: the data.val the model was trained with)
-  --seq-len T        tokens per window (default: the training data.seq_len)
-  --batch B          windows per forward pass (default 8)
-  --max-batches N    at most N batches (default 0: every whole batch of the shards)
-  --top-k LIST       budgets, comma-separated (default 1,2,4,8,16,32,64)
-  --block-size N     tokens per block (default: the training attention.block_size)
-)";
+constexpr const char* kAbout =
+    "Perplexity under full attention and under sparse attention at each top-k budget (blocks\n"
+    "per query, its own included), whatever mode the model was trained in. Writes PREFIX.json\n"
+    "(one object per line) and PREFIX.svg (perplexity vs budget).";
 
 struct Row {
   std::string attention;
@@ -36,15 +27,21 @@ struct Row {
 }  // namespace
 
 int perplexity_command(const std::vector<std::string>& args) {
-  CommandLine line("ssa-eval ppl", args,
-                   {"--checkpoint", "--data", "--seq-len", "--batch", "--max-batches", "--top-k",
-                    "--block-size", "--out"},
-                   {"--help"});
-  if (line.flag("--help")) {
-    fmt::print("{}", kUsage);
-    return 0;
-  }
-  const std::string checkpoint = line.required("--checkpoint");
+  CommandLine line("ssa-eval ppl", kAbout);
+  line.required("--checkpoint", "PATH", "the checkpoint to score")
+      .option("--data", "GLOB",
+              "shards to score (default: the data.val the model was trained with)")
+      .option("--seq-len", "T", "tokens per window (default: the training data.seq_len)")
+      .option("--batch", "B", "windows per forward pass (default 8)")
+      .option("--max-batches", "N",
+              "at most N batches (default 0: every whole batch of the shards)")
+      .option("--top-k", "LIST", "budgets, comma-separated (default 1,2,4,8,16,32,64)")
+      .option("--block-size", "N",
+              "tokens per block (default: the training attention.block_size)")
+      .option("--out", "PREFIX",
+              "the results' path without .json and .svg (default <checkpoint>.ppl)")
+      .parse(args);
+  const std::string checkpoint = line.get("--checkpoint");
   LoadedModel loaded = load_model(checkpoint, Device::cpu);
   const Config& trained = loaded.config;
   const std::string data = line.get("--data", trained.get_string("data.val"));

@@ -13,13 +13,9 @@
 namespace ssa {
 namespace {
 
-constexpr const char* kUsage = R"(usage: ssa-eval plot-log LOG.jsonl... [--out FILE.svg] [--keys LIST]
-
-One line per log and key (the logged value against the step), labelled by the log's directory
-name and the key; a log must hold at least one of the keys.
-  --out FILE.svg   default: loss.svg beside the first log
-  --keys LIST      logged values, comma-separated (default loss,val_loss)
-)";
+constexpr const char* kAbout =
+    "One line per log and key (the logged value against the step), labelled by the log's\n"
+    "directory name and the key; a log must hold at least one of the keys.";
 
 std::vector<std::string> key_list(const CommandLine& line) {
   std::vector<std::string> keys;
@@ -54,11 +50,11 @@ std::vector<Series> curves_of(const std::string& log, const std::vector<std::str
 }  // namespace
 
 int plot_log_command(const std::vector<std::string>& args) {
-  CommandLine line("ssa-eval plot-log", args, {"--out", "--keys"}, {"--help"});
-  if (line.flag("--help")) {
-    fmt::print("{}", kUsage);
-    return 0;
-  }
+  CommandLine line("ssa-eval plot-log", kAbout);
+  line.positionals("LOG.jsonl", "the training logs to draw")
+      .option("--out", "FILE.svg", "default: loss.svg beside the first log")
+      .option("--keys", "LIST", "logged values, comma-separated (default loss,val_loss)")
+      .parse(args);
   const std::vector<std::string>& logs = line.positional();
   if (logs.empty()) usage_error("expected at least one LOG.jsonl");
   const std::vector<std::string> keys = key_list(line);

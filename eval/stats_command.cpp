@@ -13,10 +13,8 @@
 namespace ssa {
 namespace {
 
-constexpr const char* kUsage = R"(usage: ssa-eval stats --checkpoint PATH [--data GLOB] [--seq-len T] [--batch B]
-                      [--max-batches N] [--top-k N] [--block-size N] [--out PREFIX]
-
-Per layer, over every query and query head of a full-attention forward pass, in float64:
+constexpr const char* kAbout =
+    R"(Per layer, over every query and query head of a full-attention forward pass, in float64:
   sparsity     share of the full attention's probability mass inside the top-k blocks the
                sparse path selects (its complement is the dropped mass δ)
   entropy      of the full attention row, in bits
@@ -26,14 +24,7 @@ Per layer, over every query and query head of a full-attention forward pass, in 
   violations   rows breaking ||o_full − o_sparse|| <= δ (max dropped ||v|| + ||o_sparse||)
                beyond float64 rounding; max lhs/rhs is the largest ratio of the two sides
 The cost is O(T^2) per head, hence few windows by default. Writes PREFIX.json (one object per
-layer) and PREFIX.svg (sparsity per layer); PREFIX defaults to <checkpoint>.stats.
-  --data GLOB        shards to read (default: the data.val the model was trained with)
-  --seq-len T        tokens per window (default: the training data.seq_len)
-  --batch B          windows per forward pass (default 1)
-  --max-batches N    at most N batches (default 4; 0: every whole batch of the shards)
-  --top-k N          blocks per query, its own included (default: the training attention.top_k)
-  --block-size N     tokens per block (default: the training attention.block_size)
-)";
+layer) and PREFIX.svg (sparsity per layer).)";
 
 struct StatsRun {
   std::string checkpoint, data;
@@ -96,16 +87,24 @@ std::string sparsity_plot(const StatsRun& run, const std::vector<LayerStats>& la
 }  // namespace
 
 int stats_command(const std::vector<std::string>& args) {
-  CommandLine line("ssa-eval stats", args,
-                   {"--checkpoint", "--data", "--seq-len", "--batch", "--max-batches", "--top-k",
-                    "--block-size", "--out"},
-                   {"--help"});
-  if (line.flag("--help")) {
-    fmt::print("{}", kUsage);
-    return 0;
-  }
+  CommandLine line("ssa-eval stats", kAbout);
+  line.required("--checkpoint", "PATH", "the checkpoint to measure")
+      .option("--data", "GLOB",
+              "shards to read (default: the data.val the model was trained with)")
+      .option("--seq-len", "T", "tokens per window (default: the training data.seq_len)")
+      .option("--batch", "B", "windows per forward pass (default 1)")
+      .option("--max-batches", "N",
+              "at most N batches (default 4; 0: every whole batch of the shards)")
+      .option("--top-k", "N",
+              "blocks per query, its own included\n"
+              "(default: the training attention.top_k)")
+      .option("--block-size", "N",
+              "tokens per block (default: the training attention.block_size)")
+      .option("--out", "PREFIX",
+              "the results' path without .json and .svg (default <checkpoint>.stats)")
+      .parse(args);
   StatsRun run;
-  run.checkpoint = line.required("--checkpoint");
+  run.checkpoint = line.get("--checkpoint");
   LoadedModel loaded = load_model(run.checkpoint, Device::cpu);
   const Config& trained = loaded.config;
   run.data = line.get("--data", trained.get_string("data.val"));

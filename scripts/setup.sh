@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libeigen3-dev libfmt-dev doctest-dev libhdf5-dev libopenmpi-dev openmpi-bin)
+packages=(libeigen3-dev libfmt-dev doctest-dev libhdf5-dev libopenmpi-dev openmpi-bin
+          nlohmann-json3-dev libcli11-dev)
 command -v cmake >/dev/null || packages+=(cmake)
 command -v g++ >/dev/null || packages+=(g++)
 missing=()

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <limits>
 
@@ -80,4 +82,40 @@ TEST_CASE("jsonl: series_of keeps the records where both keys are numbers") {
   CHECK(loss.x == std::vector<double>{0, 40});
   CHECK(loss.y == std::vector<double>{4, 3});
   CHECK(series_of(records, "loss", "missing").x.empty());
+}
+
+TEST_CASE("jsonl: JsonLine's text, and every finite double reads back bit for bit") {
+  CHECK(JsonLine()
+            .add("step", int64_t{10})
+            .add("loss", 3.25)
+            .add("lr", 3e-4)
+            .add("ms", 12.0)
+            .add("grad_norm", std::numeric_limits<double>::infinity())
+            .add("mode", std::string("ssa"))
+            .str() ==
+        R"({"step": 10, "loss": 3.25, "lr": 0.0003, "ms": 12.0, "grad_norm": null, "mode": "ssa"})");
+  CHECK(JsonLine().str() == "{}");
+
+  std::vector<double> values{0.0,  -0.0, 0.1,  1.0 / 3, -2.5e-308, 4.9e-324, 1.7976931348623157e308,
+                             1e16, 1e-5, 123456789.125};
+  uint64_t bits = 0x9e3779b97f4a7c15u;
+  while (values.size() < 2000) {  // random bit patterns: every exponent, sign and mantissa
+    bits ^= bits << 13, bits ^= bits >> 7, bits ^= bits << 17;
+    double value;
+    std::memcpy(&value, &bits, sizeof value);
+    if (std::isfinite(value)) values.push_back(value);
+  }
+  for (double value : values) {
+    const std::string line = JsonLine().add("x", value).str();
+    const double read = std::get<double>(parse_json_line(line, "t:1").at("x"));
+    CAPTURE(line);
+    CHECK(std::memcmp(&read, &value, sizeof value) == 0);
+  }
+  const int64_t big = int64_t{1} << 53;
+  CHECK(std::get<double>(parse_json_line(JsonLine().add("n", big).str(), "t:1").at("n")) == 0x1p53);
+}
+
+TEST_CASE("jsonl: a string that is not UTF-8 is written with U+FFFD and reads back") {
+  const std::string line = JsonLine().add("sample", std::string("ab\xff" "c")).str();
+  CHECK(std::get<std::string>(parse_json_line(line, "t:1").at("sample")) == "ab\xef\xbf\xbd" "c");
 }

@@ -1,53 +1,37 @@
 #include "train/log.h"
 
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 
-#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
 namespace ssa {
+namespace {
 
-std::string json_escape(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
-  }
-  return out;
+std::string json_text(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void JsonLine::key(const std::string& name) {
+}  // namespace
+
+JsonLine& JsonLine::member(const std::string& key, const std::string& value_json) {
   if (!body_.empty()) body_ += ", ";
-  body_ += fmt::format("\"{}\": ", json_escape(name));
-}
-
-JsonLine& JsonLine::add(const std::string& name, double value) {
-  key(name);
-  body_ += std::isfinite(value) ? fmt::format("{}", value) : "null";  // shortest exact form; JSON has no NaN
+  body_ += json_text(key) + ": " + value_json;
   return *this;
 }
 
-JsonLine& JsonLine::add(const std::string& name, int64_t value) {
-  key(name);
-  body_ += fmt::format("{}", value);
-  return *this;
+JsonLine& JsonLine::add(const std::string& key, double value) {
+  return member(key, json_text(value));
 }
 
-JsonLine& JsonLine::add(const std::string& name, const std::string& value) {
-  key(name);
-  body_ += fmt::format("\"{}\"", json_escape(value));
-  return *this;
+JsonLine& JsonLine::add(const std::string& key, int64_t value) {
+  return member(key, json_text(value));
+}
+
+JsonLine& JsonLine::add(const std::string& key, const std::string& value) {
+  return member(key, json_text(value));
 }
 
 JsonlFile::JsonlFile(const std::string& path) : file_(std::fopen(path.c_str(), "a")) {

@@ -1,10 +1,14 @@
 #pragma once
-// One JSON object per line (log.jsonl), built field by field.
+// One JSON object per line (log.jsonl), built field by field; nlohmann-json writes the values.
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
 namespace ssa {
 
+// {"key": value, ...} in the order added. Doubles are written in the shortest form that reads
+// back exactly, NaN and infinities as null (JSON has neither); strings that are not valid UTF-8
+// get U+FFFD in place of the bad bytes.
 class JsonLine {
  public:
   JsonLine& add(const std::string& key, double value);
@@ -13,7 +17,7 @@ class JsonLine {
   std::string str() const { return "{" + body_ + "}"; }
 
  private:
-  void key(const std::string& name);
+  JsonLine& member(const std::string& key, const std::string& value_json);
   std::string body_;
 };
 
@@ -29,7 +33,5 @@ class JsonlFile {
  private:
   std::FILE* file_;
 };
-
-std::string json_escape(const std::string& text);
 
 }  // namespace ssa

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "core/command_line.h"
 #include "train/checkpoint.h"
 #include "train/dist/communicator.h"
 #include "train/device.h"
@@ -13,60 +14,48 @@ using namespace ssa;
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: ssa-train [--config FILE] [--section.key=value ...] [--resume auto|PATH]
-                 [--print-config] [--help]
-
-Trains the model the config describes on the shards data.train names, writing log.jsonl and
+constexpr const char* kAbout =
+    R"(Trains the model the config describes on the shards data.train names, writing log.jsonl and
 checkpoints (ckpt_<step>.h5) to train.out_dir. Values come from the defaults below, then FILE,
-then the --section.key=value overrides, in that order.
-
-  --resume auto   continue from the newest checkpoint in train.out_dir (start fresh if none)
-  --resume PATH   continue from that checkpoint
-  --print-config  print the resolved config and exit
-
-Without --resume, an out_dir that already holds checkpoints is refused (nothing is overwritten).
+then the --section.key=value overrides, in that order. Without --resume, an out_dir that
+already holds checkpoints is refused (nothing is overwritten).
 
 Data parallel: launch with mpirun (one process per GPU, or per CPU slot with train.device = cpu),
 e.g. mpirun -np 2 ssa-train --config FILE. Every rank trains train.micro_batch sequences per
 micro-step; world W with micro-batch b trains as one process with W*b, so a run may resume on
-another number of ranks. Rank 0 logs and writes checkpoints; any rank's error ends the job.
+another number of ranks. Rank 0 logs and writes checkpoints; any rank's error ends the job.)";
 
-Config keys (section.key: type, default, meaning):
-)";
-
-struct CommandLine {
+struct TrainFlags {
   std::string config_path;
   std::string resume;  // "", "auto" or a checkpoint path
   bool print_config = false;
-  bool help = false;
+  std::vector<std::string> overrides;  // for Config::apply_overrides
 };
 
-// Splits off our own flags; the others are left for Config::apply_overrides.
-CommandLine parse_flags(int argc, char** argv, std::vector<const char*>& rest) {
-  CommandLine cl;
-  rest.push_back(argv[0]);
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&](const char* flag) -> std::string {
-      if (i + 1 >= argc) fail("{} needs a value", flag);
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") cl.help = true;
-    else if (arg == "--print-config") cl.print_config = true;
-    else if (arg == "--config") cl.config_path = value("--config");
-    else if (arg.starts_with("--config=")) cl.config_path = arg.substr(9);
-    else if (arg == "--resume") cl.resume = value("--resume");
-    else if (arg.starts_with("--resume=")) cl.resume = arg.substr(9);
-    else rest.push_back(argv[i]);
-  }
-  return cl;
+TrainFlags parse_flags(const std::vector<std::string>& args) {
+  CommandLine line("ssa-train", kAbout);
+  line.option("--config", "FILE", "the config file (ssa-train --print-config writes one)")
+      .option("--resume", "auto|PATH",
+              "auto: continue from the newest checkpoint in train.out_dir (start\n"
+              "fresh if none); PATH: continue from that checkpoint")
+      .flag("--print-config", "print the resolved config and exit")
+      .footer("Config keys (section.key: type, default, meaning):\n" +
+              default_train_config().help_text());
+  TrainFlags flags;
+  flags.overrides = line.parse_known(args);
+  flags.config_path = line.get("--config", "");
+  flags.resume = line.get("--resume", "");
+  flags.print_config = line.has("--print-config");
+  return flags;
 }
 
-Config resolve_config(const CommandLine& cl, const std::vector<const char*>& rest) {
+Config resolve_config(const TrainFlags& flags) {
   Config config = default_train_config();
-  if (!cl.config_path.empty()) config.load_file(cl.config_path);
+  if (!flags.config_path.empty()) config.load_file(flags.config_path);
+  std::vector<const char*> argv{"ssa-train"};
+  for (const std::string& arg : flags.overrides) argv.push_back(arg.c_str());
   std::vector<std::string> unknown =
-      config.apply_overrides(static_cast<int>(rest.size()), rest.data());
+      config.apply_overrides(static_cast<int>(argv.size()), argv.data());
   if (!unknown.empty())
     fail("unexpected argument '{}' (options are --config, --resume, --print-config, --help and "
          "--section.key=value)",
@@ -119,21 +108,16 @@ void print_startup(const TrainSettings& s, const Trainer& trainer, const std::st
   std::fflush(stdout);
 }
 
-int run(int argc, char** argv, const Job& job) {
-  std::vector<const char*> rest;
-  CommandLine cl = parse_flags(argc, argv, rest);
+int run(const std::vector<std::string>& args, const Job& job) {
+  const TrainFlags flags = parse_flags(args);
   const bool leader = job.rank() == 0;
-  if (cl.help) {
-    if (leader) fmt::print("{}{}", kUsage, default_train_config().help_text());
-    return 0;
-  }
-  Config config = resolve_config(cl, rest);
-  if (cl.print_config) {
+  Config config = resolve_config(flags);
+  if (flags.print_config) {
     if (leader) fmt::print("{}", config.to_text());
     return 0;
   }
   TrainSettings settings = train_settings_from(config);
-  std::string resume = resume_path(cl.resume, settings.run.out_dir);
+  std::string resume = resume_path(flags.resume, settings.run.out_dir);
   Trainer trainer(settings, job.communicator(settings.run.device, settings.run.comm_timeout_s));
   if (leader) print_startup(settings, trainer, resume);
   if (!resume.empty()) trainer.resume_from(resume);
@@ -145,5 +129,5 @@ int run(int argc, char** argv, const Job& job) {
 
 int main(int argc, char** argv) {
   return run_job(argc, argv, "ssa-train",
-                 [&](const Job& job) { return run(argc, argv, job); });
+                 [&](const Job& job) { return run(arguments(argc, argv, 1), job); });
 }

@@ -16,29 +16,22 @@
 namespace ssa {
 namespace {
 
-constexpr const char* kUsage = R"(usage: ssa-bench attention [--t LIST] [--paths LIST] [--heads N] [--kv-heads N]
-                          [--head-dim N] [--batch N] [--block-size N] [--top-k N]
-                          [--json PATH] [--warmup N] [--repeats N]
-
-Causal attention forward and backward in bf16 through the ops, at each sequence length: full
-(ops/attention.h, flash attention), sparse (ops/sparse_attention.h: block means and block
-selection, timed apart, then attention over the selected blocks) and ssa (the SSA pair: both
-paths from the same q, k, v, SSA's alignment loss between their outputs, and the backward of
-that loss through both). TFLOP/s count 4·d·H FLOPs per (query, key) pair a path scores
-forward and 2.5 times that backward (docs/PERF.md); the total's time includes the selection,
-whose scoring is not counted. A path that fails (no kernel, no memory) is reported as
-unavailable and the others go on. Medians of --repeats runs (default 10) after --warmup runs
-(default 3).
-  --t LIST          sequence lengths (default 4096,8192,16384,32768)
-  --paths LIST      full, sparse and/or ssa (default full,sparse,ssa)
-  --heads N         query heads (default 16)
-  --kv-heads N      key/value heads (default 1)
-  --head-dim N      (default 64)
-  --batch N         (default 1)
-  --block-size N    sparse: tokens per block (default 16)
-  --top-k N         sparse: blocks per query, its own included (default 16)
-  --json PATH       append one JSON object per row
-)";
+constexpr const char* kAbout =
+    "Causal attention forward and backward in bf16 through the ops, at each sequence length:
+"
+    "full (ops/attention.h, flash attention), sparse (ops/sparse_attention.h: block means and
+"
+    "block selection, timed apart, then attention over the selected blocks) and ssa (the SSA
+"
+    "pair: both paths from the same q, k, v, SSA's alignment loss between their outputs, and the
+"
+    "backward of that loss through both). TFLOP/s count 4·d·H FLOPs per (query, key) pair a
+"
+    "path scores forward and 2.5 times that backward (docs/PERF.md); the total's time includes
+"
+    "the selection, whose scoring is not counted. A path that fails (no kernel, no memory) is
+"
+    "reported as unavailable and the others go on.";
 
 struct AttentionShape {
   int64_t batch, heads, kv_heads, head_dim, block_size, top_k;
@@ -143,14 +136,19 @@ void attention_row(BenchPath path, int64_t seq_len, const AttentionShape& a,
 }  // namespace
 
 int bench_attention_command(const std::vector<std::string>& args) {
-  CommandLine line("ssa-bench attention", args,
-                   {"--t", "--paths", "--heads", "--kv-heads", "--head-dim", "--batch",
-                    "--block-size", "--top-k", "--json", "--warmup", "--repeats"},
-                   {"--help"});
-  if (line.flag("--help")) {
-    fmt::print("{}", kUsage);
-    return 0;
-  }
+  CommandLine line("ssa-bench attention", kAbout);
+  line.option("--t", "LIST", "sequence lengths (default 4096,8192,16384,32768)")
+      .option("--paths", "LIST", "full, sparse and/or ssa (default full,sparse,ssa)")
+      .option("--heads", "N", "query heads (default 16)")
+      .option("--kv-heads", "N", "key/value heads (default 1)")
+      .option("--head-dim", "N", "(default 64)")
+      .option("--batch", "N", "(default 1)")
+      .option("--block-size", "N", "sparse: tokens per block (default 16)")
+      .option("--top-k", "N", "sparse: blocks per query, its own included (default 16)")
+      .option("--json", "PATH", "append one JSON object per row")
+      .option("--warmup", "N", "untimed runs first (default 3)")
+      .option("--repeats", "N", "timed runs, of which the median counts (default 10)")
+      .parse(args);
   const std::vector<int64_t> lengths = line.get_int_list("--t", {4096, 8192, 16384, 32768}, 1);
   std::vector<BenchPath> paths;
   for (const std::string& name : split_list(line.get("--paths", "full,sparse,ssa"), "--paths"))

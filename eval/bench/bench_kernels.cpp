@@ -26,20 +26,15 @@
 namespace ssa {
 namespace {
 
-constexpr const char* kUsage = R"(usage: ssa-bench kernels [--configs LIST] [--json PATH] [--warmup N] [--repeats N]
-
-The kernels of a training step at the shapes of each config (tokens = micro_batch · seq_len):
+constexpr const char* kAbout =
+    R"(The kernels of a training step at the shapes of each config (tokens = micro_batch · seq_len):
   gemm   each weight's forward (x·Wᵀ), input-gradient (dy·W) and weight-gradient (dyᵀ·x)
          product through cuBLAS in bf16, in TFLOP/s, and an 8192³ product: the ceiling;
   fused  each fused kernel forward and backward (RMSNorm, RoPE, SwiGLU, head gate,
          cross-entropy, embedding, SmoothL1, residual add, gradient accumulation, gradient
          norm, AdamW) in GB/s of its least traffic (inputs read once, outputs written once),
          and as a share of a 1 GiB device-to-device copy measured in the same run.
-Medians of --repeats runs (default 10) after --warmup runs (default 3), the L2 cache evicted
-before each run.
-  --configs LIST   config files (default configs/bench-160m.conf,configs/bench-1b.conf)
-  --json PATH      append one JSON object per row
-)";
+The L2 cache is evicted before each run.)";
 
 constexpr double kBf16 = 2, kF32 = 4, kI32 = 4;
 
@@ -346,12 +341,13 @@ void print_fused_header() {
 }  // namespace
 
 int bench_kernels_command(const std::vector<std::string>& args) {
-  CommandLine line("ssa-bench kernels", args, {"--configs", "--json", "--warmup", "--repeats"},
-                   {"--help"});
-  if (line.flag("--help")) {
-    fmt::print("{}", kUsage);
-    return 0;
-  }
+  CommandLine line("ssa-bench kernels", kAbout);
+  line.option("--configs", "LIST",
+              "config files (default configs/bench-160m.conf,configs/bench-1b.conf)")
+      .option("--json", "PATH", "append one JSON object per row")
+      .option("--warmup", "N", "untimed runs first (default 3)")
+      .option("--repeats", "N", "timed runs, of which the median counts (default 10)")
+      .parse(args);
   std::vector<Shapes> shapes;
   std::vector<ModelConfig> models;
   for (const std::string& path :

@@ -17,22 +17,16 @@
 namespace ssa {
 namespace {
 
-constexpr const char* kUsage = R"(usage: ssa-bench train --config PATH [--mode full|sparse|ssa] [--steps N] [--warmup N]
-                      [--json PATH]
-
-Training steps of the config's model on random token ids (no shards), as ssa-train takes
-them: the config's precision (train.dtype = bf16: f32 master weights, bf16 compute), loss,
-backward, gradient norm and clipping, AdamW. After --warmup steps (default 2), --steps timed
-steps (default 6) give tokens/s (wall clock, the device synchronized around each step),
-MFU = tokens/s · FLOPs per token / 989e12 (H100/H200 dense bf16), and the peak of device
-memory held by tensors during the steps, weights and optimizer state included. FLOPs per
-token are the model's with full causal attention in every mode (Decoder::flops_per_token), so
-the modes compare by time. In ssa mode the steps alternate between passing on the full and
-the sparse path (training draws it with attention.p_full); both are computed every step.
-  --config PATH   an ssa-train config (e.g. configs/bench-160m.conf, configs/bench-1b.conf)
-  --mode MODE     full, sparse or ssa (default: the config's attention.mode)
-  --json PATH     append one JSON object with the result
-)";
+constexpr const char* kAbout =
+    "Training steps of the config's model on random token ids (no shards), as ssa-train takes\n"
+    "them: the config's precision (train.dtype = bf16: f32 master weights, bf16 compute), loss,\n"
+    "backward, gradient norm and clipping, AdamW. After the warm-up steps, the timed steps give\n"
+    "tokens/s (wall clock, the device synchronized around each step), MFU = tokens/s · FLOPs\n"
+    "per token / 989e12 (H100/H200 dense bf16), and the peak of device memory held by tensors\n"
+    "during the steps, weights and optimizer state included. FLOPs per token are the model's\n"
+    "with full causal attention in every mode (Decoder::flops_per_token), so the modes compare\n"
+    "by time. In ssa mode the steps alternate between passing on the full and the sparse path\n"
+    "(training draws it with attention.p_full); both are computed every step.";
 
 constexpr double kPeakFlops = 989e12;
 
@@ -114,13 +108,15 @@ double median(std::vector<double> values) {
 }  // namespace
 
 int bench_train_command(const std::vector<std::string>& args) {
-  CommandLine line("ssa-bench train", args, {"--config", "--mode", "--steps", "--warmup", "--json"},
-                   {"--help"});
-  if (line.flag("--help")) {
-    fmt::print("{}", kUsage);
-    return 0;
-  }
-  const BenchConfig config = load_bench_config(line.required("--config"));
+  CommandLine line("ssa-bench train", kAbout);
+  line.required("--config", "PATH",
+                "an ssa-train config (e.g. configs/bench-160m.conf, configs/bench-1b.conf)")
+      .option("--mode", "MODE", "full, sparse or ssa (default: the config's attention.mode)")
+      .option("--steps", "N", "timed steps (default 6)")
+      .option("--warmup", "N", "untimed steps first (default 2)")
+      .option("--json", "PATH", "append one JSON object with the result")
+      .parse(args);
+  const BenchConfig config = load_bench_config(line.get("--config"));
   const TrainSettings& s = config.settings;
   const Mode mode = line.has("--mode") ? parse_mode(line.get("--mode", "")) : s.attention.mode;
   const int64_t warmup = line.get_int("--warmup", 2, 0), steps = line.get_int("--steps", 6, 1);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/tool.h"
 #ifdef SSA_HAVE_MPI
 #include "train/dist/mpi_communicator.h"
 #endif
@@ -99,15 +100,17 @@ void Job::abort(const std::string& program, const std::string& message) const {
 
 int run_job(int& argc, char**& argv, const std::string& program,
             const std::function<int(const Job&)>& body) {
-  std::unique_ptr<Job> job;
-  try {
-    job = std::make_unique<Job>(argc, argv);
-    return body(*job);
-  } catch (const std::exception& error) {
-    if (job) job->abort(program, error.what());
-    fmt::print(stderr, "{}: error: {}\n", program, error.what());
-    return 1;
-  }
+  return run_tool(program, [&] {
+    Job job(argc, argv);
+    try {
+      return body(job);
+    } catch (const HelpRequested&) {
+      if (job.rank() == 0) throw;
+      return 0;
+    } catch (const std::exception& error) {
+      job.abort(program, error.what());
+    }
+  });
 }
 
 }  // namespace ssa

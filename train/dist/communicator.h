@@ -89,8 +89,9 @@ class Job {
   int rank_ = 0, world_ = 1, local_rank_ = 0;
 };
 
-// The main of a job's process: runs body in a Job and returns its exit code; an exception (on
-// any rank) ends every rank with exit code 1 and "<program>: rank R: <message>" (Job::abort).
+// The main of a job's process (core/tool.h's run_tool around a Job): runs body and returns its
+// exit code. --help prints on rank 0 only; an exception (on any rank) ends every rank with exit
+// code 1 and "<program>: rank R: <message>" (Job::abort), a usage error included.
 int run_job(int& argc, char**& argv, const std::string& program,
             const std::function<int(const Job&)>& body);
 

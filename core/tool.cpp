@@ -1,0 +1,24 @@
+#include "core/tool.h"
+
+#include <cstdio>
+
+namespace ssa {
+
+int run_tool(const std::string& tool, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const HelpRequested& help) {
+    fmt::print("{}", help.what());
+    return 0;
+  } catch (const UsageError& error) {
+    std::fflush(stdout);
+    fmt::print(stderr, "{}: {}\nrun '{} --help' for usage\n", tool, error.what(), tool);
+    return 2;
+  } catch (const std::exception& error) {
+    std::fflush(stdout);
+    fmt::print(stderr, "{}: error: {}\n", tool, error.what());
+    return 1;
+  }
+}
+
+}  // namespace ssa

@@ -1,0 +1,85 @@
+// The binaries' frame (core/tool.h's run_tool, core/command_line.h): --help, exit codes, and one
+// line per mistake.
+#include "e2e_util.h"
+
+namespace ssa::test {
+namespace {
+
+// Whether `output` is exactly one line.
+bool one_line(const std::string& output) {
+  return !output.empty() && output.find('\n') == output.size() - 1;
+}
+
+}  // namespace
+
+TEST_CASE("--help of every binary and command lists its options with their defaults: exit 0") {
+  struct Case {
+    std::string command, option, default_text;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"ssa-tokenize encode --help", "--val-fraction F", "(default 0.01"},
+           {"ssa-train --help", "--model.d_model", "default 256"},
+           {"ssa-eval ppl --help", "--top-k LIST", "(default 1,2,4,8,16,32,64)"},
+           {"ssa-eval grads -h", "--dtype P", "the default on cpu"},
+           {"ssa-generate --help", "--temperature X", "(default 0.8)"},
+           {"ssa-bench --help", "attention", "T = 4k .. 32k"},
+       }) {
+    CAPTURE(c.command);
+    Result help = run(c.command);
+    CHECK(help.exit_code == 0);
+    CHECK(contains(help.output, c.option));
+    CHECK(contains(help.output, c.default_text));
+  }
+}
+
+TEST_CASE("a usage mistake: '<tool>: <message>', a pointer to --help, exit 2") {
+  Result unknown = run("ssa-tokenize train --out x --vocab-size 300 --bogus=1 doc.txt");
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.output ==
+        "ssa-tokenize: unknown option --bogus for 'ssa-tokenize train'\n"
+        "run 'ssa-tokenize --help' for usage\n");
+  Result missing = run("ssa-tokenize encode --tokenizer tok.bin doc.txt");
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.output.starts_with("ssa-tokenize: --out-dir"));
+  Result small = run("ssa-tokenize train --out x --vocab-size 10 doc.txt");
+  CHECK(small.exit_code == 2);
+  CHECK(contains(small.output, "ssa-tokenize: --vocab-size must be at least 257, got 10\n"));
+  Result command = run("ssa-eval plot");
+  CHECK(command.exit_code == 2);
+  CHECK(contains(command.output,
+                 "unknown command 'plot' (expected ppl, stats, long-context, plot-log or grads)"));
+  Result bare = run("ssa-eval");
+  CHECK(bare.exit_code == 2);
+  CHECK(contains(bare.output, "long-context"));
+}
+
+TEST_CASE("a failure at run time: '<tool>: error: <message>' on one line, exit 1") {
+  TempDir dir("e2e_command_line");
+  Result generate = run(fmt::format("ssa-generate --checkpoint {}", dir.file("none.h5")));
+  CHECK(generate.exit_code == 1);
+  CHECK(generate.output.starts_with("ssa-generate: error: "));
+  CHECK(contains(generate.output, dir.file("none.h5")));
+  CHECK(one_line(generate.output));
+  Result plot = run(fmt::format("ssa-eval plot-log {}", dir.file("log.jsonl")));
+  CHECK(plot.exit_code == 1);
+  CHECK(plot.output.starts_with("ssa-eval: error: "));
+  CHECK(one_line(plot.output));
+}
+
+TEST_CASE("ssa-train: --config and --section.key=value overrides resolve; strays are named") {
+  TinyJob job("e2e_command_line_train");
+  Result resolved = job.train("--print-config --train.steps=7 --model.d_model=48");
+  REQUIRE_MESSAGE(resolved.exit_code == 0, resolved.output);
+  CHECK(contains(resolved.output, "steps = 7\n"));
+  CHECK(contains(resolved.output, "d_model = 48\n"));
+  Result stray = job.train("--print-config stray");
+  CHECK(stray.exit_code == 1);
+  CHECK(stray.output.starts_with("ssa-train: error: unexpected argument 'stray'"));
+  CHECK(one_line(stray.output));
+  Result no_file = run("ssa-train --config");
+  CHECK(no_file.exit_code == 1);
+  CHECK(no_file.output.starts_with("ssa-train: error: --config"));
+  CHECK(one_line(no_file.output));
+}
+
+}  // namespace ssa::test
