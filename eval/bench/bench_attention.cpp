@@ -17,20 +17,13 @@ namespace ssa {
 namespace {
 
 constexpr const char* kAbout =
-    "Causal attention forward and backward in bf16 through the ops, at each sequence length:
-"
-    "full (ops/attention.h, flash attention), sparse (ops/sparse_attention.h: block means and
-"
-    "block selection, timed apart, then attention over the selected blocks) and ssa (the SSA
-"
-    "pair: both paths from the same q, k, v, SSA's alignment loss between their outputs, and the
-"
-    "backward of that loss through both). TFLOP/s count 4·d·H FLOPs per (query, key) pair a
-"
-    "path scores forward and 2.5 times that backward (docs/PERF.md); the total's time includes
-"
-    "the selection, whose scoring is not counted. A path that fails (no kernel, no memory) is
-"
+    "Causal attention forward and backward in bf16 through the ops, at each sequence length:\n"
+    "full (ops/attention.h, flash attention), sparse (ops/sparse_attention.h: block means and\n"
+    "block selection, timed apart, then attention over the selected blocks) and ssa (the SSA\n"
+    "pair: both paths from the same q, k, v, SSA's alignment loss between their outputs, and the\n"
+    "backward of that loss through both). TFLOP/s count 4·d·H FLOPs per (query, key) pair a\n"
+    "path scores forward and 2.5 times that backward (docs/PERF.md); the total's time includes\n"
+    "the selection, whose scoring is not counted. A path that fails (no kernel, no memory) is\n"
     "reported as unavailable and the others go on.";
 
 struct AttentionShape {
