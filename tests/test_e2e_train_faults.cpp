@@ -1,10 +1,12 @@
 // End to end: what ssa-train does when things go wrong. A mistake in the run's files ends it
 // before step 1; a validation that fails later writes a checkpoint first; a tokenizer smaller
-// than the vocabulary only limits what samples draw; memory that runs out names what to lower.
+// than the vocabulary only limits what samples draw; SIGTERM or Ctrl-C stop after the current
+// step with a checkpoint and the command that resumes; memory that runs out names what to lower.
 #include <signal.h>
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "data/tokenizer.h"
 #include "e2e_util.h"
@@ -33,11 +35,29 @@ std::vector<JsonValue> losses_after(const std::string& out_dir, double first_ste
   return losses;
 }
 
+// `pattern`'s first group in `text`, which must match.
+std::string captured(const std::string& text, const std::string& pattern) {
+  std::smatch match;
+  REQUIRE_MESSAGE(std::regex_search(text, match, std::regex(pattern)), text);
+  return match[1].str();
+}
+
 // Writes merges-free tokenizer files: 257 ids (the bytes and <|endoftext|>).
 std::string byte_tokenizer(const TempDir& dir) {
   const std::string path = dir.file("bytes.tok");
   Tokenizer().save(path);
   return path;
+}
+
+// Shell `command` run in the foreground (the command as printed, a program path first).
+Result shell(const std::string& command) {
+  std::FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string output;
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
 }  // namespace
@@ -133,6 +153,54 @@ TEST_CASE("a tokenizer with fewer ids than model.vocab_size: samples and ssa-gen
       "ssa-generate --checkpoint {} --tokens 200 --temperature 1 --sample-top-k 0",
       dir.file("out/" + checkpoint_file_name(2))));
   CHECK_MESSAGE(generated.exit_code == 0, generated.output);
+}
+
+TEST_CASE("SIGTERM stops after the current step with a checkpoint; the printed command resumes") {
+  TinyJob job("e2e_sigterm");
+  const std::string steps = "--train.steps=300";
+  Result straight = job.train(steps + " --train.out_dir=" + job.dir.file("straight"));
+  REQUIRE_MESSAGE(straight.exit_code == 0, straight.output);
+  const std::string out = job.dir.file("out");
+  Background training(fmt::format("{}/ssa-train --config {} {}", SSA_BIN_DIR, job.config, steps),
+                      job.dir.file("output.txt"));
+  wait_for_line(out + "/log.jsonl", "\"loss\"");
+  training.signal(SIGTERM);
+  Background::Ended ended = training.wait();
+  REQUIRE_MESSAGE(ended.exit_code == 0, ended.output);
+  const std::string step = captured(ended.output, "ssa-train: stopped by SIGTERM at step (\\d+);");
+  CAPTURE(step);
+  REQUIRE(std::stoi(step) < 300);
+  const std::string checkpoint = out + "/" + checkpoint_file_name(std::stoi(step));
+  CHECK(contains(ended.output, "; checkpoint " + checkpoint + "; resume with: "));
+  CHECK(std::filesystem::exists(checkpoint));
+  CHECK(list_checkpoints(out).size() == 1);
+  const std::string command = captured(ended.output, "; resume with: (.*)\n");
+  CHECK(command.ends_with(" --resume auto"));
+  Result resumed = shell(command);
+  REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
+  CHECK(contains(resumed.output, "resumed from " + checkpoint));
+  const std::vector<JsonValue> expected = losses_after(job.dir.file("straight"), std::stoi(step));
+  CHECK(expected.size() == static_cast<size_t>(300 - std::stoi(step)));
+  CHECK(losses_after(out, std::stoi(step)) == expected);
+}
+
+TEST_CASE("a second signal ends ssa-train at once, without a checkpoint") {
+  TinyJob job("e2e_second_signal");
+  const std::string out = job.dir.file("out");
+  Background training(
+      fmt::format("{}/ssa-train --config {} --train.steps=100000", SSA_BIN_DIR, job.config),
+      job.dir.file("output.txt"));
+  wait_for_line(out + "/log.jsonl", "\"loss\"");
+  // Both are pending when it continues, so both arrive before it finishes its step.
+  training.signal(SIGSTOP);
+  training.signal(SIGINT);
+  training.signal(SIGTERM);
+  training.signal(SIGCONT);
+  Background::Ended ended = training.wait();
+  CHECK(ended.exit_code == -1);
+  CHECK((ended.signal == SIGINT || ended.signal == SIGTERM));
+  CHECK(!contains(ended.output, "stopped by"));
+  CHECK(list_checkpoints(out).empty());
 }
 
 TEST_CASE("memory that runs out in a step names the allocation and what to lower") {

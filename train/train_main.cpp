@@ -137,7 +137,7 @@ int run(int argc, char** argv, const Job& job) {
   Trainer trainer(settings, job.communicator(settings.run.device, settings.run.comm_timeout_s));
   if (leader) print_startup(settings, trainer, resume);
   if (!resume.empty()) trainer.resume_from(resume);
-  trainer.run();
+  trainer.run(resume_command({argv, argv + argc}));
   return 0;
 }
 

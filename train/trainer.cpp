@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -182,8 +183,9 @@ double Trainer::local_validation_loss(AttentionPath path) {
   return mean_loss(model_, val, batches, micro_batch, options);
 }
 
-void Trainer::run() {
+void Trainer::run(const std::string& resume_command) {
   const RunSettings& run = settings_.run;
+  StopSignals signals;
   while (step_ < run.steps) {
     auto start = std::chrono::steady_clock::now();
     StepResult result = train_step();
@@ -195,9 +197,37 @@ void Trainer::run() {
     if (run.sample_every > 0 && step_ % run.sample_every == 0) log_sample();
     if (run.ckpt_every > 0 && step_ % run.ckpt_every == 0 && step_ != run.steps)
       save_checkpoint();
+    if (const int signal = agreed_stop_signal(signals)) {
+      stop(signal, resume_command);
+      return;
+    }
   }
   if (!run.val_glob.empty()) log_validation();
   if (run.ckpt_every >= 0) save_checkpoint();
+}
+
+int Trainer::agreed_stop_signal(const StopSignals& signals) {
+  const int mine = signals.received();
+  if (comm_->world() == 1) return mine;
+  const std::vector<double> stopping =
+      comm_->sum({mine == SIGTERM ? 1.0 : 0.0, mine == SIGINT ? 1.0 : 0.0});
+  return stopping[0] > 0 ? SIGTERM : stopping[1] > 0 ? SIGINT : 0;
+}
+
+void Trainer::stop(int signal, const std::string& resume_command) {
+  const std::string stopped =
+      fmt::format("ssa-train: stopped by {} at step {}", stop_signal_name(signal), step_);
+  if (settings_.run.ckpt_every < 0) {
+    if (leader()) fmt::print("{}; no checkpoint written (train.ckpt_every = -1)\n", stopped);
+    std::fflush(stdout);
+    return;
+  }
+  const std::string path = saved_step_ == step_ ? checkpoint_path() : save_checkpoint();
+  if (!leader()) return;
+  const int world = comm_->world();
+  fmt::print("{}; checkpoint {}; resume with: {}{}\n", stopped, path,
+             world > 1 ? fmt::format("mpirun -np {} ", world) : "", resume_command);
+  std::fflush(stdout);
 }
 
 void Trainer::fail_keeping_state(const std::string& failure) {
@@ -308,8 +338,12 @@ std::string Trainer::sample_text() {
   return text;
 }
 
+std::string Trainer::checkpoint_path() const {
+  return settings_.run.out_dir + "/" + checkpoint_file_name(step_);
+}
+
 std::string Trainer::save_checkpoint() {
-  const std::string path = settings_.run.out_dir + "/" + checkpoint_file_name(step_);
+  const std::string path = checkpoint_path();
   std::vector<std::pair<std::string, Tensor>> buffers = state_buffers();
   if (leader()) {
     Checkpoint ckpt;
@@ -336,6 +370,7 @@ std::string Trainer::save_checkpoint() {
     std::fflush(stdout);
   }
   comm_->barrier();  // the file exists for every rank once this returns
+  saved_step_ = step_;
   return path;
 }
 

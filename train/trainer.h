@@ -17,6 +17,7 @@
 #include "train/optimizer.h"
 #include "train/run_files.h"
 #include "train/settings.h"
+#include "train/stop_signals.h"
 
 namespace ssa {
 
@@ -47,9 +48,11 @@ class Trainer {
   // Restores parameters, moments, step, RNG and loader state from a checkpoint; a model
   // config that differs from this run's is refused with the differing fields.
   void resume_from(const std::string& checkpoint_path);
-  // Trains from the current step to settings.run.steps, logging and checkpointing. A failed
-  // validation writes a checkpoint before it raises; a failed sample is skipped with a warning.
-  void run();
+  // Trains from the current step to settings.run.steps, logging and checkpointing. SIGTERM or
+  // SIGINT on any rank stops every rank after the same step: a checkpoint is written and rank 0
+  // prints how to resume (`resume_command`, stop_signals.h). A failed validation writes a
+  // checkpoint before it raises; a failed sample is skipped with a warning.
+  void run(const std::string& resume_command = "ssa-train ... --resume auto");
   // One optimizer step; memory that runs out in it raises naming what to lower.
   StepResult train_step();
   // Validation loss under the full path, or the sparse one (at the training top_k).
@@ -75,6 +78,10 @@ class Trainer {
   void log_validation();
   void log_sample();
   std::string sample_text();
+  std::string checkpoint_path() const;  // of this step
+  // The signal that stops the run after this step, agreed by every rank; 0: carry on.
+  int agreed_stop_signal(const StopSignals& signals);
+  void stop(int signal, const std::string& resume_command);
   // Writes a checkpoint (unless train.ckpt_every = -1), then raises `failure` with its path.
   [[noreturn]] void fail_keeping_state(const std::string& failure);
   // The full flat buffers a checkpoint holds, with their group names: parameters, AdamW
@@ -96,6 +103,7 @@ class Trainer {
   GradientBuckets buckets_;
   Rng rng_;  // the run's stream (sampling now, SSA's mode draws later)
   int64_t step_ = 0;
+  int64_t saved_step_ = -1;  // the step of the last checkpoint written
   int64_t tokens_seen_ = 0;
   int64_t skipped_steps_ = 0;
   std::unique_ptr<JsonlFile> log_;  // rank 0 only
