@@ -83,8 +83,8 @@ class Background {
     int status = 0;
     REQUIRE(::waitpid(pid_, &status, 0) == pid_);
     running_ = false;
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
-            text_of(output_path_)};
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+            WIFSIGNALED(status) ? WTERMSIG(status) : 0, text_of(output_path_)};
   }
 
  private:

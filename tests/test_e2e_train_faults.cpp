@@ -133,7 +133,7 @@ TEST_CASE("a validation that fails after start-up writes a checkpoint before it 
   CHECK(contains(resumed.output, "resumed from " + checkpoint));
 }
 
-TEST_CASE("a tokenizer with fewer ids than model.vocab_size: samples and ssa-generate draw its ids") {
+TEST_CASE("a tokenizer with fewer ids than the vocabulary: samples and ssa-generate draw its ids") {
   TempDir dir("e2e_small_tokenizer");
   // 257 ids (bytes and <|endoftext|>) under a vocabulary of 512: every other id is undecodable.
   const std::string tokenizer = byte_tokenizer(dir);

@@ -94,7 +94,7 @@ TEST_CASE("allocator: statistics follow allocations; freed blocks are reused") {
   CHECK(cuda::memory_stats().peak == cuda::memory_stats().allocated);
 }
 
-TEST_CASE("allocator: more than the GPU has fails with one message naming the size and the memory") {
+TEST_CASE("allocator: more than the GPU has fails with one line naming the size and the memory") {
   size_t free_bytes = 0, total_bytes = 0;
   REQUIRE(cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess);
   Tensor held = Tensor::empty({256 << 20}, DType::f32, Device::cuda);  // 1 GiB in use

@@ -98,7 +98,8 @@ std::map<int, pid_t> ssa_train_ranks(const std::string& marker, int ranks) {
       if (const int rank = launcher_rank(pid); rank >= 0) found[rank] = std::stoi(pid);
     }
     if (static_cast<int>(found.size()) == ranks) return found;
-    if (std::chrono::steady_clock::now() > deadline) FAIL("the ranks of " << marker << " never all ran");
+    if (std::chrono::steady_clock::now() > deadline)
+      FAIL("the ranks of " << marker << " never all ran");
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
@@ -172,7 +173,8 @@ TEST_CASE("SIGTERM to one rank stops every rank after the same step, with a chec
   const std::string steps = "--train.steps=300 --data.val=";
   Result single = job.train(fmt::format("{} --train.micro_batch=8 --train.out_dir={}", steps, one));
   REQUIRE_MESSAGE(single.exit_code == 0, single.output);
-  const std::string run_two = fmt::format("{} --train.micro_batch=4 --train.out_dir={}", steps, two);
+  const std::string run_two =
+      fmt::format("{} --train.micro_batch=4 --train.out_dir={}", steps, two);
   Background launch(mpirun_line(2, train_command(job, run_two)), job.dir.file("output.txt"));
   wait_for_line(two + "/log.jsonl", "\"loss\"");
   const std::map<int, pid_t> ranks = ssa_train_ranks(two, 2);

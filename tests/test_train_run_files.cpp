@@ -32,8 +32,8 @@ TEST_CASE("an out_dir is created, and refused without room for a checkpoint") {
   CHECK(std::filesystem::is_directory(out));
   CHECK(std::filesystem::is_empty(out));  // the file written to check it is gone
   const std::string message = error_of([&] { check_out_dir(out, int64_t{1} << 52); });
-  CHECK(contains_all(message, {"train.out_dir: '" + out + "' has ", " free, less than the 4096.00 TiB "
-                               "a checkpoint of this model takes"}));
+  CHECK(contains_all(message, {"train.out_dir: '" + out + "' has ", " free, less than the ",
+                               "4096.00 TiB a checkpoint of this model takes"}));
 }
 
 TEST_CASE("the first SIGTERM or SIGINT is recorded, and the handlers restored afterwards") {
