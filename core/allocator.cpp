@@ -17,7 +17,8 @@ class CpuAllocator final : public Allocator {
     constexpr size_t kAlign = 64;
     size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
     void* ptr = std::aligned_alloc(kAlign, rounded == 0 ? kAlign : rounded);
-    if (ptr == nullptr) fail("out of host memory allocating {} bytes", bytes);
+    if (ptr == nullptr)
+      throw OutOfMemory(fmt::format("out of host memory: could not allocate {}", byte_text(bytes)));
     return ptr;
   }
   void deallocate(void* ptr, size_t) override { std::free(ptr); }

@@ -65,7 +65,7 @@ int run(const std::vector<std::string>& args) {
   std::vector<int32_t> ids = prompt_ids(tokenizer, prompt);
   const size_t prompt_length = ids.size();
   SamplingOptions options{line.get_double("--temperature", 0.8, 0),
-                          line.get_int("--sample-top-k", 40, 0)};
+                          line.get_int("--sample-top-k", 40, 0), tokenizer.vocab_size()};
   Rng rng(static_cast<uint64_t>(line.get_int("--seed", 1, 0)));
   ids = generate(*loaded.model, ids, line.get_int("--tokens", 100, 0), options, rng, attention,
                  !line.has("--no-cache"));

@@ -10,13 +10,16 @@ namespace ssa {
 
 int32_t sample_token(const std::vector<double>& logits, const SamplingOptions& options, Rng& rng) {
   SSA_CHECK(!logits.empty(), "sampling from empty logits");
+  const size_t usable = options.decodable_ids > 0
+                            ? std::min(logits.size(), static_cast<size_t>(options.decodable_ids))
+                            : logits.size();
   if (options.temperature <= 0)
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  std::vector<int32_t> candidates(logits.size());
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.begin() + usable) -
+                                logits.begin());
+  std::vector<int32_t> candidates(usable);
   std::iota(candidates.begin(), candidates.end(), 0);
-  const size_t keep = options.top_k > 0
-                          ? std::min(logits.size(), static_cast<size_t>(options.top_k))
-                          : logits.size();
+  const size_t keep =
+      options.top_k > 0 ? std::min(usable, static_cast<size_t>(options.top_k)) : usable;
   // Highest logits first; ties by lower id, so the candidate list is deterministic.
   std::partial_sort(candidates.begin(), candidates.begin() + static_cast<ptrdiff_t>(keep),
                     candidates.end(), [&](int32_t a, int32_t b) {

@@ -11,9 +11,12 @@ namespace ssa {
 struct SamplingOptions {
   double temperature = 1.0;  // 0: greedy
   int64_t top_k = 0;         // 0: the whole vocabulary
+  // Only ids below this are drawn: the tokenizer's vocabulary, when the model's is larger
+  // (padded, or BPE training stopped short). 0: every id of the logits.
+  int64_t decodable_ids = 0;
 };
 
-// Picks the next token from one row of logits.
+// Picks the next token from one row of logits, among the decodable ids.
 int32_t sample_token(const std::vector<double>& logits, const SamplingOptions& options, Rng& rng);
 
 // Appends `count` tokens to `prompt`, attention as `attention` says (full, or sparse at its

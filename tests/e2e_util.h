@@ -1,10 +1,16 @@
 #pragma once
-// Running the binaries of build/bin from end-to-end tests, on a tiny job in a scratch directory.
+// Running the binaries of build/bin from end-to-end tests, on a tiny job in a scratch directory,
+// in the foreground or in the background (to signal them while they run).
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <thread>
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -32,6 +38,68 @@ inline Result run(const std::string& command) {
 
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+// The whole text of a file ("" when it cannot be read).
+inline std::string text_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A command of the shell started in the background, its stdout and stderr going to a file.
+class Background {
+ public:
+  Background(const std::string& command, std::string output_path)
+      : output_path_(std::move(output_path)) {
+    // exec: the pid is the command's own, so signals reach it and not a shell.
+    const std::string line = fmt::format("exec {} >{} 2>&1", command, output_path_);
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~Background() {
+    if (running_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int number) const { REQUIRE(::kill(pid_, number) == 0); }
+
+  struct Ended {
+    int exit_code;  // -1 when a signal ended it
+    int signal;     // the signal that ended it, 0 when it exited
+    std::string output;
+  };
+  Ended wait() {
+    int status = 0;
+    REQUIRE(::waitpid(pid_, &status, 0) == pid_);
+    running_ = false;
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+            WIFSIGNALED(status) ? WTERMSIG(status) : 0, text_of(output_path_)};
+  }
+
+ private:
+  std::string output_path_;
+  pid_t pid_ = -1;
+  bool running_ = true;
+};
+
+// Waits (up to a minute) until `path` holds a line containing `part`.
+inline void wait_for_line(const std::string& path, const std::string& part) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (text_of(path).find(part) == std::string::npos) {
+    if (std::chrono::steady_clock::now() > deadline) FAIL(path << " never held " << part);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 // A tiny job in a scratch directory: shards and a config file.

@@ -1,5 +1,8 @@
-// The caching allocator (statistics, no cudaMalloc in a repeated step), device fill, and mixed
-// precision: bf16 leaves whose gradients accumulate into the fp32 flat gradient buffer.
+// The caching allocator (statistics, no cudaMalloc in a repeated step, the message of an
+// allocation that does not fit), device fill, and mixed precision: bf16 leaves whose gradients
+// accumulate into the fp32 flat gradient buffer.
+#include <cuda_runtime.h>
+
 #include "cuda/runtime/memory.h"
 #include "op_test_util.h"
 #include "ops/cross_entropy.h"
@@ -9,6 +12,7 @@
 #include "ops/reshape.h"
 #include "ops/rmsnorm.h"
 #include "ops/swiglu.h"
+#include "test_data_util.h"
 #include "train/optimizer.h"
 
 using namespace ssa;
@@ -88,6 +92,28 @@ TEST_CASE("allocator: statistics follow allocations; freed blocks are reused") {
   CHECK(cuda::memory_stats().device_mallocs == freed.device_mallocs);
   cuda::reset_peak_memory();
   CHECK(cuda::memory_stats().peak == cuda::memory_stats().allocated);
+}
+
+TEST_CASE("allocator: more than the GPU has fails with one line naming the size and the memory") {
+  size_t free_bytes = 0, total_bytes = 0;
+  REQUIRE(cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess);
+  Tensor held = Tensor::empty({256 << 20}, DType::f32, Device::cuda);  // 1 GiB in use
+  const cuda::MemoryStats before = cuda::memory_stats();
+  const int64_t too_many = static_cast<int64_t>(total_bytes / 4) + (256 << 20);  // + 1 GiB
+  std::string message;
+  try {
+    Tensor too_large = Tensor::empty({too_many}, DType::f32, Device::cuda);
+  } catch (const OutOfMemory& error) {
+    message = error.what();
+  }
+  std::printf("%s\n", message.c_str());
+  CHECK(message.find('\n') == std::string::npos);
+  CHECK(contains_all(message, {"out of GPU memory: could not allocate ", " GiB (tensors hold ",
+                               byte_text(before.allocated), ", peak ", byte_text(before.peak),
+                               "; the GPU has ", " free of " + byte_text(total_bytes) + ")"}));
+  CHECK(cuda::memory_stats().allocated == before.allocated);
+  Tensor after = Tensor::empty({1000}, DType::f32, Device::cuda);  // the allocator still works
+  CHECK(after.numel() == 1000);
 }
 
 TEST_CASE("allocator: a second identical training step calls cudaMalloc no more") {

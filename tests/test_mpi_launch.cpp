@@ -1,9 +1,16 @@
 // Whole jobs started with mpirun (label mpi): ssa-train on 2 ranks logs the losses of one
 // process with twice the micro-batch and resumes across world sizes; 8 ranks log those of one
 // process with 8 micro-steps; a rank that fails or hangs ends the job non-zero, soon, naming
-// itself.
+// itself; SIGTERM to one rank stops every rank after the same step, with a checkpoint.
+#include <signal.h>
+
+#include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <regex>
 
 #include "e2e_util.h"
 #include "eval/jsonl.h"
@@ -19,12 +26,16 @@ struct Launch {
   double seconds;
 };
 
-// `command` (a program of build/bin or build/tests with its arguments) on `ranks` processes.
+// The shell command that runs `command` (a program of build/bin or build/tests with its
+// arguments) on `ranks` processes.
+std::string mpirun_line(int ranks, const std::string& command) {
+  return fmt::format("{} --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 -np {} {}",
+                     SSA_MPIRUN, ranks, command);
+}
+
 Launch mpirun(int ranks, const std::string& command) {
   const auto start = std::chrono::steady_clock::now();
-  const std::string line =
-      fmt::format("{} --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 -np {} {} 2>&1",
-                  SSA_MPIRUN, ranks, command);
+  const std::string line = mpirun_line(ranks, command) + " 2>&1";
   std::FILE* pipe = popen(line.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;
@@ -51,6 +62,46 @@ std::vector<double> logged_losses(const std::string& out_dir, double first_step)
 void check_equal(const std::vector<double>& a, const std::vector<double>& b) {
   REQUIRE(a.size() == b.size());
   for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(b[i]).epsilon(1e-6));
+}
+
+// The NUL-separated strings of /proc/PID/<name> (its command line or environment).
+std::vector<std::string> proc_strings(const std::string& pid, const char* name) {
+  std::vector<std::string> strings;
+  std::istringstream all(text_of(fmt::format("/proc/{}/{}", pid, name)));
+  for (std::string entry; std::getline(all, entry, '\0');) strings.push_back(entry);
+  return strings;
+}
+
+// The rank an MPI launcher gave a process, from its environment; -1 when none.
+int launcher_rank(const std::string& pid) {
+  for (const std::string& variable : proc_strings(pid, "environ"))
+    for (const char* name : {"OMPI_COMM_WORLD_RANK=", "PMIX_RANK=", "PMI_RANK="})
+      if (variable.starts_with(name)) return std::stoi(variable.substr(std::strlen(name)));
+  return -1;
+}
+
+// The process ids of the ssa-train ranks whose arguments hold `marker`, by rank; waits (up to a
+// minute) until `ranks` of them run.
+std::map<int, pid_t> ssa_train_ranks(const std::string& marker, int ranks) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  for (;;) {
+    std::map<int, pid_t> found;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      const std::string pid = entry.path().filename().string();
+      if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      const std::vector<std::string> args = proc_strings(pid, "cmdline");
+      if (args.empty() || !args[0].ends_with("ssa-train")) continue;
+      if (std::find_if(args.begin(), args.end(), [&](const std::string& arg) {
+            return arg.find(marker) != std::string::npos;
+          }) == args.end())
+        continue;
+      if (const int rank = launcher_rank(pid); rank >= 0) found[rank] = std::stoi(pid);
+    }
+    if (static_cast<int>(found.size()) == ranks) return found;
+    if (std::chrono::steady_clock::now() > deadline)
+      FAIL("the ranks of " << marker << " never all ran");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 }  // namespace
@@ -114,4 +165,34 @@ TEST_CASE("ssa-train on 8 ranks trains as 1 process with 8 micro-steps, plain an
     check_equal(logged_losses(eight, 0), logged_losses(one, 0));
     CHECK(logged_losses(eight, 0).size() == 50);
   }
+}
+
+TEST_CASE("SIGTERM to one rank stops every rank after the same step, with a checkpoint; exit 0") {
+  TinyJob job("mpi_sigterm");
+  const std::string one = job.dir.file("one"), two = job.dir.file("two");
+  const std::string steps = "--train.steps=500 --data.val=";
+  Result single = job.train(fmt::format("{} --train.micro_batch=8 --train.out_dir={}", steps, one));
+  REQUIRE_MESSAGE(single.exit_code == 0, single.output);
+  const std::string run_two =
+      fmt::format("{} --train.micro_batch=4 --train.out_dir={}", steps, two);
+  Background launch(mpirun_line(2, train_command(job, run_two)), job.dir.file("output.txt"));
+  const std::map<int, pid_t> ranks = ssa_train_ranks(two, 2);
+  wait_for_line(two + "/log.jsonl", "\"loss\"");  // training: the handlers are in place
+  REQUIRE(::kill(ranks.at(1), SIGTERM) == 0);  // not rank 0: it learns of it from rank 1
+  Background::Ended ended = launch.wait();
+  REQUIRE_MESSAGE(ended.exit_code == 0, ended.output);
+  std::smatch match;
+  REQUIRE_MESSAGE(std::regex_search(ended.output, match,
+                                    std::regex("ssa-train: stopped by SIGTERM at step (\\d+);")),
+                  ended.output);
+  const int step = std::stoi(match[1].str());
+  CAPTURE(step);
+  REQUIRE(step < 500);
+  const std::string checkpoint = two + "/" + checkpoint_file_name(step);
+  CHECK(contains(ended.output, "; checkpoint " + checkpoint + "; resume with: mpirun -np 2 "));
+  CHECK(std::filesystem::exists(checkpoint));
+  Launch resumed = mpirun(2, train_command(job, run_two + " --resume auto"));
+  REQUIRE_MESSAGE(resumed.result.exit_code == 0, resumed.result.output);
+  CHECK(contains(resumed.result.output, "resumed from " + checkpoint));
+  check_equal(logged_losses(two, step), logged_losses(one, step));
 }

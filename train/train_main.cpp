@@ -108,7 +108,8 @@ void print_startup(const TrainSettings& s, const Trainer& trainer, const std::st
   std::fflush(stdout);
 }
 
-int run(const std::vector<std::string>& args, const Job& job) {
+// args: the command line without the program, which `program` names (for the resume line).
+int run(const std::string& program, const std::vector<std::string>& args, const Job& job) {
   const TrainFlags flags = parse_flags(args);
   const bool leader = job.rank() == 0;
   Config config = resolve_config(flags);
@@ -121,7 +122,9 @@ int run(const std::vector<std::string>& args, const Job& job) {
   Trainer trainer(settings, job.communicator(settings.run.device, settings.run.comm_timeout_s));
   if (leader) print_startup(settings, trainer, resume);
   if (!resume.empty()) trainer.resume_from(resume);
-  trainer.run();
+  std::vector<std::string> command_line{program};
+  command_line.insert(command_line.end(), args.begin(), args.end());
+  trainer.run(resume_command(command_line));
   return 0;
 }
 
@@ -129,5 +132,5 @@ int run(const std::vector<std::string>& args, const Job& job) {
 
 int main(int argc, char** argv) {
   return run_job(argc, argv, "ssa-train",
-                 [&](const Job& job) { return run(arguments(argc, argv, 1), job); });
+                 [&](const Job& job) { return run(argv[0], arguments(argc, argv, 1), job); });
 }

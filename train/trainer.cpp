@@ -2,7 +2,7 @@
 
 #include <chrono>
 #include <cmath>
-#include <filesystem>
+#include <csignal>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -21,12 +21,6 @@ namespace {
 // the samples (keyed by step, so sampling settings never shift the run's stream) these.
 constexpr uint64_t kRunStream = 0x5353415255ull;
 constexpr uint64_t kSampleStream = 0x53534153414dull;
-
-Loader open_loader(const std::string& glob, const TrainSettings& s, bool shuffle, int rank = 0,
-                   int world = 1) {
-  return Loader(expand_glob(glob), s.run.seq_len, s.model.vocab_size, s.run.seed, shuffle, rank,
-                world);
-}
 
 // MFU's reference: H100/H200 dense bf16 tensor-core peak.
 constexpr double kPeakFlops = 989e12;
@@ -51,12 +45,11 @@ uint64_t checksum(const Tensor& host) {
 Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
     : settings_(on_usable_device(std::move(settings))),
       comm_(std::move(comm)),
+      files_(open_run_files(settings_, comm_->rank(), comm_->world())),
       model_(settings_.model, settings_.run.dtype, settings_.run.device,
              settings_.run.compute_dtype),
       buckets_(model_.params(), *comm_,
                static_cast<int64_t>(settings_.run.bucket_mb * (1 << 20))),
-      train_loader_(
-          open_loader(settings_.run.train_glob, settings_, true, comm_->rank(), comm_->world())),
       rng_(settings_.run.seed ^ kRunStream) {
   if (settings_.run.seq_len > settings_.model.max_seq_len)
     fail("data.seq_len ({}) exceeds model.max_seq_len ({})", settings_.run.seq_len,
@@ -69,7 +62,6 @@ Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
   model_.params().initialize(init_rng);
   check_identical_start();
   if (!leader()) return;
-  std::filesystem::create_directories(settings_.run.out_dir);
   log_ = std::make_unique<JsonlFile>(settings_.run.out_dir + "/log.jsonl");
 }
 
@@ -98,6 +90,16 @@ ForwardOptions Trainer::step_options() {
 }
 
 StepResult Trainer::train_step() {
+  try {
+    return step_once();
+  } catch (const OutOfMemory& error) {
+    fail("step {}: {}; lower train.micro_batch (raise train.grad_accum to keep the batch) or "
+         "data.seq_len",
+         step_ + 1, error.what());
+  }
+}
+
+StepResult Trainer::step_once() {
   const RunSettings& run = settings_.run;
   const int world = comm_->world();
   // Every rank divides by the global token count: the sum over ranks is the global mean.
@@ -109,7 +111,7 @@ StepResult Trainer::train_step() {
   comm_->set_step(step_ + 1);
   model_.params().zero_grad();
   for (int64_t micro = 0; micro < run.grad_accum; ++micro) {
-    Batch batch = train_loader_.next_batch(run.micro_batch);
+    Batch batch = files_.train.next_batch(run.micro_batch);
     Tensor loss = model_.loss(batch.inputs, batch.targets, static_cast<double>(step_tokens),
                               options);
     result.loss += loss.item();
@@ -166,20 +168,24 @@ double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_
 }
 
 double Trainer::validation_loss(AttentionPath path) {
+  // Each rank's share of the global batches: the mean of the rank means is world 1's mean.
+  return comm_->sum({local_validation_loss(path)})[0] / comm_->world();
+}
+
+double Trainer::local_validation_loss(AttentionPath path) {
   const int world = comm_->world();
-  Loader val = open_loader(settings_.run.val_glob, settings_, false, comm_->rank(), world);
+  Loader val = open_validation_data(settings_, comm_->rank(), world);
   const int64_t micro_batch = settings_.run.micro_batch;
   const int64_t batches = std::min(
       settings_.run.val_batches, std::max<int64_t>(1, val.windows_per_epoch() / (micro_batch * world)));
   ForwardOptions options{settings_.attention};
   options.path = path;
-  // Each rank's share of the global batches: the mean of the rank means is world 1's mean.
-  const double local = mean_loss(model_, val, batches, micro_batch, options);
-  return comm_->sum({local})[0] / world;
+  return mean_loss(model_, val, batches, micro_batch, options);
 }
 
-void Trainer::run() {
+void Trainer::run(const std::string& resume_command) {
   const RunSettings& run = settings_.run;
+  StopSignals signals;
   while (step_ < run.steps) {
     auto start = std::chrono::steady_clock::now();
     StepResult result = train_step();
@@ -191,9 +197,45 @@ void Trainer::run() {
     if (run.sample_every > 0 && step_ % run.sample_every == 0) log_sample();
     if (run.ckpt_every > 0 && step_ % run.ckpt_every == 0 && step_ != run.steps)
       save_checkpoint();
+    if (const int signal = agreed_stop_signal(signals)) {
+      stop(signal, resume_command);
+      return;
+    }
   }
   if (!run.val_glob.empty()) log_validation();
   if (run.ckpt_every >= 0) save_checkpoint();
+}
+
+int Trainer::agreed_stop_signal(const StopSignals& signals) {
+  const int mine = signals.received();
+  if (comm_->world() == 1) return mine;
+  const std::vector<double> stopping =
+      comm_->sum({mine == SIGTERM ? 1.0 : 0.0, mine == SIGINT ? 1.0 : 0.0});
+  return stopping[0] > 0 ? SIGTERM : stopping[1] > 0 ? SIGINT : 0;
+}
+
+void Trainer::stop(int signal, const std::string& resume_command) {
+  const std::string stopped =
+      fmt::format("ssa-train: stopped by {} at step {}", stop_signal_name(signal), step_);
+  if (settings_.run.ckpt_every < 0) {
+    if (leader()) fmt::print("{}; no checkpoint written (train.ckpt_every = -1)\n", stopped);
+    std::fflush(stdout);
+    return;
+  }
+  const std::string path = saved_step_ == step_ ? checkpoint_path() : save_checkpoint();
+  if (!leader()) return;
+  const int world = comm_->world();
+  fmt::print("{}; checkpoint {}; resume with: {}{}\n", stopped, path,
+             world > 1 ? fmt::format("mpirun -np {} ", world) : "", resume_command);
+  std::fflush(stdout);
+}
+
+void Trainer::fail_keeping_state(const std::string& failure) {
+  if (settings_.run.ckpt_every < 0)
+    fail("{} (no checkpoint written: train.ckpt_every = -1)", failure);
+  const std::string path = save_checkpoint();
+  fail("{}; the trained state is saved in {} (fix the cause, then resume with --resume auto)",
+       failure, path);
 }
 
 void Trainer::log_step(const StepResult& r, double seconds) {
@@ -234,13 +276,28 @@ void Trainer::log_step(const StepResult& r, double seconds) {
 
 void Trainer::log_validation() {
   if (settings_.run.val_glob.empty()) return;
-  const double loss = validation_loss(AttentionPath::full);
+  const bool with_sparse = settings_.attention.mode != TrainAttention::Mode::full;
+  std::string failure;  // this rank's
+  double full = 0, sparse = 0;
+  try {
+    full = local_validation_loss(AttentionPath::full);
+    if (with_sparse) sparse = local_validation_loss(AttentionPath::sparse);
+  } catch (const std::exception& error) {
+    failure = error.what();
+  }
+  // One collective for both means and the failures: every rank learns of any rank's.
+  const int world = comm_->world();
+  const std::vector<double> sums = comm_->sum({full, sparse, failure.empty() ? 0.0 : 1.0});
+  if (sums[2] > 0)
+    fail_keeping_state(fmt::format("validation at step {} failed: {}", step_,
+                                   failure.empty() ? "on another rank" : failure));
+  const double loss = sums[0] / world;
   JsonLine line;
   line.add("step", step_).add("val_loss", loss).add("val_ppl", std::exp(loss));
   std::string text = fmt::format("step {:>6} | val loss {:.4f} | val ppl {:.2f}", step_, loss,
                                  std::exp(loss));
-  if (settings_.attention.mode != TrainAttention::Mode::full) {
-    const double sparse = validation_loss(AttentionPath::sparse);
+  if (with_sparse) {
+    sparse = sums[1] / world;
     line.add("val_loss_sparse", sparse).add("val_ppl_sparse", std::exp(sparse));
     text += fmt::format(" | sparse (top-{}) val loss {:.4f} | val ppl {:.2f}",
                         settings_.attention.top_k, sparse, std::exp(sparse));
@@ -253,27 +310,40 @@ void Trainer::log_validation() {
 
 void Trainer::log_sample() {
   if (!leader()) return;
-  // A new document starts after <|endoftext|>; a vocabulary without it starts from id 0.
-  const int64_t start = std::min<int64_t>(Tokenizer::kEndOfText, settings_.model.vocab_size - 1);
-  std::vector<int32_t> prompt{static_cast<int32_t>(start)};
-  Rng sample_rng(settings_.run.seed ^ kSampleStream, static_cast<uint64_t>(step_) << 32);
-  std::vector<int32_t> ids = generate(model_, prompt, settings_.run.sample_tokens,
-                                      SamplingOptions{1.0, 40}, sample_rng);
   std::string text;
-  if (!settings_.run.tokenizer_path.empty()) {
-    Tokenizer tokenizer = Tokenizer::load(settings_.run.tokenizer_path);
-    std::vector<uint32_t> unsigned_ids(ids.begin() + 1, ids.end());
-    text = tokenizer.decode(unsigned_ids);
-  } else {
-    for (size_t i = 1; i < ids.size(); ++i) text += fmt::format("{} ", ids[i]);
+  try {
+    text = sample_text();
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "ssa-train: warning: step {}: sample skipped: {}\n", step_, error.what());
+    std::fflush(stderr);
+    return;
   }
   fmt::print("step {:>6} | sample:\n{}\n", step_, text);
   std::fflush(stdout);
   log_->write(JsonLine().add("step", step_).add("sample", text));
 }
 
+std::string Trainer::sample_text() {
+  // A new document starts after <|endoftext|>; a vocabulary without it starts from id 0.
+  const int64_t start = std::min<int64_t>(Tokenizer::kEndOfText, settings_.model.vocab_size - 1);
+  std::vector<int32_t> prompt{static_cast<int32_t>(start)};
+  Rng sample_rng(settings_.run.seed ^ kSampleStream, static_cast<uint64_t>(step_) << 32);
+  const std::optional<Tokenizer>& tokenizer = files_.tokenizer;
+  const SamplingOptions options{1.0, 40, tokenizer ? tokenizer->vocab_size() : 0};
+  std::vector<int32_t> ids =
+      generate(model_, prompt, settings_.run.sample_tokens, options, sample_rng);
+  if (tokenizer) return tokenizer->decode(std::vector<uint32_t>(ids.begin() + 1, ids.end()));
+  std::string text;
+  for (size_t i = 1; i < ids.size(); ++i) text += fmt::format("{} ", ids[i]);
+  return text;
+}
+
+std::string Trainer::checkpoint_path() const {
+  return settings_.run.out_dir + "/" + checkpoint_file_name(step_);
+}
+
 std::string Trainer::save_checkpoint() {
-  const std::string path = settings_.run.out_dir + "/" + checkpoint_file_name(step_);
+  const std::string path = checkpoint_path();
   std::vector<std::pair<std::string, Tensor>> buffers = state_buffers();
   if (leader()) {
     Checkpoint ckpt;
@@ -283,8 +353,8 @@ std::string Trainer::save_checkpoint() {
     ckpt.integers["skipped_steps"] = skipped_steps_;
     ckpt.integers["rng_seed"] = static_cast<int64_t>(rng_.seed());
     ckpt.integers["rng_offset"] = static_cast<int64_t>(rng_.offset());
-    ckpt.integers["loader_epoch"] = static_cast<int64_t>(train_loader_.state().epoch);
-    ckpt.integers["loader_position"] = static_cast<int64_t>(train_loader_.state().position);
+    ckpt.integers["loader_epoch"] = static_cast<int64_t>(files_.train.state().epoch);
+    ckpt.integers["loader_position"] = static_cast<int64_t>(files_.train.state().position);
     ckpt.integers["adam_step"] = adamw().step_count();
     const Parameters& params = model_.params();
     for (const auto& [group, buffer] : buffers) {
@@ -300,6 +370,7 @@ std::string Trainer::save_checkpoint() {
     std::fflush(stdout);
   }
   comm_->barrier();  // the file exists for every rank once this returns
+  saved_step_ = step_;
   return path;
 }
 
@@ -344,8 +415,8 @@ void Trainer::resume_from(const std::string& path) {
   skipped_steps_ = ckpt.integer("skipped_steps", path);
   rng_ = Rng(static_cast<uint64_t>(ckpt.integer("rng_seed", path)),
              static_cast<uint64_t>(ckpt.integer("rng_offset", path)));
-  train_loader_.set_state({static_cast<uint64_t>(ckpt.integer("loader_epoch", path)),
-                           static_cast<uint64_t>(ckpt.integer("loader_position", path))});
+  files_.train.set_state({static_cast<uint64_t>(ckpt.integer("loader_epoch", path)),
+                          static_cast<uint64_t>(ckpt.integer("loader_position", path))});
   adamw().set_step_count(ckpt.integer("adam_step", path));
   check_identical_start();
   if (leader()) fmt::print("resumed from {} at step {}\n", path, step_);

@@ -15,7 +15,9 @@
 #include "train/dist/data_parallel.h"
 #include "train/log.h"
 #include "train/optimizer.h"
+#include "train/run_files.h"
 #include "train/settings.h"
+#include "train/stop_signals.h"
 
 namespace ssa {
 
@@ -38,15 +40,20 @@ double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_
 class Trainer {
  public:
   // All ranks of `comm` construct their Trainer with the same settings; every method below is
-  // then called by all of them in the same order (they run collectives).
+  // then called by all of them in the same order (they run collectives). The run's files are
+  // opened and checked before the model is allocated (train/run_files.h).
   explicit Trainer(TrainSettings settings,
                    std::shared_ptr<Communicator> comm = single_process_communicator());
 
   // Restores parameters, moments, step, RNG and loader state from a checkpoint; a model
   // config that differs from this run's is refused with the differing fields.
   void resume_from(const std::string& checkpoint_path);
-  // Trains from the current step to settings.run.steps, logging and checkpointing.
-  void run();
+  // Trains from the current step to settings.run.steps, logging and checkpointing. SIGTERM or
+  // SIGINT on any rank stops every rank after the same step: a checkpoint is written and rank 0
+  // prints how to resume (`resume_command`, stop_signals.h). A failed validation writes a
+  // checkpoint before it raises; a failed sample is skipped with a warning.
+  void run(const std::string& resume_command = "ssa-train ... --resume auto");
+  // One optimizer step; memory that runs out in it raises naming what to lower.
   StepResult train_step();
   // Validation loss under the full path, or the sparse one (at the training top_k).
   double validation_loss(AttentionPath path = AttentionPath::full);
@@ -64,9 +71,19 @@ class Trainer {
  private:
   // This step's forward options; in ssa mode draws the path from the run's stream.
   ForwardOptions step_options();
+  StepResult step_once();
+  // This rank's part of validation_loss (no collective).
+  double local_validation_loss(AttentionPath path);
   void log_step(const StepResult& result, double seconds);
   void log_validation();
   void log_sample();
+  std::string sample_text();
+  std::string checkpoint_path() const;  // of this step
+  // The signal that stops the run after this step, agreed by every rank; 0: carry on.
+  int agreed_stop_signal(const StopSignals& signals);
+  void stop(int signal, const std::string& resume_command);
+  // Writes a checkpoint (unless train.ckpt_every = -1), then raises `failure` with its path.
+  [[noreturn]] void fail_keeping_state(const std::string& failure);
   // The full flat buffers a checkpoint holds, with their group names: parameters, AdamW
   // moments (gathered from every rank under ZeRO-1: a collective).
   std::vector<std::pair<std::string, Tensor>> state_buffers();
@@ -79,13 +96,14 @@ class Trainer {
 
   TrainSettings settings_;
   std::shared_ptr<Communicator> comm_;
+  RunFiles files_;  // before the model: checked before anything large is allocated
   Decoder model_;
   std::unique_ptr<AdamW> optimizer_;     // all-reduce training
   std::unique_ptr<ZeroOptimizer> zero_;  // ZeRO-1
   GradientBuckets buckets_;
-  Loader train_loader_;
   Rng rng_;  // the run's stream (sampling now, SSA's mode draws later)
   int64_t step_ = 0;
+  int64_t saved_step_ = -1;  // the step of the last checkpoint written
   int64_t tokens_seen_ = 0;
   int64_t skipped_steps_ = 0;
   std::unique_ptr<JsonlFile> log_;  // rank 0 only

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -78,13 +79,23 @@ class CachingAllocator final : public Allocator {
     }
     if (status == cudaErrorMemoryAllocation) {
       cudaGetLastError();
-      fail("out of GPU memory allocating {} bytes ({} bytes allocated, {} reserved)", block,
-           stats_.allocated, stats_.reserved);
+      throw OutOfMemory(out_of_memory_message(block));
     }
     CUDA_CHECK(status);
     ++stats_.device_mallocs;
     stats_.reserved += block;
     return ptr;
+  }
+
+  // Names the allocation, what the tensors hold now and at their peak, and the GPU's memory.
+  std::string out_of_memory_message(size_t block) const {
+    size_t free_bytes = 0, total_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    return fmt::format(
+        "out of GPU memory: could not allocate {} (tensors hold {}, peak {}; the GPU has {} "
+        "free of {})",
+        byte_text(block), byte_text(stats_.allocated), byte_text(stats_.peak),
+        byte_text(free_bytes), byte_text(total_bytes));
   }
 
   void release_locked() {

@@ -1,0 +1,113 @@
+#include "train/run_files.h"
+
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "models/decoder.h"
+
+namespace ssa {
+namespace {
+
+// HDF5 object headers and attributes: generous per dataset (three per parameter tensor: the
+// weights and two moments) and for the file with its config text.
+constexpr int64_t kDatasetHeaderBytes = 4 << 10;
+constexpr int64_t kFileHeaderBytes = 1 << 20;
+
+// `open()`, its error prefixed by the config key it comes from (and `hint` appended).
+template <typename Open>
+auto for_key(const std::string& key, Open open, const std::string& hint = "") {
+  try {
+    return open();
+  } catch (const Error& error) {
+    fail("{}: {}{}", key, error.what(), hint);
+  }
+}
+
+Loader open_shards(const std::string& key, const std::string& pattern, const TrainSettings& s,
+                   bool shuffle, int rank, int world, const std::string& hint = "") {
+  const std::vector<std::string> files =
+      for_key(key, [&] { return expand_glob(pattern); }, hint);
+  return for_key(key, [&] {
+    return Loader(files, s.run.seq_len, s.model.vocab_size, s.run.seed, shuffle, rank, world);
+  });
+}
+
+// The tokenizer, which may have fewer ids than the model (samples then draw only its ids) but
+// not more: the model could never produce those.
+std::optional<Tokenizer> open_tokenizer(const TrainSettings& s) {
+  const std::string& path = s.run.tokenizer_path;
+  if (path.empty()) return std::nullopt;
+  Tokenizer tokenizer = for_key("data.tokenizer", [&] { return Tokenizer::load(path); });
+  if (tokenizer.vocab_size() > s.model.vocab_size)
+    fail("data.tokenizer: {} has {} ids, more than model.vocab_size = {}; set model.vocab_size "
+         "to at least {}",
+         path, tokenizer.vocab_size(), s.model.vocab_size, tokenizer.vocab_size());
+  return tokenizer;
+}
+
+// Creates and removes a file in `dir`.
+void check_writable(const std::string& dir) {
+  const std::string probe = fmt::format("{}/.write_check_{}", dir, ::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  const bool written = fd >= 0 && ::write(fd, "x", 1) == 1;
+  const int error = written ? 0 : errno;
+  if (fd >= 0) {
+    ::close(fd);
+    ::unlink(probe.c_str());
+  }
+  if (!written)
+    fail("train.out_dir: cannot write a file in '{}': {}", dir, std::strerror(error));
+}
+
+}  // namespace
+
+RunFiles open_run_files(const TrainSettings& s, int rank, int world) {
+  RunFiles files{open_shards("data.train", s.run.train_glob, s, true, rank, world),
+                 std::nullopt};
+  if (!s.run.val_glob.empty())  // opened to check it; each validation opens it again
+    open_shards("data.val", s.run.val_glob, s, false, rank, world,
+                " (validation runs after the last step; set data.val = \"\" to train without it)");
+  files.tokenizer = open_tokenizer(s);
+  if (rank == 0)
+    check_out_dir(s.run.out_dir, s.run.ckpt_every < 0 ? 0 : checkpoint_bytes(s.model));
+  return files;
+}
+
+Loader open_validation_data(const TrainSettings& s, int rank, int world) {
+  return open_shards("data.val", s.run.val_glob, s, false, rank, world);
+}
+
+int64_t checkpoint_bytes(const ModelConfig& model) {
+  const std::vector<ParamSpec> specs = decoder_param_specs(model);
+  int64_t parameters = 0;
+  for (const ParamSpec& spec : specs) parameters += spec.shape.numel();
+  const int64_t buffers = 3;  // parameters, AdamW first and second moments
+  return buffers * (parameters * 4 + static_cast<int64_t>(specs.size()) * kDatasetHeaderBytes) +
+         kFileHeaderBytes;
+}
+
+void check_out_dir(const std::string& out_dir, int64_t needed_bytes) {
+  std::error_code error;
+  std::filesystem::create_directories(out_dir, error);
+  if (error) fail("train.out_dir: cannot create '{}': {}", out_dir, error.message());
+  check_writable(out_dir);
+  struct statvfs disk {};
+  if (::statvfs(out_dir.c_str(), &disk) != 0)
+    fail("train.out_dir: cannot read the free space of '{}': {}", out_dir, std::strerror(errno));
+  const auto free_bytes = static_cast<int64_t>(disk.f_bavail) * static_cast<int64_t>(disk.f_frsize);
+  if (free_bytes < needed_bytes)
+    fail("train.out_dir: '{}' has {} free, less than the {} a checkpoint of this model takes; "
+         "free some space or choose another train.out_dir",
+         out_dir, byte_text(static_cast<size_t>(free_bytes)),
+         byte_text(static_cast<size_t>(needed_bytes)));
+}
+
+}  // namespace ssa
