@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <vector>
 
+#include "small_disk.h"
 #include "test_data_util.h"
 #include "train/checkpoint.h"
 
@@ -74,6 +76,15 @@ std::string file_bytes(const std::string& path) {
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
 }
+
+// A message of ours, not HDF5's internals: one line, no buffer address, no (size_t)-1.
+bool one_clean_line(const std::string& message) {
+  return message.find('\n') == std::string::npos && message.find("0x") == std::string::npos &&
+         message.find("18446744073709551615") == std::string::npos;
+}
+
+// Open HDF5 files, datasets, groups, attributes and named types, in every file.
+ssize_t open_hdf5_objects() { return H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL); }
 
 void overwrite_format_version(const std::string& path, int64_t version) {
   hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
@@ -196,4 +207,45 @@ TEST_CASE("checkpoint directory: names, list, latest, prune") {
   CHECK(list_checkpoints(dir.path()).size() == 2);
   for (const char* other : {"ckpt_00002000.h5.tmp", "notes.txt", "ckpt_abc.h5", "ckpt_.h5"})
     CHECK(fs::exists(dir.file(other)));
+}
+
+TEST_CASE("checkpoint: a full disk is one line with the sizes; ids closed, .tmp removed") {
+  SmallDisk disk("ckpt_full_disk", 1 << 20);
+  if (!disk.mounted()) {
+    MESSAGE(disk.why_not());
+    return;
+  }
+  std::string earlier = disk.file(checkpoint_file_name(1));
+  write_checkpoint(earlier, sample_checkpoint());
+  const std::string path = disk.file(checkpoint_file_name(2));
+
+  SUBCASE("one tensor larger than the disk: the data write fails") {
+    Checkpoint big = sample_checkpoint();
+    big.tensors.emplace_back("params/big", f32_tensor({1 << 19}, 0, 1));  // 2 MiB
+    std::string message = error_of([&] { write_checkpoint(path, big); });
+    CHECK(contains_all(message, {"checkpoint " + path + ": not enough disk space (needs about",
+                                 "MiB free)"}));
+    CHECK(one_clean_line(message));
+  }
+  SUBCASE("many small tensors: the metadata flush and the close fail") {
+    Checkpoint many;
+    for (int i = 0; i < 3000; ++i)
+      many.tensors.emplace_back(fmt::format("params/t{}", i), f32_tensor({100}, 0, 1));
+    std::string message = error_of([&] { write_checkpoint(path, many); });
+    CHECK(contains_all(message, {"checkpoint " + path + ": not enough disk space (needs about"}));
+    CHECK(one_clean_line(message));
+  }
+  CHECK(open_hdf5_objects() == 0);
+  CHECK(!fs::exists(path));
+  CHECK(!fs::exists(path + ".tmp"));
+  check_equal(read_checkpoint(earlier), sample_checkpoint());
+}
+
+TEST_CASE("checkpoint: HDF5's reason for a failed system call is cut to the system's message") {
+  TempDir dir("ckpt_unwritable");
+  std::string path = dir.file("missing_dir/ckpt.h5");
+  std::string message = error_of([&] { write_checkpoint(path, sample_checkpoint()); });
+  CHECK(contains_all(message, {"H5Fcreate", path + ".tmp", "No such file or directory"}));
+  CHECK(one_clean_line(message));
+  CHECK(open_hdf5_objects() == 0);
 }
