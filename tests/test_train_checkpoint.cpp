@@ -249,3 +249,82 @@ TEST_CASE("checkpoint: HDF5's reason for a failed system call is cut to the syst
   CHECK(one_clean_line(message));
   CHECK(open_hdf5_objects() == 0);
 }
+
+namespace {
+
+// An HDF5 file that passes the format check (`format_version` = 1) and holds what `add` puts
+// in it; ids are closed before the loader sees it.
+template <typename Add>
+void write_foreign_checkpoint(const std::string& path, Add&& add) {
+  hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(file >= 0);
+  hid_t scalar = H5Screate(H5S_SCALAR);
+  hid_t attribute =
+      H5Acreate2(file, "format_version", H5T_NATIVE_INT64, scalar, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(attribute, H5T_NATIVE_INT64, &kCheckpointFormatVersion);
+  H5Aclose(attribute);
+  H5Sclose(scalar);
+  add(file);
+  H5Fclose(file);
+  REQUIRE(open_hdf5_objects() == 0);
+}
+
+void add_dataset(hid_t file, const char* name, hid_t space) {
+  hid_t dataset =
+      H5Dcreate2(file, name, H5T_NATIVE_FLOAT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(dataset >= 0);
+  H5Dclose(dataset);
+  H5Sclose(space);
+}
+
+}  // namespace
+
+// Found with fuzz/checkpoint_fuzz.cpp or while writing it (fuzz/README.md): each file is
+// well-formed HDF5 that the loader once misread.
+TEST_CASE("checkpoint: an integer attribute of many values is refused, not read past its end") {
+  // format_version held 32 int64: H5Aread wrote 256 bytes into one int64 on the stack.
+  TempDir dir("ckpt_version_array");
+  std::string path = dir.file("array.h5");
+  write_foreign_checkpoint(path, [](hid_t file) {
+    H5Adelete(file, "format_version");
+    hsize_t count = 32;
+    std::vector<int64_t> versions(count, kCheckpointFormatVersion);
+    hid_t space = H5Screate_simple(1, &count, nullptr);
+    hid_t attribute =
+        H5Acreate2(file, "format_version", H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attribute, H5T_NATIVE_INT64, versions.data());
+    H5Aclose(attribute);
+    H5Sclose(space);
+  });
+  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
+                     {"attribute 'format_version' of checkpoint " + path,
+                      "is not a single integer"}));
+  CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("checkpoint: a dataset declaring more data than the file holds is refused unallocated") {
+  // A shape of 2^20 x 2^20 float32 (4 TiB, never written): the reader tried to allocate it and
+  // said "out of host memory allocating 4398046511104 bytes", naming no file.
+  TempDir dir("ckpt_huge_shape");
+  std::string path = dir.file("huge.h5");
+  write_foreign_checkpoint(path, [](hid_t file) {
+    hsize_t dims[2] = {1 << 20, 1 << 20};
+    add_dataset(file, "huge", H5Screate_simple(2, dims, nullptr));
+  });
+  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
+                     {"dataset 'huge' of checkpoint " + path,
+                      "has shape [1048576, 1048576], more data than the file's",
+                      "the file is damaged"}));
+  CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("checkpoint: a dataset with a null dataspace is refused, not read as a scalar") {
+  // HDF5 reads no element of a null dataspace: the scalar tensor stayed uninitialised.
+  TempDir dir("ckpt_null_space");
+  std::string path = dir.file("null.h5");
+  write_foreign_checkpoint(path,
+                           [](hid_t file) { add_dataset(file, "w", H5Screate(H5S_NULL)); });
+  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
+                     {"dataset 'w' of checkpoint " + path, "has a null dataspace"}));
+  CHECK(open_hdf5_objects() == 0);
+}

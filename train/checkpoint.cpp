@@ -15,6 +15,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 // SSA_H5(path, H5Function, args...): calls H5Function(args...) and raises an ssa::Error naming
 // the call, the file and HDF5's reason if it fails; returns the call's result.
@@ -269,12 +270,29 @@ void sync_to_disk(const std::string& path) {
 
 // ---- reading
 
+// Whether an attribute holds exactly one value: reading any other into one variable would write
+// past it.
+bool single_value(hid_t attribute, const std::string& path) {
+  H5Id space(SSA_H5(path, H5Aget_space, attribute), H5Sclose);
+  return SSA_H5(path, H5Sget_simple_extent_npoints, space) == 1;
+}
+
+// The root's attribute `name` into `value` (`memory_type` says int64 or uint64); an error unless
+// it holds exactly one integer.
+void read_root_integer(hid_t root, const char* name, hid_t memory_type, void* value,
+                       const std::string& path) {
+  H5Id attribute(SSA_H5(path, H5Aopen, root, name, H5P_DEFAULT), H5Aclose);
+  H5Id type(SSA_H5(path, H5Aget_type, attribute), H5Tclose);
+  if (SSA_H5(path, H5Tget_class, type) != H5T_INTEGER || !single_value(attribute, path))
+    fail("attribute '{}' of checkpoint {} is not a single integer", name, path);
+  SSA_H5(path, H5Aread, attribute, memory_type, value);
+}
+
 void check_format_version(hid_t root, const std::string& path) {
   if (SSA_H5(path, H5Aexists, root, kVersionAttribute) == 0)
     fail("{} is not an ssa checkpoint: it has no '{}' attribute", path, kVersionAttribute);
-  H5Id attribute(SSA_H5(path, H5Aopen, root, kVersionAttribute, H5P_DEFAULT), H5Aclose);
   int64_t version = 0;
-  SSA_H5(path, H5Aread, attribute, H5T_NATIVE_INT64, &version);
+  read_root_integer(root, kVersionAttribute, H5T_NATIVE_INT64, &version, path);
   if (version != kCheckpointFormatVersion)
     fail("checkpoint {} has format version {}; this build reads version {}", path, version,
          kCheckpointFormatVersion);
@@ -283,9 +301,8 @@ void check_format_version(hid_t root, const std::string& path) {
 uint64_t stored_checksum(hid_t root, const std::string& path) {
   if (SSA_H5(path, H5Aexists, root, kChecksumAttribute) == 0)
     fail("checkpoint {} has no '{}' attribute", path, kChecksumAttribute);
-  H5Id attribute(SSA_H5(path, H5Aopen, root, kChecksumAttribute, H5P_DEFAULT), H5Aclose);
   uint64_t sum = 0;
-  SSA_H5(path, H5Aread, attribute, H5T_NATIVE_UINT64, &sum);
+  read_root_integer(root, kChecksumAttribute, H5T_NATIVE_UINT64, &sum, path);
   return sum;
 }
 
@@ -315,8 +332,7 @@ void read_attribute(hid_t root, const std::string& name, Checkpoint& checkpoint,
                     const std::string& path) {
   H5Id attribute(SSA_H5(path, H5Aopen, root, name.c_str(), H5P_DEFAULT), H5Aclose);
   H5Id type(SSA_H5(path, H5Aget_type, attribute), H5Tclose);
-  H5Id space(SSA_H5(path, H5Aget_space, attribute), H5Sclose);
-  if (SSA_H5(path, H5Sget_simple_extent_npoints, space) != 1)
+  if (!single_value(attribute, path))
     fail("attribute '{}' of checkpoint {} is not a single value", name, path);
   switch (SSA_H5(path, H5Tget_class, type)) {
     case H5T_STRING:
@@ -353,15 +369,37 @@ DType stored_dtype(hid_t dataset, const std::string& name, const std::string& pa
        name, path);
 }
 
+// Refuses, before allocating it, a shape whose data the file cannot hold: a damaged header.
+// Contiguous storage only (ours): chunks may be compressed by other tools.
+void check_fits_file(hid_t dataset, const std::vector<hsize_t>& dims, DType dtype,
+                     const std::string& name, const std::string& path) {
+  H5Id properties(SSA_H5(path, H5Dget_create_plist, dataset), H5Pclose);
+  if (SSA_H5(path, H5Pget_layout, properties) != H5D_CONTIGUOUS) return;
+  const uint64_t file_bytes = std::filesystem::file_size(path);
+  uint64_t bytes = dtype_size(dtype);
+  bool fits = true;
+  for (hsize_t dim : dims)
+    fits = fits && dim <= file_bytes && !__builtin_mul_overflow(bytes, dim, &bytes);
+  if (!fits || bytes > file_bytes)
+    fail("dataset '{}' of checkpoint {} has shape [{}], more data than the file's {} bytes: the "
+         "file is damaged",
+         name, path, fmt::join(dims, ", "), file_bytes);
+}
+
 Tensor read_tensor(hid_t dataset, const std::string& name, const std::string& path) {
   DType dtype = stored_dtype(dataset, name, path);
   H5Id space(SSA_H5(path, H5Dget_space, dataset), H5Sclose);
+  if (SSA_H5(path, H5Sget_simple_extent_type, space) == H5S_NULL)
+    fail("dataset '{}' of checkpoint {} has a null dataspace (no elements, no shape); expected "
+         "an array",
+         name, path);
   int rank = SSA_H5(path, H5Sget_simple_extent_ndims, space);
   if (rank > kMaxRank)
     fail("dataset '{}' of checkpoint {} has {} dimensions; at most {} are supported", name, path,
          rank, kMaxRank);
   std::vector<hsize_t> dims(rank);
   SSA_H5(path, H5Sget_simple_extent_dims, space, dims.data(), nullptr);
+  check_fits_file(dataset, dims, dtype, name, path);
   Tensor tensor = Tensor::empty(Shape(std::vector<int64_t>(dims.begin(), dims.end())), dtype);
   if (tensor.numel() > 0)
     SSA_H5(path, H5Dread, dataset, hdf5_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.raw());
