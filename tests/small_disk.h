@@ -15,8 +15,10 @@ namespace ssa::test {
 
 class SmallDisk {
  public:
-  SmallDisk(const std::string& name, int64_t bytes) : dir_(name) {
+  // `files` > 0 limits the number of files (inodes), the root directory included.
+  SmallDisk(const std::string& name, int64_t bytes, int64_t files = 0) : dir_(name) {
     std::string options = fmt::format("size={}", bytes);
+    if (files > 0) options += fmt::format(",nr_inodes={}", files);
     if (::mount("tmpfs", dir_.path().c_str(), "tmpfs", 0, options.c_str()) == 0) {
       mounted_ = true;
     } else {

@@ -241,6 +241,22 @@ TEST_CASE("checkpoint: a full disk is one line with the sizes; ids closed, .tmp 
   check_equal(read_checkpoint(earlier), sample_checkpoint());
 }
 
+TEST_CASE("checkpoint: a disk out of inodes is named as such") {
+  SmallDisk disk("ckpt_no_inodes", 1 << 20, 2);  // the root directory and one file
+  if (!disk.mounted()) {
+    MESSAGE(disk.why_not());
+    return;
+  }
+  std::string earlier = disk.file(checkpoint_file_name(1));
+  write_checkpoint(earlier, sample_checkpoint());
+  const std::string path = disk.file(checkpoint_file_name(2));
+  std::string message = error_of([&] { write_checkpoint(path, sample_checkpoint()); });
+  CHECK(contains_all(message, {"checkpoint " + path + ": not enough disk space: no free inodes"}));
+  CHECK(one_clean_line(message));
+  CHECK(open_hdf5_objects() == 0);
+  check_equal(read_checkpoint(earlier), sample_checkpoint());
+}
+
 TEST_CASE("checkpoint: HDF5's reason for a failed system call is cut to the system's message") {
   TempDir dir("ckpt_unwritable");
   std::string path = dir.file("missing_dir/ckpt.h5");

@@ -164,11 +164,16 @@ uint64_t estimated_file_bytes(const Checkpoint& checkpoint) {
 }
 
 // After a failed write of `path` (its temporary file removed): a one-line error when the disk
-// cannot hold `needed` bytes; otherwise returns, and the caller reports the failure itself.
+// cannot hold `needed` bytes or has no file left (inodes; a file system that does not count
+// them reports none in all); otherwise returns, and the caller reports the failure itself.
 void fail_if_disk_too_small(const std::string& path, uint64_t needed) {
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   struct statvfs disk {};
   if (::statvfs(dir.empty() ? "." : dir.c_str(), &disk) != 0) return;
+  if (disk.f_files > 0 && disk.f_favail == 0)
+    fail("checkpoint {}: not enough disk space: no free inodes (all {} files of the file "
+         "system are used)",
+         path, disk.f_files);
   uint64_t free_bytes = static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize;
   if (free_bytes >= needed) return;
   fail("checkpoint {}: not enough disk space (needs about {} bytes = {:.1f} MiB, {} bytes = "
