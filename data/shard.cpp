@@ -45,6 +45,25 @@ void write_bytes(std::FILE* file, const void* data, size_t bytes, const std::str
     fail("cannot write {}: {}", path, std::strerror(errno));
 }
 
+// The token width a (magic, version) pair announces; an error for pairs no writer produces.
+ShardVersion version_of_header(int32_t magic, int32_t version, const std::string& path) {
+  if (magic == kShardMagic) {
+    if (version == 1 || version == 2) return static_cast<ShardVersion>(version);
+    fail("token shard {} has unknown version {} for magic {}, expected 1 (uint16 tokens) or 2 "
+         "(uint32 tokens)",
+         path, version, magic);
+  }
+  if (magic == kLlamaShardMagic) {
+    if (version == kLlamaShardVersion) return ShardVersion::u32;
+    fail("token shard {} has unknown version {} for magic {} (llm.c Llama 3), expected {} "
+         "(uint32 tokens)",
+         path, version, magic, kLlamaShardVersion);
+  }
+  fail("token shard {} has bad magic {}, expected {} (ssa, llm.c GPT-2) or {} (llm.c Llama 3) "
+       "(not a token shard?)",
+       path, magic, kShardMagic, kLlamaShardMagic);
+}
+
 }  // namespace
 
 void write_shard(const std::string& path, std::span<const uint32_t> tokens, ShardVersion version) {
@@ -98,13 +117,7 @@ Shard::Shard(const std::string& path, int64_t vocab_size) : path_(path) {
   }
   try {
     const int32_t* header = static_cast<const int32_t*>(mapping_);
-    if (header[0] != kShardMagic)
-      fail("token shard {} has bad magic {}, expected {} (not a token shard?)", path, header[0],
-           kShardMagic);
-    if (header[1] != 1 && header[1] != 2)
-      fail("token shard {} has unknown version {}, expected 1 (uint16 tokens) or 2 (uint32 tokens)",
-           path, header[1]);
-    version_ = static_cast<ShardVersion>(header[1]);
+    version_ = version_of_header(header[0], header[1], path);
     count_ = header[2];
     if (count_ <= 0)
       fail("token shard {} holds no tokens: its header count is {}, expected at least 1", path,

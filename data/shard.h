@@ -1,7 +1,9 @@
 #pragma once
-// Token shards. Layout (little-endian), the one llm.c writes:
-//   int32 header[256] = {magic 20240520, version, token count, 0...}
-//   then `count` tokens: uint16 for version 1, uint32 for version 2.
+// Token shards. Layout (little-endian), llm.c's:
+//   int32 header[256] = {magic, version, token count, 0...}, then `count` tokens.
+// Accepted (magic, version) pairs: (20240520, 1) uint16 tokens, ours and llm.c's GPT-2;
+// (20240520, 2) uint32 tokens, ours; (20240801, 7) uint32 tokens, llm.c's Llama 3.
+// We write 20240520 with version 1 or 2.
 #include <cstdint>
 #include <span>
 #include <string>
@@ -9,6 +11,8 @@
 namespace ssa {
 
 constexpr int32_t kShardMagic = 20240520;
+constexpr int32_t kLlamaShardMagic = 20240801;  // llm.c's Llama 3 shards, version 7 only
+constexpr int32_t kLlamaShardVersion = 7;
 constexpr int64_t kShardHeaderBytes = 256 * 4;
 
 // The on-disk version; `automatic` picks u16 when every id < 65536, else u32.
@@ -31,6 +35,7 @@ class Shard {
 
   const std::string& path() const { return path_; }
   int64_t size() const { return count_; }
+  // The token width as our version: u16, or u32 (our version 2 and llm.c's Llama 3 shards).
   ShardVersion version() const { return version_; }
   uint32_t operator[](int64_t index) const;
   // Copies tokens [start, start + count) widened to int32 into `out`.

@@ -43,6 +43,7 @@ constexpr size_t kMaxCacheEntries = 1 << 19;
 
 void check_merges(const std::vector<Tokenizer::Pair>& merges, const std::string& source) {
   std::unordered_map<uint64_t, size_t> seen;
+  std::vector<uint64_t> token_bytes(Tokenizer::kFirstMerge, 1);  // by id
   for (size_t r = 0; r < merges.size(); ++r) {
     auto [left, right] = merges[r];
     uint32_t id = Tokenizer::kFirstMerge + static_cast<uint32_t>(r);
@@ -55,6 +56,10 @@ void check_merges(const std::vector<Tokenizer::Pair>& merges, const std::string&
     auto [earlier, fresh] = seen.emplace(Tokenizer::pair_key(left, right), r);
     if (!fresh)
       fail("{}: merge {} repeats merge {} ({}, {})", source, r, earlier->second, left, right);
+    token_bytes.push_back(token_bytes[left] + token_bytes[right]);
+    if (token_bytes.back() > Tokenizer::kMaxTokenBytes)
+      fail("{}: merge {} joins ({}, {}) into a token of {} bytes; at most {} are allowed", source,
+           r, left, right, token_bytes.back(), Tokenizer::kMaxTokenBytes);
   }
 }
 

@@ -31,8 +31,12 @@ class Tokenizer {
   static constexpr uint32_t kFirstMerge = 257;
   static constexpr int32_t kFileMagic = 0x4b4f5453;  // "STOK"
   static constexpr int32_t kFileVersion = 1;
+  // The longest token a merge may make: a few merges that each join a token with itself would
+  // otherwise ask for 2^merges bytes.
+  static constexpr uint64_t kMaxTokenBytes = 1 << 16;
 
-  // `source` names where the merges came from, for the error about an invalid merge.
+  // `source` names where the merges came from, for the error about an invalid merge (an id not
+  // below its own, <|endoftext|>, a pair twice, a token longer than kMaxTokenBytes).
   explicit Tokenizer(std::vector<Pair> merges = {}, const std::string& source = "merge list");
 
   // Learns vocab_size - 257 merges (fewer if the text runs out of pairs). The most frequent

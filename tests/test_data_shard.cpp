@@ -9,6 +9,7 @@
 #include "test_data_util.h"
 
 using namespace ssa;
+using ssa::test::contains_all;
 using ssa::test::error_of;
 using ssa::test::TempDir;
 
@@ -77,6 +78,40 @@ TEST_CASE("a shard written byte by byte in llm.c's layout loads as it is") {
   Shard shard(dir.file("llmc.bin"), 50257);
   CHECK(shard.size() == 6);
   CHECK(shard_tokens(shard) == tokens);
+}
+
+TEST_CASE("llm.c's Llama 3 shards (magic 20240801, version 7, uint32) load as they are") {
+  TempDir dir("shard_llmc_llama3");
+  std::vector<uint32_t> tokens = {128000, 9906, 1917, 0, 65536, 128255};
+  write_raw_shard(dir.file("llama3.bin"), 20240801, 7, 6, tokens, 4);
+  Shard shard(dir.file("llama3.bin"), 128256);
+  CHECK(shard.version() == ShardVersion::u32);
+  CHECK(shard_tokens(shard) == tokens);
+  std::vector<int32_t> window(2);
+  shard.read(4, 2, window.data());
+  CHECK(window == std::vector<int32_t>{65536, 128255});
+  CHECK(contains_all(error_of([&] { Shard(dir.file("llama3.bin"), 128255); }),
+                     {dir.file("llama3.bin"), "token id 128255 at index 5"}));
+}
+
+TEST_CASE("a magic and version that do not belong together are refused naming both") {
+  TempDir dir("shard_mixed_header");
+  std::string path = dir.file("mixed.bin");
+  std::vector<uint32_t> tokens = {1, 2, 3};
+  auto open_error = [&] { return error_of([&] { Shard(path, 50); }); };
+  write_raw_shard(path, 20240801, 1, 3, tokens, 2);
+  CHECK(contains_all(open_error(),
+                     {path, "unknown version 1 for magic 20240801 (llm.c Llama 3), expected 7"}));
+  write_raw_shard(path, 20240801, 2, 3, tokens, 4);
+  CHECK(contains_all(open_error(), {path, "unknown version 2 for magic 20240801", "expected 7"}));
+  write_raw_shard(path, 20240520, 7, 3, tokens, 4);
+  CHECK(contains_all(open_error(),
+                     {path, "unknown version 7 for magic 20240520, expected 1 (uint16 tokens) or "
+                            "2 (uint32 tokens)"}));
+  write_raw_shard(path, 20240802, 7, 3, tokens, 4);
+  CHECK(contains_all(open_error(), {path, "bad magic 20240802, expected 20240520", "20240801"}));
+  write_raw_shard(path, 20240801, 7, 3, tokens, 2);  // uint16 tokens under a uint32 header
+  CHECK(contains_all(open_error(), {path, "has size 1030 bytes, expected 1036"}));
 }
 
 TEST_CASE("each bad shard gets its own message naming the file") {

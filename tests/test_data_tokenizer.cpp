@@ -153,6 +153,27 @@ TEST_CASE("tokenizer save/load round-trips; bad files get clear messages") {
   CHECK(load_error(path).find("merge 0 joins (4000") != std::string::npos);
 }
 
+TEST_CASE("a tokenizer file whose merges double a token's length is refused, not loaded") {
+  // Fuzzing finding: 40 merges, each joining the previous token with itself, ask for a token of
+  // 2^40 bytes; loading such a 332-byte file ran out of memory.
+  TempDir dir("tokenizer_doubling");
+  std::vector<Tokenizer::Pair> merges = {{'a', 'a'}};
+  for (uint32_t r = 1; r < 40; ++r) merges.emplace_back(256 + r, 256 + r);
+  std::vector<uint32_t> words = {static_cast<uint32_t>(Tokenizer::kFileMagic),
+                                 Tokenizer::kFileVersion, 257 + 40};
+  for (auto [left, right] : merges) words.insert(words.end(), {left, right});
+  std::string path = dir.file("doubling.bin");
+  std::FILE* file = std::fopen(path.c_str(), "wb");
+  REQUIRE(file);
+  std::fwrite(words.data(), 4, words.size(), file);
+  std::fclose(file);
+  std::string message = error_of([&] { Tokenizer::load(path); });
+  CHECK(message.find("tokenizer file " + path + ": merge 16 joins (272, 272) into a token of "
+                     "131072 bytes; at most 65536 are allowed") != std::string::npos);
+  merges.resize(16);  // tokens of up to 65536 bytes still load
+  CHECK(Tokenizer(merges).token_bytes(256 + 16) == std::string(65536, 'a'));
+}
+
 namespace {
 
 // The textbook BPE: in each chunk, repeatedly join every occurrence (left to right) of the

@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <vector>
 
+#include "small_disk.h"
 #include "test_data_util.h"
 #include "train/checkpoint.h"
 
@@ -74,6 +76,15 @@ std::string file_bytes(const std::string& path) {
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
 }
+
+// A message of ours, not HDF5's internals: one line, no buffer address, no (size_t)-1.
+bool one_clean_line(const std::string& message) {
+  return message.find('\n') == std::string::npos && message.find("0x") == std::string::npos &&
+         message.find("18446744073709551615") == std::string::npos;
+}
+
+// Open HDF5 files, datasets, groups, attributes and named types, in every file.
+ssize_t open_hdf5_objects() { return H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL); }
 
 void overwrite_format_version(const std::string& path, int64_t version) {
   hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
@@ -196,4 +207,140 @@ TEST_CASE("checkpoint directory: names, list, latest, prune") {
   CHECK(list_checkpoints(dir.path()).size() == 2);
   for (const char* other : {"ckpt_00002000.h5.tmp", "notes.txt", "ckpt_abc.h5", "ckpt_.h5"})
     CHECK(fs::exists(dir.file(other)));
+}
+
+TEST_CASE("checkpoint: a full disk is one line with the sizes; ids closed, .tmp removed") {
+  SmallDisk disk("ckpt_full_disk", 1 << 20);
+  if (!disk.mounted()) {
+    MESSAGE(disk.why_not());
+    return;
+  }
+  std::string earlier = disk.file(checkpoint_file_name(1));
+  write_checkpoint(earlier, sample_checkpoint());
+  const std::string path = disk.file(checkpoint_file_name(2));
+
+  SUBCASE("one tensor larger than the disk: the data write fails") {
+    Checkpoint big = sample_checkpoint();
+    big.tensors.emplace_back("params/big", f32_tensor({1 << 19}, 0, 1));  // 2 MiB
+    std::string message = error_of([&] { write_checkpoint(path, big); });
+    CHECK(contains_all(message, {"checkpoint " + path + ": not enough disk space (needs about",
+                                 "MiB free)"}));
+    CHECK(one_clean_line(message));
+  }
+  SUBCASE("many small tensors: the metadata flush and the close fail") {
+    Checkpoint many;
+    for (int i = 0; i < 3000; ++i)
+      many.tensors.emplace_back(fmt::format("params/t{}", i), f32_tensor({100}, 0, 1));
+    std::string message = error_of([&] { write_checkpoint(path, many); });
+    CHECK(contains_all(message, {"checkpoint " + path + ": not enough disk space (needs about"}));
+    CHECK(one_clean_line(message));
+  }
+  CHECK(open_hdf5_objects() == 0);
+  CHECK(!fs::exists(path));
+  CHECK(!fs::exists(path + ".tmp"));
+  check_equal(read_checkpoint(earlier), sample_checkpoint());
+}
+
+TEST_CASE("checkpoint: a disk out of inodes is named as such") {
+  SmallDisk disk("ckpt_no_inodes", 1 << 20, 2);  // the root directory and one file
+  if (!disk.mounted()) {
+    MESSAGE(disk.why_not());
+    return;
+  }
+  std::string earlier = disk.file(checkpoint_file_name(1));
+  write_checkpoint(earlier, sample_checkpoint());
+  const std::string path = disk.file(checkpoint_file_name(2));
+  std::string message = error_of([&] { write_checkpoint(path, sample_checkpoint()); });
+  CHECK(contains_all(message, {"checkpoint " + path + ": not enough disk space: no free inodes"}));
+  CHECK(one_clean_line(message));
+  CHECK(open_hdf5_objects() == 0);
+  check_equal(read_checkpoint(earlier), sample_checkpoint());
+}
+
+TEST_CASE("checkpoint: HDF5's reason for a failed system call is cut to the system's message") {
+  TempDir dir("ckpt_unwritable");
+  std::string path = dir.file("missing_dir/ckpt.h5");
+  std::string message = error_of([&] { write_checkpoint(path, sample_checkpoint()); });
+  CHECK(contains_all(message, {"H5Fcreate", path + ".tmp", "No such file or directory"}));
+  CHECK(one_clean_line(message));
+  CHECK(open_hdf5_objects() == 0);
+}
+
+namespace {
+
+// An HDF5 file that passes the format check (`format_version` = 1) and holds what `add` puts
+// in it; ids are closed before the loader sees it.
+template <typename Add>
+void write_foreign_checkpoint(const std::string& path, Add&& add) {
+  hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(file >= 0);
+  hid_t scalar = H5Screate(H5S_SCALAR);
+  hid_t attribute =
+      H5Acreate2(file, "format_version", H5T_NATIVE_INT64, scalar, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(attribute, H5T_NATIVE_INT64, &kCheckpointFormatVersion);
+  H5Aclose(attribute);
+  H5Sclose(scalar);
+  add(file);
+  H5Fclose(file);
+  REQUIRE(open_hdf5_objects() == 0);
+}
+
+void add_dataset(hid_t file, const char* name, hid_t space) {
+  hid_t dataset =
+      H5Dcreate2(file, name, H5T_NATIVE_FLOAT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(dataset >= 0);
+  H5Dclose(dataset);
+  H5Sclose(space);
+}
+
+}  // namespace
+
+// Found with fuzz/checkpoint_fuzz.cpp or while writing it (fuzz/README.md): each file is
+// well-formed HDF5 that the loader once misread.
+TEST_CASE("checkpoint: an integer attribute of many values is refused, not read past its end") {
+  // format_version held 32 int64: H5Aread wrote 256 bytes into one int64 on the stack.
+  TempDir dir("ckpt_version_array");
+  std::string path = dir.file("array.h5");
+  write_foreign_checkpoint(path, [](hid_t file) {
+    H5Adelete(file, "format_version");
+    hsize_t count = 32;
+    std::vector<int64_t> versions(count, kCheckpointFormatVersion);
+    hid_t space = H5Screate_simple(1, &count, nullptr);
+    hid_t attribute =
+        H5Acreate2(file, "format_version", H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attribute, H5T_NATIVE_INT64, versions.data());
+    H5Aclose(attribute);
+    H5Sclose(space);
+  });
+  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
+                     {"attribute 'format_version' of checkpoint " + path,
+                      "is not a single integer"}));
+  CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("checkpoint: a dataset declaring more data than the file holds is refused unallocated") {
+  // A shape of 2^20 x 2^20 float32 (4 TiB, never written): the reader tried to allocate it and
+  // said "out of host memory allocating 4398046511104 bytes", naming no file.
+  TempDir dir("ckpt_huge_shape");
+  std::string path = dir.file("huge.h5");
+  write_foreign_checkpoint(path, [](hid_t file) {
+    hsize_t dims[2] = {1 << 20, 1 << 20};
+    add_dataset(file, "huge", H5Screate_simple(2, dims, nullptr));
+  });
+  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
+                     {"dataset 'huge' of checkpoint " + path,
+                      "has shape [1048576, 1048576], more data than the file's",
+                      "the file is damaged"}));
+  CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("checkpoint: a dataset with a null dataspace is refused, not read as a scalar") {
+  // HDF5 reads no element of a null dataspace: the scalar tensor stayed uninitialised.
+  TempDir dir("ckpt_null_space");
+  std::string path = dir.file("null.h5");
+  write_foreign_checkpoint(path,
+                           [](hid_t file) { add_dataset(file, "w", H5Screate(H5S_NULL)); });
+  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
+                     {"dataset 'w' of checkpoint " + path, "has a null dataspace"}));
+  CHECK(open_hdf5_objects() == 0);
 }

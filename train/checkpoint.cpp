@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <hdf5.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 // SSA_H5(path, H5Function, args...): calls H5Function(args...) and raises an ssa::Error naming
 // the call, the file and HDF5's reason if it fails; returns the call's result.
@@ -27,15 +30,26 @@ static_assert(std::endian::native == std::endian::little,
 constexpr const char* kVersionAttribute = "format_version";
 constexpr const char* kChecksumAttribute = "checksum_fnv1a64";
 
-// The most specific message on HDF5's error stack, e.g. "truncated file: eof = 1024, ...".
+// The most specific message on HDF5's error stack, e.g. "truncated file: eof = 1024, ...". A
+// failed system call's message ("file write failed: time = ..., errno = 28, error message =
+// 'No space left on device', buf = 0x..., ...") is cut to its first words and the system's
+// reason: "file write failed: No space left on device".
 std::string hdf5_error_detail() {
-  const char* detail = nullptr;
-  auto innermost = [](unsigned index, const H5E_error2_t* error, void* out) -> herr_t {
+  const char* innermost = nullptr;
+  auto first = [](unsigned index, const H5E_error2_t* error, void* out) -> herr_t {
     if (index == 0) *static_cast<const char**>(out) = error->desc;
     return 0;
   };
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, &detail);
-  return detail ? detail : "no detail from HDF5";
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first, &innermost);
+  if (!innermost) return "no detail from HDF5";
+  std::string_view detail = innermost;
+  constexpr std::string_view reason_key = "error message = '";
+  size_t reason = detail.find(reason_key), action_end = detail.find(':');
+  if (reason == std::string_view::npos || action_end > reason) return std::string(detail);
+  reason += reason_key.size();
+  size_t reason_end = detail.find('\'', reason);
+  return fmt::format("{}: {}", detail.substr(0, action_end),
+                     detail.substr(reason, reason_end - reason));
 }
 
 // HDF5 calls return a negative value on failure.
@@ -136,6 +150,60 @@ uint64_t checksum(const Checkpoint& checkpoint) {
 
 // ---- writing
 
+// About the bytes a checkpoint file takes: the data, plus HDF5's object headers and links
+// (measured on ssa-train's checkpoints: about 450 bytes an object).
+uint64_t estimated_file_bytes(const Checkpoint& checkpoint) {
+  constexpr uint64_t kFileBytes = 4096, kObjectBytes = 1024;
+  uint64_t bytes = kFileBytes;
+  for (const auto& [name, text] : checkpoint.text)
+    bytes += kObjectBytes + name.size() + text.size();
+  for (const auto& [name, tensor] : checkpoint.tensors)
+    bytes += kObjectBytes + name.size() + static_cast<uint64_t>(tensor.nbytes());
+  bytes += (checkpoint.integers.size() + checkpoint.reals.size()) * kObjectBytes;
+  return bytes;
+}
+
+// After a failed write of `path` (its temporary file removed): a one-line error when the disk
+// cannot hold `needed` bytes or has no file left (inodes; a file system that does not count
+// them reports none in all); otherwise returns, and the caller reports the failure itself.
+void fail_if_disk_too_small(const std::string& path, uint64_t needed) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  struct statvfs disk {};
+  if (::statvfs(dir.empty() ? "." : dir.c_str(), &disk) != 0) return;
+  if (disk.f_files > 0 && disk.f_favail == 0)
+    fail("checkpoint {}: not enough disk space: no free inodes (all {} files of the file "
+         "system are used)",
+         path, disk.f_files);
+  uint64_t free_bytes = static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize;
+  if (free_bytes >= needed) return;
+  fail("checkpoint {}: not enough disk space (needs about {} bytes = {:.1f} MiB, {} bytes = "
+       "{:.1f} MiB free)",
+       path, needed, needed / 1048576.0, free_bytes, free_bytes / 1048576.0);
+}
+
+// File access for writing: the sec2 driver (one descriptor, which discard_pending_writes can
+// swap) and no sieve buffer, so that raw data reaches the disk inside H5Dwrite and closing a
+// dataset has nothing left to write. HDF5 keeps the id of an object whose close failed while
+// freeing the object, and crashes closing it again at exit: no close may fail.
+H5Id write_access_properties(const std::string& path) {
+  H5Id properties(SSA_H5(path, H5Pcreate, H5P_FILE_ACCESS), H5Pclose);
+  SSA_H5(path, H5Pset_fapl_sec2, properties);
+  SSA_H5(path, H5Pset_sieve_buf_size, properties, 0);
+  return properties;
+}
+
+// After a failed write: points the file's descriptor at an anonymous memory file, so that
+// closing the file (which flushes HDF5's metadata cache) cannot fail for lack of disk space.
+// Best effort: where that fails the close may fail too, and its error is the one reported.
+void discard_pending_writes(hid_t file) {
+  void* handle = nullptr;
+  if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) < 0 || handle == nullptr) return;
+  int memory = ::memfd_create("ssa-discarded-checkpoint", MFD_CLOEXEC);
+  if (memory < 0) return;
+  ::dup2(memory, *static_cast<int*>(handle));  // also closes the descriptor of the disk file
+  ::close(memory);
+}
+
 void write_attribute(hid_t object, const std::string& name, hid_t type, const void* value,
                      const std::string& path) {
   H5Id space(SSA_H5(path, H5Screate, H5S_SCALAR), H5Sclose);
@@ -174,18 +242,26 @@ void write_tensor(hid_t file, hid_t link_properties, const std::string& name,
     SSA_H5(path, H5Dwrite, dataset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.raw());
 }
 
+void write_contents(hid_t file, const Checkpoint& checkpoint, const std::string& path) {
+  H5Id root(SSA_H5(path, H5Gopen2, file, "/", H5P_DEFAULT), H5Gclose);
+  write_attributes(root, checkpoint, path);
+  H5Id link_properties(SSA_H5(path, H5Pcreate, H5P_LINK_CREATE), H5Pclose);
+  SSA_H5(path, H5Pset_create_intermediate_group, link_properties, 1);  // "a/b" makes group a
+  for (const auto& [name, tensor] : checkpoint.tensors)
+    write_tensor(file, link_properties, name, tensor, path);
+}
+
 void write_file(const std::string& path, const Checkpoint& checkpoint) {
-  H5Id file(SSA_H5(path, H5Fcreate, path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+  H5Id file(SSA_H5(path, H5Fcreate, path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT,
+                   write_access_properties(path)),
             H5Fclose);
-  {
-    H5Id root(SSA_H5(path, H5Gopen2, file, "/", H5P_DEFAULT), H5Gclose);
-    write_attributes(root, checkpoint, path);
-    H5Id link_properties(SSA_H5(path, H5Pcreate, H5P_LINK_CREATE), H5Pclose);
-    SSA_H5(path, H5Pset_create_intermediate_group, link_properties, 1);  // "a/b" makes group a
-    for (const auto& [name, tensor] : checkpoint.tensors)
-      write_tensor(file, link_properties, name, tensor, path);
+  try {
+    write_contents(file, checkpoint, path);
+    SSA_H5(path, H5Fflush, file, H5F_SCOPE_GLOBAL);
+  } catch (...) {
+    discard_pending_writes(file);
+    throw;
   }
-  SSA_H5(path, H5Fflush, file, H5F_SCOPE_GLOBAL);
   SSA_H5(path, H5Fclose, file.release());
 }
 
@@ -199,12 +275,29 @@ void sync_to_disk(const std::string& path) {
 
 // ---- reading
 
+// Whether an attribute holds exactly one value: reading any other into one variable would write
+// past it.
+bool single_value(hid_t attribute, const std::string& path) {
+  H5Id space(SSA_H5(path, H5Aget_space, attribute), H5Sclose);
+  return SSA_H5(path, H5Sget_simple_extent_npoints, space) == 1;
+}
+
+// The root's attribute `name` into `value` (`memory_type` says int64 or uint64); an error unless
+// it holds exactly one integer.
+void read_root_integer(hid_t root, const char* name, hid_t memory_type, void* value,
+                       const std::string& path) {
+  H5Id attribute(SSA_H5(path, H5Aopen, root, name, H5P_DEFAULT), H5Aclose);
+  H5Id type(SSA_H5(path, H5Aget_type, attribute), H5Tclose);
+  if (SSA_H5(path, H5Tget_class, type) != H5T_INTEGER || !single_value(attribute, path))
+    fail("attribute '{}' of checkpoint {} is not a single integer", name, path);
+  SSA_H5(path, H5Aread, attribute, memory_type, value);
+}
+
 void check_format_version(hid_t root, const std::string& path) {
   if (SSA_H5(path, H5Aexists, root, kVersionAttribute) == 0)
     fail("{} is not an ssa checkpoint: it has no '{}' attribute", path, kVersionAttribute);
-  H5Id attribute(SSA_H5(path, H5Aopen, root, kVersionAttribute, H5P_DEFAULT), H5Aclose);
   int64_t version = 0;
-  SSA_H5(path, H5Aread, attribute, H5T_NATIVE_INT64, &version);
+  read_root_integer(root, kVersionAttribute, H5T_NATIVE_INT64, &version, path);
   if (version != kCheckpointFormatVersion)
     fail("checkpoint {} has format version {}; this build reads version {}", path, version,
          kCheckpointFormatVersion);
@@ -213,9 +306,8 @@ void check_format_version(hid_t root, const std::string& path) {
 uint64_t stored_checksum(hid_t root, const std::string& path) {
   if (SSA_H5(path, H5Aexists, root, kChecksumAttribute) == 0)
     fail("checkpoint {} has no '{}' attribute", path, kChecksumAttribute);
-  H5Id attribute(SSA_H5(path, H5Aopen, root, kChecksumAttribute, H5P_DEFAULT), H5Aclose);
   uint64_t sum = 0;
-  SSA_H5(path, H5Aread, attribute, H5T_NATIVE_UINT64, &sum);
+  read_root_integer(root, kChecksumAttribute, H5T_NATIVE_UINT64, &sum, path);
   return sum;
 }
 
@@ -245,8 +337,7 @@ void read_attribute(hid_t root, const std::string& name, Checkpoint& checkpoint,
                     const std::string& path) {
   H5Id attribute(SSA_H5(path, H5Aopen, root, name.c_str(), H5P_DEFAULT), H5Aclose);
   H5Id type(SSA_H5(path, H5Aget_type, attribute), H5Tclose);
-  H5Id space(SSA_H5(path, H5Aget_space, attribute), H5Sclose);
-  if (SSA_H5(path, H5Sget_simple_extent_npoints, space) != 1)
+  if (!single_value(attribute, path))
     fail("attribute '{}' of checkpoint {} is not a single value", name, path);
   switch (SSA_H5(path, H5Tget_class, type)) {
     case H5T_STRING:
@@ -283,15 +374,37 @@ DType stored_dtype(hid_t dataset, const std::string& name, const std::string& pa
        name, path);
 }
 
+// Refuses, before allocating it, a shape whose data the file cannot hold: a damaged header.
+// Contiguous storage only (ours): chunks may be compressed by other tools.
+void check_fits_file(hid_t dataset, const std::vector<hsize_t>& dims, DType dtype,
+                     const std::string& name, const std::string& path) {
+  H5Id properties(SSA_H5(path, H5Dget_create_plist, dataset), H5Pclose);
+  if (SSA_H5(path, H5Pget_layout, properties) != H5D_CONTIGUOUS) return;
+  const uint64_t file_bytes = std::filesystem::file_size(path);
+  uint64_t bytes = dtype_size(dtype);
+  bool fits = true;
+  for (hsize_t dim : dims)
+    fits = fits && dim <= file_bytes && !__builtin_mul_overflow(bytes, dim, &bytes);
+  if (!fits || bytes > file_bytes)
+    fail("dataset '{}' of checkpoint {} has shape [{}], more data than the file's {} bytes: the "
+         "file is damaged",
+         name, path, fmt::join(dims, ", "), file_bytes);
+}
+
 Tensor read_tensor(hid_t dataset, const std::string& name, const std::string& path) {
   DType dtype = stored_dtype(dataset, name, path);
   H5Id space(SSA_H5(path, H5Dget_space, dataset), H5Sclose);
+  if (SSA_H5(path, H5Sget_simple_extent_type, space) == H5S_NULL)
+    fail("dataset '{}' of checkpoint {} has a null dataspace (no elements, no shape); expected "
+         "an array",
+         name, path);
   int rank = SSA_H5(path, H5Sget_simple_extent_ndims, space);
   if (rank > kMaxRank)
     fail("dataset '{}' of checkpoint {} has {} dimensions; at most {} are supported", name, path,
          rank, kMaxRank);
   std::vector<hsize_t> dims(rank);
   SSA_H5(path, H5Sget_simple_extent_dims, space, dims.data(), nullptr);
+  check_fits_file(dataset, dims, dtype, name, path);
   Tensor tensor = Tensor::empty(Shape(std::vector<int64_t>(dims.begin(), dims.end())), dtype);
   if (tensor.numel() > 0)
     SSA_H5(path, H5Dread, dataset, hdf5_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.raw());
@@ -366,6 +479,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
     sync_to_disk(temporary);
   } catch (...) {
     std::filesystem::remove(temporary, ignored);
+    fail_if_disk_too_small(path, estimated_file_bytes(checkpoint));
     throw;
   }
   std::error_code renamed;
