@@ -68,9 +68,7 @@ class LeafCounts {
   }
 
  private:
-  static bool is_leaf(const Tensor& t) {
-    return t.defined() && !t.grad_fn() && t.requires_grad();
-  }
+  static bool is_leaf(const Tensor& t) { return t.defined() && !t.grad_fn() && t.requires_grad(); }
   const LeafFinal& on_final_;
   std::unordered_map<TensorImpl*, int> remaining_;
   std::vector<Tensor> leaves_;  // first reached first
@@ -123,11 +121,16 @@ void accumulate_into(const Tensor& dst, const Tensor& src) {
   }
   switch (dst.dtype()) {
     case DType::f32:
-      if (same) add_cpu(dst.data<float>(), src.data<float>(), dst.numel());
-      else add_cpu(dst.data<float>(), src.data<bf16>(), dst.numel());
+      if (same)
+        add_cpu(dst.data<float>(), src.data<float>(), dst.numel());
+      else
+        add_cpu(dst.data<float>(), src.data<bf16>(), dst.numel());
       break;
-    case DType::f64: add_cpu(dst.data<double>(), src.data<double>(), dst.numel()); break;
-    default: SSA_CHECK(false, "gradients must be f32 or f64, got {}", dtype_name(dst.dtype()));
+    case DType::f64:
+      add_cpu(dst.data<double>(), src.data<double>(), dst.numel());
+      break;
+    default:
+      SSA_CHECK(false, "gradients must be f32 or f64, got {}", dtype_name(dst.dtype()));
   }
 }
 

@@ -1,8 +1,8 @@
 #include "autograd/gradcheck.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
+
+#include <cmath>
 
 #include "autograd/autograd.h"
 #include "core/rng.h"

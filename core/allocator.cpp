@@ -36,7 +36,9 @@ Allocator& allocator_for(Device device) {
 #ifdef SSA_HAVE_CUDA
   return cuda::device_allocator();
 #else
-  fail("a CUDA tensor was requested but this build has no CUDA backend (configure with SSA_CUDA=ON)");
+  fail(
+      "a CUDA tensor was requested but this build has no CUDA backend (configure with "
+      "SSA_CUDA=ON)");
 #endif
 }
 

@@ -29,8 +29,7 @@ class CommandLine {
   // Declarations, before parse. `help` says what the option does and its default; `value`
   // names what it takes ("N", "PATH").
   CommandLine& option(const std::string& name, const std::string& value, const std::string& help);
-  CommandLine& required(const std::string& name, const std::string& value,
-                        const std::string& help);
+  CommandLine& required(const std::string& name, const std::string& value, const std::string& help);
   CommandLine& flag(const std::string& name, const std::string& help);
   // The arguments that are not options, in order.
   CommandLine& positionals(const std::string& name, const std::string& help);

@@ -2,12 +2,12 @@
 // One error type for the whole project (OutOfMemory marks an allocation that failed, so that
 // callers can say what to lower), and the CHECK macros that raise it.
 // Header-only so that cuda/ can use it without linking core.
+#include <fmt/format.h>
+
 #include <cstddef>
 #include <iterator>
 #include <stdexcept>
 #include <string>
-
-#include <fmt/format.h>
 
 namespace ssa {
 
@@ -48,8 +48,8 @@ namespace detail {
 }  // namespace ssa
 
 // SSA_CHECK(cond, "fmt {}", args...): an internal invariant or an API misuse.
-#define SSA_CHECK(cond, ...)                                                          \
-  do {                                                                                \
-    if (!(cond)) ::ssa::detail::check_failed(__FILE__, __LINE__, #cond,              \
-                                             ::fmt::format(__VA_ARGS__));             \
+#define SSA_CHECK(cond, ...)                                                              \
+  do {                                                                                    \
+    if (!(cond))                                                                          \
+      ::ssa::detail::check_failed(__FILE__, __LINE__, #cond, ::fmt::format(__VA_ARGS__)); \
   } while (0)

@@ -54,9 +54,8 @@ void Rng::fill_normal(const Tensor& t, double mean, double std) {
 }
 
 void Rng::fill_uniform(const Tensor& t, double lo, double hi) {
-  fill_blocks(t, [lo, hi](const Philox4& r) {
-    return lo + (hi - lo) * philox_uniform_bits(r.v[0]);
-  });
+  fill_blocks(t,
+              [lo, hi](const Philox4& r) { return lo + (hi - lo) * philox_uniform_bits(r.v[0]); });
 }
 
 }  // namespace ssa

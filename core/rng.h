@@ -14,8 +14,8 @@ class Rng {
   uint64_t seed() const { return seed_; }
   uint64_t offset() const { return offset_; }
 
-  double uniform();          // (0, 1)
-  uint64_t next_u64();       // 64 uniform bits
+  double uniform();            // (0, 1)
+  uint64_t next_u64();         // 64 uniform bits
   uint64_t below(uint64_t n);  // uniform integer in [0, n)
   // Fills a float tensor (f32/f64/bf16, any device) with normal(mean, std) / uniform(lo, hi).
   void fill_normal(const Tensor& t, double mean, double std);

@@ -63,10 +63,18 @@ void convert_cpu(To* dst, const From* src, int64_t n) {
 template <typename To>
 void convert_from(To* dst, const void* src, DType src_dtype, int64_t n) {
   switch (src_dtype) {
-    case DType::f32: convert_cpu(dst, static_cast<const float*>(src), n); break;
-    case DType::f64: convert_cpu(dst, static_cast<const double*>(src), n); break;
-    case DType::bf16: convert_cpu(dst, static_cast<const bf16*>(src), n); break;
-    case DType::i32: convert_cpu(dst, static_cast<const int32_t*>(src), n); break;
+    case DType::f32:
+      convert_cpu(dst, static_cast<const float*>(src), n);
+      break;
+    case DType::f64:
+      convert_cpu(dst, static_cast<const double*>(src), n);
+      break;
+    case DType::bf16:
+      convert_cpu(dst, static_cast<const bf16*>(src), n);
+      break;
+    case DType::i32:
+      convert_cpu(dst, static_cast<const int32_t*>(src), n);
+      break;
   }
 }
 
@@ -76,10 +84,18 @@ void convert_cpu_any(void* dst, DType dst_dtype, const void* src, DType src_dtyp
     return;
   }
   switch (dst_dtype) {
-    case DType::f32: convert_from(static_cast<float*>(dst), src, src_dtype, n); break;
-    case DType::f64: convert_from(static_cast<double*>(dst), src, src_dtype, n); break;
-    case DType::bf16: convert_from(static_cast<bf16*>(dst), src, src_dtype, n); break;
-    case DType::i32: convert_from(static_cast<int32_t*>(dst), src, src_dtype, n); break;
+    case DType::f32:
+      convert_from(static_cast<float*>(dst), src, src_dtype, n);
+      break;
+    case DType::f64:
+      convert_from(static_cast<double*>(dst), src, src_dtype, n);
+      break;
+    case DType::bf16:
+      convert_from(static_cast<bf16*>(dst), src, src_dtype, n);
+      break;
+    case DType::i32:
+      convert_from(static_cast<int32_t*>(dst), src, src_dtype, n);
+      break;
   }
 }
 
@@ -127,8 +143,8 @@ Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device
 }
 
 Tensor Tensor::from(const std::vector<double>& values, const Shape& shape, DType dtype) {
-  SSA_CHECK(static_cast<int64_t>(values.size()) == shape.numel(),
-            "{} values for shape {}", values.size(), shape.str());
+  SSA_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "{} values for shape {}",
+            values.size(), shape.str());
   Tensor t = empty(shape, dtype);
   convert_cpu_any(t.raw(), dtype, values.data(), DType::f64, shape.numel());
   return t;
@@ -233,9 +249,15 @@ void Tensor::fill(double value) const {
     unsigned char element[8];
     convert_cpu_any(element, dtype(), &value, DType::f64, 1);
     switch (dtype_size(dtype())) {
-      case 2: fill_elements<uint16_t>(raw(), element, numel()); break;
-      case 4: fill_elements<uint32_t>(raw(), element, numel()); break;
-      default: fill_elements<uint64_t>(raw(), element, numel()); break;
+      case 2:
+        fill_elements<uint16_t>(raw(), element, numel());
+        break;
+      case 4:
+        fill_elements<uint32_t>(raw(), element, numel());
+        break;
+      default:
+        fill_elements<uint64_t>(raw(), element, numel());
+        break;
     }
     return;
   }

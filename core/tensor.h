@@ -65,7 +65,8 @@ class Tensor {
   bool is_cpu() const { return device() == Device::cpu; }
 
   void* raw() const;
-  template <typename T> T* data() const {
+  template <typename T>
+  T* data() const {
     SSA_CHECK(dtype() == dtype_of<T>(), "tensor of dtype {} read as {}", dtype_name(dtype()),
               dtype_name(dtype_of<T>()));
     return static_cast<T*>(raw());

@@ -1,5 +1,4 @@
 #include "cuda/adamw.h"
-
 #include "cuda/reduce.cuh"
 
 namespace ssa::cuda {
@@ -40,8 +39,8 @@ struct StoreTotal {
 
 }  // namespace
 
-void adamw_update(float* param, const float* grad, float* m, float* v,
-                  const uint32_t* decay_bits, int64_t n, const AdamWStep& step, void* bf16_param) {
+void adamw_update(float* param, const float* grad, float* m, float* v, const uint32_t* decay_bits,
+                  int64_t n, const AdamWStep& step, void* bf16_param) {
   for_each(n, Update{param, grad, m, v, decay_bits, step, static_cast<__nv_bfloat16*>(bf16_param)});
 }
 

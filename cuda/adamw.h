@@ -12,8 +12,8 @@ struct AdamWStep {
 // One fused AdamW update of n fp32 parameters, in double as the CPU version, m and v updated in
 // place. Parameter i decays where bit i % 32 of decay_bits[i / 32] is set. When bf16_param is
 // not null it receives the updated parameters rounded to bf16 (mixed precision's working copy).
-void adamw_update(float* param, const float* grad, float* m, float* v,
-                  const uint32_t* decay_bits, int64_t n, const AdamWStep& step, void* bf16_param);
+void adamw_update(float* param, const float* grad, float* m, float* v, const uint32_t* decay_bits,
+                  int64_t n, const AdamWStep& step, void* bf16_param);
 
 // Σ x[i]² in double, in a fixed order; returned to the host (synchronizes).
 double sum_squares(const float* x, int64_t n);

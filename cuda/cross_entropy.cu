@@ -1,5 +1,4 @@
 #include "cuda/cross_entropy.h"
-
 #include "cuda/reduce.cuh"
 
 namespace ssa::cuda {
@@ -84,7 +83,8 @@ __global__ void gradient_kernel(const T* logits, const int32_t* targets, const f
   const int64_t base = blockIdx.x * d.vocab;
   const int32_t target = targets[blockIdx.x];
   if (target == d.ignore_index) {
-    for (int64_t v = threadIdx.x; v < d.vocab; v += blockDim.x) dlogits[base + v] = from_float<T>(0.0f);
+    for (int64_t v = threadIdx.x; v < d.vocab; v += blockDim.x)
+      dlogits[base + v] = from_float<T>(0.0f);
     return;
   }
   const float factor = static_cast<float>(to_float(*g) * inverse_denominator);
@@ -98,8 +98,8 @@ __global__ void gradient_kernel(const T* logits, const int32_t* targets, const f
 }  // namespace
 
 void cross_entropy_forward(const void* logits, const int32_t* targets, DType dtype,
-                           const CrossEntropyDims& dims, double denominator, float* lse,
-                           void* loss, DType loss_dtype) {
+                           const CrossEntropyDims& dims, double denominator, float* lse, void* loss,
+                           DType loss_dtype) {
   DeviceScratch row_loss(dims.rows * sizeof(float));
   with_storage_type(dtype, "cross_entropy", [&](auto zero) {
     using T = decltype(zero);

@@ -17,8 +17,8 @@ struct CrossEntropyDims {
 // loss_dtype) = Σ over rows whose target is not ignore_index of (lse[n] − logits[n, target]),
 // divided by `denominator` (a loss of 0 when it is 0), the sum in double in a fixed order.
 void cross_entropy_forward(const void* logits, const int32_t* targets, DType dtype,
-                           const CrossEntropyDims& dims, double denominator, float* lse,
-                           void* loss, DType loss_dtype);
+                           const CrossEntropyDims& dims, double denominator, float* lse, void* loss,
+                           DType loss_dtype);
 
 // dlogits[n] = (softmax(logits[n]) − onehot(target[n])) · g[0] / denominator, zero rows for
 // ignored targets; g is a device scalar of g_dtype.

@@ -20,9 +20,14 @@ constexpr int kWarp = 32;
 
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+template <typename T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
   return __float2bfloat16(x);  // round to nearest even, as core's bf16
 }
 
@@ -31,9 +36,14 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(f
 template <typename Fn>
 void with_storage_type(DType dtype, const char* op, Fn&& fn) {
   switch (dtype) {
-    case DType::f32: fn(float{}); return;
-    case DType::bf16: fn(__nv_bfloat16{}); return;
-    default: break;
+    case DType::f32:
+      fn(float{});
+      return;
+    case DType::bf16:
+      fn(__nv_bfloat16{});
+      return;
+    default:
+      break;
   }
   fail("{}: dtype {} is not supported on CUDA (expected f32 or bf16)", op, dtype_name(dtype));
 }
@@ -66,7 +76,8 @@ void for_each(int64_t n, F f) {
 // Lane 0 gets the sum of v over the warp; the tree is fixed, so the result is bit-reproducible.
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
+  for (int offset = kWarp / 2; offset > 0; offset /= 2)
+    v += __shfl_down_sync(0xffffffffu, v, offset);
   return v;
 }
 
@@ -93,12 +104,14 @@ __device__ T block_sum(T v) {
 // kernels using it are queued on the compute stream before any later user of the block).
 class DeviceScratch {
  public:
-  explicit DeviceScratch(size_t bytes)
-      : bytes_(bytes), ptr_(device_allocator().allocate(bytes)) {}
+  explicit DeviceScratch(size_t bytes) : bytes_(bytes), ptr_(device_allocator().allocate(bytes)) {}
   ~DeviceScratch() { device_allocator().deallocate(ptr_, bytes_); }
   DeviceScratch(const DeviceScratch&) = delete;
   DeviceScratch& operator=(const DeviceScratch&) = delete;
-  template <typename T> T* as() const { return static_cast<T*>(ptr_); }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
 
  private:
   size_t bytes_;

@@ -1,8 +1,7 @@
-#include "cuda/elementwise.h"
-
 #include <type_traits>
 
 #include "cuda/device.cuh"
+#include "cuda/elementwise.h"
 
 namespace ssa::cuda {
 namespace {
@@ -60,8 +59,8 @@ template <typename Op>
 void binary(const void* a, const void* b, void* out, DType dtype, int64_t n, const char* op) {
   with_storage_type(dtype, op, [&](auto zero) {
     using T = decltype(zero);
-    for_each(n, Binary<T, Op>{static_cast<const T*>(a), static_cast<const T*>(b),
-                              static_cast<T*>(out)});
+    for_each(
+        n, Binary<T, Op>{static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out)});
   });
 }
 
@@ -88,12 +87,14 @@ void scale(const void* a, void* out, DType dtype, double factor, int64_t n) {
 }
 
 void accumulate(void* dst, DType dst_dtype, const void* src, DType src_dtype, int64_t n) {
-  if (dst_dtype == DType::f32 && src_dtype == DType::f32) return launch_accumulate<float, float>(dst, src, n);
+  if (dst_dtype == DType::f32 && src_dtype == DType::f32)
+    return launch_accumulate<float, float>(dst, src, n);
   if (dst_dtype == DType::f32 && src_dtype == DType::bf16)
     return launch_accumulate<float, __nv_bfloat16>(dst, src, n);
   if (dst_dtype == DType::bf16 && src_dtype == DType::bf16)
     return launch_accumulate<__nv_bfloat16, __nv_bfloat16>(dst, src, n);
-  if (dst_dtype == DType::f64 && src_dtype == DType::f64) return launch_accumulate<double, double>(dst, src, n);
+  if (dst_dtype == DType::f64 && src_dtype == DType::f64)
+    return launch_accumulate<double, double>(dst, src, n);
   fail("accumulate: cannot add {} into {} on CUDA (same dtype, or bf16 into f32)",
        dtype_name(src_dtype), dtype_name(dst_dtype));
 }

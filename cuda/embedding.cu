@@ -1,10 +1,8 @@
-#include "cuda/embedding.h"
-
 #include <climits>
-
 #include <cub/device/device_radix_sort.cuh>
 
 #include "cuda/device.cuh"
+#include "cuda/embedding.h"
 
 namespace ssa::cuda {
 namespace {
@@ -31,8 +29,8 @@ struct Iota {
 // Block b handles sorted position b if it starts a run of equal ids; positions within a run are
 // in token order (the sort is stable).
 template <typename T>
-__global__ void sum_runs_kernel(const uint32_t* sorted_ids, const int32_t* positions,
-                                const T* dout, T* dtable, int64_t tokens, int64_t dim) {
+__global__ void sum_runs_kernel(const uint32_t* sorted_ids, const int32_t* positions, const T* dout,
+                                T* dtable, int64_t tokens, int64_t dim) {
   const int64_t first = blockIdx.x;
   const uint32_t id = sorted_ids[first];
   if (first > 0 && sorted_ids[first - 1] == id) return;
@@ -68,10 +66,9 @@ void sort_by_id(const int32_t* ids, int64_t tokens, int64_t vocab, SortedTokens&
                                              order.as<int32_t>(), sorted.positions.as<int32_t>(),
                                              count, 0, bits, compute_stream()));
   DeviceScratch temp(temp_bytes);
-  CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.as<void>(), temp_bytes, keys,
-                                             sorted.ids.as<uint32_t>(), order.as<int32_t>(),
-                                             sorted.positions.as<int32_t>(), count, 0, bits,
-                                             compute_stream()));
+  CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+      temp.as<void>(), temp_bytes, keys, sorted.ids.as<uint32_t>(), order.as<int32_t>(),
+      sorted.positions.as<int32_t>(), count, 0, bits, compute_stream()));
 }
 
 }  // namespace
@@ -80,15 +77,13 @@ void embedding_forward(const int32_t* ids, const void* table, void* out, DType d
                        int64_t tokens, int64_t dim) {
   with_storage_type(dtype, "embedding", [&](auto zero) {
     using T = decltype(zero);
-    for_each(tokens * dim,
-             Gather<T>{ids, static_cast<const T*>(table), static_cast<T*>(out), dim});
+    for_each(tokens * dim, Gather<T>{ids, static_cast<const T*>(table), static_cast<T*>(out), dim});
   });
 }
 
 void embedding_backward(const int32_t* ids, const void* dout, void* dtable, DType dtype,
                         int64_t tokens, int64_t vocab, int64_t dim) {
-  SSA_CHECK(tokens <= INT_MAX, "embedding backward: {} tokens exceed the sort's int range",
-            tokens);
+  SSA_CHECK(tokens <= INT_MAX, "embedding backward: {} tokens exceed the sort's int range", tokens);
   fill(dtable, dtype, 0.0, vocab * dim);
   if (tokens == 0 || dim == 0) return;
   SortedTokens sorted(tokens);

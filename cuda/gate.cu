@@ -1,6 +1,5 @@
-#include "cuda/gate.h"
-
 #include "cuda/device.cuh"
+#include "cuda/gate.h"
 
 namespace ssa::cuda {
 namespace {

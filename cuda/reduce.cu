@@ -1,6 +1,5 @@
-#include "cuda/reduce.h"
-
 #include "cuda/reduce.cuh"
+#include "cuda/reduce.h"
 
 namespace ssa::cuda {
 namespace {

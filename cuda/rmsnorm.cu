@@ -1,6 +1,5 @@
-#include "cuda/rmsnorm.h"
-
 #include "cuda/device.cuh"
+#include "cuda/rmsnorm.h"
 
 namespace ssa::cuda {
 namespace {
@@ -35,7 +34,8 @@ __global__ void input_gradient_kernel(const T* x, const T* weight, const T* dy, 
   const float mean_dot = block_sum(dot) * r / static_cast<float>(dim);
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
     const float x_hat = to_float(x[base + j]) * r;
-    dx[base + j] = from_float<T>(r * (to_float(dy[base + j]) * to_float(weight[j]) - x_hat * mean_dot));
+    dx[base + j] =
+        from_float<T>(r * (to_float(dy[base + j]) * to_float(weight[j]) - x_hat * mean_dot));
   }
 }
 
@@ -98,12 +98,14 @@ void rmsnorm_backward_input(const void* x, const void* weight, const void* dy, c
 // The chunking depends on the shape only, never on the device.
 void rmsnorm_backward_weight(const void* x, const void* dy, const float* rstd, void* dw,
                              DType dtype, int64_t rows, int64_t dim) {
-  const int64_t chunks = std::clamp<int64_t>((rows + kMinChunkRows - 1) / kMinChunkRows, 1, kMaxChunks);
+  const int64_t chunks =
+      std::clamp<int64_t>((rows + kMinChunkRows - 1) / kMinChunkRows, 1, kMaxChunks);
   const int64_t chunk_rows = (rows + chunks - 1) / chunks;
   DeviceScratch partial(chunks * dim * sizeof(float));
   with_storage_type(dtype, "rmsnorm backward", [&](auto zero) {
     using T = decltype(zero);
-    const dim3 grid(static_cast<unsigned>((dim + kColumns - 1) / kColumns), static_cast<unsigned>(chunks));
+    const dim3 grid(static_cast<unsigned>((dim + kColumns - 1) / kColumns),
+                    static_cast<unsigned>(chunks));
     weight_partials_kernel<<<grid, dim3(kColumns, kRowLanes), 0, compute_stream()>>>(
         static_cast<const T*>(x), static_cast<const T*>(dy), rstd, partial.as<float>(), rows, dim,
         chunk_rows);

@@ -1,6 +1,5 @@
-#include "cuda/rope.h"
-
 #include "cuda/device.cuh"
+#include "cuda/rope.h"
 
 namespace ssa::cuda {
 namespace {

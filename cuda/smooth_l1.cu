@@ -1,6 +1,5 @@
-#include "cuda/smooth_l1.h"
-
 #include "cuda/reduce.cuh"
+#include "cuda/smooth_l1.h"
 
 namespace ssa::cuda {
 namespace {
@@ -61,10 +60,9 @@ void smooth_l1_forward(const void* a, const void* b, DType dtype, int64_t n, dou
     using T = decltype(zero);
     with_storage_type(loss_dtype, "smooth_l1", [&](auto loss_zero) {
       using Out = decltype(loss_zero);
-      deterministic_sum(n,
-                        Term<T>{static_cast<const T*>(a), static_cast<const T*>(b),
-                                static_cast<float>(beta)},
-                        StoreMean<Out>{static_cast<Out*>(loss), static_cast<double>(n)});
+      deterministic_sum(
+          n, Term<T>{static_cast<const T*>(a), static_cast<const T*>(b), static_cast<float>(beta)},
+          StoreMean<Out>{static_cast<Out*>(loss), static_cast<double>(n)});
     });
   });
 }

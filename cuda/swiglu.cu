@@ -1,6 +1,5 @@
-#include "cuda/swiglu.h"
-
 #include "cuda/device.cuh"
+#include "cuda/swiglu.h"
 
 namespace ssa::cuda {
 namespace {
@@ -38,7 +37,8 @@ struct Backward {
 void swiglu_forward(const void* a, const void* b, void* out, DType dtype, int64_t n) {
   with_storage_type(dtype, "swiglu", [&](auto zero) {
     using T = decltype(zero);
-    for_each(n, Forward<T>{static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out)});
+    for_each(n,
+             Forward<T>{static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out)});
   });
 }
 

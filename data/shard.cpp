@@ -49,19 +49,22 @@ void write_bytes(std::FILE* file, const void* data, size_t bytes, const std::str
 ShardVersion version_of_header(int32_t magic, int32_t version, const std::string& path) {
   if (magic == kShardMagic) {
     if (version == 1 || version == 2) return static_cast<ShardVersion>(version);
-    fail("token shard {} has unknown version {} for magic {}, expected 1 (uint16 tokens) or 2 "
-         "(uint32 tokens)",
-         path, version, magic);
+    fail(
+        "token shard {} has unknown version {} for magic {}, expected 1 (uint16 tokens) or 2 "
+        "(uint32 tokens)",
+        path, version, magic);
   }
   if (magic == kLlamaShardMagic) {
     if (version == kLlamaShardVersion) return ShardVersion::u32;
-    fail("token shard {} has unknown version {} for magic {} (llm.c Llama 3), expected {} "
-         "(uint32 tokens)",
-         path, version, magic, kLlamaShardVersion);
+    fail(
+        "token shard {} has unknown version {} for magic {} (llm.c Llama 3), expected {} "
+        "(uint32 tokens)",
+        path, version, magic, kLlamaShardVersion);
   }
-  fail("token shard {} has bad magic {}, expected {} (ssa, llm.c GPT-2) or {} (llm.c Llama 3) "
-       "(not a token shard?)",
-       path, magic, kShardMagic, kLlamaShardMagic);
+  fail(
+      "token shard {} has bad magic {}, expected {} (ssa, llm.c GPT-2) or {} (llm.c Llama 3) "
+      "(not a token shard?)",
+      path, magic, kShardMagic, kLlamaShardMagic);
 }
 
 }  // namespace

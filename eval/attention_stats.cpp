@@ -154,8 +154,8 @@ LayerStats layer_attention_stats(const Tensor& q, const Tensor& k, const Tensor&
   const int64_t count = view.batch * view.seq * view.heads;
   std::vector<LayerStats> rows(static_cast<size_t>(count));
   run_tasks(count, true, [&](int64_t i) {
-    rows[i] = row_stats(view, i / (view.seq * view.heads), i / view.heads % view.seq,
-                        i % view.heads);
+    rows[i] =
+        row_stats(view, i / (view.seq * view.heads), i / view.heads % view.seq, i % view.heads);
   });
   LayerStats total;
   for (const LayerStats& row : rows) total += row;  // in row order: deterministic
@@ -179,8 +179,7 @@ std::vector<LayerStats> attention_stats(Decoder& model, const Tensor& ids, int64
 std::vector<LayerStats> shard_attention_stats(Decoder& model, const std::string& glob,
                                               int64_t seq_len, int64_t batch, int64_t max_batches,
                                               int64_t block_size, int64_t top_k) {
-  EvalWindows windows =
-      eval_windows(glob, seq_len, model.config().vocab_size, batch, max_batches);
+  EvalWindows windows = eval_windows(glob, seq_len, model.config().vocab_size, batch, max_batches);
   std::vector<LayerStats> total(static_cast<size_t>(model.config().n_layers));
   for (int64_t i = 0; i < windows.batches; ++i) {
     const std::vector<LayerStats> layers =

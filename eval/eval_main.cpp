@@ -19,8 +19,7 @@ const std::vector<Subcommand> kCommands{
      "per layer: attention sparsity (mass in the top-k blocks), entropy, sink\n"
      "mass, full-vs-sparse error and a check of its bound",
      stats_command},
-    {"long-context",
-     "perplexity at 1x, 2x, 4x the training length and passkey retrieval\naccuracy",
+    {"long-context", "perplexity at 1x, 2x, 4x the training length and passkey retrieval\naccuracy",
      long_context_command},
     {"plot-log", "loss curves of log.jsonl files as SVG", plot_log_command},
     {"grads",

@@ -51,10 +51,10 @@ GradsRun parse(const CommandLine& line, const Config& trained) {
   run.batch = line.get_int("--batch", 2, 1);
   run.attention =
       one_of(line, "--attention", trained.get_string("attention.mode"), {"full", "sparse", "ssa"});
-  run.device = one_of(line, "--device", "cpu", {"cpu", "cuda"}) == "cuda" ? Device::cuda
-                                                                          : Device::cpu;
-  run.dtype = one_of(line, "--dtype", run.device == Device::cpu ? "f64" : "f32",
-                     {"f64", "f32", "bf16"});
+  run.device =
+      one_of(line, "--device", "cpu", {"cpu", "cuda"}) == "cuda" ? Device::cuda : Device::cpu;
+  run.dtype =
+      one_of(line, "--dtype", run.device == Device::cpu ? "f64" : "f32", {"f64", "f32", "bf16"});
   if (run.dtype == "f64" && run.device == Device::cuda)
     usage_error("--dtype f64 runs on --device cpu only (cuda computes in f32 or bf16)");
   if (run.dtype == "bf16" && run.device == Device::cpu)
@@ -85,12 +85,16 @@ std::unique_ptr<Decoder> load_decoder(const GradsRun& run, const Checkpoint& ckp
 
 Checkpoint settings_record(const GradsRun& run) {
   Checkpoint out;
-  out.text = {{"checkpoint", run.checkpoint}, {"data", run.data}, {"attention", run.attention},
-              {"device", run.device == Device::cuda ? "cuda" : "cpu"}, {"dtype", run.dtype}};
-  out.integers = {{"seq_len", run.seq_len}, {"batch", run.batch},
-                  {"top_k", run.options.top_k}, {"block_size", run.options.block_size}};
-  out.reals = {{"align_weight", run.options.align_weight},
-               {"align_beta", run.options.align_beta}};
+  out.text = {{"checkpoint", run.checkpoint},
+              {"data", run.data},
+              {"attention", run.attention},
+              {"device", run.device == Device::cuda ? "cuda" : "cpu"},
+              {"dtype", run.dtype}};
+  out.integers = {{"seq_len", run.seq_len},
+                  {"batch", run.batch},
+                  {"top_k", run.options.top_k},
+                  {"block_size", run.options.block_size}};
+  out.reals = {{"align_weight", run.options.align_weight}, {"align_beta", run.options.align_beta}};
   return out;
 }
 
@@ -100,12 +104,10 @@ int grads_command(const std::vector<std::string>& args) {
   CommandLine line("ssa-eval grads", kAbout);
   line.required("--checkpoint", "PATH", "the checkpoint whose gradient to take")
       .required("--out", "FILE.h5", "where the loss, the batch and the gradients go")
-      .option("--data", "GLOB",
-              "shards to read (default: the data.val the model was trained with)")
+      .option("--data", "GLOB", "shards to read (default: the data.val the model was trained with)")
       .option("--seq-len", "T", "tokens per window (default: the training data.seq_len)")
       .option("--batch", "B", "windows in the batch (default 2)")
-      .option("--attention", "MODE",
-              "full, sparse, or ssa (default: the training attention.mode)")
+      .option("--attention", "MODE", "full, sparse, or ssa (default: the training attention.mode)")
       .option("--top-k", "N",
               "sparse path: blocks per query, its own included\n"
               "(default: the training's)")
@@ -141,11 +143,11 @@ int grads_command(const std::vector<std::string>& args) {
     out.tensors.emplace_back("grads/" + params.specs()[i].name, grad);
   }
   write_checkpoint(out_path, out);
-  fmt::print("{} attention, {} on {}, batch {} x {}: loss {:.6f} (cross-entropy {:.6f}, "
-             "alignment {:.6f}), gradient norm {:.6e}\nwrote {}\n",
-             run.attention, run.dtype, out.text["device"], run.batch, run.seq_len, loss.item(),
-             model->last_cross_entropy(), model->last_alignment(), std::sqrt(squared_norm),
-             out_path);
+  fmt::print(
+      "{} attention, {} on {}, batch {} x {}: loss {:.6f} (cross-entropy {:.6f}, "
+      "alignment {:.6f}), gradient norm {:.6e}\nwrote {}\n",
+      run.attention, run.dtype, out.text["device"], run.batch, run.seq_len, loss.item(),
+      model->last_cross_entropy(), model->last_alignment(), std::sqrt(squared_norm), out_path);
   return 0;
 }
 

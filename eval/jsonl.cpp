@@ -4,9 +4,8 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
-#include <utility>
-
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "core/error.h"
 
@@ -75,8 +74,8 @@ class RecordReader {
 
   bool nested(const char* what) {
     if (state_ != State::members) fail("{}: expected '{{' at the start of the line", where_);
-    fail("{}: expected a number, a string, true, false or null under \"{}\", got {}", where_,
-         key_, what);
+    fail("{}: expected a number, a string, true, false or null under \"{}\", got {}", where_, key_,
+         what);
   }
 
   // What the line lacks where the parse failed, from how far it got and the parser's context
@@ -98,9 +97,7 @@ class RecordReader {
   JsonRecord record_;
 };
 
-bool blank(const std::string& line) {
-  return line.find_first_not_of(" \t\r") == std::string::npos;
-}
+bool blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
 
 const double* number_in(const JsonRecord& record, const std::string& key) {
   auto found = record.find(key);

@@ -30,7 +30,8 @@ struct Filler {
 // Filler sentences in turn while the total stays within `budget` tokens.
 Filler filler(const Tokenizer& tokenizer, int64_t budget) {
   std::vector<std::vector<int32_t>> sentences;
-  for (const char* sentence : kFillerSentences) sentences.push_back(encode_ids(tokenizer, sentence));
+  for (const char* sentence : kFillerSentences)
+    sentences.push_back(encode_ids(tokenizer, sentence));
   Filler result{{}, {0}};
   for (size_t i = 0;; ++i) {
     const std::vector<int32_t>& sentence = sentences[i % sentences.size()];
@@ -66,8 +67,8 @@ PasskeyPrompt passkey_prompt(const Tokenizer& tokenizer, int64_t tokens, double 
   const std::vector<int32_t> needle = encode_ids(
       tokenizer, " The pass key is " + key + ". Remember it. " + key + " is the pass key.");
   const std::vector<int32_t> question = encode_ids(tokenizer, kQuestion);
-  const Filler text = filler(
-      tokenizer, tokens - 1 - static_cast<int64_t>(needle.size() + question.size()));
+  const Filler text =
+      filler(tokenizer, tokens - 1 - static_cast<int64_t>(needle.size() + question.size()));
   const int64_t split = boundary_at(text, depth);
   PasskeyPrompt prompt{{static_cast<int32_t>(Tokenizer::kEndOfText)}, 1 + split, key};
   prompt.ids.insert(prompt.ids.end(), text.ids.begin(), text.ids.begin() + split);
@@ -88,8 +89,8 @@ bool passkey_correct(const std::string& answer, const std::string& key) {
 std::string passkey_answer(Decoder& model, const Tokenizer& tokenizer, const PasskeyPrompt& prompt,
                            const ForwardOptions& attention) {
   Rng unused;  // greedy decoding draws no number
-  const std::vector<int32_t> ids = generate(model, prompt.ids, kPasskeyDigits + 1,
-                                            SamplingOptions{0, 0}, unused, attention);
+  const std::vector<int32_t> ids =
+      generate(model, prompt.ids, kPasskeyDigits + 1, SamplingOptions{0, 0}, unused, attention);
   // A model whose vocabulary is padded past the tokenizer's may pick an id with no text: the
   // answer ends there.
   std::vector<uint32_t> answer;

@@ -127,8 +127,8 @@ double perplexity_row(Decoder& model, const Settings& s, int64_t factor, const M
   JsonLine row = row_of(s, "ppl", factor, mode).add("data", s.data);
   row.add("loss", result.loss).add("perplexity", result.perplexity).add("tokens", result.tokens);
   if (!fits)
-    row.add("skipped", fmt::format("no shard holds {} tokens (the longest holds {})", length + 1,
-                                   longest));
+    row.add("skipped",
+            fmt::format("no shard holds {} tokens (the longest holds {})", length + 1, longest));
   json += row.str() + "\n";
   return result.perplexity;
 }
@@ -138,17 +138,18 @@ std::vector<Series> perplexity_rows(Decoder& model, const Settings& s, std::stri
   const int64_t longest = longest_shard_tokens(s.data, model.config().vocab_size);
   std::vector<Series> lines;
   for (const Mode& mode : s.modes) lines.push_back({mode.name, {}, {}});
-  fmt::print("perplexity of {}\n{:>6} {:>8} {:<10} {:>6} {:>10} {:>12} {:>10}\n", s.data,
-             "factor", "tokens", "attention", "top_k", "loss", "perplexity", "scored");
+  fmt::print("perplexity of {}\n{:>6} {:>8} {:<10} {:>6} {:>10} {:>12} {:>10}\n", s.data, "factor",
+             "tokens", "attention", "top_k", "loss", "perplexity", "scored");
   for (int64_t factor : s.factors) {
     for (size_t m = 0; m < s.modes.size(); ++m) {
       lines[m].x.push_back(static_cast<double>(factor));
       lines[m].y.push_back(perplexity_row(model, s, factor, s.modes[m], longest, json));
     }
     if (longest <= factor * s.seq_len)
-      fmt::print("       skipped: a window of {} tokens needs {} and no shard holds that many "
-                 "(the longest holds {})\n",
-                 factor * s.seq_len, factor * s.seq_len + 1, longest);
+      fmt::print(
+          "       skipped: a window of {} tokens needs {} and no shard holds that many "
+          "(the longest holds {})\n",
+          factor * s.seq_len, factor * s.seq_len + 1, longest);
   }
   return lines;
 }
@@ -158,9 +159,10 @@ std::vector<Series> perplexity_rows(Decoder& model, const Settings& s, std::stri
 void passkey_rows(Decoder& model, const Tokenizer& tokenizer, const Settings& s,
                   std::string& json) {
   Rng rng(s.seed);
-  fmt::print("\npasskey retrieval, {} trial(s) per row\n{:>6} {:>8} {:<10} {:>6} {:>6} {:>8} "
-             "{:>9}\n",
-             s.trials, "factor", "tokens", "attention", "top_k", "depth", "correct", "accuracy");
+  fmt::print(
+      "\npasskey retrieval, {} trial(s) per row\n{:>6} {:>8} {:<10} {:>6} {:>6} {:>8} "
+      "{:>9}\n",
+      s.trials, "factor", "tokens", "attention", "top_k", "depth", "correct", "accuracy");
   for (int64_t factor : s.factors) {
     for (double depth : s.depths) {
       std::vector<int64_t> correct(s.modes.size(), 0);
@@ -173,8 +175,8 @@ void passkey_rows(Decoder& model, const Tokenizer& tokenizer, const Settings& s,
       }
       for (size_t m = 0; m < s.modes.size(); ++m) {
         const double accuracy = static_cast<double>(correct[m]) / static_cast<double>(s.trials);
-        fmt::print("{:>6} {:>8} {:<10} {:>6} {:>6.2f} {:>8} {:>9.2f}\n", factor,
-                   factor * s.seq_len, s.modes[m].name, top_k_text(s.modes[m]), depth,
+        fmt::print("{:>6} {:>8} {:<10} {:>6} {:>6.2f} {:>8} {:>9.2f}\n", factor, factor * s.seq_len,
+                   s.modes[m].name, top_k_text(s.modes[m]), depth,
                    fmt::format("{}/{}", correct[m], s.trials), accuracy);
         JsonLine row = row_of(s, "passkey", factor, s.modes[m]).add("depth", depth);
         row.add("trials", s.trials).add("correct", correct[m]).add("accuracy", accuracy);
@@ -196,8 +198,7 @@ int long_context_command(const std::vector<std::string>& args) {
               "multiples of the training data.seq_len, comma-separated (default 1,2,4)")
       .option("--top-k", "N",
               "sparse path: blocks per query (default: the training attention.top_k)")
-      .option("--block-size", "N",
-              "tokens per block (default: the training attention.block_size)")
+      .option("--block-size", "N", "tokens per block (default: the training attention.block_size)")
       .option("--max-batches", "N",
               "at most N windows per length, one window per batch (default 0: all)")
       .option("--passkey-trials", "N",

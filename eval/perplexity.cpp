@@ -16,10 +16,9 @@ EvalWindows eval_windows(const std::string& glob, int64_t seq_len, int64_t vocab
   return {std::move(loader), batches};
 }
 
-PerplexityResult perplexity(Decoder& model, const std::string& glob, int64_t seq_len,
-                            int64_t batch, int64_t max_batches, const ForwardOptions& options) {
-  EvalWindows windows =
-      eval_windows(glob, seq_len, model.config().vocab_size, batch, max_batches);
+PerplexityResult perplexity(Decoder& model, const std::string& glob, int64_t seq_len, int64_t batch,
+                            int64_t max_batches, const ForwardOptions& options) {
+  EvalWindows windows = eval_windows(glob, seq_len, model.config().vocab_size, batch, max_batches);
   PerplexityResult result;
   result.loss = mean_loss(model, windows.loader, windows.batches, batch, options);
   result.perplexity = std::exp(result.loss);

@@ -26,7 +26,7 @@ EvalWindows eval_windows(const std::string& glob, int64_t seq_len, int64_t vocab
 // Scores the windows of seq_len + 1 tokens of the shards `glob` matches, in file order,
 // `batch` windows at a time, at most `max_batches` batches (0: every whole batch; at least one).
 // Attention as `options` say (full, or sparse at a top_k).
-PerplexityResult perplexity(Decoder& model, const std::string& glob, int64_t seq_len,
-                            int64_t batch, int64_t max_batches, const ForwardOptions& options = {});
+PerplexityResult perplexity(Decoder& model, const std::string& glob, int64_t seq_len, int64_t batch,
+                            int64_t max_batches, const ForwardOptions& options = {});
 
 }  // namespace ssa

@@ -36,8 +36,7 @@ int perplexity_command(const std::vector<std::string>& args) {
       .option("--max-batches", "N",
               "at most N batches (default 0: every whole batch of the shards)")
       .option("--top-k", "LIST", "budgets, comma-separated (default 1,2,4,8,16,32,64)")
-      .option("--block-size", "N",
-              "tokens per block (default: the training attention.block_size)")
+      .option("--block-size", "N", "tokens per block (default: the training attention.block_size)")
       .option("--out", "PREFIX",
               "the results' path without .json and .svg (default <checkpoint>.ppl)")
       .parse(args);
@@ -52,13 +51,13 @@ int perplexity_command(const std::vector<std::string>& args) {
   ForwardOptions options;
   options.block_size = line.get_int("--block-size", trained.get_int("attention.block_size"), 1);
 
-  std::vector<Row> rows{{"full", 0, perplexity(*loaded.model, data, seq_len, batch, max_batches,
-                                              options)}};
+  std::vector<Row> rows{
+      {"full", 0, perplexity(*loaded.model, data, seq_len, batch, max_batches, options)}};
   options.path = AttentionPath::sparse;
   for (int64_t top_k : line.get_int_list("--top-k", {1, 2, 4, 8, 16, 32, 64}, 1)) {
     options.top_k = top_k;
-    rows.push_back({"sparse", top_k,
-                    perplexity(*loaded.model, data, seq_len, batch, max_batches, options)});
+    rows.push_back(
+        {"sparse", top_k, perplexity(*loaded.model, data, seq_len, batch, max_batches, options)});
   }
 
   const std::string prefix = line.get("--out", checkpoint + ".ppl");

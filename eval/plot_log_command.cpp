@@ -42,8 +42,7 @@ std::vector<Series> curves_of(const std::string& log, const std::vector<std::str
     curves.push_back(std::move(curve));
   }
   if (curves.empty())
-    fail("{}: no record holds a step and a number under the key {}", log,
-         fmt::join(keys, " or "));
+    fail("{}: no record holds a step and a number under the key {}", log, fmt::join(keys, " or "));
   return curves;
 }
 
@@ -61,8 +60,8 @@ int plot_log_command(const std::vector<std::string>& args) {
   std::vector<Series> curves;
   for (const std::string& log : logs)
     for (Series& curve : curves_of(log, keys)) curves.push_back(std::move(curve));
-  const std::string out = line.get(
-      "--out", (std::filesystem::path(logs[0]).parent_path() / "loss.svg").string());
+  const std::string out =
+      line.get("--out", (std::filesystem::path(logs[0]).parent_path() / "loss.svg").string());
   PlotOptions plot{"Training curves", "step", fmt::format("{}", fmt::join(keys, ", ")), false,
                    false};
   write_text_file(out, line_plot(curves, plot));

@@ -42,8 +42,7 @@ void print_row(const std::string& name, const LayerStats& s) {
 // Every layer has the same rows, so pooling the sums gives the mean over layers.
 void print_table(const std::vector<LayerStats>& layers) {
   fmt::print("{:>5} {:>9} {:>10} {:>8} {:>7} {:>10} {:>9} {:>10} {:>11}\n", "layer", "sparsity",
-             "dropped δ", "entropy", "sink", "rel.error", "dropping", "violations",
-             "max lhs/rhs");
+             "dropped δ", "entropy", "sink", "rel.error", "dropping", "violations", "max lhs/rhs");
   LayerStats all;
   for (size_t i = 0; i < layers.size(); ++i) {
     print_row(fmt::format("{}", i), layers[i]);
@@ -77,10 +76,10 @@ std::string sparsity_plot(const StatsRun& run, const std::vector<LayerStats>& la
     labels.push_back(fmt::format("{}", i));
     values.push_back(layers[i].mean_captured_mass());
   }
-  PlotOptions plot{fmt::format("Attention sparsity, top-{} blocks of {} ({})", run.top_k,
-                               run.block_size,
-                               std::filesystem::path(run.checkpoint).filename().string()),
-                   "layer", "full-attention mass in the selected blocks"};
+  PlotOptions plot{
+      fmt::format("Attention sparsity, top-{} blocks of {} ({})", run.top_k, run.block_size,
+                  std::filesystem::path(run.checkpoint).filename().string()),
+      "layer", "full-attention mass in the selected blocks"};
   return bar_plot(labels, values, plot);
 }
 
@@ -89,8 +88,7 @@ std::string sparsity_plot(const StatsRun& run, const std::vector<LayerStats>& la
 int stats_command(const std::vector<std::string>& args) {
   CommandLine line("ssa-eval stats", kAbout);
   line.required("--checkpoint", "PATH", "the checkpoint to measure")
-      .option("--data", "GLOB",
-              "shards to read (default: the data.val the model was trained with)")
+      .option("--data", "GLOB", "shards to read (default: the data.val the model was trained with)")
       .option("--seq-len", "T", "tokens per window (default: the training data.seq_len)")
       .option("--batch", "B", "windows per forward pass (default 1)")
       .option("--max-batches", "N",
@@ -98,8 +96,7 @@ int stats_command(const std::vector<std::string>& args) {
       .option("--top-k", "N",
               "blocks per query, its own included\n"
               "(default: the training attention.top_k)")
-      .option("--block-size", "N",
-              "tokens per block (default: the training attention.block_size)")
+      .option("--block-size", "N", "tokens per block (default: the training attention.block_size)")
       .option("--out", "PREFIX",
               "the results' path without .json and .svg (default <checkpoint>.stats)")
       .parse(args);
@@ -117,9 +114,10 @@ int stats_command(const std::vector<std::string>& args) {
 
   const std::vector<LayerStats> layers = shard_attention_stats(
       *loaded.model, run.data, run.seq_len, batch, max_batches, run.block_size, run.top_k);
-  fmt::print("attention statistics: {} rows per layer (query x head), {} tokens per window, "
-             "top-{} blocks of {} tokens, full-attention forward\n",
-             layers.at(0).rows, run.seq_len, run.top_k, run.block_size);
+  fmt::print(
+      "attention statistics: {} rows per layer (query x head), {} tokens per window, "
+      "top-{} blocks of {} tokens, full-attention forward\n",
+      layers.at(0).rows, run.seq_len, run.top_k, run.block_size);
   print_table(layers);
   const std::string prefix = line.get("--out", run.checkpoint + ".stats");
   write_text_file(prefix + ".json", json_rows(run, layers));

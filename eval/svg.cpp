@@ -1,5 +1,7 @@
 #include "eval/svg.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -9,8 +11,6 @@
 #include <iterator>
 #include <string_view>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -30,12 +30,23 @@ std::string xml_escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -120,8 +131,12 @@ std::string tick_label(double value) { return fmt::format("{:.6g}", value); }
 class Canvas {
  public:
   explicit Canvas(const PlotOptions& options)
-      : width_(options.width), height_(options.height), left_(72), top_(36),
-        right_(options.width - 24.0), bottom_(options.height - 48.0) {
+      : width_(options.width),
+        height_(options.height),
+        left_(72),
+        top_(36),
+        right_(options.width - 24.0),
+        bottom_(options.height - 48.0) {
     svg_ = fmt::format(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" "
         "viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\" font-size=\"12\">\n"
@@ -147,9 +162,9 @@ class Canvas {
   void text(std::string_view role, double x, double y, std::string_view anchor,
             const std::string& content, std::string_view attributes = "") {
     if (content.empty()) return;
-    svg_ += fmt::format(
-        "<text class=\"{}\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\"{}>{}</text>\n", role, x, y,
-        anchor, attributes, xml_escape(content));
+    svg_ +=
+        fmt::format("<text class=\"{}\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\"{}>{}</text>\n",
+                    role, x, y, anchor, attributes, xml_escape(content));
   }
 
   void x_ticks(const Axis& axis) {
@@ -174,18 +189,20 @@ class Canvas {
       coordinates += fmt::format("{}{:.1f},{:.1f}", coordinates.empty() ? "" : " ", px, py);
     svg_ += fmt::format(
         "<polyline class=\"series\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" "
-        "points=\"{}\"/>\n", stroke, coordinates);
+        "points=\"{}\"/>\n",
+        stroke, coordinates);
   }
 
   void marker(double px, double py, const char* fill) {
-    svg_ += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"{}\"/>\n", px, py,
-                        fill);
+    svg_ +=
+        fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"{}\"/>\n", px, py, fill);
   }
 
   void bar(double px, double py, double width, double height, const char* fill) {
     svg_ += fmt::format(
         "<rect class=\"bar\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
-        "fill=\"{}\"/>\n", px, py, width, height, fill);
+        "fill=\"{}\"/>\n",
+        px, py, width, height, fill);
   }
 
   // Entries are (label, colour), in the top-right corner of the plot area.
@@ -203,7 +220,8 @@ class Canvas {
       double row_y = box_y + 12 + kLegendRow * i;
       svg_ += fmt::format(
           "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" "
-          "stroke-width=\"2\"/>\n", box_x + 6, row_y, box_x + 26, row_y, entries[i].second);
+          "stroke-width=\"2\"/>\n",
+          box_x + 6, row_y, box_x + 26, row_y, entries[i].second);
       text("legend-label", box_x + 30, row_y + 4, "start", entries[i].first);
     }
     svg_ += "</g>\n";
@@ -226,7 +244,8 @@ class Canvas {
   void grid_line(double x1, double y1, double x2, double y2) {
     svg_ += fmt::format(
         "<line class=\"grid\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" "
-        "stroke=\"#e0e0e0\"/>\n", x1, y1, x2, y2);
+        "stroke=\"#e0e0e0\"/>\n",
+        x1, y1, x2, y2);
   }
 
   int width_, height_;

@@ -33,10 +33,10 @@ class Owned {
 
 // A copy of a datatype the input picks: every class the loader may meet.
 hid_t pick_type(FuzzedDataProvider& in) {
-  const std::array<hid_t, 12> fixed = {
-      H5T_NATIVE_FLOAT, H5T_NATIVE_DOUBLE, H5T_NATIVE_INT32, H5T_NATIVE_INT64,
-      H5T_NATIVE_UINT64, H5T_NATIVE_UINT8, H5T_NATIVE_INT16, H5T_IEEE_F32BE,
-      H5T_STD_I32BE,    H5T_NATIVE_B8,    H5T_STD_REF_OBJ,  H5T_NATIVE_LDOUBLE};
+  const std::array<hid_t, 12> fixed = {H5T_NATIVE_FLOAT, H5T_NATIVE_DOUBLE, H5T_NATIVE_INT32,
+                                       H5T_NATIVE_INT64, H5T_NATIVE_UINT64, H5T_NATIVE_UINT8,
+                                       H5T_NATIVE_INT16, H5T_IEEE_F32BE,    H5T_STD_I32BE,
+                                       H5T_NATIVE_B8,    H5T_STD_REF_OBJ,   H5T_NATIVE_LDOUBLE};
   switch (in.ConsumeIntegralInRange(0, 5)) {
     case 0: {  // string: variable or fixed length, UTF-8 or ASCII
       hid_t type = H5Tcopy(H5T_C_S1);
@@ -65,13 +65,16 @@ hid_t pick_type(FuzzedDataProvider& in) {
 // dimension small or, rarely, far larger than any file.
 hid_t pick_space(FuzzedDataProvider& in, bool allow_huge) {
   switch (in.ConsumeIntegralInRange(0, 5)) {
-    case 0: return H5Screate(H5S_SCALAR);
-    case 1: return H5Screate(H5S_NULL);
+    case 0:
+      return H5Screate(H5S_SCALAR);
+    case 1:
+      return H5Screate(H5S_NULL);
     default: {
       std::vector<hsize_t> dims(in.ConsumeIntegralInRange(1, 8));
       for (hsize_t& dim : dims)
-        dim = allow_huge && in.ConsumeProbability<float>() < 0.05f ? hsize_t{1} << 40
-                                                                  : in.ConsumeIntegralInRange(0, 4);
+        dim = allow_huge && in.ConsumeProbability<float>() < 0.05f
+                  ? hsize_t{1} << 40
+                  : in.ConsumeIntegralInRange(0, 4);
       return H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
     }
   }
@@ -79,8 +82,8 @@ hid_t pick_space(FuzzedDataProvider& in, bool allow_huge) {
 
 std::string pick_name(FuzzedDataProvider& in) {
   const std::array<const char*, 8> names = {
-      "format_version", "checksum_fnv1a64", "config", "step", "params/w", "adam_m/w",
-      "a/b/c",          "params"};
+      "format_version", "checksum_fnv1a64", "config", "step",
+      "params/w",       "adam_m/w",         "a/b/c",  "params"};
   if (in.ConsumeBool()) return names[in.ConsumeIntegralInRange<size_t>(0, names.size() - 1)];
   std::string name = in.ConsumeRandomLengthString(12);
   return name.empty() ? "x" : name;
@@ -118,17 +121,16 @@ void add_attribute(FuzzedDataProvider& in, hid_t file) {
   std::string name = pick_name(in);
   if (name == "format_version" && in.ConsumeBool()) {  // mostly the version the loader reads
     Owned space(H5Screate(H5S_SCALAR), H5Sclose);
-    Owned attribute(H5Acreate2(root, name.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT,
-                               H5P_DEFAULT),
-                    H5Aclose);
+    Owned attribute(
+        H5Acreate2(root, name.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT),
+        H5Aclose);
     int64_t version = ssa::kCheckpointFormatVersion;
     H5Awrite(attribute, H5T_NATIVE_INT64, &version);
     return;
   }
   Owned type(pick_type(in), H5Tclose);
   Owned space(pick_space(in, false), H5Sclose);
-  Owned attribute(H5Acreate2(root, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT),
-                  H5Aclose);
+  Owned attribute(H5Acreate2(root, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   if (attribute >= 0) fill(in, type, space, write_attribute, attribute);
 }
 
@@ -141,13 +143,16 @@ hid_t pick_layout(FuzzedDataProvider& in, hid_t space) {
   bool chunkable = rank > 0;
   for (hsize_t dim : dims) chunkable = chunkable && dim > 0 && dim < 1024;
   switch (in.ConsumeIntegralInRange(0, 2)) {
-    case 1: H5Pset_layout(properties, H5D_COMPACT); break;
+    case 1:
+      H5Pset_layout(properties, H5D_COMPACT);
+      break;
     case 2:
       if (!chunkable) break;
       H5Pset_chunk(properties, rank, dims.data());
       if (in.ConsumeBool()) H5Pset_deflate(properties, 1);
       break;
-    default: break;
+    default:
+      break;
   }
   return properties;
 }
@@ -156,16 +161,18 @@ void add_dataset(FuzzedDataProvider& in, hid_t file, hid_t link_properties) {
   Owned type(pick_type(in), H5Tclose);
   Owned space(pick_space(in, true), H5Sclose);
   Owned layout(pick_layout(in, space), H5Pclose);
-  Owned dataset(H5Dcreate2(file, pick_name(in).c_str(), type, space, link_properties, layout,
-                           H5P_DEFAULT),
-                H5Dclose);
+  Owned dataset(
+      H5Dcreate2(file, pick_name(in).c_str(), type, space, link_properties, layout, H5P_DEFAULT),
+      H5Dclose);
   if (dataset >= 0) fill(in, type, space, write_dataset, dataset);
 }
 
 void add_link(FuzzedDataProvider& in, hid_t file, hid_t link_properties) {
   std::string target = pick_name(in), name = pick_name(in);
   switch (in.ConsumeIntegralInRange(0, 2)) {
-    case 0: H5Lcreate_soft(target.c_str(), file, name.c_str(), link_properties, H5P_DEFAULT); break;
+    case 0:
+      H5Lcreate_soft(target.c_str(), file, name.c_str(), link_properties, H5P_DEFAULT);
+      break;
     case 1:
       H5Lcreate_hard(file, target.c_str(), file, name.c_str(), link_properties, H5P_DEFAULT);
       break;
@@ -182,9 +189,16 @@ void build_file(FuzzedDataProvider& in, const std::string& path) {
   H5Pset_create_intermediate_group(link_properties, 1);
   for (int steps = 0; steps < 16 && in.remaining_bytes() > 0; ++steps) {
     switch (in.ConsumeIntegralInRange(0, 4)) {
-      case 0: case 1: add_attribute(in, file); break;
-      case 2: case 3: add_dataset(in, file, link_properties); break;
-      default: add_link(in, file, link_properties);
+      case 0:
+      case 1:
+        add_attribute(in, file);
+        break;
+      case 2:
+      case 3:
+        add_dataset(in, file, link_properties);
+        break;
+      default:
+        add_link(in, file, link_properties);
     }
   }
 }

@@ -1,12 +1,11 @@
 // Config text (train/config.h): any text either loads into a config whose to_text() reads back
 // to the same values, or is refused with an ssa::Error. The schema has every entry kind the
 // ssa-train schema uses: strings with and without choices, bounded integers, reals, booleans.
-#include "train/config.h"
-
 #include <limits>
 #include <string_view>
 
 #include "core/error.h"
+#include "train/config.h"
 
 namespace {
 
@@ -16,7 +15,13 @@ ssa::Config fuzz_config() {
   return ssa::Config({
       {"model", "vocab_size", ConfigType::integer, "4096", "ids", 1, kInf},
       {"model", "d_model", ConfigType::integer, "256", "width", 1, 65536},
-      {"attention", "mode", ConfigType::string, "ssa", "path", -kInf, kInf,
+      {"attention",
+       "mode",
+       ConfigType::string,
+       "ssa",
+       "path",
+       -kInf,
+       kInf,
        {"full", "sparse", "ssa"}},
       {"attention", "p_full", ConfigType::real, "0.5", "share", 0, 1},
       {"data", "train", ConfigType::string, "", "glob"},

@@ -1,10 +1,9 @@
 // Token shards (data/shard.h): any bytes either open as a shard whose every token can be read,
 // or are refused with an ssa::Error.
-#include "data/shard.h"
-
 #include <vector>
 
 #include "core/error.h"
+#include "data/shard.h"
 #include "input_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,12 +1,11 @@
 // Tokenizer files (data/tokenizer.h): any bytes either load as a tokenizer that decodes every id
 // and encodes text back to the same bytes, or are refused with an ssa::Error.
-#include "data/tokenizer.h"
-
 #include <algorithm>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "data/tokenizer.h"
 #include "input_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

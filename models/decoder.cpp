@@ -1,9 +1,9 @@
 #include "models/decoder.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "autograd/autograd.h"
 #include "ops/attention.h"
@@ -62,7 +62,9 @@ const RopeTable& Decoder::rope_for(int64_t positions) {
   return rope_;
 }
 
-const char* path_name(AttentionPath path) { return path == AttentionPath::full ? "full" : "sparse"; }
+const char* path_name(AttentionPath path) {
+  return path == AttentionPath::full ? "full" : "sparse";
+}
 
 namespace {
 
@@ -90,16 +92,15 @@ Tensor alignment_loss(const Tensor& o_full, const Tensor& o_sparse, double beta)
              smooth_l1(o_full.detach(), o_sparse, beta));
 }
 
-Decoder::AttentionInputs Decoder::attention_inputs(int64_t index, const Tensor& x,
-                                                   int64_t offset) {
+Decoder::AttentionInputs Decoder::attention_inputs(int64_t index, const Tensor& x, int64_t offset) {
   const ModelConfig& c = config_;
   const std::string prefix = fmt::format("layers.{}.", index);
   const int64_t batch = x.dim(0), seq = x.dim(1);
   Tensor h = rmsnorm(x, p(prefix + "attn_norm"), c.norm_eps);
   const RopeTable& table = rope_for(offset + seq);
   AttentionInputs in;
-  in.q = rope(reshape(linear(h, p(prefix + "attn.wq")), {batch, seq, c.n_heads, c.head_dim}),
-              table, offset);
+  in.q = rope(reshape(linear(h, p(prefix + "attn.wq")), {batch, seq, c.n_heads, c.head_dim}), table,
+              offset);
   in.k = rope(reshape(linear(h, p(prefix + "attn.wk")), {batch, seq, c.n_kv_heads, c.head_dim}),
               table, offset);
   in.v = reshape(linear(h, p(prefix + "attn.wv")), {batch, seq, c.n_kv_heads, c.head_dim});
@@ -136,9 +137,8 @@ Tensor Decoder::cached_attention_block(int64_t index, const Tensor& x,
   const auto [q, k, v, gate_logits] = attention_inputs(index, x, cache.length());
   cache.append(k, v);
   const Tensor kbar = options.path == AttentionPath::sparse ? cache.block_means() : Tensor();
-  return attention_output(
-      index, attention_path(options.path, q, cache.keys(), cache.values(), kbar, gate_logits,
-                            options));
+  return attention_output(index, attention_path(options.path, q, cache.keys(), cache.values(), kbar,
+                                                gate_logits, options));
 }
 
 Tensor Decoder::ffn_block(int64_t index, const Tensor& x) {
@@ -158,8 +158,8 @@ Tensor Decoder::layer(int64_t index, const Tensor& x, const ForwardOptions& opti
 
 Tensor Decoder::hidden(const Tensor& ids, const ForwardOptions& options, Tensor* alignment,
                        KvCache* cache) {
-  SSA_CHECK(ids.rank() == 2 && ids.dtype() == DType::i32, "decoder input must be i32 [B, T], got {}",
-            ids.shape().str());
+  SSA_CHECK(ids.rank() == 2 && ids.dtype() == DType::i32,
+            "decoder input must be i32 [B, T], got {}", ids.shape().str());
   Tensor x = embedding(ids.to(device()), p("embedding"));
   for (int64_t i = 0; i < config_.n_layers; ++i) x = layer(i, x, options, alignment, cache);
   Tensor normed = rmsnorm(x, p("final_norm"), config_.norm_eps);

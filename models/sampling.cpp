@@ -21,10 +21,9 @@ int32_t sample_token(const std::vector<double>& logits, const SamplingOptions& o
   const size_t keep =
       options.top_k > 0 ? std::min(usable, static_cast<size_t>(options.top_k)) : usable;
   // Highest logits first; ties by lower id, so the candidate list is deterministic.
-  std::partial_sort(candidates.begin(), candidates.begin() + static_cast<ptrdiff_t>(keep),
-                    candidates.end(), [&](int32_t a, int32_t b) {
-                      return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
-                    });
+  std::partial_sort(
+      candidates.begin(), candidates.begin() + static_cast<ptrdiff_t>(keep), candidates.end(),
+      [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; });
   candidates.resize(keep);
   const double top = logits[candidates[0]];
   std::vector<double> weights;

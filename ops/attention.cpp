@@ -180,8 +180,8 @@ struct AttentionNode : Node {
       // that use it are already queued on the compute stream, ahead of any later user of its
       // memory.
       SSA_ON_CUDA("attention backward",
-                  const Tensor delta = Tensor::empty({dims.batch, dims.heads, dims.q_len},
-                                                     DType::f32, Device::cuda);
+                  const Tensor delta =
+                      Tensor::empty({dims.batch, dims.heads, dims.q_len}, DType::f32, Device::cuda);
                   cuda::flash_attention_backward(
                       kernel_dims<cuda::FlashDims>(dims), q.dtype(),
                       {q.raw(), k.raw(), v.raw(), out.raw(), g.raw(), lse.data<float>(),
@@ -238,8 +238,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) {
   if (q.is_cpu()) {
     dispatch_float(q, "attention", [&](auto zero) {
       using T = decltype(zero);
-      attention_forward(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(),
-                        dims);
+      attention_forward(q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(), dims);
     });
   } else {
     SSA_ON_CUDA("attention", cuda::flash_attention_forward(

@@ -104,11 +104,11 @@ struct CrossEntropyNode : Node {
   std::vector<Tensor> backward(const Tensor& g) override {
     Tensor grad = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
     if (!g.is_cpu()) {
-      SSA_ON_CUDA("cross_entropy backward",
-                  cuda::cross_entropy_backward(logits.raw(), targets.data<int32_t>(),
-                                               lse.data<float>(), g.raw(), g.dtype(), denominator,
-                                               grad.raw(), logits.dtype(),
-                                               {logits.dim(0), logits.dim(1), ignore_index}));
+      SSA_ON_CUDA(
+          "cross_entropy backward",
+          cuda::cross_entropy_backward(logits.raw(), targets.data<int32_t>(), lse.data<float>(),
+                                       g.raw(), g.dtype(), denominator, grad.raw(), logits.dtype(),
+                                       {logits.dim(0), logits.dim(1), ignore_index}));
       return {grad};
     }
     const double factor = denominator == 0 ? 0 : g.item() / denominator;

@@ -13,9 +13,12 @@ decltype(auto) dispatch_float(const Tensor& t, const char* op, Fn&& fn) {
   SSA_CHECK(t.is_cpu(), "{}: got a {} tensor for the CPU kernel (expected a CPU tensor)", op,
             device_name(t.device()));
   switch (t.dtype()) {
-    case DType::f32: return fn(float{});
-    case DType::f64: return fn(double{});
-    default: break;
+    case DType::f32:
+      return fn(float{});
+    case DType::f64:
+      return fn(double{});
+    default:
+      break;
   }
   fail("{}: unsupported dtype {} (expected f32 or f64)", op, dtype_name(t.dtype()));
 }

@@ -57,14 +57,14 @@ struct HeadGateNode : Node {
     if (g.is_cpu()) {
       dispatch_float(g, "head_gate backward", [&](auto zero) {
         using T = decltype(zero);
-        gate_backward(o.data<T>(), logits.data<T>(), g.data<T>(), d_o.data<T>(),
-                      d_logits.data<T>(), layout);
+        gate_backward(o.data<T>(), logits.data<T>(), g.data<T>(), d_o.data<T>(), d_logits.data<T>(),
+                      layout);
       });
     } else {
-      SSA_ON_CUDA("head_gate backward",
-                  cuda::head_gate_backward(o.raw(), logits.raw(), g.raw(), d_o.raw(),
-                                           d_logits.raw(), o.dtype(), layout.heads,
-                                           layout.head_dim));
+      SSA_ON_CUDA(
+          "head_gate backward",
+          cuda::head_gate_backward(o.raw(), logits.raw(), g.raw(), d_o.raw(), d_logits.raw(),
+                                   o.dtype(), layout.heads, layout.head_dim));
     }
     return {d_o, d_logits};
   }

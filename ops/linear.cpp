@@ -2,9 +2,8 @@
 
 #include <omp.h>
 
-#include <algorithm>
-
 #include <Eigen/Core>
+#include <algorithm>
 
 #include "autograd/autograd.h"
 #include "ops/dispatch.h"

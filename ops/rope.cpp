@@ -48,11 +48,11 @@ Tensor apply_rotation(const Tensor& x, const RopeTable& table, int64_t position_
              position_offset, static_cast<T>(direction));
     });
   } else {
-    SSA_ON_CUDA(op, cuda::rope(x.raw(), out.raw(), x.dtype(), table.cos.raw(), table.sin.raw(),
-                               table.cos.dtype(),
-                               {layout.rows, layout.seq_len, layout.heads, layout.half,
-                                position_offset},
-                               static_cast<float>(direction)));
+    SSA_ON_CUDA(
+        op, cuda::rope(x.raw(), out.raw(), x.dtype(), table.cos.raw(), table.sin.raw(),
+                       table.cos.dtype(),
+                       {layout.rows, layout.seq_len, layout.heads, layout.half, position_offset},
+                       static_cast<float>(direction)));
   }
   return out;
 }

@@ -124,8 +124,8 @@ void forward_group(const ForwardTensors<T>& t, const SparseDims& dims, int64_t b
   auto out = dims.group_rows(t.out, b, query, kv);
   out.setZero();
   for (const Span& span : spans)
-    out.noalias() += p.middleCols(span.column, span.len) *
-                     dims.key_rows(t.v, b, kv, span.start, span.len);
+    out.noalias() +=
+        p.middleCols(span.column, span.len) * dims.key_rows(t.v, b, kv, span.start, span.len);
 }
 
 template <typename T>
@@ -202,10 +202,16 @@ struct SparseAttentionNode : Node {
     }
     dispatch_float(g, "sparse_attention backward", [&](auto zero) {
       using T = decltype(zero);
-      const BackwardTensors<T> t{q.data<T>(),  k.data<T>(),   v.data<T>(),
-                                 out.data<T>(), g.data<T>(),   lse.data<T>(),
-                                 selection.data<int32_t>(),   dq.data<T>(),
-                                 dk.data<T>(),  dv.data<T>()};
+      const BackwardTensors<T> t{q.data<T>(),
+                                 k.data<T>(),
+                                 v.data<T>(),
+                                 out.data<T>(),
+                                 g.data<T>(),
+                                 lse.data<T>(),
+                                 selection.data<int32_t>(),
+                                 dq.data<T>(),
+                                 dk.data<T>(),
+                                 dv.data<T>()};
       run_tasks(dims.batch * dims.kv_heads, dims.parallel(), [&](int64_t pair) {
         backward_kv_head(t, dims, pair / dims.kv_heads, pair % dims.kv_heads);
       });
@@ -238,17 +244,17 @@ bool valid_selection_row(const int32_t* row, int64_t width, int64_t own_block) {
 }
 
 [[noreturn]] void invalid_selection_row(int64_t b, int64_t t, int64_t kv, const SparseDims& dims) {
-  fail("sparse_attention: selection row (b {}, t {}, kv head {}) is not {} slots of strictly "
-       "ascending blocks <= the own block {} followed by -1 padding",
-       b, t, kv, dims.width, dims.own_block(t));
+  fail(
+      "sparse_attention: selection row (b {}, t {}, kv head {}) is not {} slots of strictly "
+      "ascending blocks <= the own block {} followed by -1 padding",
+      b, t, kv, dims.width, dims.own_block(t));
 }
 
 void check_selection(const Tensor& selection, const SparseDims& dims) {
   if (!selection.is_cpu()) {
     int64_t row = -1;  // (b·Tq + t)·Hkv + kv
-    SSA_ON_CUDA("sparse_attention",
-                row = cuda::first_invalid_selection_row(device_dims(dims),
-                                                        selection.data<int32_t>()));
+    SSA_ON_CUDA("sparse_attention", row = cuda::first_invalid_selection_row(
+                                        device_dims(dims), selection.data<int32_t>()));
     if (row >= 0)
       invalid_selection_row(row / dims.kv_heads / dims.q_len, row / dims.kv_heads % dims.q_len,
                             row % dims.kv_heads, dims);
@@ -268,20 +274,19 @@ SparseDims check_sparse_inputs(const Tensor& q, const Tensor& k, const Tensor& v
   check_same_kind({&k, &v}, "sparse_attention");
   SSA_CHECK(k.shape() == v.shape(), "sparse_attention: k {} and v {} differ", k.shape().str(),
             v.shape().str());
-  const SparseDims dims{q.dim(0), q.dim(1), k.dim(1),   q.dim(2), k.dim(2),
-                        q.dim(3), block_size, selection.rank() == 4 ? selection.dim(3) : 0};
+  const SparseDims dims{
+      q.dim(0), q.dim(1), k.dim(1),   q.dim(2),
+      k.dim(2), q.dim(3), block_size, selection.rank() == 4 ? selection.dim(3) : 0};
   SSA_CHECK(dims.q_len <= dims.k_len && block_size > 0,
             "sparse_attention: {} queries (q {}), {} keys (k {}), block size {} (expected "
             "Tq <= Tk and a positive block size)",
             dims.q_len, q.shape().str(), dims.k_len, k.shape().str(), block_size);
-  SSA_CHECK(selection.dtype() == DType::i32 && selection.device() == q.device() &&
-                dims.width > 0 &&
+  SSA_CHECK(selection.dtype() == DType::i32 && selection.device() == q.device() && dims.width > 0 &&
                 selection.shape() == Shape({dims.batch, dims.q_len, dims.kv_heads, dims.width}),
             "sparse_attention: selection {} of dtype {} on {} (expected i32 [{}, {}, {}, W >= 1] "
             "on q's device, {})",
-            selection.shape().str(), dtype_name(selection.dtype()),
-            device_name(selection.device()), dims.batch, dims.q_len, dims.kv_heads,
-            device_name(q.device()));
+            selection.shape().str(), dtype_name(selection.dtype()), device_name(selection.device()),
+            dims.batch, dims.q_len, dims.kv_heads, device_name(q.device()));
   return dims;
 }
 
@@ -345,7 +350,7 @@ void attend_on_cpu(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
                    const SparseDims& dims, const Tensor& out, const Tensor& lse) {
   dispatch_float(q, "sparse_attention", [&](auto zero) {
     using T = decltype(zero);
-    const ForwardTensors<T> t{q.data<T>(), k.data<T>(), v.data<T>(), selection.data<int32_t>(),
+    const ForwardTensors<T> t{q.data<T>(),   k.data<T>(),  v.data<T>(), selection.data<int32_t>(),
                               out.data<T>(), lse.data<T>()};
     const int64_t per_batch = dims.q_len * dims.kv_heads;
     run_tasks(dims.batch * per_batch, dims.parallel(), [&](int64_t i) {
@@ -362,18 +367,17 @@ Tensor attend_selected(const Tensor& q, const Tensor& k, const Tensor& v, const 
   Tensor lse = Tensor::empty({dims.batch, dims.q_len, dims.heads},
                              q.is_cpu() ? q.dtype() : DType::f32, q.device());
   if (!q.is_cpu()) {
-    SSA_ON_CUDA("sparse_attention",
-                cuda::sparse_attention_forward(device_dims(dims), q.dtype(),
-                                               {q.raw(), k.raw(), v.raw(),
-                                                selection.data<int32_t>(), out.raw(),
-                                                lse.data<float>()}));
+    SSA_ON_CUDA("sparse_attention", cuda::sparse_attention_forward(
+                                        device_dims(dims), q.dtype(),
+                                        {q.raw(), k.raw(), v.raw(), selection.data<int32_t>(),
+                                         out.raw(), lse.data<float>()}));
   } else {
     attend_on_cpu(q, k, v, selection, dims, out, lse);
   }
   if (!should_record({&q, &k, &v})) return out;
   return record(out,
-                std::make_shared<SparseAttentionNode>(q.detach(), k.detach(), v.detach(),
-                                                      selection, out.detach(), lse, dims),
+                std::make_shared<SparseAttentionNode>(q.detach(), k.detach(), v.detach(), selection,
+                                                      out.detach(), lse, dims),
                 {q, k, v});
 }
 
@@ -421,8 +425,8 @@ Tensor select_blocks(const Tensor& q, const Tensor& kbar, int64_t k_len, int64_t
             "select_blocks: kbar {} has {} blocks; {} keys in blocks of {} need {}",
             kbar.shape().str(), kbar_blocks, k_len, block_size, last_own_block);
   const int64_t width = std::min(top_k, (k_len + block_size - 1) / block_size);
-  const SparseDims dims{q.dim(0), q.dim(1), k_len, q.dim(2), kbar.dim(2), q.dim(3), block_size,
-                        width};
+  const SparseDims dims{q.dim(0),    q.dim(1), k_len,      q.dim(2),
+                        kbar.dim(2), q.dim(3), block_size, width};
   Tensor selection =
       Tensor::empty({dims.batch, dims.q_len, dims.kv_heads, width}, DType::i32, q.device());
   if (!q.is_cpu()) {
@@ -437,8 +441,8 @@ Tensor select_blocks(const Tensor& q, const Tensor& kbar, int64_t k_len, int64_t
         dims.batch * dims.q_len * dims.heads * kbar_blocks * dims.head_dim >= kParallelWork;
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t i = 0; i < dims.batch * dims.q_len; ++i)
-      select_for_query(q.data<T>(), kbar.data<T>(), kbar_blocks, top_k,
-                       selection.data<int32_t>(), dims, i / dims.q_len, i % dims.q_len);
+      select_for_query(q.data<T>(), kbar.data<T>(), kbar_blocks, top_k, selection.data<int32_t>(),
+                       dims, i / dims.q_len, i % dims.q_len);
   });
   return selection;
 }
@@ -452,8 +456,8 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
 
 // The selection comes from select_blocks, valid by construction: not checked again (on the GPU
 // the check would wait for the device).
-Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                              int64_t block_size, int64_t top_k) {
+Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t block_size,
+                              int64_t top_k) {
   const Tensor selection =
       select_blocks(q, block_means(k, block_size), k.dim(1), block_size, top_k);
   return attend_selected(q, k, v, selection, check_sparse_inputs(q, k, v, selection, block_size));

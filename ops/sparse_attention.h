@@ -29,7 +29,7 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
                         int64_t block_size);
 
 // sparse_attention(q, k, v, select_blocks(q, block_means(k, bs), Tk, bs, top_k), bs).
-Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                              int64_t block_size, int64_t top_k);
+Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t block_size,
+                              int64_t top_k);
 
 }  // namespace ssa

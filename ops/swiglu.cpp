@@ -64,8 +64,7 @@ Tensor swiglu(const Tensor& a, const Tensor& b) {
       swiglu_forward(a.data<T>(), b.data<T>(), out.data<T>(), a.numel());
     });
   } else {
-    SSA_ON_CUDA("swiglu",
-                cuda::swiglu_forward(a.raw(), b.raw(), out.raw(), a.dtype(), a.numel()));
+    SSA_ON_CUDA("swiglu", cuda::swiglu_forward(a.raw(), b.raw(), out.raw(), a.dtype(), a.numel()));
   }
   if (!should_record({&a, &b})) return out;
   return record(out, std::make_shared<SwigluNode>(a.detach(), b.detach()), {a, b});

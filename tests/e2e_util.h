@@ -1,6 +1,8 @@
 #pragma once
 // Running the binaries of build/bin from end-to-end tests, on a tiny job in a scratch directory,
 // in the foreground or in the background (to signal them while they run).
+#include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,9 +13,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-
-#include <doctest/doctest.h>
-#include <fmt/format.h>
 
 #include "train/checkpoint.h"
 #include "train_test_util.h"
@@ -120,15 +119,15 @@ struct TinyJob {
 inline std::string train_text_job(const TempDir& dir) {
   for (const char* name : {"doc_a.txt", "doc_b.txt"}) {
     std::ofstream doc(dir.file(name));
-    for (int i = 0; i < 300; ++i) doc << "The grass is green. The pass key is " << 10000 + i << ".\n";
+    for (int i = 0; i < 300; ++i)
+      doc << "The grass is green. The pass key is " << 10000 + i << ".\n";
   }
   Result tokenized = run(fmt::format("ssa-tokenize train --out {} --vocab-size 300 {}",
                                      dir.file("tok.bin"), dir.file("doc_a.txt")));
   REQUIRE_MESSAGE(tokenized.exit_code == 0, tokenized.output);
-  Result encoded =
-      run(fmt::format("ssa-tokenize encode --tokenizer {} --out-dir {} --val-fraction 0.5 {} {}",
-                      dir.file("tok.bin"), dir.file("shards"), dir.file("doc_a.txt"),
-                      dir.file("doc_b.txt")));
+  Result encoded = run(fmt::format(
+      "ssa-tokenize encode --tokenizer {} --out-dir {} --val-fraction 0.5 {} {}",
+      dir.file("tok.bin"), dir.file("shards"), dir.file("doc_a.txt"), dir.file("doc_b.txt")));
   REQUIRE_MESSAGE(encoded.exit_code == 0, encoded.output);
   Result trained = run(fmt::format(
       "ssa-train --model.vocab_size=300 --model.d_model=32 --model.n_layers=1 --model.n_heads=2 "

@@ -1,13 +1,12 @@
 #pragma once
 // A small tmpfs, for tests of what happens when the disk is full. Mounting needs root (or
 // CAP_SYS_ADMIN); where it is refused the test says so and skips.
+#include <fmt/format.h>
 #include <sys/mount.h>
 
 #include <cerrno>
 #include <cstring>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "test_data_util.h"
 
@@ -22,9 +21,10 @@ class SmallDisk {
     if (::mount("tmpfs", dir_.path().c_str(), "tmpfs", 0, options.c_str()) == 0) {
       mounted_ = true;
     } else {
-      why_not_ = fmt::format("skipped: cannot mount a {}-byte tmpfs at {} ({}); the full-disk "
-                             "tests run as root where mounting is allowed",
-                             bytes, dir_.path(), std::strerror(errno));
+      why_not_ = fmt::format(
+          "skipped: cannot mount a {}-byte tmpfs at {} ({}); the full-disk "
+          "tests run as root where mounting is allowed",
+          bytes, dir_.path(), std::strerror(errno));
     }
   }
   ~SmallDisk() {

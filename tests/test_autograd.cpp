@@ -68,7 +68,7 @@ TEST_CASE("a tensor used twice gets the sum of both gradients") {
 TEST_CASE("diamond graph: two paths from one activation") {
   Tensor x = leaf({1.5, -2});
   Tensor w = leaf({3, 4});
-  Tensor h = test_mul(x, w);           // h = xw
+  Tensor h = test_mul(x, w);               // h = xw
   Tensor y = test_mul(h, test_mul(h, x));  // y = h * h * x = x^3 w^2
   backward(test_sum(y));
   CHECK(x.grad().at(0) == doctest::Approx(3 * 1.5 * 1.5 * 9));

@@ -163,7 +163,8 @@ TEST_CASE("command line: parse_known hands on the undeclared options in order") 
 TEST_CASE("run_subcommand: runs the named command on the rest; an unknown one is named") {
   std::vector<std::string> seen;
   const std::vector<Subcommand> commands{
-      {"first", "the first", [&](const std::vector<std::string>& args) {
+      {"first", "the first",
+       [&](const std::vector<std::string>& args) {
          seen = args;
          return 5;
        }},

@@ -106,8 +106,9 @@ TEST_CASE("a magic and version that do not belong together are refused naming bo
   CHECK(contains_all(open_error(), {path, "unknown version 2 for magic 20240801", "expected 7"}));
   write_raw_shard(path, 20240520, 7, 3, tokens, 4);
   CHECK(contains_all(open_error(),
-                     {path, "unknown version 7 for magic 20240520, expected 1 (uint16 tokens) or "
-                            "2 (uint32 tokens)"}));
+                     {path,
+                      "unknown version 7 for magic 20240520, expected 1 (uint16 tokens) or "
+                      "2 (uint32 tokens)"}));
   write_raw_shard(path, 20240802, 7, 3, tokens, 4);
   CHECK(contains_all(open_error(), {path, "bad magic 20240802, expected 20240520", "20240801"}));
   write_raw_shard(path, 20240801, 7, 3, tokens, 2);  // uint16 tokens under a uint32 header

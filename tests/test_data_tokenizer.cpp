@@ -168,7 +168,8 @@ TEST_CASE("a tokenizer file whose merges double a token's length is refused, not
   std::fwrite(words.data(), 4, words.size(), file);
   std::fclose(file);
   std::string message = error_of([&] { Tokenizer::load(path); });
-  CHECK(message.find("tokenizer file " + path + ": merge 16 joins (272, 272) into a token of "
+  CHECK(message.find("tokenizer file " + path +
+                     ": merge 16 joins (272, 272) into a token of "
                      "131072 bytes; at most 65536 are allowed") != std::string::npos);
   merges.resize(16);  // tokens of up to 65536 bytes still load
   CHECK(Tokenizer(merges).token_bytes(256 + 16) == std::string(65536, 'a'));

@@ -38,16 +38,18 @@ int64_t largest_entry(const Tensor& t) {
 
 }  // namespace
 
-TEST_CASE("ssa-eval grads writes the loss and every gradient; they match a direct computation "
-          "and finite differences") {
+TEST_CASE(
+    "ssa-eval grads writes the loss and every gradient; they match a direct computation "
+    "and finite differences") {
   TinyJob job("e2e_grads");
   REQUIRE(job.train("--train.steps=2 --attention.mode=ssa --attention.block_size=4").exit_code ==
           0);
   const std::string ckpt = job.dir.file("out/" + checkpoint_file_name(2));
   const std::string out = job.dir.file("grads.h5");
-  Result grads = run(fmt::format("ssa-eval grads --checkpoint {} --dtype f64 --attention ssa "
-                                 "--top-k 1 --block-size 4 --out {}",
-                                 ckpt, out));
+  Result grads =
+      run(fmt::format("ssa-eval grads --checkpoint {} --dtype f64 --attention ssa "
+                      "--top-k 1 --block-size 4 --out {}",
+                      ckpt, out));
   REQUIRE_MESSAGE(grads.exit_code == 0, grads.output);
   CHECK(contains(grads.output, "wrote"));
   const Checkpoint file = read_checkpoint(out);
@@ -69,8 +71,8 @@ TEST_CASE("ssa-eval grads writes the loss and every gradient; they match a direc
   // The batch is the first of the validation windows (batch 2 of seq_len 16 by default).
   const Tensor& inputs = file.tensor("batch/inputs", out);
   const Tensor& targets = file.tensor("batch/targets", out);
-  Batch first = eval_windows(f64.config.get_string("data.val"), 16, kTinyVocab, 2, 1)
-                    .loader.next_batch(2);
+  Batch first =
+      eval_windows(f64.config.get_string("data.val"), 16, kTinyVocab, 2, 1).loader.next_batch(2);
   CHECK(inputs.to_vector() == first.inputs.to_vector());
   CHECK(targets.to_vector() == first.targets.to_vector());
 
@@ -113,8 +115,8 @@ TEST_CASE("ssa-eval grads: mistakes name the option") {
   TinyJob job("e2e_grads_usage");
   REQUIRE(job.train("--train.steps=1").exit_code == 0);
   const std::string ckpt = job.dir.file("out/" + checkpoint_file_name(1));
-  const std::string base = fmt::format("ssa-eval grads --checkpoint {} --out {}", ckpt,
-                                       job.dir.file("grads.h5"));
+  const std::string base =
+      fmt::format("ssa-eval grads --checkpoint {} --out {}", ckpt, job.dir.file("grads.h5"));
   Result bf16_cpu = run(base + " --dtype bf16");
   CHECK(bf16_cpu.exit_code == 2);
   CHECK(contains(bf16_cpu.output, "--dtype bf16"));

@@ -35,7 +35,8 @@ std::vector<JsonRecord> rows_of_kind(const std::vector<JsonRecord>& rows, const 
 
 }  // namespace
 
-TEST_CASE("long-context: perplexity and passkey rows at 1x and 2x the training length, and a plot") {
+TEST_CASE(
+    "long-context: perplexity and passkey rows at 1x and 2x the training length, and a plot") {
   const std::string& ckpt = trained_job().ckpt;
   Result probed = run(fmt::format(
       "ssa-eval long-context --checkpoint {} --factors 1,2 --passkey-trials 1 --max-batches 1 "

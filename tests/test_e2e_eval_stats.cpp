@@ -22,9 +22,9 @@ TEST_CASE("ssa-eval stats writes per-layer attention statistics; mistakes name t
   for (size_t layer = 0; layer < rows.size(); ++layer) {
     const JsonRecord& row = rows[layer];
     CAPTURE(layer);
-    for (const char* key : {"seq_len", "rows", "dropping_rows", "attention_sparsity",
-                            "dropped_mass", "entropy_bits", "sink_mass", "relative_error",
-                            "bound_violations", "max_bound_ratio"})
+    for (const char* key :
+         {"seq_len", "rows", "dropping_rows", "attention_sparsity", "dropped_mass", "entropy_bits",
+          "sink_mass", "relative_error", "bound_violations", "max_bound_ratio"})
       CHECK_MESSAGE(std::holds_alternative<double>(row.at(key)), key);
     CHECK(std::get<double>(row.at("layer")) == static_cast<double>(layer));
     CHECK(std::get<double>(row.at("block_size")) == 4);  // the checkpoint's, by default

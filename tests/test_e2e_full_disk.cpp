@@ -24,8 +24,8 @@ TEST_CASE("ssa-train on a full disk: exit 1 with one line, no .tmp, the last che
   REQUIRE_MESSAGE(written.size() >= 1, result.output);
   const int64_t failed_step = static_cast<int64_t>(written.size()) + 1;
   const std::string failed = out + "/" + checkpoint_file_name(failed_step);
-  const std::string expected = "ssa-train: error: checkpoint " + failed +
-                               ": not enough disk space (needs about ";
+  const std::string expected =
+      "ssa-train: error: checkpoint " + failed + ": not enough disk space (needs about ";
   CHECK_MESSAGE(contains(result.output, expected), result.output);
   CHECK_MESSAGE(!contains(result.output, "HDF5"), result.output);
   for (const auto& entry : std::filesystem::directory_iterator(out))

@@ -17,8 +17,8 @@ struct Trained {
   std::string tokenizer = job.dir.file("tok.bin");
   Trained() {
     std::ofstream(job.dir.file("doc.txt")) << "a few words for a tokenizer without merges\n";
-    Result tokenized = run(fmt::format("ssa-tokenize train --out {} --vocab-size 257 {}",
-                                       tokenizer, job.dir.file("doc.txt")));
+    Result tokenized = run(fmt::format("ssa-tokenize train --out {} --vocab-size 257 {}", tokenizer,
+                                       job.dir.file("doc.txt")));
     REQUIRE_MESSAGE(tokenized.exit_code == 0, tokenized.output);
     Result trained = job.train("--train.steps=2 --model.vocab_size=257");
     REQUIRE_MESSAGE(trained.exit_code == 0, trained.output);
@@ -34,9 +34,8 @@ struct Trained {
 TEST_CASE("ssa-generate gives the same text with and without its cache, full and sparse") {
   Trained trained;
   // 40 tokens: past max_seq_len (32) and over several blocks, so top-k 1 drops most of them.
-  for (const std::string attention :
-       {"--attention full", "--attention sparse --top-k 1",
-        "--attention sparse --top-k 2 --block-size 4"}) {
+  for (const std::string attention : {"--attention full", "--attention sparse --top-k 1",
+                                      "--attention sparse --top-k 2 --block-size 4"}) {
     CAPTURE(attention);
     const std::string options = attention + " --temperature 0 --tokens 40";
     Result cached = trained.generate(options);

@@ -57,7 +57,8 @@ TEST_CASE("a run stopped and resumed in a new process equals the uninterrupted r
   }
 }
 
-TEST_CASE("--resume auto continues from the newest checkpoint; a used out_dir is never overwritten") {
+TEST_CASE(
+    "--resume auto continues from the newest checkpoint; a used out_dir is never overwritten") {
   TinyJob job("e2e_auto");
   const std::string out = job.dir.file("out");
   REQUIRE(job.train("--train.steps=3").exit_code == 0);
@@ -113,8 +114,8 @@ TEST_CASE("bad shards and bad checkpoints are refused by name") {
   const std::string ckpt = job.dir.file("out/" + checkpoint_file_name(2));
 
   SUBCASE("a token id beyond the vocabulary") {
-    Result result = job.train(fmt::format("--model.vocab_size=40 --train.out_dir={}",
-                                          job.dir.file("small_vocab")));
+    Result result = job.train(
+        fmt::format("--model.vocab_size=40 --train.out_dir={}", job.dir.file("small_vocab")));
     CHECK(result.exit_code != 0);
     CHECK(contains(result.output, "train_000000.bin"));
   }

@@ -70,8 +70,8 @@ TEST_CASE("a mistake in the run's files ends it before step 1 with one line nami
   write_shard(job.dir.file("bad_val_000000.bin"), beyond_vocab);
   // The tiny config without its data.val line: the default pattern, which matches nothing here.
   std::string no_val = tiny_config_text(job.dir);
-  no_val.erase(no_val.find("val = "), no_val.find('\n', no_val.find("val = ")) + 1 -
-                                          no_val.find("val = "));
+  no_val.erase(no_val.find("val = "),
+               no_val.find('\n', no_val.find("val = ")) + 1 - no_val.find("val = "));
   std::ofstream(job.dir.file("no_val.conf")) << no_val;
   struct Case {
     std::string args, message;
@@ -149,9 +149,9 @@ TEST_CASE("a tokenizer with fewer ids than the vocabulary: samples and ssa-gener
   REQUIRE_MESSAGE(trained.exit_code == 0, trained.output);
   CHECK(contains(trained.output, "step      2 | sample:"));
   CHECK(!contains(trained.output, "sample skipped"));
-  Result generated = run(fmt::format(
-      "ssa-generate --checkpoint {} --tokens 200 --temperature 1 --sample-top-k 0",
-      dir.file("out/" + checkpoint_file_name(2))));
+  Result generated =
+      run(fmt::format("ssa-generate --checkpoint {} --tokens 200 --temperature 1 --sample-top-k 0",
+                      dir.file("out/" + checkpoint_file_name(2))));
   CHECK_MESSAGE(generated.exit_code == 0, generated.output);
 }
 

@@ -92,9 +92,8 @@ TEST_CASE("attention stats of a hand-checkable layer") {
   // One head, d = 1, q_t = 1 and k_j = ln(j + 1): row t has p_j ∝ j + 1 (j ≤ t). Blocks of 2,
   // top-1: queries 0 and 1 read keys 0-1 (all they see), query 2 reads key 2, query 3 keys 2-3.
   const Tensor q = Tensor::from({1, 1, 1, 1}, {1, 4, 1, 1}, DType::f64);
-  const Tensor k =
-      Tensor::from({std::log(1.0), std::log(2.0), std::log(3.0), std::log(4.0)}, {1, 4, 1, 1},
-                   DType::f64);
+  const Tensor k = Tensor::from({std::log(1.0), std::log(2.0), std::log(3.0), std::log(4.0)},
+                                {1, 4, 1, 1}, DType::f64);
   const Tensor v = Tensor::from({1, 2, 3, 5}, {1, 4, 1, 1}, DType::f64);
   const LayerStats s = layer_attention_stats(q, k, v, 2, 1);
   CHECK(s.rows == 4);

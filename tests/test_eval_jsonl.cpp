@@ -61,8 +61,9 @@ TEST_CASE("jsonl: a malformed line is an error naming the file, the line and wha
         "{\"a\": nan}", "{\"a\": \"open}", "{\"a\": \"\\q\"}", "{\"a\": \"\\u12\"}",
         "{\"a\": \"\\ud83d\"}", "{a: 1}", "{\"a\": 1,}", "{\"a\": 1, \"a\": 2}"}) {
     CAPTURE(line);
-    CHECK(error_of([&] { parse_json_line(line, "runs/x/log.jsonl:7"); })
-              .starts_with("runs/x/log.jsonl:7: "));
+    CHECK(error_of([&] {
+            parse_json_line(line, "runs/x/log.jsonl:7");
+          }).starts_with("runs/x/log.jsonl:7: "));
   }
   CHECK(error_of([&] { read_jsonl(dir.file("missing.jsonl")); }).find("missing.jsonl") !=
         std::string::npos);
@@ -85,19 +86,21 @@ TEST_CASE("jsonl: series_of keeps the records where both keys are numbers") {
 }
 
 TEST_CASE("jsonl: JsonLine's text, and every finite double reads back bit for bit") {
-  CHECK(JsonLine()
-            .add("step", int64_t{10})
-            .add("loss", 3.25)
-            .add("lr", 3e-4)
-            .add("ms", 12.0)
-            .add("grad_norm", std::numeric_limits<double>::infinity())
-            .add("mode", std::string("ssa"))
-            .str() ==
-        R"({"step": 10, "loss": 3.25, "lr": 0.0003, "ms": 12.0, "grad_norm": null, "mode": "ssa"})");
+  CHECK(
+      JsonLine()
+          .add("step", int64_t{10})
+          .add("loss", 3.25)
+          .add("lr", 3e-4)
+          .add("ms", 12.0)
+          .add("grad_norm", std::numeric_limits<double>::infinity())
+          .add("mode", std::string("ssa"))
+          .str() ==
+      R"({"step": 10, "loss": 3.25, "lr": 0.0003, "ms": 12.0, "grad_norm": null, "mode": "ssa"})");
   CHECK(JsonLine().str() == "{}");
 
-  std::vector<double> values{0.0,  -0.0, 0.1,  1.0 / 3, -2.5e-308, 4.9e-324, 1.7976931348623157e308,
-                             1e16, 1e-5, 123456789.125};
+  std::vector<double> values{
+      0.0,  -0.0, 0.1,          1.0 / 3, -2.5e-308, 4.9e-324, 1.7976931348623157e308,
+      1e16, 1e-5, 123456789.125};
   uint64_t bits = 0x9e3779b97f4a7c15u;
   while (values.size() < 2000) {  // random bit patterns: every exponent, sign and mantissa
     bits ^= bits << 13, bits ^= bits >> 7, bits ^= bits << 17;
@@ -116,6 +119,11 @@ TEST_CASE("jsonl: JsonLine's text, and every finite double reads back bit for bi
 }
 
 TEST_CASE("jsonl: a string that is not UTF-8 is written with U+FFFD and reads back") {
-  const std::string line = JsonLine().add("sample", std::string("ab\xff" "c")).str();
-  CHECK(std::get<std::string>(parse_json_line(line, "t:1").at("sample")) == "ab\xef\xbf\xbd" "c");
+  const std::string line = JsonLine()
+                               .add("sample", std::string("ab\xff"
+                                                          "c"))
+                               .str();
+  CHECK(std::get<std::string>(parse_json_line(line, "t:1").at("sample")) ==
+        "ab\xef\xbf\xbd"
+        "c");
 }

@@ -48,9 +48,8 @@ TEST_CASE("passkey prompt: about the requested length, the key at the depth, the
       const std::string before_key = text_of(prompt.ids, 1, static_cast<size_t>(prompt.key_offset));
       CHECK(text.substr(before_key.size()).starts_with(kNeedle));
       // Where the key sits in the filler, in characters, within one sentence of the depth.
-      const double filler_chars =
-          static_cast<double>(text.size() - std::string(kNeedle).size() -
-                              std::string(kQuestion).size());
+      const double filler_chars = static_cast<double>(text.size() - std::string(kNeedle).size() -
+                                                      std::string(kQuestion).size());
       CHECK(std::abs(static_cast<double>(before_key.size()) - depth * filler_chars) <= 22);
       std::vector<uint32_t> whole = tokenizer.encode(text);
       CHECK(std::vector<int32_t>(whole.begin(), whole.end()) ==

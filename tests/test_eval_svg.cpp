@@ -88,8 +88,7 @@ TEST_CASE("svg: linear ticks are nice numbers covering the data") {
   Series series{.label = "a", .x = {0, 10}, .y = {0.13, 0.92}};
   std::string svg = line_plot({series}, {});
   CHECK(texts_of(svg, "x-tick") == std::vector<std::string>{"0", "2", "4", "6", "8", "10"});
-  CHECK(texts_of(svg, "y-tick") ==
-        std::vector<std::string>{"0", "0.2", "0.4", "0.6", "0.8", "1"});
+  CHECK(texts_of(svg, "y-tick") == std::vector<std::string>{"0", "0.2", "0.4", "0.6", "0.8", "1"});
   Series shifted{.label = "b", .x = {-3, 7}, .y = {3.21, 3.48}};
   svg = line_plot({shifted}, {});
   CHECK(texts_of(svg, "x-tick") == std::vector<std::string>{"-4", "-2", "0", "2", "4", "6", "8"});
@@ -98,14 +97,12 @@ TEST_CASE("svg: linear ticks are nice numbers covering the data") {
 }
 
 TEST_CASE("svg: log axes tick at powers of two for budgets and powers of ten for wide ranges") {
-  Series budgets{.label = "ppl", .x = {1, 2, 4, 8, 16, 32, 64},
-                 .y = {1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.5, 1}};
+  Series budgets{
+      .label = "ppl", .x = {1, 2, 4, 8, 16, 32, 64}, .y = {1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.5, 1}};
   std::string svg = line_plot({budgets}, {.log_x = true, .log_y = true});
   check_well_formed(svg);
-  CHECK(texts_of(svg, "x-tick") ==
-        std::vector<std::string>{"1", "2", "4", "8", "16", "32", "64"});
-  CHECK(texts_of(svg, "y-tick") ==
-        std::vector<std::string>{"0.0001", "0.001", "0.01", "0.1", "1"});
+  CHECK(texts_of(svg, "x-tick") == std::vector<std::string>{"1", "2", "4", "8", "16", "32", "64"});
+  CHECK(texts_of(svg, "y-tick") == std::vector<std::string>{"0.0001", "0.001", "0.01", "0.1", "1"});
   Series narrow{.label = "loss", .x = {1, 2}, .y = {2.5, 35}};
   CHECK(texts_of(line_plot({narrow}, {.log_y = true}), "y-tick") ==
         std::vector<std::string>{"2", "4", "8", "16", "32", "64"});
@@ -122,8 +119,8 @@ TEST_CASE("svg: one polyline point per plotted point; markers only for short ser
 }
 
 TEST_CASE("svg: non-finite points (and non-positive ones on a log axis) split the line") {
-  Series gappy{.label = "g", .x = {1, 2, 3, 4, 5, 6, 7, kNaN, 9},
-               .y = {1, 2, kNaN, 4, 5, kInf, 7, 8, 9}};
+  Series gappy{
+      .label = "g", .x = {1, 2, 3, 4, 5, 6, 7, kNaN, 9}, .y = {1, 2, kNaN, 4, 5, kInf, 7, 8, 9}};
   std::string svg = line_plot({gappy}, {});
   check_well_formed(svg);
   CHECK(polyline_sizes(svg) == std::vector<size_t>{2, 2, 1, 1});
@@ -148,8 +145,9 @@ TEST_CASE("svg: no data gives a plot that says so; one point gives an axis aroun
   CHECK(texts_of(svg, "x-tick") == std::vector<std::string>{"4", "8", "16"});
   CHECK(texts_of(svg, "y-tick").size() >= 2);
   CHECK(count(svg, "<circle ") == 1);
-  CHECK(error_of([] { line_plot({Series{.label = "bad", .x = {1, 2}, .y = {1}}}, {}); })
-            .find("bad") != std::string::npos);
+  CHECK(error_of([] {
+          line_plot({Series{.label = "bad", .x = {1, 2}, .y = {1}}}, {});
+        }).find("bad") != std::string::npos);
 }
 
 TEST_CASE("svg: a bar plot has one bar per finite value and a label per slot") {

@@ -1,6 +1,6 @@
-#include "autograd/autograd.h"
 #include <doctest/doctest.h>
 
+#include "autograd/autograd.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 

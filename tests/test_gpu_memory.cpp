@@ -125,9 +125,10 @@ TEST_CASE("allocator: a second identical training step calls cudaMalloc no more"
   const cuda::MemoryStats before = cuda::memory_stats();
   train_step(model, adam, batch, bf16_copy);
   const cuda::MemoryStats after = cuda::memory_stats();
-  std::printf("step memory: allocated %zu peak %zu reserved %zu, cudaMalloc calls in step 2: %lld\n",
-              after.allocated, after.peak, after.reserved,
-              static_cast<long long>(after.device_mallocs - before.device_mallocs));
+  std::printf(
+      "step memory: allocated %zu peak %zu reserved %zu, cudaMalloc calls in step 2: %lld\n",
+      after.allocated, after.peak, after.reserved,
+      static_cast<long long>(after.device_mallocs - before.device_mallocs));
   CHECK(after.device_mallocs == before.device_mallocs);
   CHECK(after.allocated == before.allocated);
 }

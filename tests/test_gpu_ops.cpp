@@ -11,9 +11,9 @@ using namespace ssa;
 TEST_CASE("gpu ops name themselves on bad input") {
   Tensor table = Tensor::zeros({10, 4}, DType::f32, Device::cuda);
   Tensor ids = Tensor::from({1, 10, 2}, {3}, DType::i32).to(Device::cuda);
-  CHECK_THROWS_WITH_AS(embedding(ids, table),
-                       "embedding: id 10 at position 1 of ids [3] is outside the vocabulary [0, 10)",
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      embedding(ids, table),
+      "embedding: id 10 at position 1 of ids [3] is outside the vocabulary [0, 10)", Error);
   Tensor targets = Tensor::from({0, -1, 12}, {3}, DType::i32).to(Device::cuda);
   CHECK_THROWS_WITH_AS(
       cross_entropy(table.view(0, {3, 10}), targets),

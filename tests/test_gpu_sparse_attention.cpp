@@ -116,13 +116,13 @@ int64_t check_near_ties(const Config& c, const std::vector<double>& got,
     if (std::equal(row_got, row_got + width, row_want)) continue;
     ++differing;
     const int64_t b = r / c.kv_heads / c.q_len, t = r / c.kv_heads % c.q_len, kv = r % c.kv_heads;
-    const std::vector<double> score =
-        cpu_block_scores(c, q64, kbar64, means.dim(1), b, t, kv);
+    const std::vector<double> score = cpu_block_scores(c, q64, kbar64, means.dim(1), b, t, kv);
     double lowest_kept = INFINITY;
     for (int64_t slot = 0; slot + 1 < width; ++slot)
       lowest_kept = std::min(lowest_kept, score[static_cast<size_t>(row_want[slot])]);
     for (int64_t slot = 0; slot + 1 < width; ++slot) {
-      for (const auto& [row, other] : {std::pair{row_got, row_want}, std::pair{row_want, row_got}}) {
+      for (const auto& [row, other] :
+           {std::pair{row_got, row_want}, std::pair{row_want, row_got}}) {
         const double j = row[slot];
         if (std::find(other, other + width, j) != other + width) continue;
         CAPTURE(b);
@@ -145,9 +145,9 @@ void check_bf16_selection(const Config& c, uint64_t seed) {
   const Tensor means = block_means(on(in.k, DType::bf16, Device::cuda), c.block_size);
   const Tensor q = on(in.q, DType::bf16, Device::cuda);
   const Tensor got = select_blocks(q, means, c.k_len, c.block_size, c.top_k);
-  const Tensor want = select_blocks(on(in.q, DType::f64, Device::cpu),
-                                    on(means, DType::f64, Device::cpu), c.k_len, c.block_size,
-                                    c.top_k);
+  const Tensor want =
+      select_blocks(on(in.q, DType::f64, Device::cpu), on(means, DType::f64, Device::cpu), c.k_len,
+                    c.block_size, c.top_k);
   REQUIRE(got.shape() == want.shape());
   CHECK(got.device() == Device::cuda);
   const int64_t rows = c.batch * c.q_len * c.kv_heads;
@@ -169,8 +169,9 @@ TEST_SUITE("gpu sparse attention") {
 
   TEST_CASE("sparse select_blocks on the GPU breaks ties toward the lower block index") {
     // Zero queries: every candidate scores 1 / (own block) exactly, in double and in fp32.
-    for (const Config& c : {Config{2, 200, 200, 8, 2, 64, 16, 5}, Config{1, 300, 300, 16, 1, 128, 16, 17},
-                            Config{2, 150, 150, 2, 2, 64, 16, 3}}) {
+    for (const Config& c :
+         {Config{2, 200, 200, 8, 2, 64, 16, 5}, Config{1, 300, 300, 16, 1, 128, 16, 17},
+          Config{2, 150, 150, 2, 2, 64, 16, 3}}) {
       CAPTURE_CONFIG(c);
       std::vector<double> want;
       for (int64_t row = 0; row < c.batch * c.q_len * c.kv_heads; ++row) {  // (b, t, kv head)
@@ -180,7 +181,8 @@ TEST_SUITE("gpu sparse attention") {
                                        : (slot < c.top_k - 1 ? slot : own));
       }
       for (DType dtype : {DType::f32, DType::bf16}) {
-        const Tensor q = Tensor::zeros({c.batch, c.q_len, c.heads, c.head_dim}, dtype, Device::cuda);
+        const Tensor q =
+            Tensor::zeros({c.batch, c.q_len, c.heads, c.head_dim}, dtype, Device::cuda);
         const Tensor k = on(random_inputs(c, DType::f32, 9).k, dtype, Device::cuda);
         const std::vector<double> got =
             select_blocks(q, block_means(k, c.block_size), c.k_len, c.block_size, c.top_k)
@@ -192,22 +194,24 @@ TEST_SUITE("gpu sparse attention") {
 
   TEST_CASE("sparse select_blocks bf16 picks the CPU op's blocks but at near ties") {
     // The shapes of the op table's CUDA cases (tests/op_cases.cpp, kCudaBlocks).
-    for (const Config& c : {Config{1, 1, 1, 4, 1, 64, 16, 16}, Config{2, 7, 7, 4, 4, 128, 16, 16},
-                            Config{2, 100, 100, 16, 1, 64, 16, 4}, Config{1, 257, 257, 8, 2, 128, 16, 3},
-                            Config{2, 300, 300, 4, 4, 64, 32, 5}, Config{1, 333, 333, 4, 1, 128, 64, 3},
-                            Config{1, 200, 200, 2, 1, 64, 16, 1}, Config{1, 90, 90, 4, 2, 64, 16, 100},
-                            Config{2, 1, 300, 8, 2, 64, 16, 4}, Config{1, 100, 257, 4, 1, 128, 16, 6},
-                            Config{1, 513, 513, 32, 2, 64, 16, 16}, Config{1, 1000, 1000, 16, 1, 128, 16, 16},
-                            Config{1, 4096, 4096, 16, 1, 64, 16, 16}}) {
+    for (const Config& c :
+         {Config{1, 1, 1, 4, 1, 64, 16, 16}, Config{2, 7, 7, 4, 4, 128, 16, 16},
+          Config{2, 100, 100, 16, 1, 64, 16, 4}, Config{1, 257, 257, 8, 2, 128, 16, 3},
+          Config{2, 300, 300, 4, 4, 64, 32, 5}, Config{1, 333, 333, 4, 1, 128, 64, 3},
+          Config{1, 200, 200, 2, 1, 64, 16, 1}, Config{1, 90, 90, 4, 2, 64, 16, 100},
+          Config{2, 1, 300, 8, 2, 64, 16, 4}, Config{1, 100, 257, 4, 1, 128, 16, 6},
+          Config{1, 513, 513, 32, 2, 64, 16, 16}, Config{1, 1000, 1000, 16, 1, 128, 16, 16},
+          Config{1, 4096, 4096, 16, 1, 64, 16, 16}}) {
       CAPTURE_CONFIG(c);
       check_bf16_selection(c, 8);
     }
   }
 
   TEST_CASE("sparse select_blocks bf16: every query-head group size, top_k 1 and 17, reruns") {
-    for (const Config& c : {Config{2, 700, 700, 4, 4, 64, 16, 16}, Config{1, 900, 900, 8, 1, 128, 16, 17},
-                            Config{1, 640, 700, 16, 4, 64, 16, 9}, Config{2, 513, 513, 16, 2, 64, 16, 1},
-                            Config{1, 1100, 1100, 16, 1, 64, 32, 12}}) {
+    for (const Config& c :
+         {Config{2, 700, 700, 4, 4, 64, 16, 16}, Config{1, 900, 900, 8, 1, 128, 16, 17},
+          Config{1, 640, 700, 16, 4, 64, 16, 9}, Config{2, 513, 513, 16, 2, 64, 16, 1},
+          Config{1, 1100, 1100, 16, 1, 64, 32, 12}}) {
       CAPTURE_CONFIG(c);
       check_bf16_selection(c, 13);
       const Inputs in = random_inputs(c, DType::bf16, 14);
@@ -247,7 +251,8 @@ TEST_SUITE("gpu sparse attention") {
     const Tensor q = zeros({1, 32, 2, 32}, DType::bf16), kv = zeros({1, 32, 1, 32}, DType::bf16);
     CHECK_THROWS_WITH_AS(block_sparse_attention(q, kv, kv, 16, 2), doctest::Contains("head_dim"),
                          Error);
-    const Tensor q_ok = zeros({1, 32, 2, 64}, DType::f32), kv_ok = zeros({1, 32, 1, 64}, DType::f32);
+    const Tensor q_ok = zeros({1, 32, 2, 64}, DType::f32),
+                 kv_ok = zeros({1, 32, 1, 64}, DType::f32);
     CHECK_THROWS_WITH_AS(block_sparse_attention(q_ok, kv_ok, kv_ok, 8, 2),
                          doctest::Contains("multiple of 16"), Error);
     const Tensor after_own = Tensor::from(std::vector<double>(32, 1.0), {1, 32, 1, 1}, DType::i32);

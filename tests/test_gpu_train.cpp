@@ -124,9 +124,10 @@ TEST_CASE("gpu training: 50 steps of the quickstart shape follow the CPU's loss 
     worst_f32 = std::max(worst_f32, std::abs(f32[i] - expected[i]) / expected[i]);
     worst_bf16 = std::max(worst_bf16, std::abs(bf16[i] - expected[i]) / expected[i]);
   }
-  std::printf("50 steps: loss %.4f -> %.4f (cpu), %.4f (gpu f32), %.4f (gpu bf16); worst "
-              "relative gap f32 %.2e, bf16 %.2e\n",
-              expected.front(), expected.back(), f32.back(), bf16.back(), worst_f32, worst_bf16);
+  std::printf(
+      "50 steps: loss %.4f -> %.4f (cpu), %.4f (gpu f32), %.4f (gpu bf16); worst "
+      "relative gap f32 %.2e, bf16 %.2e\n",
+      expected.front(), expected.back(), f32.back(), bf16.back(), worst_f32, worst_bf16);
   CHECK(expected.back() < expected.front() - 1.0);
   CHECK(worst_f32 < 1e-3);
   CHECK(worst_bf16 < 3e-2);

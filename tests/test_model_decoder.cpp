@@ -9,8 +9,14 @@ using namespace ssa::test;
 namespace {
 
 ModelConfig tiny_config() {
-  ModelConfig c{.vocab_size = 11, .d_model = 6, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                .head_dim = 4, .ffn_dim = 10, .max_seq_len = 8};
+  ModelConfig c{.vocab_size = 11,
+                .d_model = 6,
+                .n_layers = 2,
+                .n_heads = 4,
+                .n_kv_heads = 2,
+                .head_dim = 4,
+                .ffn_dim = 10,
+                .max_seq_len = 8};
   return c;
 }
 

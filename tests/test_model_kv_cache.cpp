@@ -13,8 +13,14 @@ constexpr int64_t kBlockSize = 4;
 
 // GQA group n_heads / n_kv_heads; max_seq_len 16, so decoding runs past it.
 ModelConfig cache_config(int64_t n_kv_heads) {
-  ModelConfig c{.vocab_size = 17, .d_model = 8, .n_layers = 2, .n_heads = 4,
-                .n_kv_heads = n_kv_heads, .head_dim = 4, .ffn_dim = 12, .max_seq_len = 16};
+  ModelConfig c{.vocab_size = 17,
+                .d_model = 8,
+                .n_layers = 2,
+                .n_heads = 4,
+                .n_kv_heads = n_kv_heads,
+                .head_dim = 4,
+                .ffn_dim = 12,
+                .max_seq_len = 16};
   return c;
 }
 
@@ -22,8 +28,7 @@ ModelConfig cache_config(int64_t n_kv_heads) {
 Decoder random_model(const ModelConfig& c, DType dtype) {
   Decoder model(c, dtype, Device::cpu);
   Rng rng(5);
-  for (size_t i = 0; i < model.params().size(); ++i)
-    rng.fill_uniform(model.params()[i], -0.6, 0.6);
+  for (size_t i = 0; i < model.params().size(); ++i) rng.fill_uniform(model.params()[i], -0.6, 0.6);
   return model;
 }
 

@@ -10,8 +10,14 @@ using namespace ssa::test;
 namespace {
 
 ModelConfig ssa_config() {
-  ModelConfig c{.vocab_size = 13, .d_model = 8, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                .head_dim = 4, .ffn_dim = 12, .max_seq_len = 16};
+  ModelConfig c{.vocab_size = 13,
+                .d_model = 8,
+                .n_layers = 2,
+                .n_heads = 4,
+                .n_kv_heads = 2,
+                .head_dim = 4,
+                .ffn_dim = 12,
+                .max_seq_len = 16};
   return c;
 }
 

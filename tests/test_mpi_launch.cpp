@@ -112,8 +112,13 @@ TEST_CASE("ssa-train on 2 ranks trains as 1 rank with twice the micro-batch, acr
   Result single = job.train(fmt::format(
       "--train.micro_batch=8 --train.ckpt_every=3 --train.keep_last=0 --train.out_dir={}", one));
   REQUIRE_MESSAGE(single.exit_code == 0, single.output);
-  Launch pair = mpirun(2, train_command(job, fmt::format(
-      "--train.micro_batch=4 --train.ckpt_every=3 --train.keep_last=0 --train.out_dir={}", two)));
+  Launch pair = mpirun(
+      2,
+      train_command(
+          job,
+          fmt::format(
+              "--train.micro_batch=4 --train.ckpt_every=3 --train.keep_last=0 --train.out_dir={}",
+              two)));
   REQUIRE_MESSAGE(pair.result.exit_code == 0, pair.result.output);
   CHECK(contains(pair.result.output, "MPI, rank 0 of 2"));
   check_equal(logged_losses(two, 0), logged_losses(one, 0));
@@ -123,44 +128,52 @@ TEST_CASE("ssa-train on 2 ranks trains as 1 rank with twice the micro-batch, acr
                                         job.dir.file("a"), fmt::format("{}/{}", two, middle)));
   REQUIRE_MESSAGE(to_one.exit_code == 0, to_one.output);
   check_equal(logged_losses(job.dir.file("a"), 3), logged_losses(one, 3));
-  Launch to_two = mpirun(2, train_command(job, fmt::format(
-      "--train.micro_batch=4 --train.zero=1 --train.out_dir={} --resume {}", job.dir.file("b"),
-      fmt::format("{}/{}", one, middle))));
+  Launch to_two = mpirun(
+      2, train_command(
+             job, fmt::format("--train.micro_batch=4 --train.zero=1 --train.out_dir={} --resume {}",
+                              job.dir.file("b"), fmt::format("{}/{}", one, middle))));
   REQUIRE_MESSAGE(to_two.result.exit_code == 0, to_two.result.output);
   check_equal(logged_losses(job.dir.file("b"), 3), logged_losses(one, 3));
 }
 
 TEST_CASE("a rank that raises at step 3 ends the whole job non-zero with its message") {
   TinyJob job("mpi_raise");
-  Launch launch = mpirun(2, fmt::format("{}/mpi_fault_worker raise {}", SSA_TEST_BIN_DIR, job.config));
+  Launch launch =
+      mpirun(2, fmt::format("{}/mpi_fault_worker raise {}", SSA_TEST_BIN_DIR, job.config));
   CHECK(launch.result.exit_code != 0);
-  CHECK_MESSAGE(contains(launch.result.output, "mpi_fault_worker: rank 1: injected failure at step 3"),
-                launch.result.output);
+  CHECK_MESSAGE(
+      contains(launch.result.output, "mpi_fault_worker: rank 1: injected failure at step 3"),
+      launch.result.output);
   CHECK(launch.seconds < 20);
 }
 
-TEST_CASE("a collective that does not finish in train.comm_timeout_s aborts, naming rank and step") {
+TEST_CASE(
+    "a collective that does not finish in train.comm_timeout_s aborts, naming rank and step") {
   TinyJob job("mpi_hang");
   std::ofstream(job.config, std::ios::app) << "comm_timeout_s = 1\n";  // the [train] section
-  Launch launch = mpirun(2, fmt::format("{}/mpi_fault_worker hang {}", SSA_TEST_BIN_DIR, job.config));
+  Launch launch =
+      mpirun(2, fmt::format("{}/mpi_fault_worker hang {}", SSA_TEST_BIN_DIR, job.config));
   CHECK(launch.result.exit_code != 0);
-  CHECK_MESSAGE(contains(launch.result.output, "rank 0: all_reduce at step 3 did not finish within 1 s"),
-                launch.result.output);
+  CHECK_MESSAGE(
+      contains(launch.result.output, "rank 0: all_reduce at step 3 did not finish within 1 s"),
+      launch.result.output);
   CHECK(launch.seconds < 20);
 }
 
 TEST_CASE("ssa-train on 8 ranks trains as 1 process with 8 micro-steps, plain and ZeRO-1") {
   TinyJob job("mpi_eight");
-  const std::string run = "--attention.mode=ssa --attention.block_size=4 --attention.top_k=2 "
-                          "--train.steps=50 --train.ckpt_every=-1 --data.val= --train.micro_batch=1";
+  const std::string run =
+      "--attention.mode=ssa --attention.block_size=4 --attention.top_k=2 "
+      "--train.steps=50 --train.ckpt_every=-1 --data.val= --train.micro_batch=1";
   const std::string one = job.dir.file("one");
   Result single = job.train(fmt::format("{} --train.grad_accum=8 --train.out_dir={}", run, one));
   REQUIRE_MESSAGE(single.exit_code == 0, single.output);
   for (int zero : {0, 1}) {
     CAPTURE(zero);
     const std::string eight = job.dir.file(fmt::format("eight_{}", zero));
-    Launch launch = mpirun(8, train_command(job, fmt::format("{} --train.zero={} --train.out_dir={}",
-                                                              run, zero, eight)));
+    Launch launch = mpirun(
+        8,
+        train_command(job, fmt::format("{} --train.zero={} --train.out_dir={}", run, zero, eight)));
     REQUIRE_MESSAGE(launch.result.exit_code == 0, launch.result.output);
     check_equal(logged_losses(eight, 0), logged_losses(one, 0));
     CHECK(logged_losses(eight, 0).size() == 50);
@@ -178,7 +191,7 @@ TEST_CASE("SIGTERM to one rank stops every rank after the same step, with a chec
   Background launch(mpirun_line(2, train_command(job, run_two)), job.dir.file("output.txt"));
   const std::map<int, pid_t> ranks = ssa_train_ranks(two, 2);
   wait_for_line(two + "/log.jsonl", "\"loss\"");  // training: the handlers are in place
-  REQUIRE(::kill(ranks.at(1), SIGTERM) == 0);  // not rank 0: it learns of it from rank 1
+  REQUIRE(::kill(ranks.at(1), SIGTERM) == 0);     // not rank 0: it learns of it from rank 1
   Background::Ended ended = launch.wait();
   REQUIRE_MESSAGE(ended.exit_code == 0, ended.output);
   std::smatch match;

@@ -1,11 +1,10 @@
 // Data-parallel training on the MPI backend, run under mpirun -np 2 (label mpi). Every rank runs
 // each case; the world-1 references run on every rank with a single-process communicator.
+#include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
-
-#include <doctest/doctest.h>
 
 #include "op_test_util.h"
 #include "train/dist/mpi_communicator.h"
@@ -70,8 +69,8 @@ TEST_CASE("the MPI backend sums, reduce-scatters and all-gathers over 2 ranks") 
   const std::vector<int64_t> bounds{0, 3, 5};  // rank 0 owns 3 elements, rank 1 two
   Tensor y = Tensor::from({1 + r, 2 + r, 3 + r, 4 + r, 5 + r}, {5}, DType::f64);
   comm.reduce_scatter_sum(y, bounds);
-  const std::vector<double> own = comm.rank() == 0 ? std::vector<double>{3, 5, 7}
-                                                    : std::vector<double>{9, 11};
+  const std::vector<double> own =
+      comm.rank() == 0 ? std::vector<double>{3, 5, 7} : std::vector<double>{9, 11};
   for (size_t i = 0; i < own.size(); ++i) CHECK(y.at(bounds[comm.rank()] + int64_t(i)) == own[i]);
   comm.all_gather(y, bounds);
   CHECK(y.to_vector() == std::vector<double>{3, 5, 7, 9, 11});
@@ -166,6 +165,8 @@ TEST_CASE("ranks that start from different weights are refused") {
   const std::string seed = fmt::format("[train]\nseed = {}\n", 1 + mpi_world()->rank());
   const std::string message =
       error_of([&] { Trainer trainer(tiny_settings(dir, seed), mpi_world()); });
-  if (mpi_world()->rank() == 0) CHECK(message.empty());
-  else CHECK(message.find("differ from rank 0's") != std::string::npos);
+  if (mpi_world()->rank() == 0)
+    CHECK(message.empty());
+  else
+    CHECK(message.find("differ from rank 0's") != std::string::npos);
 }

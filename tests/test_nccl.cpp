@@ -120,7 +120,6 @@ TEST_CASE("ZeRO-1 over NCCL trains as the plain optimizer") {
     }
     // The weights the model computes with (ZeRO keeps only its chunk of the masters current).
     CHECK(relative_error(zero.model().params().compute_flat().to(Device::cpu).to_vector(),
-                         plain.model().params().compute_flat().to(Device::cpu).to_vector()) <
-          1e-5);
+                         plain.model().params().compute_flat().to(Device::cpu).to_vector()) < 1e-5);
   }
 }

@@ -14,4 +14,3 @@ TEST_CASE("add, mul, scale: forward values") {
   CHECK(mean(b).item() == doctest::Approx(-0.5 / 3));
   CHECK_THROWS_AS(add(a, Tensor::zeros({4}, DType::f32)), Error);
 }
-

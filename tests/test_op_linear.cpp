@@ -67,7 +67,7 @@ TEST_CASE("matmul: forward equals the triple loop for every transpose, 2-D and b
           random_tensor(ta ? Shape{32, 7, 130} : Shape{32, 130, 7}, 7, DType::f64, false);
       Tensor b_many = random_tensor(tb ? Shape{32, 5, 7} : Shape{32, 7, 5}, 8, DType::f64, false);
       CHECK(max_abs_diff(matmul(a_many, b_many, ta, tb).to_vector(),
-                     naive_matmul(a_many, b_many, ta, tb)) < 1e-12);
+                         naive_matmul(a_many, b_many, ta, tb)) < 1e-12);
 
       Tensor a3 = random_tensor(ta ? Shape{3, 5, 2} : Shape{3, 2, 5}, 5, DType::f32, false);
       Tensor b3 = random_tensor(tb ? Shape{3, 1, 5} : Shape{3, 5, 1}, 6, DType::f32, false);

@@ -157,9 +157,9 @@ TEST_CASE("sparse: block_means averages each complete block and leaves a partial
 }
 
 TEST_CASE("sparse: select_blocks matches a brute-force ranking of the summed group softmax") {
-  for (Config c : {Config{2, 50, 50, 4, 4, 5}, Config{2, 50, 50, 4, 2, 5},
-                   Config{2, 50, 50, 4, 1, 5}, Config{2, 3, 37, 4, 2, 6},
-                   Config{2, 1, 37, 2, 1, 6}, Config{1, 17, 17, 2, 1, 4}}) {
+  for (Config c :
+       {Config{2, 50, 50, 4, 4, 5}, Config{2, 50, 50, 4, 2, 5}, Config{2, 50, 50, 4, 1, 5},
+        Config{2, 3, 37, 4, 2, 6}, Config{2, 1, 37, 2, 1, 6}, Config{1, 17, 17, 2, 1, 4}}) {
     for (int64_t block_size : {4, 5}) {
       for (int64_t top_k : {1, 2, 3}) {
         CAPTURE(c.q_len);
@@ -257,9 +257,9 @@ TEST_CASE("sparse: with every block selected, forward and gradients equal full a
 }
 
 TEST_CASE("sparse: sparse_attention matches a softmax masked to the selected tokens") {
-  for (Config c : {Config{2, 50, 50, 4, 4, 5}, Config{2, 50, 50, 4, 2, 5},
-                   Config{2, 50, 50, 4, 1, 5}, Config{2, 3, 37, 4, 2, 6},
-                   Config{2, 1, 37, 4, 1, 6}}) {
+  for (Config c :
+       {Config{2, 50, 50, 4, 4, 5}, Config{2, 50, 50, 4, 2, 5}, Config{2, 50, 50, 4, 1, 5},
+        Config{2, 3, 37, 4, 2, 6}, Config{2, 1, 37, 4, 1, 6}}) {
     for (int64_t top_k : {1, 2, 3}) {
       CAPTURE(c.q_len);
       CAPTURE(c.kv_heads);
@@ -334,9 +334,9 @@ TEST_CASE("sparse: errors") {
   CHECK_THROWS_AS(sparse_attention(q, kv, kv, Tensor::zeros({1, 4, 1, 2}, DType::f32), 2),
                   Error);  // dtype
   CHECK_THROWS_AS(sparse_attention(q, kv, kv, Tensor::zeros({1, 4, 2, 2}, DType::i32), 2),
-                  Error);  // shape
-  CHECK_THROWS_AS(select_blocks(q, block_means(kv, 2), 4, 2, 0), Error);         // top_k
-  CHECK_THROWS_AS(select_blocks(q, block_means(kv, 2), 8, 2, 2), Error);         // too few means
+                  Error);                                                 // shape
+  CHECK_THROWS_AS(select_blocks(q, block_means(kv, 2), 4, 2, 0), Error);  // top_k
+  CHECK_THROWS_AS(select_blocks(q, block_means(kv, 2), 8, 2, 2), Error);  // too few means
   CHECK_THROWS_AS(select_blocks(q, Tensor::zeros({1, 2, 3, 3}, DType::f32), 4, 2, 2), Error);
   CHECK_THROWS_AS(block_means(kv, 0), Error);
 }

@@ -107,7 +107,8 @@ TEST_CASE("checkpoint: write/read round trip is bit-exact; the .tmp is gone") {
   CHECK(!fs::exists(path + ".tmp"));
   Checkpoint read = read_checkpoint(path);
   check_equal(read, written);
-  CHECK(contains_all(error_of([&] { read.tensor("params/missing", path); }), {path, "params/missing"}));
+  CHECK(contains_all(error_of([&] { read.tensor("params/missing", path); }),
+                     {path, "params/missing"}));
 }
 
 TEST_CASE("checkpoint: an existing file is replaced only when the new write succeeds") {
@@ -118,7 +119,8 @@ TEST_CASE("checkpoint: an existing file is replaced only when the new write succ
   Checkpoint broken;
   broken.tensors.emplace_back("w", f32_tensor({2}, 0, 1));
   broken.tensors.emplace_back("w", f32_tensor({2}, 0, 1));  // a name twice: HDF5 refuses
-  CHECK(contains_all(error_of([&] { write_checkpoint(path, broken); }), {"H5Dcreate2", path + ".tmp"}));
+  CHECK(contains_all(error_of([&] { write_checkpoint(path, broken); }),
+                     {"H5Dcreate2", path + ".tmp"}));
   CHECK(!fs::exists(path + ".tmp"));
   check_equal(read_checkpoint(path), first);
 
@@ -149,7 +151,7 @@ TEST_CASE("checkpoint: missing, truncated and non-HDF5 files are refused naming 
   std::string foreign = dir.file("foreign.h5");
   H5Fclose(H5Fcreate(foreign.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
   CHECK(contains_all(error_of([&] { read_checkpoint(foreign); }),
-                 {foreign, "not an ssa checkpoint", "format_version"}));
+                     {foreign, "not an ssa checkpoint", "format_version"}));
 }
 
 TEST_CASE("checkpoint: a flipped bit in tensor data is refused as corrupted") {
@@ -168,7 +170,7 @@ TEST_CASE("checkpoint: a flipped bit in tensor data is refused as corrupted") {
   bytes[at + data.size() / 2] ^= 0x10;
   write_bytes(path, bytes);
   CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
-                 {"checkpoint " + path + " is corrupted: checksum", "expected", "found"}));
+                     {"checkpoint " + path + " is corrupted: checksum", "expected", "found"}));
 }
 
 TEST_CASE("checkpoint: an unknown format version is refused naming both versions") {
@@ -177,7 +179,7 @@ TEST_CASE("checkpoint: an unknown format version is refused naming both versions
   write_checkpoint(path, sample_checkpoint());
   overwrite_format_version(path, 7);
   CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
-                 {path, "format version 7", "reads version 1"}));
+                     {path, "format version 7", "reads version 1"}));
 }
 
 TEST_CASE("checkpoint directory: names, list, latest, prune") {
@@ -223,8 +225,8 @@ TEST_CASE("checkpoint: a full disk is one line with the sizes; ids closed, .tmp 
     Checkpoint big = sample_checkpoint();
     big.tensors.emplace_back("params/big", f32_tensor({1 << 19}, 0, 1));  // 2 MiB
     std::string message = error_of([&] { write_checkpoint(path, big); });
-    CHECK(contains_all(message, {"checkpoint " + path + ": not enough disk space (needs about",
-                                 "MiB free)"}));
+    CHECK(contains_all(
+        message, {"checkpoint " + path + ": not enough disk space (needs about", "MiB free)"}));
     CHECK(one_clean_line(message));
   }
   SUBCASE("many small tensors: the metadata flush and the close fail") {
@@ -312,9 +314,9 @@ TEST_CASE("checkpoint: an integer attribute of many values is refused, not read 
     H5Aclose(attribute);
     H5Sclose(space);
   });
-  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
-                     {"attribute 'format_version' of checkpoint " + path,
-                      "is not a single integer"}));
+  CHECK(contains_all(
+      error_of([&] { read_checkpoint(path); }),
+      {"attribute 'format_version' of checkpoint " + path, "is not a single integer"}));
   CHECK(open_hdf5_objects() == 0);
 }
 
@@ -327,10 +329,10 @@ TEST_CASE("checkpoint: a dataset declaring more data than the file holds is refu
     hsize_t dims[2] = {1 << 20, 1 << 20};
     add_dataset(file, "huge", H5Screate_simple(2, dims, nullptr));
   });
-  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
-                     {"dataset 'huge' of checkpoint " + path,
-                      "has shape [1048576, 1048576], more data than the file's",
-                      "the file is damaged"}));
+  CHECK(contains_all(
+      error_of([&] { read_checkpoint(path); }),
+      {"dataset 'huge' of checkpoint " + path,
+       "has shape [1048576, 1048576], more data than the file's", "the file is damaged"}));
   CHECK(open_hdf5_objects() == 0);
 }
 
@@ -338,8 +340,7 @@ TEST_CASE("checkpoint: a dataset with a null dataspace is refused, not read as a
   // HDF5 reads no element of a null dataspace: the scalar tensor stayed uninitialised.
   TempDir dir("ckpt_null_space");
   std::string path = dir.file("null.h5");
-  write_foreign_checkpoint(path,
-                           [](hid_t file) { add_dataset(file, "w", H5Screate(H5S_NULL)); });
+  write_foreign_checkpoint(path, [](hid_t file) { add_dataset(file, "w", H5Screate(H5S_NULL)); });
   CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
                      {"dataset 'w' of checkpoint " + path, "has a null dataspace"}));
   CHECK(open_hdf5_objects() == 0);

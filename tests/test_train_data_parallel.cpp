@@ -1,8 +1,8 @@
 // Data-parallel pieces that need no second process: gradient buckets summed as backward
 // finishes them (the autograd LeafFinal hook), and ZeRO-1's chunk bounds.
-#include <algorithm>
-
 #include <doctest/doctest.h>
+
+#include <algorithm>
 
 #include "autograd/autograd.h"
 #include "models/decoder.h"
@@ -20,9 +20,9 @@ class RecordingCommunicator : public Communicator {
   explicit RecordingCommunicator(const Tensor& flat) : Communicator(0, 2), flat_(flat) {}
   std::string description() const override { return "recording"; }
   void all_reduce_sum(const Tensor& buffer) override {
-    const int64_t begin = (static_cast<const char*>(buffer.raw()) -
-                           static_cast<const char*>(flat_.raw())) /
-                          static_cast<int64_t>(dtype_size(buffer.dtype()));
+    const int64_t begin =
+        (static_cast<const char*>(buffer.raw()) - static_cast<const char*>(flat_.raw())) /
+        static_cast<int64_t>(dtype_size(buffer.dtype()));
     reduced.emplace_back(begin, begin + buffer.numel());
   }
   void reduce_scatter_sum(const Tensor&, const std::vector<int64_t>&) override {}
@@ -39,8 +39,14 @@ class RecordingCommunicator : public Communicator {
 }  // namespace
 
 TEST_CASE("gradient buckets are all summed during the last backward, covering the buffer once") {
-  ModelConfig config{.vocab_size = 32, .d_model = 16, .n_layers = 3, .n_heads = 2,
-                     .n_kv_heads = 1, .head_dim = 8, .ffn_dim = 32, .max_seq_len = 8};
+  ModelConfig config{.vocab_size = 32,
+                     .d_model = 16,
+                     .n_layers = 3,
+                     .n_heads = 2,
+                     .n_kv_heads = 1,
+                     .head_dim = 8,
+                     .ffn_dim = 32,
+                     .max_seq_len = 8};
   Decoder model(config, DType::f32, Device::cpu);
   Rng rng(3);
   model.params().initialize(rng);

@@ -54,9 +54,15 @@ TEST_CASE("the first SIGTERM or SIGINT is recorded, and the handlers restored af
 }
 
 TEST_CASE("the resume command is this one with --resume auto, quoted for the shell") {
-  const std::vector<std::string> args = {"build/bin/ssa-train", "--config", "a b.conf", "--resume",
-                                   "out/ckpt_00000003.h5", "--data.train=shards/train_*.bin",
-                                   "--resume=auto", "--data.val=", "--note=it's"};
+  const std::vector<std::string> args = {"build/bin/ssa-train",
+                                         "--config",
+                                         "a b.conf",
+                                         "--resume",
+                                         "out/ckpt_00000003.h5",
+                                         "--data.train=shards/train_*.bin",
+                                         "--resume=auto",
+                                         "--data.val=",
+                                         "--note=it's"};
   CHECK(resume_command(args) ==
         "build/bin/ssa-train --config 'a b.conf' '--data.train=shards/train_*.bin' --data.val= "
         "'--note=it'\\''s' --resume auto");

@@ -1,11 +1,10 @@
 #include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "test_data_util.h"
 #include "train/settings.h"
@@ -21,7 +20,8 @@ std::string full_name(const ConfigEntry& entry) { return entry.section + "." + e
 std::string other_value(const ConfigEntry& entry) {
   const std::string& value = entry.default_value;
   switch (entry.type) {
-    case ConfigType::boolean: return value == "true" ? "false" : "true";
+    case ConfigType::boolean:
+      return value == "true" ? "false" : "true";
     case ConfigType::integer: {
       const int64_t v = std::stoll(value);
       return fmt::format("{}", static_cast<double>(v + 1) <= entry.max ? v + 1 : v - 1);

@@ -19,8 +19,14 @@ std::vector<float> parameters_of(Trainer& trainer) {
 }  // namespace
 
 TEST_CASE("a tiny model overfits one batch") {
-  ModelConfig config{.vocab_size = 32, .d_model = 32, .n_layers = 2, .n_heads = 2,
-                     .n_kv_heads = 1, .head_dim = 16, .ffn_dim = 64, .max_seq_len = 16};
+  ModelConfig config{.vocab_size = 32,
+                     .d_model = 32,
+                     .n_layers = 2,
+                     .n_heads = 2,
+                     .n_kv_heads = 1,
+                     .head_dim = 16,
+                     .ffn_dim = 64,
+                     .max_seq_len = 16};
   Decoder model(config, DType::f32, Device::cpu);
   Rng rng(5);
   model.params().initialize(rng);

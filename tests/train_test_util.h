@@ -1,10 +1,10 @@
 #pragma once
 // A tiny training job for the trainer and end-to-end tests: synthetic shards in a scratch
 // directory and a config small enough to train in milliseconds.
+#include <fmt/format.h>
+
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "core/rng.h"
 #include "data/shard.h"

@@ -1,6 +1,8 @@
 #include "train/checkpoint.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <hdf5.h>
 #include <sys/mman.h>
 #include <sys/statvfs.h>
@@ -13,9 +15,6 @@
 #include <cstring>
 #include <filesystem>
 #include <utility>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 // SSA_H5(path, H5Function, args...): calls H5Function(args...) and raises an ssa::Error naming
 // the call, the file and HDF5's reason if it fails; returns the call's result.
@@ -53,7 +52,8 @@ std::string hdf5_error_detail() {
 }
 
 // HDF5 calls return a negative value on failure.
-template <typename T> T h5_checked(T result, const char* call, const std::string& path) {
+template <typename T>
+T h5_checked(T result, const char* call, const std::string& path) {
   if (result < 0) fail("HDF5 {} failed on checkpoint {}: {}", call, path, hdf5_error_detail());
   return result;
 }
@@ -85,10 +85,14 @@ constexpr DType kStoredDTypes[] = {DType::f32, DType::f64, DType::i32};
 
 hid_t hdf5_type(DType dtype) {
   switch (dtype) {
-    case DType::f32: return H5T_NATIVE_FLOAT;
-    case DType::f64: return H5T_NATIVE_DOUBLE;
-    case DType::i32: return H5T_NATIVE_INT32;
-    case DType::bf16: break;
+    case DType::f32:
+      return H5T_NATIVE_FLOAT;
+    case DType::f64:
+      return H5T_NATIVE_DOUBLE;
+    case DType::i32:
+      return H5T_NATIVE_INT32;
+    case DType::bf16:
+      break;
   }
   SSA_CHECK(false, "checkpoints hold f32, f64 or i32 tensors, not {}", dtype_name(dtype));
   return -1;
@@ -171,14 +175,16 @@ void fail_if_disk_too_small(const std::string& path, uint64_t needed) {
   struct statvfs disk {};
   if (::statvfs(dir.empty() ? "." : dir.c_str(), &disk) != 0) return;
   if (disk.f_files > 0 && disk.f_favail == 0)
-    fail("checkpoint {}: not enough disk space: no free inodes (all {} files of the file "
-         "system are used)",
-         path, disk.f_files);
+    fail(
+        "checkpoint {}: not enough disk space: no free inodes (all {} files of the file "
+        "system are used)",
+        path, disk.f_files);
   uint64_t free_bytes = static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize;
   if (free_bytes >= needed) return;
-  fail("checkpoint {}: not enough disk space (needs about {} bytes = {:.1f} MiB, {} bytes = "
-       "{:.1f} MiB free)",
-       path, needed, needed / 1048576.0, free_bytes, free_bytes / 1048576.0);
+  fail(
+      "checkpoint {}: not enough disk space (needs about {} bytes = {:.1f} MiB, {} bytes = "
+      "{:.1f} MiB free)",
+      path, needed, needed / 1048576.0, free_bytes, free_bytes / 1048576.0);
 }
 
 // File access for writing: the sec2 driver (one descriptor, which discard_pending_writes can
@@ -207,9 +213,9 @@ void discard_pending_writes(hid_t file) {
 void write_attribute(hid_t object, const std::string& name, hid_t type, const void* value,
                      const std::string& path) {
   H5Id space(SSA_H5(path, H5Screate, H5S_SCALAR), H5Sclose);
-  H5Id attribute(SSA_H5(path, H5Acreate2, object, name.c_str(), type, space, H5P_DEFAULT,
-                        H5P_DEFAULT),
-                 H5Aclose);
+  H5Id attribute(
+      SSA_H5(path, H5Acreate2, object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT),
+      H5Aclose);
   SSA_H5(path, H5Awrite, attribute, type, value);
 }
 
@@ -229,8 +235,8 @@ void write_attributes(hid_t root, const Checkpoint& checkpoint, const std::strin
     write_attribute(root, name, H5T_NATIVE_DOUBLE, &value, path);
 }
 
-void write_tensor(hid_t file, hid_t link_properties, const std::string& name,
-                  const Tensor& tensor, const std::string& path) {
+void write_tensor(hid_t file, hid_t link_properties, const std::string& name, const Tensor& tensor,
+                  const std::string& path) {
   std::vector<hsize_t> dims(tensor.shape().dims.begin(),
                             tensor.shape().dims.begin() + tensor.rank());
   H5Id space(SSA_H5(path, H5Screate_simple, tensor.rank(), dims.data(), nullptr), H5Sclose);
@@ -369,9 +375,10 @@ DType stored_dtype(hid_t dataset, const std::string& name, const std::string& pa
   H5Id type(SSA_H5(path, H5Dget_type, dataset), H5Tclose);
   for (DType dtype : kStoredDTypes)
     if (SSA_H5(path, H5Tequal, type, hdf5_type(dtype)) > 0) return dtype;
-  fail("dataset '{}' of checkpoint {} has an unsupported element type; expected float32, "
-       "float64 or int32",
-       name, path);
+  fail(
+      "dataset '{}' of checkpoint {} has an unsupported element type; expected float32, "
+      "float64 or int32",
+      name, path);
 }
 
 // Refuses, before allocating it, a shape whose data the file cannot hold: a damaged header.
@@ -386,18 +393,20 @@ void check_fits_file(hid_t dataset, const std::vector<hsize_t>& dims, DType dtyp
   for (hsize_t dim : dims)
     fits = fits && dim <= file_bytes && !__builtin_mul_overflow(bytes, dim, &bytes);
   if (!fits || bytes > file_bytes)
-    fail("dataset '{}' of checkpoint {} has shape [{}], more data than the file's {} bytes: the "
-         "file is damaged",
-         name, path, fmt::join(dims, ", "), file_bytes);
+    fail(
+        "dataset '{}' of checkpoint {} has shape [{}], more data than the file's {} bytes: the "
+        "file is damaged",
+        name, path, fmt::join(dims, ", "), file_bytes);
 }
 
 Tensor read_tensor(hid_t dataset, const std::string& name, const std::string& path) {
   DType dtype = stored_dtype(dataset, name, path);
   H5Id space(SSA_H5(path, H5Dget_space, dataset), H5Sclose);
   if (SSA_H5(path, H5Sget_simple_extent_type, space) == H5S_NULL)
-    fail("dataset '{}' of checkpoint {} has a null dataspace (no elements, no shape); expected "
-         "an array",
-         name, path);
+    fail(
+        "dataset '{}' of checkpoint {} has a null dataspace (no elements, no shape); expected "
+        "an array",
+        name, path);
   int rank = SSA_H5(path, H5Sget_simple_extent_ndims, space);
   if (rank > kMaxRank)
     fail("dataset '{}' of checkpoint {} has {} dimensions; at most {} are supported", name, path,

@@ -1,5 +1,8 @@
 #include "train/config.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -8,9 +11,6 @@
 #include <map>
 #include <optional>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "core/error.h"
 
@@ -49,10 +49,14 @@ std::vector<std::string> section_names(const std::vector<ConfigEntry>& schema) {
 
 std::string_view type_name(ConfigType type) {
   switch (type) {
-    case ConfigType::string: return "string";
-    case ConfigType::integer: return "integer";
-    case ConfigType::real: return "float";
-    case ConfigType::boolean: return "bool";
+    case ConfigType::string:
+      return "string";
+    case ConfigType::integer:
+      return "integer";
+    case ConfigType::real:
+      return "float";
+    case ConfigType::boolean:
+      return "bool";
   }
   return "?";
 }
@@ -80,7 +84,8 @@ bool in_range(const ConfigEntry& entry, double value) {
   return value >= entry.min && value <= entry.max;
 }
 
-template <typename T> std::optional<T> parse_number(std::string_view text) {
+template <typename T>
+std::optional<T> parse_number(std::string_view text) {
   T value{};
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
@@ -171,8 +176,8 @@ Config::Config(std::vector<ConfigEntry> schema) : schema_(std::move(schema)) {
     SSA_CHECK(entry.choices.empty() || entry.type == ConfigType::string,
               "config key {} has choices but is not a string", full_name(entry));
     std::optional<ConfigValue> value = parse_value(entry, entry.default_value);
-    SSA_CHECK(value, "default '{}' of {} is not a valid {}", entry.default_value,
-              full_name(entry), allowed_text(entry));
+    SSA_CHECK(value, "default '{}' of {} is not a valid {}", entry.default_value, full_name(entry),
+              allowed_text(entry));
     values_.push_back(*value);
   }
 }

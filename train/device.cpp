@@ -1,8 +1,7 @@
 #include "train/device.h"
 
-#include <omp.h>
-
 #include <fmt/format.h>
+#include <omp.h>
 
 #include "core/error.h"
 #ifdef SSA_HAVE_CUDA
@@ -18,8 +17,9 @@ void require_device(Device device) {
   if (cuda::device_count() == 0)
     fail("a CUDA device was asked for, but no GPU is usable: {}", cuda::no_device_reason());
 #else
-  fail("a CUDA device was asked for, but this build has no CUDA backend (configure with "
-       "-DSSA_CUDA=ON)");
+  fail(
+      "a CUDA device was asked for, but this build has no CUDA backend (configure with "
+      "-DSSA_CUDA=ON)");
 #endif
 }
 

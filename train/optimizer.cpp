@@ -93,12 +93,14 @@ void AdamW::step(double lr, const Tensor& bf16_params) {
     if (bf16_params.defined()) bf16_params.copy_from(params_.flat().view(begin_, {end_ - begin_}));
     return;
   }
-  SSA_ON_CUDA("AdamW", cuda::adamw_update(
-      params_.flat().data<float>() + begin_, params_.flat_grad().data<float>() + begin_,
-      m_.data<float>(), v_.data<float>(),
-      reinterpret_cast<const uint32_t*>(decay_bits_.data<int32_t>()), end_ - begin_,
-      {lr, config_.beta1, config_.beta2, config_.eps, config_.weight_decay, bias1, bias2},
-      bf16_params.defined() ? bf16_params.raw() : nullptr));
+  SSA_ON_CUDA(
+      "AdamW",
+      cuda::adamw_update(
+          params_.flat().data<float>() + begin_, params_.flat_grad().data<float>() + begin_,
+          m_.data<float>(), v_.data<float>(),
+          reinterpret_cast<const uint32_t*>(decay_bits_.data<int32_t>()), end_ - begin_,
+          {lr, config_.beta1, config_.beta2, config_.eps, config_.weight_decay, bias1, bias2},
+          bf16_params.defined() ? bf16_params.raw() : nullptr));
 }
 
 void AdamW::step_cpu(double lr, double bias1, double bias2) {
@@ -111,11 +113,13 @@ void AdamW::step_cpu(double lr, double bias1, double bias2) {
     auto run = [&](auto zero) {
       using T = decltype(zero);
       adamw_update(flat.data<T>() + offset, params_.flat_grad().data<T>() + offset,
-                   m_.data<T>() + (offset - begin_), v_.data<T>() + (offset - begin_), n, lr,
-                   decay, config_, bias1, bias2);
+                   m_.data<T>() + (offset - begin_), v_.data<T>() + (offset - begin_), n, lr, decay,
+                   config_, bias1, bias2);
     };
-    if (flat.dtype() == DType::f32) run(float{});
-    else run(double{});
+    if (flat.dtype() == DType::f32)
+      run(float{});
+    else
+      run(double{});
   }
 }
 

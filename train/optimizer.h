@@ -27,7 +27,7 @@ class AdamW {
   void step(double lr, const Tensor& bf16_params = Tensor());
   int64_t step_count() const { return step_count_; }
   void set_step_count(int64_t n) { step_count_ = n; }
-  const Tensor& first_moment() const { return m_; }   // flat, like the range
+  const Tensor& first_moment() const { return m_; }  // flat, like the range
   const Tensor& second_moment() const { return v_; }
   int64_t begin() const { return begin_; }
   int64_t end() const { return end_; }

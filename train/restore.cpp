@@ -26,8 +26,7 @@ Config checkpoint_config(const Checkpoint& ckpt, const std::string& path) {
 LoadedModel load_model(const std::string& path, Device device) {
   Checkpoint ckpt = read_checkpoint(path);
   LoadedModel loaded{checkpoint_config(ckpt, path), nullptr};
-  loaded.model =
-      std::make_unique<Decoder>(model_config_from(loaded.config), DType::f32, device);
+  loaded.model = std::make_unique<Decoder>(model_config_from(loaded.config), DType::f32, device);
   const Parameters& params = loaded.model->params();
   load_flat_buffer(ckpt, path, "params/", params, params.flat());
   return loaded;

@@ -1,14 +1,13 @@
 #include "train/run_files.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 #include "models/decoder.h"
@@ -33,8 +32,8 @@ auto for_key(const std::string& key, Open open, const std::string& hint = "") {
 
 Loader open_shards(const std::string& key, const std::string& pattern, const TrainSettings& s,
                    bool shuffle, int rank, int world, const std::string& hint = "") {
-  const std::vector<std::string> files =
-      for_key(key, [&] { return expand_glob(pattern); }, hint);
+  const std::vector<std::string> files = for_key(
+      key, [&] { return expand_glob(pattern); }, hint);
   return for_key(key, [&] {
     return Loader(files, s.run.seq_len, s.model.vocab_size, s.run.seed, shuffle, rank, world);
   });
@@ -47,9 +46,10 @@ std::optional<Tokenizer> open_tokenizer(const TrainSettings& s) {
   if (path.empty()) return std::nullopt;
   Tokenizer tokenizer = for_key("data.tokenizer", [&] { return Tokenizer::load(path); });
   if (tokenizer.vocab_size() > s.model.vocab_size)
-    fail("data.tokenizer: {} has {} ids, more than model.vocab_size = {}; set model.vocab_size "
-         "to at least {}",
-         path, tokenizer.vocab_size(), s.model.vocab_size, tokenizer.vocab_size());
+    fail(
+        "data.tokenizer: {} has {} ids, more than model.vocab_size = {}; set model.vocab_size "
+        "to at least {}",
+        path, tokenizer.vocab_size(), s.model.vocab_size, tokenizer.vocab_size());
   return tokenizer;
 }
 
@@ -63,21 +63,18 @@ void check_writable(const std::string& dir) {
     ::close(fd);
     ::unlink(probe.c_str());
   }
-  if (!written)
-    fail("train.out_dir: cannot write a file in '{}': {}", dir, std::strerror(error));
+  if (!written) fail("train.out_dir: cannot write a file in '{}': {}", dir, std::strerror(error));
 }
 
 }  // namespace
 
 RunFiles open_run_files(const TrainSettings& s, int rank, int world) {
-  RunFiles files{open_shards("data.train", s.run.train_glob, s, true, rank, world),
-                 std::nullopt};
+  RunFiles files{open_shards("data.train", s.run.train_glob, s, true, rank, world), std::nullopt};
   if (!s.run.val_glob.empty())  // opened to check it; each validation opens it again
     open_shards("data.val", s.run.val_glob, s, false, rank, world,
                 " (validation runs after the last step; set data.val = \"\" to train without it)");
   files.tokenizer = open_tokenizer(s);
-  if (rank == 0)
-    check_out_dir(s.run.out_dir, s.run.ckpt_every < 0 ? 0 : checkpoint_bytes(s.model));
+  if (rank == 0) check_out_dir(s.run.out_dir, s.run.ckpt_every < 0 ? 0 : checkpoint_bytes(s.model));
   return files;
 }
 
@@ -104,10 +101,11 @@ void check_out_dir(const std::string& out_dir, int64_t needed_bytes) {
     fail("train.out_dir: cannot read the free space of '{}': {}", out_dir, std::strerror(errno));
   const auto free_bytes = static_cast<int64_t>(disk.f_bavail) * static_cast<int64_t>(disk.f_frsize);
   if (free_bytes < needed_bytes)
-    fail("train.out_dir: '{}' has {} free, less than the {} a checkpoint of this model takes; "
-         "free some space or choose another train.out_dir",
-         out_dir, byte_text(static_cast<size_t>(free_bytes)),
-         byte_text(static_cast<size_t>(needed_bytes)));
+    fail(
+        "train.out_dir: '{}' has {} free, less than the {} a checkpoint of this model takes; "
+        "free some space or choose another train.out_dir",
+        out_dir, byte_text(static_cast<size_t>(free_bytes)),
+        byte_text(static_cast<size_t>(needed_bytes)));
 }
 
 }  // namespace ssa

@@ -1,11 +1,11 @@
 #include "train/settings.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <limits>
 #include <type_traits>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -22,25 +22,37 @@ struct Range {
 Range at_least(double min) { return {min, kInf}; }
 
 // The config type of a member's type.
-template <typename T> constexpr ConfigType config_type() {
-  if constexpr (std::is_same_v<T, bool>) return ConfigType::boolean;
-  else if constexpr (std::is_integral_v<T>) return ConfigType::integer;
-  else if constexpr (std::is_floating_point_v<T>) return ConfigType::real;
-  else return ConfigType::string;
+template <typename T>
+constexpr ConfigType config_type() {
+  if constexpr (std::is_same_v<T, bool>)
+    return ConfigType::boolean;
+  else if constexpr (std::is_integral_v<T>)
+    return ConfigType::integer;
+  else if constexpr (std::is_floating_point_v<T>)
+    return ConfigType::real;
+  else
+    return ConfigType::string;
 }
 
 // The value of the key `name` as a member of type T.
-template <typename T> T read(const Config& config, const std::string& name) {
-  if constexpr (std::is_same_v<T, bool>) return config.get_bool(name);
-  else if constexpr (std::is_integral_v<T>) return static_cast<T>(config.get_int(name));
-  else if constexpr (std::is_floating_point_v<T>) return config.get_float(name);
-  else return config.get_string(name);
+template <typename T>
+T read(const Config& config, const std::string& name) {
+  if constexpr (std::is_same_v<T, bool>)
+    return config.get_bool(name);
+  else if constexpr (std::is_integral_v<T>)
+    return static_cast<T>(config.get_int(name));
+  else if constexpr (std::is_floating_point_v<T>)
+    return config.get_float(name);
+  else
+    return config.get_string(name);
 }
 
 // The names a string key takes and the member values they stand for.
-template <typename T> using Names = std::vector<std::pair<std::string, T>>;
+template <typename T>
+using Names = std::vector<std::pair<std::string, T>>;
 
-template <typename T> const std::string& name_of(const Names<T>& names, const T& value) {
+template <typename T>
+const std::string& name_of(const Names<T>& names, const T& value) {
   auto found = std::find_if(names.begin(), names.end(),
                             [&](const auto& entry) { return entry.second == value; });
   SSA_CHECK(found != names.end(), "a config member holds a value its key has no name for");
@@ -48,7 +60,8 @@ template <typename T> const std::string& name_of(const Names<T>& names, const T&
 }
 
 // The value a choice stands for (the Config has checked that it is one of the names).
-template <typename T> const T& named(const Names<T>& names, const std::string& name) {
+template <typename T>
+const T& named(const Names<T>& names, const std::string& name) {
   auto found = std::find_if(names.begin(), names.end(),
                             [&](const auto& entry) { return entry.first == name; });
   SSA_CHECK(found != names.end(), "config value '{}' names no member value", name);
@@ -56,7 +69,8 @@ template <typename T> const T& named(const Names<T>& names, const std::string& n
 }
 
 // `member` of the part `part` of a TrainSettings (Owner: Part or a base of it).
-template <typename Part, typename Owner, typename T> struct Member {
+template <typename Part, typename Owner, typename T>
+struct Member {
   static_assert(std::is_base_of_v<Owner, Part>);
   Part TrainSettings::*part;
   T Owner::*member;
@@ -78,17 +92,19 @@ ConfigBinding make_binding(ConfigEntry entry, M member, Text text, Parse parse) 
 }
 
 // The keys of one config section that fill members of one part of TrainSettings.
-template <typename Part> struct Section {
+template <typename Part>
+struct Section {
   std::string name;
   Part TrainSettings::*part;
 
   // A key of the member's type: integer, float, bool or string.
   template <typename Owner, typename T>
   ConfigBinding key(std::string key, T Owner::*member, Range range, std::string help) const {
-    ConfigEntry entry{name,           std::move(key), config_type<T>(), "",
-                      std::move(help), range.min,     range.max};
-    return make_binding(std::move(entry), Member<Part, Owner, T>{part, member},
-                        [](const T& value) { return fmt::format("{}", value); }, read<T>);
+    ConfigEntry entry{name,      std::move(key), config_type<T>(), "", std::move(help),
+                      range.min, range.max};
+    return make_binding(
+        std::move(entry), Member<Part, Owner, T>{part, member},
+        [](const T& value) { return fmt::format("{}", value); }, read<T>);
   }
   template <typename Owner, typename T>
   ConfigBinding key(std::string key, T Owner::*member, std::string help) const {
@@ -97,8 +113,7 @@ template <typename Part> struct Section {
 
   // A string key, one of `names`, each standing for a value of the member.
   template <typename Owner, typename T>
-  ConfigBinding choice(std::string key, T Owner::*member, Names<T> names,
-                       std::string help) const {
+  ConfigBinding choice(std::string key, T Owner::*member, Names<T> names, std::string help) const {
     ConfigEntry entry{name, std::move(key), ConfigType::string, "", std::move(help)};
     for (const auto& [choice, value] : names) entry.choices.push_back(choice);
     return make_binding(

@@ -36,9 +36,9 @@ struct RunSettings {
   int64_t ckpt_every = 0;  // 0: only after the last step; -1: never
   int64_t keep_last = 3;
   DType compute_dtype = DType::f32;  // bf16: mixed precision
-  DType dtype = DType::f32;  // master weights, gradients and AdamW moments: f32 under bf16
+  DType dtype = DType::f32;          // master weights, gradients and AdamW moments: f32 under bf16
   Device device = Device::cpu;
-  int64_t zero = 0;            // ZeRO stage: 1 shards the AdamW state over the ranks, 0 does not
+  int64_t zero = 0;             // ZeRO stage: 1 shards the AdamW state over the ranks, 0 does not
   double comm_timeout_s = 600;  // a collective running longer aborts the job
   double bucket_mb = 25;        // gradient all-reduce bucket size
 };
@@ -64,7 +64,7 @@ struct TrainSettings {
 struct ConfigBinding {
   ConfigEntry entry;  // default_value: the member's value in a default TrainSettings
   std::function<void(const Config&, TrainSettings&)> fill;  // the member from the key's value
-  std::function<std::string(const TrainSettings&)> value;    // the member as the key's value
+  std::function<std::string(const TrainSettings&)> value;   // the member as the key's value
 };
 
 // Every key, in the order of the config's sections and of --help.

@@ -5,8 +5,8 @@
 
 #include "core/command_line.h"
 #include "train/checkpoint.h"
-#include "train/dist/communicator.h"
 #include "train/device.h"
+#include "train/dist/communicator.h"
 #include "train/settings.h"
 #include "train/trainer.h"
 
@@ -57,9 +57,10 @@ Config resolve_config(const TrainFlags& flags) {
   std::vector<std::string> unknown =
       config.apply_overrides(static_cast<int>(argv.size()), argv.data());
   if (!unknown.empty())
-    fail("unexpected argument '{}' (options are --config, --resume, --print-config, --help and "
-         "--section.key=value)",
-         unknown.front());
+    fail(
+        "unexpected argument '{}' (options are --config, --resume, --print-config, --help and "
+        "--section.key=value)",
+        unknown.front());
   return config;
 }
 
@@ -67,9 +68,10 @@ Config resolve_config(const TrainFlags& flags) {
 std::string resume_path(const std::string& resume, const std::string& out_dir) {
   if (resume.empty()) {
     if (!latest_checkpoint(out_dir).empty())
-      fail("train.out_dir '{}' already holds checkpoints; pass --resume auto to continue from "
-           "the newest, or choose another train.out_dir",
-           out_dir);
+      fail(
+          "train.out_dir '{}' already holds checkpoints; pass --resume auto to continue from "
+          "the newest, or choose another train.out_dir",
+          out_dir);
     return "";
   }
   if (resume == "auto") return latest_checkpoint(out_dir);
@@ -86,10 +88,10 @@ void print_startup(const TrainSettings& s, const Trainer& trainer, const std::st
   fmt::print("{:<24}{}\n", "device", device_description(r.device));
   fmt::print("{:<24}{}\n", "ranks", trainer.communicator().description());
   fmt::print("{:<24}{}\n", "precision",
-             r.compute_dtype == r.dtype ? std::string(dtype_name(r.dtype))
-                                        : fmt::format("{} compute over {} master weights",
-                                                      dtype_name(r.compute_dtype),
-                                                      dtype_name(r.dtype)));
+             r.compute_dtype == r.dtype
+                 ? std::string(dtype_name(r.dtype))
+                 : fmt::format("{} compute over {} master weights", dtype_name(r.compute_dtype),
+                               dtype_name(r.dtype)));
   fmt::print("{:<24}{} ({:.2f} M)\n", "parameters", params.count(), params.count() / 1e6);
   const size_t compute_copy = r.compute_dtype == r.dtype ? 0 : dtype_size(r.compute_dtype);
   fmt::print("{:<24}{:.1f} MiB per rank (params, grads, AdamW moments{})\n", "state memory",

@@ -1,11 +1,11 @@
 #include "train/trainer.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <chrono>
 #include <cmath>
 #include <csignal>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "autograd/autograd.h"
 #include "data/tokenizer.h"
@@ -48,8 +48,7 @@ Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
       files_(open_run_files(settings_, comm_->rank(), comm_->world())),
       model_(settings_.model, settings_.run.dtype, settings_.run.device,
              settings_.run.compute_dtype),
-      buckets_(model_.params(), *comm_,
-               static_cast<int64_t>(settings_.run.bucket_mb * (1 << 20))),
+      buckets_(model_.params(), *comm_, static_cast<int64_t>(settings_.run.bucket_mb * (1 << 20))),
       rng_(settings_.run.seed ^ kRunStream) {
   if (settings_.run.seq_len > settings_.model.max_seq_len)
     fail("data.seq_len ({}) exceeds model.max_seq_len ({})", settings_.run.seq_len,
@@ -70,9 +69,10 @@ void Trainer::check_identical_start() {
   const uint64_t mine = checksum(model_.params().flat().to(Device::cpu));
   const uint64_t first = comm_->broadcast(mine);
   if (mine != first)
-    fail("the parameters at the start (checksum {:016x}) differ from rank 0's ({:016x}); every "
-         "rank must start from the same train.seed and checkpoint",
-         mine, first);
+    fail(
+        "the parameters at the start (checksum {:016x}) differ from rank 0's ({:016x}); every "
+        "rank must start from the same train.seed and checkpoint",
+        mine, first);
 }
 
 int64_t Trainer::optimizer_state_bytes() const {
@@ -93,9 +93,10 @@ StepResult Trainer::train_step() {
   try {
     return step_once();
   } catch (const OutOfMemory& error) {
-    fail("step {}: {}; lower train.micro_batch (raise train.grad_accum to keep the batch) or "
-         "data.seq_len",
-         step_ + 1, error.what());
+    fail(
+        "step {}: {}; lower train.micro_batch (raise train.grad_accum to keep the batch) or "
+        "data.seq_len",
+        step_ + 1, error.what());
   }
 }
 
@@ -112,8 +113,8 @@ StepResult Trainer::step_once() {
   model_.params().zero_grad();
   for (int64_t micro = 0; micro < run.grad_accum; ++micro) {
     Batch batch = files_.train.next_batch(run.micro_batch);
-    Tensor loss = model_.loss(batch.inputs, batch.targets, static_cast<double>(step_tokens),
-                              options);
+    Tensor loss =
+        model_.loss(batch.inputs, batch.targets, static_cast<double>(step_tokens), options);
     result.loss += loss.item();
     result.cross_entropy += model_.last_cross_entropy();
     result.alignment += model_.last_alignment() / static_cast<double>(run.grad_accum * world);
@@ -121,24 +122,26 @@ StepResult Trainer::step_once() {
     const bool communicate = micro + 1 == run.grad_accum && world > 1 && !zero_;
     backward(loss, Tensor(), communicate ? buckets_.on_final() : LeafFinal());
   }
-  if (zero_) zero_->reduce_gradients();
-  else if (world > 1) buckets_.finish();
+  if (zero_)
+    zero_->reduce_gradients();
+  else if (world > 1)
+    buckets_.finish();
   const std::vector<double> totals =
       comm_->sum({result.loss, result.cross_entropy, result.alignment});
   result.loss = totals[0];
   result.cross_entropy = totals[1];
   result.alignment = totals[2];
-  result.grad_norm =
-      zero_ ? zero_->gradient_norm() : gradient_norm(model_.params().flat_grad());
+  result.grad_norm = zero_ ? zero_->gradient_norm() : gradient_norm(model_.params().flat_grad());
   result.comm_exposed_seconds = comm_->take_exposed_seconds();
   tokens_seen_ += step_tokens;
   ++step_;
   if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
     if (!run.skip_nonfinite)
-      fail("step {}: non-finite {} ({}); stopped before the update (set "
-           "train.on_nonfinite = skip to skip such steps)",
-           step_, std::isfinite(result.loss) ? "gradient norm" : "loss",
-           std::isfinite(result.loss) ? result.grad_norm : result.loss);
+      fail(
+          "step {}: non-finite {} ({}); stopped before the update (set "
+          "train.on_nonfinite = skip to skip such steps)",
+          step_, std::isfinite(result.loss) ? "gradient norm" : "loss",
+          std::isfinite(result.loss) ? result.grad_norm : result.loss);
     ++skipped_steps_;
     result.skipped = true;
     return result;
@@ -176,8 +179,9 @@ double Trainer::local_validation_loss(AttentionPath path) {
   const int world = comm_->world();
   Loader val = open_validation_data(settings_, comm_->rank(), world);
   const int64_t micro_batch = settings_.run.micro_batch;
-  const int64_t batches = std::min(
-      settings_.run.val_batches, std::max<int64_t>(1, val.windows_per_epoch() / (micro_batch * world)));
+  const int64_t batches =
+      std::min(settings_.run.val_batches,
+               std::max<int64_t>(1, val.windows_per_epoch() / (micro_batch * world)));
   ForwardOptions options{settings_.attention};
   options.path = path;
   return mean_loss(model_, val, batches, micro_batch, options);
@@ -195,8 +199,7 @@ void Trainer::run(const std::string& resume_command) {
       log_step(result, seconds);
     if (run.val_every > 0 && step_ % run.val_every == 0 && step_ != run.steps) log_validation();
     if (run.sample_every > 0 && step_ % run.sample_every == 0) log_sample();
-    if (run.ckpt_every > 0 && step_ % run.ckpt_every == 0 && step_ != run.steps)
-      save_checkpoint();
+    if (run.ckpt_every > 0 && step_ % run.ckpt_every == 0 && step_ != run.steps) save_checkpoint();
     if (const int signal = agreed_stop_signal(signals)) {
       stop(signal, resume_command);
       return;
@@ -252,13 +255,13 @@ void Trainer::log_step(const StepResult& r, double seconds) {
                                                   r.cross_entropy, r.alignment, path_name(r.path))
                                     : "";
   const bool parallel = comm_->world() > 1;
-  fmt::print("step {:>6}/{} | loss {:.4f}{} | lr {:.3e} | grad norm {:.3f} | {:.0f} ms | "
-             "{:.0f} tok/s{}{}{}\n",
-             step_, run.steps, r.loss, ssa_parts, r.lr, r.grad_norm, seconds * 1e3, tokens_per_s,
-             gpu ? fmt::format(" | MFU {:.1f}%", 100 * mfu) : "",
-             parallel ? fmt::format(" | comm {:.1f} ms exposed", r.comm_exposed_seconds * 1e3)
-                      : "",
-             r.skipped ? " | SKIPPED (non-finite)" : "");
+  fmt::print(
+      "step {:>6}/{} | loss {:.4f}{} | lr {:.3e} | grad norm {:.3f} | {:.0f} ms | "
+      "{:.0f} tok/s{}{}{}\n",
+      step_, run.steps, r.loss, ssa_parts, r.lr, r.grad_norm, seconds * 1e3, tokens_per_s,
+      gpu ? fmt::format(" | MFU {:.1f}%", 100 * mfu) : "",
+      parallel ? fmt::format(" | comm {:.1f} ms exposed", r.comm_exposed_seconds * 1e3) : "",
+      r.skipped ? " | SKIPPED (non-finite)" : "");
   std::fflush(stdout);
   JsonLine line;
   line.add("step", step_).add("loss", r.loss).add("ce", r.cross_entropy);
@@ -294,8 +297,8 @@ void Trainer::log_validation() {
   const double loss = sums[0] / world;
   JsonLine line;
   line.add("step", step_).add("val_loss", loss).add("val_ppl", std::exp(loss));
-  std::string text = fmt::format("step {:>6} | val loss {:.4f} | val ppl {:.2f}", step_, loss,
-                                 std::exp(loss));
+  std::string text =
+      fmt::format("step {:>6} | val loss {:.4f} | val ppl {:.2f}", step_, loss, std::exp(loss));
   if (with_sparse) {
     sparse = sums[1] / world;
     line.add("val_loss_sparse", sparse).add("val_ppl_sparse", std::exp(sparse));

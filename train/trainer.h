@@ -22,9 +22,9 @@
 namespace ssa {
 
 struct StepResult {
-  double loss = 0;            // the optimised loss: cross-entropy + alpha · alignment
+  double loss = 0;  // the optimised loss: cross-entropy + alpha · alignment
   double cross_entropy = 0;
-  double alignment = 0;       // mean over layers (and micro-batches); 0 unless ssa
+  double alignment = 0;  // mean over layers (and micro-batches); 0 unless ssa
   AttentionPath path = AttentionPath::full;
   double grad_norm = 0;
   double lr = 0;

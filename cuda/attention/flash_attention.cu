@@ -63,7 +63,7 @@ constexpr int kThreads = 256;
 constexpr int kScorePitch = kTile + 1;
 constexpr int kScoreFloats = kTile * kScorePitch;
 template <int DP>
-constexpr int kTileFloats = kTile * (DP + 1);
+constexpr int kTileFloats = kTile*(DP + 1);
 
 struct Lane2d {
   int ty, tx;
@@ -231,9 +231,8 @@ __global__ void __launch_bounds__(kThreads)
 // Pᵀ = exp2(K·Qᵀ·scale_log2 − lse), dSᵀ = Pᵀ ∘ (V·dOᵀ − delta), dV += Pᵀ·dO, dK += dSᵀ·Q·scale.
 template <int DP>
 __global__ void __launch_bounds__(kThreads)
-    dkdv_f32_kernel(Problem pb, const float* q, const float* k, const float* v,
-                    const float* d_out, const float* lse, const float* delta, float* dk,
-                    float* dv) {
+    dkdv_f32_kernel(Problem pb, const float* q, const float* k, const float* v, const float* d_out,
+                    const float* lse, const float* delta, float* dk, float* dv) {
   extern __shared__ float smem_f32[];
   float* k_tile = smem_f32;
   float* v_tile = k_tile + kTileFloats<DP>;
@@ -337,8 +336,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     scores_times<DP>(dq_acc, ds_tile, k_tile);
   }
-  store_rows<DP>(dq + pb.q_head(b, h), pb.q_stride(), m0, pb.q_len, pb.head_dim, dq_acc,
-                 pb.scale);
+  store_rows<DP>(dq + pb.q_head(b, h), pb.q_stride(), m0, pb.q_len, pb.head_dim, dq_acc, pb.scale);
 }
 
 // Calls f(std::integral_constant<int, DP>) with the padded head_dim DP ∈ {16, 32, 64, 128}.
@@ -368,10 +366,9 @@ void backward_f32(const Problem& pb, const FlashBackward& args) {
   const auto* d_out = static_cast<const float*>(args.d_out);
   with_padded_dim(pb.head_dim, [&](auto padded) {
     constexpr int DP = decltype(padded)::value;
-    launch(dkdv_f32_kernel<DP>, dim3(ceil_div(pb.k_len, kTile), pb.kv_heads, pb.batch),
-           kThreads, sizeof(float) * (4 * kTileFloats<DP> + 2 * kScoreFloats + 2 * kTile), pb, q,
-           k, v, d_out, args.lse, args.delta, static_cast<float*>(args.dk),
-           static_cast<float*>(args.dv));
+    launch(dkdv_f32_kernel<DP>, dim3(ceil_div(pb.k_len, kTile), pb.kv_heads, pb.batch), kThreads,
+           sizeof(float) * (4 * kTileFloats<DP> + 2 * kScoreFloats + 2 * kTile), pb, q, k, v, d_out,
+           args.lse, args.delta, static_cast<float*>(args.dk), static_cast<float*>(args.dv));
     launch(dq_f32_kernel<DP>, dim3(ceil_div(pb.q_len, kTile), pb.heads, pb.batch), kThreads,
            sizeof(float) * (4 * kTileFloats<DP> + kScoreFloats), pb, q, k, v, d_out, args.lse,
            args.delta, static_cast<float*>(args.dq));
@@ -389,8 +386,8 @@ void check_supported(const FlashDims& dims, DType dtype) {
     fail("attention: the CUDA kernels take f32 or bf16 tensors, got {}", dtype_name(dtype));
   }
   if (dims.batch > 65535 || dims.heads > 65535 || dims.k_len > INT_MAX / 2)
-    fail("attention: batch {} or heads {} over 65535, or {} keys over {}", dims.batch,
-         dims.heads, dims.k_len, INT_MAX / 2);
+    fail("attention: batch {} or heads {} over 65535, or {} keys over {}", dims.batch, dims.heads,
+         dims.k_len, INT_MAX / 2);
 }
 
 }  // namespace

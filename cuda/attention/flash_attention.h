@@ -23,8 +23,8 @@ struct FlashForward {
 
 struct FlashBackward {
   const void *q, *k, *v, *out, *d_out;
-  const float* lse;  // as written by the forward
-  float* delta;      // workspace, filled here: rowsum(dO ∘ O)
+  const float* lse;    // as written by the forward
+  float* delta;        // workspace, filled here: rowsum(dO ∘ O)
   void *dq, *dk, *dv;  // written, not accumulated
 };
 

@@ -84,13 +84,12 @@ __device__ void store_rows(bf16_t* dst, int64_t stride, int row0, int limit,
     if (row >= limit) continue;
 #pragma unroll
     for (int nt = 0; nt < D / 8; ++nt) {
-      const __nv_bfloat162 pair = __floats2bfloat162_rn(acc[nt][2 * half] * factor,
-                                                        acc[nt][2 * half + 1] * factor);
+      const __nv_bfloat162 pair =
+          __floats2bfloat162_rn(acc[nt][2 * half] * factor, acc[nt][2 * half + 1] * factor);
       *reinterpret_cast<__nv_bfloat162*>(dst + row * stride + frag_col(nt, 0)) = pair;
     }
   }
 }
-
 
 // One CTA per (query tile of BM = 64·MB rows, head, batch), heaviest (last) query tiles
 // first; warp w owns rows 16·MB·w .. 16·MB·(w + 1) − 1. K/V tiles double-buffered.
@@ -151,8 +150,7 @@ __global__ void __launch_bounds__(kThreads)
       inverse[half] = 1.f / total;
       const int t = row0 + frag_row(2 * half);
       if (t < pb.q_len && threadIdx.x % 4 == 0)
-        lse[pb.row_stats(b, h) + t] =
-            (softmax[mb].max[half] * pb.scale_log2 + log2f(total)) * kLn2;
+        lse[pb.row_stats(b, h) + t] = (softmax[mb].max[half] * pb.scale_log2 + log2f(total)) * kLn2;
     }
 #pragma unroll
     for (int dt = 0; dt < D / 8; ++dt)
@@ -376,7 +374,7 @@ constexpr int kDqRows = 16 * kWarps * kDqBlocks;
 template <int D>
 constexpr size_t kForwardSmem = sizeof(bf16_t) * (kForwardRows + 4 * kKeyTile) * kPitch<D>;
 template <int D>
-constexpr size_t kDkdvSmem = sizeof(bf16_t) * (2 * kKeyTile + 4 * kQueryStep<D>) * kPitch<D> +
+constexpr size_t kDkdvSmem = sizeof(bf16_t) * (2 * kKeyTile + 4 * kQueryStep<D>)*kPitch<D> +
                              sizeof(float) * 4 * kQueryStep<D>;
 template <int D>
 constexpr size_t kDqSmem = sizeof(bf16_t) * (2 * kDqRows + 4 * kKeyTile) * kPitch<D>;
@@ -424,8 +422,8 @@ void backward_for(const Problem& pb, BackwardPointers ptr) {
     launch(sum_head_splits, dim3(blocks), 256, 0, ptr.dk_parts, ptr.head_splits, n, ptr.dk);
     launch(sum_head_splits, dim3(blocks), 256, 0, ptr.dv_parts, ptr.head_splits, n, ptr.dv);
   }
-  launch(dq_kernel<D>, dim3(ceil_div(pb.q_len, kDqRows), pb.heads, pb.batch), kThreads,
-         kDqSmem<D>, pb, ptr);
+  launch(dq_kernel<D>, dim3(ceil_div(pb.q_len, kDqRows), pb.heads, pb.batch), kThreads, kDqSmem<D>,
+         pb, ptr);
 }
 
 }  // namespace

@@ -3,8 +3,8 @@
 // flash_attention_bf16.cu) and the sparse ones: problem geometry, the causal mask, launching.
 #include <cstdint>
 
-#include "cuda/runtime/check.h"
 #include "cuda/attention/flash_attention.h"
+#include "cuda/runtime/check.h"
 #include "cuda/runtime/stream.h"
 
 namespace ssa::cuda::flash {
@@ -50,9 +50,7 @@ struct Problem {
     return end < k_len ? end : k_len;
   }
   // The first query row that sees key n.
-  __host__ __device__ int first_query(int n) const {
-    return n - offset() > 0 ? n - offset() : 0;
-  }
+  __host__ __device__ int first_query(int n) const { return n - offset() > 0 ? n - offset() : 0; }
 };
 
 Problem make_problem(const FlashDims& dims);
@@ -62,8 +60,7 @@ __host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / 
 // Launches kernel on the compute stream with `smem_bytes` of dynamic shared memory (raising the
 // kernel's limit past the default 48 KiB when needed); an empty grid launches nothing.
 template <typename... Params, typename... Args>
-void launch(void (*kernel)(Params...), dim3 grid, int threads, size_t smem_bytes,
-            Args... args) {
+void launch(void (*kernel)(Params...), dim3 grid, int threads, size_t smem_bytes, Args... args) {
   if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
   if (smem_bytes > 48 * 1024)
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

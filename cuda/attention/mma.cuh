@@ -18,13 +18,13 @@ __device__ __forceinline__ uint32_t smem_address(const void* p) {
 
 // 16 bytes global → shared; a source of 0 bytes (outside the matrix) writes zeros.
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool inside) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)),
-               "l"(src), "r"(inside ? 16 : 0)
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)), "l"(src),
+               "r"(inside ? 16 : 0)
                : "memory");
 }
 __device__ __forceinline__ void cp_async_4(void* dst, const void* src, bool inside) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(dst)),
-               "l"(src), "r"(inside ? 4 : 0)
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(dst)), "l"(src),
+               "r"(inside ? 4 : 0)
                : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() {

@@ -255,8 +255,8 @@ __device__ float half_sum(const float (&sums)[G == 16 ? 1 : 2][8][2], int half, 
 // once per owned column rather than once per column of the tile.
 template <int G>
 __device__ void offer_tile(TopList (&lists)[Lanes<G>::kLists],
-                           const float (&sums)[G == 16 ? 1 : 2][8][2], int j0,
-                           const int (&own)[2], bool masked) {
+                           const float (&sums)[G == 16 ? 1 : 2][8][2], int j0, const int (&own)[2],
+                           bool masked) {
   using L = Lanes<G>;
   constexpr int kOwned = 8 / L::kStride;  // n-tiles per lane
   const int g = threadIdx.x % 32 / 4, u = threadIdx.x % 4, sub = L::sub(g);
@@ -440,9 +440,9 @@ __global__ void __launch_bounds__(kThreads)
     merge_lists<L::kSegment>(mine_score, mine_block, count, chosen);
     const int t = t_first + L::position_of_half(g, L::half_of_list(g, list));
     if (t < pb.q_len && pb.own_block(t) >= pb.top_k)
-      write_selected<L::kSegment>(chosen, count, pb.own_block(t),
-                                  selection + ((int64_t{b} * pb.q_len + t) * pb.kv_heads + kv) *
-                                                  pb.width);
+      write_selected<L::kSegment>(
+          chosen, count, pb.own_block(t),
+          selection + ((int64_t{b} * pb.q_len + t) * pb.kv_heads + kv) * pb.width);
   }
 }
 
@@ -450,8 +450,8 @@ template <int D, int G>
 void launch_select(const Problem& pb, int batch, const void* q, const void* kbar,
                    int32_t* selection) {
   const int cta_positions = kWarps * Lanes<G>::kPositions;
-  launch(select_kernel<D, G>, dim3(ceil_div(pb.q_len, cta_positions), pb.kv_heads, batch),
-         kThreads, SelectSmem<D, G>::kBytes, pb, static_cast<const bf16_t*>(q),
+  launch(select_kernel<D, G>, dim3(ceil_div(pb.q_len, cta_positions), pb.kv_heads, batch), kThreads,
+         SelectSmem<D, G>::kBytes, pb, static_cast<const bf16_t*>(q),
          static_cast<const bf16_t*>(kbar), selection);
 }
 
@@ -459,11 +459,16 @@ template <int D>
 void launch_for_group(const Problem& pb, int group, int batch, const void* q, const void* kbar,
                       int32_t* selection) {
   switch (group) {
-    case 1: return launch_select<D, 1>(pb, batch, q, kbar, selection);
-    case 2: return launch_select<D, 2>(pb, batch, q, kbar, selection);
-    case 4: return launch_select<D, 4>(pb, batch, q, kbar, selection);
-    case 8: return launch_select<D, 8>(pb, batch, q, kbar, selection);
-    default: return launch_select<D, 16>(pb, batch, q, kbar, selection);
+    case 1:
+      return launch_select<D, 1>(pb, batch, q, kbar, selection);
+    case 2:
+      return launch_select<D, 2>(pb, batch, q, kbar, selection);
+    case 4:
+      return launch_select<D, 4>(pb, batch, q, kbar, selection);
+    case 8:
+      return launch_select<D, 8>(pb, batch, q, kbar, selection);
+    default:
+      return launch_select<D, 16>(pb, batch, q, kbar, selection);
   }
 }
 

@@ -73,8 +73,8 @@ struct SelectWarpMemory {
     head_stats = lane_stats + sp.padded_group * 32;
     double* scores = reinterpret_cast<double*>(stats + kSelectWarps * layout.stat_pairs());
     list_score = scores + warp * sp.list_slots;
-    list_block = reinterpret_cast<int*>(scores + kSelectWarps * sp.list_slots) +
-                 warp * sp.list_slots;
+    list_block =
+        reinterpret_cast<int*>(scores + kSelectWarps * sp.list_slots) + warp * sp.list_slots;
   }
 };
 
@@ -84,7 +84,8 @@ __device__ void load_candidates(double* tile, const T* kbar_head, int64_t block_
                                 int limit) {
   for (int e = threadIdx.x; e < kCandidates * D; e += blockDim.x) {
     const int r = e / D, x = e % D, j = j0 + r;
-    tile[r * kKbarPitch<D> + x] = j < limit ? double{to_float(kbar_head[j * block_stride + x])} : 0.0;
+    tile[r * kKbarPitch<D> + x] =
+        j < limit ? double{to_float(kbar_head[j * block_stride + x])} : 0.0;
   }
 }
 
@@ -154,7 +155,7 @@ struct TopList {
       const int x = x0 + lane;
       ahead += __popc(__ballot_sync(kFullMask, x < count && score[x] >= s));
     }
-    const int last = min(count, capacity - 1);  // the slot the shifted entries end at
+    const int last = min(count, capacity - 1);      // the slot the shifted entries end at
     for (int top = last; top > ahead; top -= 32) {  // entries x − 1 move to x, top chunk first
       const int x = top - lane;
       const bool moves = x > ahead;
@@ -277,8 +278,7 @@ __global__ void __launch_bounds__(32 * kSelectWarps)
   const bool ranks = exists && own >= sp.top_k;
   const SelectWarpMemory<D> mem(select_smem, sp, warp);
   if (ranks) {
-    const T* q_group =
-        q + ((int64_t{b} * sp.q_len + t) * sp.heads + int64_t{kv} * sp.group) * D;
+    const T* q_group = q + ((int64_t{b} * sp.q_len + t) * sp.heads + int64_t{kv} * sp.group) * D;
     for (int e = lane; e < sp.padded_group * D; e += 32)
       mem.queries[e] = e < sp.group * D ? double{to_float(q_group[e])} : 0.0;
     for (int i = 0; i < sp.padded_group; ++i)
@@ -311,9 +311,10 @@ void launch_select(const SelectProblem& sp, int64_t batch, const void* q, const 
   int limit = 0;
   CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
   if (bytes > static_cast<size_t>(limit))
-    fail("select_blocks: {} query heads per KV head at head_dim {} with top_k {} need {} bytes "
-         "of GPU shared memory, over the {} available",
-         sp.group, D, sp.top_k, bytes, limit);
+    fail(
+        "select_blocks: {} query heads per KV head at head_dim {} with top_k {} need {} bytes "
+        "of GPU shared memory, over the {} available",
+        sp.group, D, sp.top_k, bytes, limit);
   const dim3 grid(ceil_div(sp.q_len, kSelectWarps), sp.kv_heads, static_cast<unsigned>(batch));
   launch(select_kernel<T, D>, grid, 32 * kSelectWarps, bytes, sp, static_cast<const T*>(q),
          static_cast<const T*>(kbar), selection);

@@ -1,6 +1,6 @@
-// Attention over the selected blocks (cuda/attention/sparse_attention.h): forward, dQ and dK/dV. One
-// kernel body per pass serves both dtypes: bf16 tiles go through the tensor cores (cuda/attention/mma.cuh),
-// f32 tiles through fp32 FMAs with the same fragment layout.
+// Attention over the selected blocks (cuda/attention/sparse_attention.h): forward, dQ and dK/dV.
+// One kernel body per pass serves both dtypes: bf16 tiles go through the tensor cores
+// (cuda/attention/mma.cuh), f32 tiles through fp32 FMAs with the same fragment layout.
 //
 // Forward and dQ: a warp owns 16 rows of one KV group, the rows f = t·G + i (query t, head
 // kv·G + i) in order, so the group's heads of one query share every key load and, for G < 16,
@@ -13,18 +13,17 @@
 // kMinUnitRows to kMaxUnitRows rows (query × head); a warp takes one unit and 16 keys of its
 // block. A block with one unit gets its dK/dV written by that warp; otherwise the units write
 // fp32 partial sums that a last pass adds up in unit order.
-#include <cub/device/device_radix_sort.cuh>
-#include <cub/device/device_scan.cuh>
-
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_scan.cuh>
 #include <type_traits>
 
-#include "cuda/device.cuh"
 #include "cuda/attention/flash_attention_common.cuh"
 #include "cuda/attention/mma.cuh"
 #include "cuda/attention/sparse_attention.h"
+#include "cuda/device.cuh"
 
 namespace ssa::cuda {
 namespace {
@@ -129,7 +128,8 @@ __device__ void tile_s_b(float (&acc)[1][NT][4], const float (&s)[1][2 * KT][4],
 #pragma unroll
   for (int nt = 0; nt < 2 * KT; ++nt)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) scratch[frag_row(e) * kScratchPitch + frag_col(nt, e)] = s[0][nt][e];
+    for (int e = 0; e < 4; ++e)
+      scratch[frag_row(e) * kScratchPitch + frag_col(nt, e)] = s[0][nt][e];
   __syncwarp();
   const float* s0 = scratch + frag_row(0) * kScratchPitch;
   const float* s1 = scratch + frag_row(2) * kScratchPitch;
@@ -222,7 +222,7 @@ __device__ LaneRows lane_rows(const Geometry& geo, int b, int kv, int f0) {
 // Lane p follows query first + p; `positions` has bit p set when that query selected the
 // current chunk's block.
 struct ChunkWalk {
-  const int32_t* row;  // this lane's selection row, or null
+  const int32_t* row;     // this lane's selection row, or null
   int width, slot, head;  // head: the block at slot, INT_MAX past the row's end
   int block_size, last_key;
   int key0 = 0, block_end = 0;
@@ -270,8 +270,7 @@ __device__ void load_keys(T* tile, const T* src, const Geometry& geo, int b, int
 }
 
 template <int NT>
-__device__ void mask_unseen(float (&s)[NT][4], const LaneRows& rows, unsigned positions,
-                            int key0) {
+__device__ void mask_unseen(float (&s)[NT][4], const LaneRows& rows, unsigned positions, int key0) {
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -291,8 +290,8 @@ struct ForwardPointers {
 
 // Per warp: Q [16][P], K [2][16][P], V [2][16][P], fp32 scratch.
 template <typename T, int D>
-constexpr size_t kForwardWarpBytes =
-    sizeof(T) * 5 * kRows * kPitch<T, D> + sizeof(float) * kScratchFloats<T>;
+constexpr size_t kForwardWarpBytes = sizeof(T) * 5 * kRows* kPitch<T, D> +
+                                     sizeof(float) * kScratchFloats<T>;
 
 // Grid (tiles of 4 × 16 group rows, KV heads, batch). K/V chunks double-buffered.
 template <typename T, int D>
@@ -384,8 +383,8 @@ __global__ void delta_kernel(const T* out, const T* d_out, float* delta, int64_t
 
 // Per warp: Q, dO [16][P], K [2][16][P], V [2][16][P], fp32 scratch.
 template <typename T, int D>
-constexpr size_t kDqWarpBytes =
-    sizeof(T) * 6 * kRows * kPitch<T, D> + sizeof(float) * kScratchFloats<T>;
+constexpr size_t kDqWarpBytes = sizeof(T) * 6 * kRows* kPitch<T, D> +
+                                sizeof(float) * kScratchFloats<T>;
 
 // dQ for 16 group rows per warp over the chunks they read: dS = P ∘ (dO·Vᵀ − delta),
 // dQ += dS·K (times scale at the end). Grid as the forward's.
@@ -459,10 +458,10 @@ __global__ void __launch_bounds__(kWarpThreads) dq_kernel(Geometry geo, Backward
 
 // The key lists: entries (query t of a selection row) sorted by block g = (b·Hkv + kv)·blocks + j.
 struct KeyLists {
-  const int32_t* query;        // [entries], sorted by block, queries ascending within a block
-  const int* entry_start;      // [groups + 1]: the block's first entry
-  const int* unit_start;       // [groups + 1]: the block's first unit (exclusive scan)
-  const int* partial_start;    // [groups + 1]: its first partial slot (blocks of ≥ 2 units)
+  const int32_t* query;            // [entries], sorted by block, queries ascending within a block
+  const int* entry_start;          // [groups + 1]: the block's first entry
+  const int* unit_start;           // [groups + 1]: the block's first unit (exclusive scan)
+  const int* partial_start;        // [groups + 1]: its first partial slot (blocks of ≥ 2 units)
   float *partial_dk, *partial_dv;  // [slots][block_size / 16][16][D]
   int groups, blocks, unit_entries;
 };
@@ -470,10 +469,10 @@ struct KeyLists {
 // Per warp: K [16][P], V [16][P], Q [2][NQ][P], dO [2][NQ][P]; per stage and row its
 // [B, Tq, H] row (int64), position (int), lse·log2e and delta (floats); fp32 scratch.
 template <typename T, int D>
-constexpr size_t kDkdvWarpBytes =
-    sizeof(T) * (2 * kRows + 4 * kQueryStep<T, D>) * kPitch<T, D> +
-    2 * kQueryStep<T, D> * (sizeof(int64_t) + sizeof(int) + 2 * sizeof(float)) +
-    sizeof(float) * kScratchFloats<T>;
+constexpr size_t kDkdvWarpBytes = sizeof(T) * (2 * kRows + 4 * kQueryStep<T, D>)*kPitch<T, D> +
+                                  2 * kQueryStep<T, D>*(sizeof(int64_t) + sizeof(int) +
+                                                        2 * sizeof(float)) +
+                                  sizeof(float) * kScratchFloats<T>;
 
 // dK, dV of 16 keys (sub-chunk `sub` of block g) from one unit of g's list. Steps of NQ rows:
 // Pᵀ = exp2(K·Qᵀ·scale_log2 − lse·log2e), dSᵀ = Pᵀ ∘ (V·dOᵀ − delta), dV += Pᵀ·dO, dK += dSᵀ·Q
@@ -700,9 +699,9 @@ KeyLists build_key_lists(const SparseDims& dims, const int32_t* selection,
                          const KeyListStorage& storage) {
   const int entries = static_cast<int>(storage.entries), groups = static_cast<int>(storage.groups);
   const int64_t blocks = ceil_div(static_cast<int>(dims.k_len), static_cast<int>(dims.block_size));
-  for_each(entries, ListEntry{selection, storage.keys.as<uint32_t>(), storage.queries.as<int32_t>(),
-                              dims.q_len, dims.kv_heads, dims.width, blocks,
-                              static_cast<uint32_t>(groups)});
+  for_each(entries,
+           ListEntry{selection, storage.keys.as<uint32_t>(), storage.queries.as<int32_t>(),
+                     dims.q_len, dims.kv_heads, dims.width, blocks, static_cast<uint32_t>(groups)});
   const int bits = bits_for(groups);
   with_cub_temp([&](void* temp, size_t& bytes) {
     return cub::DeviceRadixSort::SortPairs(
@@ -716,8 +715,7 @@ KeyLists build_key_lists(const SparseDims& dims, const int32_t* selection,
   for (int which = 1; which <= 2; ++which) {
     with_cub_temp([&](void* temp, size_t& bytes) {
       return cub::DeviceScan::ExclusiveSum(temp, bytes, storage.bound(which),
-                                           storage.bound(which + 2), groups + 1,
-                                           compute_stream());
+                                           storage.bound(which + 2), groups + 1, compute_stream());
     });
   }
   float* partials = storage.partials.as<float>();
@@ -736,10 +734,14 @@ KeyLists build_key_lists(const SparseDims& dims, const int32_t* selection,
 
 Geometry make_geometry(const SparseDims& dims) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(dims.head_dim));
-  return {static_cast<int>(dims.batch),      static_cast<int>(dims.q_len),
-          static_cast<int>(dims.k_len),      static_cast<int>(dims.heads),
-          static_cast<int>(dims.kv_heads),   static_cast<int>(dims.block_size),
-          static_cast<int>(dims.width),      static_cast<float>(scale),
+  return {static_cast<int>(dims.batch),
+          static_cast<int>(dims.q_len),
+          static_cast<int>(dims.k_len),
+          static_cast<int>(dims.heads),
+          static_cast<int>(dims.kv_heads),
+          static_cast<int>(dims.block_size),
+          static_cast<int>(dims.width),
+          static_cast<float>(scale),
           static_cast<float>(scale * 1.4426950408889634)};
 }
 
@@ -752,7 +754,7 @@ template <typename T, int D>
 void forward_for(const Geometry& geo, const SparseForward& args) {
   const ForwardPointers<T> ptr{static_cast<const T*>(args.q), static_cast<const T*>(args.k),
                                static_cast<const T*>(args.v), args.selection,
-                               static_cast<T*>(args.out), args.lse};
+                               static_cast<T*>(args.out),     args.lse};
   launch(forward_kernel<T, D>, row_tile_grid(geo), kWarpThreads, kWarps * kForwardWarpBytes<T, D>,
          geo, ptr);
 }
@@ -767,17 +769,20 @@ template <typename T, int D>
 void backward_for(const SparseDims& dims, const Geometry& geo, const SparseBackward& args) {
   const int64_t rows = dims.batch * dims.q_len * dims.heads;
   DeviceScratch delta(rows * sizeof(float));
-  const BackwardPointers<T> ptr{
-      static_cast<const T*>(args.q),     static_cast<const T*>(args.k),
-      static_cast<const T*>(args.v),     static_cast<const T*>(args.out),
-      static_cast<const T*>(args.d_out), args.selection,
-      args.lse,                          delta.as<float>(),
-      static_cast<T*>(args.dq),          static_cast<T*>(args.dk),
-      static_cast<T*>(args.dv)};
+  const BackwardPointers<T> ptr{static_cast<const T*>(args.q),
+                                static_cast<const T*>(args.k),
+                                static_cast<const T*>(args.v),
+                                static_cast<const T*>(args.out),
+                                static_cast<const T*>(args.d_out),
+                                args.selection,
+                                args.lse,
+                                delta.as<float>(),
+                                static_cast<T*>(args.dq),
+                                static_cast<T*>(args.dk),
+                                static_cast<T*>(args.dv)};
   launch(delta_kernel<T>, dim3(static_cast<unsigned>((rows + kWarps - 1) / kWarps)), kWarpThreads,
          0, ptr.out, ptr.d_out, ptr.delta, rows, D);
-  launch(dq_kernel<T, D>, row_tile_grid(geo), kWarpThreads, kWarps * kDqWarpBytes<T, D>, geo,
-         ptr);
+  launch(dq_kernel<T, D>, row_tile_grid(geo), kWarpThreads, kWarps * kDqWarpBytes<T, D>, geo, ptr);
 
   const int64_t entries = dims.batch * dims.q_len * dims.kv_heads * dims.width;
   const int64_t blocks = (dims.k_len + dims.block_size - 1) / dims.block_size;

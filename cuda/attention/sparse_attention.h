@@ -1,7 +1,7 @@
 #pragma once
 // The sparse path of ops/sparse_attention.h on the GPU: attention over the selected blocks and
-// its backward (the selection itself: cuda/attention/sparse_select.h). Raw device pointers; all work on
-// cuda::compute_stream(). Same layouts and results as the CPU op (see there): q, out, d_out
+// its backward (the selection itself: cuda/attention/sparse_select.h). Raw device pointers; all
+// work on cuda::compute_stream(). Same layouts and results as the CPU op (see there): q, out, d_out
 // [B, Tq, H, d]; k, v [B, Tk, Hkv, d]; selection i32 [B, Tq, Hkv, W]; query t sits at key
 // position Tk − Tq + t. Deterministic: no floating-point atomics, every sum in a fixed order.
 // f32 or bf16 tensors; head_dim 64 or 128 (block_means takes any); anything else raises an error
@@ -26,7 +26,7 @@ struct SparseForward {
 struct SparseBackward {
   const void *q, *k, *v, *out, *d_out;
   const int32_t* selection;
-  const float* lse;  // as written by the forward
+  const float* lse;    // as written by the forward
   void *dq, *dk, *dv;  // written, not accumulated
 };
 

@@ -53,8 +53,8 @@ struct CheckRow {
 
 }  // namespace
 
-void block_means(const void* k, void* means, DType dtype, int64_t batch, int64_t k_len,
-                 int64_t row, int64_t block_size) {
+void block_means(const void* k, void* means, DType dtype, int64_t batch, int64_t k_len, int64_t row,
+                 int64_t block_size) {
   const int64_t blocks = k_len / block_size;
   with_storage_type(dtype, "block_means", [&](auto zero) {
     using T = decltype(zero);
@@ -69,9 +69,10 @@ void select_blocks(const SparseDims& dims, DType dtype, const void* q, const voi
     fail("select_blocks: the CUDA kernel takes head_dim 64 or 128, got {}", dims.head_dim);
   if (dims.batch > 65535 || dims.kv_heads > 65535 || dims.heads * dims.k_len > INT_MAX ||
       dims.q_len * dims.kv_heads > INT_MAX || kbar_blocks > INT_MAX || top_k > INT_MAX)
-    fail("select_blocks: batch {}, {} KV heads, {} query heads or {} keys are over the CUDA "
-         "kernel's range",
-         dims.batch, dims.kv_heads, dims.heads, dims.k_len);
+    fail(
+        "select_blocks: batch {}, {} KV heads, {} query heads or {} keys are over the CUDA "
+        "kernel's range",
+        dims.batch, dims.kv_heads, dims.heads, dims.k_len);
   if (dims.batch * dims.q_len * dims.kv_heads * dims.width == 0) return;
   if (dtype == DType::bf16 && select_blocks_bf16_takes(dims, top_k))
     select_blocks_bf16(dims, q, kbar, kbar_blocks, top_k, selection);

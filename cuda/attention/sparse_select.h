@@ -9,8 +9,8 @@ namespace ssa::cuda {
 
 // means[b, j, :] = mean over s < block_size of k[b, j·block_size + s, :] for j < k_len / bs,
 // summed in double; row = Hkv·d values per key position.
-void block_means(const void* k, void* means, DType dtype, int64_t batch, int64_t k_len,
-                 int64_t row, int64_t block_size);
+void block_means(const void* k, void* means, DType dtype, int64_t batch, int64_t k_len, int64_t row,
+                 int64_t block_size);
 
 // The selection of select_blocks (dims.k_len keys, dims.width = min(top_k, ceil(k_len / bs))),
 // ties to the lower block index. f32: scores in double, as on the CPU, so the same blocks win.

@@ -1,8 +1,7 @@
-#include "cuda/runtime/blas.h"
-
 #include <climits>
 
 #include "cuda/device.cuh"
+#include "cuda/runtime/blas.h"
 
 namespace ssa::cuda {
 namespace {

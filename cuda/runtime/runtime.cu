@@ -1,17 +1,25 @@
-#include "cuda/runtime/runtime.h"
-
 #include <cstring>
 #include <type_traits>
 
 #include "cuda/device.cuh"
+#include "cuda/runtime/runtime.h"
 
 namespace ssa::cuda {
 namespace {
 
-template <typename T> __device__ float as_float(T x) { return static_cast<float>(x); }
+template <typename T>
+__device__ float as_float(T x) {
+  return static_cast<float>(x);
+}
 __device__ float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T> __device__ T float_as(float x) { return static_cast<T>(x); }
-template <> __device__ __nv_bfloat16 float_as<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
+template <typename T>
+__device__ T float_as(float x) {
+  return static_cast<T>(x);
+}
+template <>
+__device__ __nv_bfloat16 float_as<__nv_bfloat16>(float x) {
+  return __float2bfloat16(x);
+}
 
 // Pairs involving bf16 go through float; the others convert directly (f64 keeps its precision).
 template <typename To, typename From>
@@ -33,10 +41,18 @@ void convert_to(void* dst, const void* src, DType src_dtype, int64_t n) {
     for_each(n, Convert<To, From>{static_cast<To*>(dst), static_cast<const From*>(src)});
   };
   switch (src_dtype) {
-    case DType::f32: run(float{}); break;
-    case DType::f64: run(double{}); break;
-    case DType::bf16: run(__nv_bfloat16{}); break;
-    case DType::i32: run(int32_t{}); break;
+    case DType::f32:
+      run(float{});
+      break;
+    case DType::f64:
+      run(double{});
+      break;
+    case DType::bf16:
+      run(__nv_bfloat16{});
+      break;
+    case DType::i32:
+      run(int32_t{});
+      break;
   }
 }
 
@@ -52,10 +68,18 @@ uint64_t bits_of(double value, DType dtype) {
   uint64_t bits = 0;
   auto put = [&](auto typed) { std::memcpy(&bits, &typed, sizeof(typed)); };
   switch (dtype) {
-    case DType::f32: put(static_cast<float>(value)); break;
-    case DType::f64: put(value); break;
-    case DType::bf16: put(bf16(static_cast<float>(value)).bits); break;
-    case DType::i32: put(static_cast<int32_t>(value)); break;
+    case DType::f32:
+      put(static_cast<float>(value));
+      break;
+    case DType::f64:
+      put(value);
+      break;
+    case DType::bf16:
+      put(bf16(static_cast<float>(value)).bits);
+      break;
+    case DType::i32:
+      put(static_cast<int32_t>(value));
+      break;
   }
   return bits;
 }
@@ -91,41 +115,54 @@ std::string current_device_description() {
   CUDA_CHECK(cudaGetDevice(&device));
   cudaDeviceProp properties{};
   CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
-  return std::string(properties.name) + ", " +
-         std::to_string(properties.totalGlobalMem >> 30) + " GiB (device " +
-         std::to_string(device) + ")";
+  return std::string(properties.name) + ", " + std::to_string(properties.totalGlobalMem >> 30) +
+         " GiB (device " + std::to_string(device) + ")";
 }
 
 // A host buffer handed to cudaMemcpyAsync may still be read after the call returns (pageable
 // memory is staged asynchronously), so copies touching the host end with a stream sync.
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) {
-  cudaMemcpyKind kind = dst_on_device ? (src_on_device ? cudaMemcpyDeviceToDevice
-                                                       : cudaMemcpyHostToDevice)
-                                      : (src_on_device ? cudaMemcpyDeviceToHost
-                                                       : cudaMemcpyHostToHost);
+  cudaMemcpyKind kind = dst_on_device
+                            ? (src_on_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                            : (src_on_device ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, compute_stream()));
   if (!dst_on_device || !src_on_device) CUDA_CHECK(cudaStreamSynchronize(compute_stream()));
 }
 
 void convert(void* dst, DType dst_dtype, const void* src, DType src_dtype, int64_t n) {
   switch (dst_dtype) {
-    case DType::f32: convert_to<float>(dst, src, src_dtype, n); break;
-    case DType::f64: convert_to<double>(dst, src, src_dtype, n); break;
-    case DType::bf16: convert_to<__nv_bfloat16>(dst, src, src_dtype, n); break;
-    case DType::i32: convert_to<int32_t>(dst, src, src_dtype, n); break;
+    case DType::f32:
+      convert_to<float>(dst, src, src_dtype, n);
+      break;
+    case DType::f64:
+      convert_to<double>(dst, src, src_dtype, n);
+      break;
+    case DType::bf16:
+      convert_to<__nv_bfloat16>(dst, src, src_dtype, n);
+      break;
+    case DType::i32:
+      convert_to<int32_t>(dst, src, src_dtype, n);
+      break;
   }
 }
 
 void fill(void* dst, DType dtype, double value, int64_t n) {
   const uint64_t bits = bits_of(value, dtype);
   if (bits == 0) {
-    CUDA_CHECK(cudaMemsetAsync(dst, 0, static_cast<size_t>(n) * dtype_size(dtype), compute_stream()));
+    CUDA_CHECK(
+        cudaMemsetAsync(dst, 0, static_cast<size_t>(n) * dtype_size(dtype), compute_stream()));
     return;
   }
   switch (dtype_size(dtype)) {
-    case 2: fill_words<uint16_t>(dst, bits, n); break;
-    case 4: fill_words<uint32_t>(dst, bits, n); break;
-    default: fill_words<uint64_t>(dst, bits, n); break;
+    case 2:
+      fill_words<uint16_t>(dst, bits, n);
+      break;
+    case 4:
+      fill_words<uint32_t>(dst, bits, n);
+      break;
+    default:
+      fill_words<uint64_t>(dst, bits, n);
+      break;
   }
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 // CUDA runtime glue that core/ needs: device discovery, memory, copies, dtype conversion, fill.
 // Only raw pointers cross this boundary, so core/ can link it without a cycle. Every device
-// access is issued on compute_stream() (cuda/runtime/stream.h); copies that the host waits on end with a
-// sync of that stream.
+// access is issued on compute_stream() (cuda/runtime/stream.h); copies that the host waits on end
+// with a sync of that stream.
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -1,6 +1,5 @@
-#include "cuda/runtime/stream.h"
-
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/stream.h"
 
 namespace ssa::cuda {
 

@@ -1,7 +1,7 @@
 #pragma once
-// The subcommands of ssa-bench (docs/PERF.md), one file each (eval/bench/bench_<name>.cpp, built with
-// the CUDA backend only). Each takes the arguments after its name, prints a table, appends JSON
-// lines to --json PATH when given, and returns the exit code; mistakes raise UsageError.
+// The subcommands of ssa-bench (docs/PERF.md), one file each (eval/bench/bench_<name>.cpp, built
+// with the CUDA backend only). Each takes the arguments after its name, prints a table, appends
+// JSON lines to --json PATH when given, and returns the exit code; mistakes raise UsageError.
 #include <string>
 #include <vector>
 

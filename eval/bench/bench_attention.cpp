@@ -83,8 +83,7 @@ Times time_attention(BenchPath path, int64_t seq_len, const AttentionShape& a,
   }
   const std::vector<double> ms = timer.median_phase_ms(
       {[&] {
-         selection =
-             select_blocks(q, block_means(k, a.block_size), seq_len, a.block_size, a.top_k);
+         selection = select_blocks(q, block_means(k, a.block_size), seq_len, a.block_size, a.top_k);
        },
        forward, backward});
   return {ms[0], ms[1], ms[2]};
@@ -96,8 +95,8 @@ double scored_pairs(BenchPath path, int64_t seq_len, const AttentionShape& a) {
   return path == BenchPath::full ? full : path == BenchPath::sparse ? sparse : full + sparse;
 }
 
-void attention_row(BenchPath path, int64_t seq_len, const AttentionShape& a,
-                   const GpuTimer& timer, const BenchOutput& output) {
+void attention_row(BenchPath path, int64_t seq_len, const AttentionShape& a, const GpuTimer& timer,
+                   const BenchOutput& output) {
   const std::string name = bench_path_name(path);
   JsonLine json;
   json.add("bench", std::string("attention"))
@@ -146,17 +145,18 @@ int bench_attention_command(const std::vector<std::string>& args) {
   std::vector<BenchPath> paths;
   for (const std::string& name : split_list(line.get("--paths", "full,sparse,ssa"), "--paths"))
     paths.push_back(parse_path(name));
-  const AttentionShape shape{line.get_int("--batch", 1, 1),      line.get_int("--heads", 16, 1),
-                             line.get_int("--kv-heads", 1, 1),   line.get_int("--head-dim", 64, 1),
+  const AttentionShape shape{line.get_int("--batch", 1, 1),       line.get_int("--heads", 16, 1),
+                             line.get_int("--kv-heads", 1, 1),    line.get_int("--head-dim", 64, 1),
                              line.get_int("--block-size", 16, 1), line.get_int("--top-k", 16, 1)};
   if (shape.heads % shape.kv_heads != 0)
     usage_error("--kv-heads ({}) must divide --heads ({})", shape.kv_heads, shape.heads);
   const GpuTimer timer({line.get_int("--warmup", 3, 0), line.get_int("--repeats", 10, 1)});
   const BenchOutput output(line.get("--json", ""));
-  fmt::print("device: {}\nbf16, batch {}, {} heads, {} KV heads, head_dim {}; sparse: blocks of "
-             "{}, top-{}\n",
-             cuda::current_device_description(), shape.batch, shape.heads, shape.kv_heads,
-             shape.head_dim, shape.block_size, shape.top_k);
+  fmt::print(
+      "device: {}\nbf16, batch {}, {} heads, {} KV heads, head_dim {}; sparse: blocks of "
+      "{}, top-{}\n",
+      cuda::current_device_description(), shape.batch, shape.heads, shape.kv_heads, shape.head_dim,
+      shape.block_size, shape.top_k);
   fmt::print("{:<7} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}\n", "path", "T",
              "select ms", "fwd ms", "bwd ms", "total ms", "fwd TF/s", "bwd TF/s", "tot TF/s");
   for (BenchPath path : paths)

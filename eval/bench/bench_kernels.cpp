@@ -7,13 +7,13 @@
 
 #include "core/command_line.h"
 #include "cuda/adamw.h"
-#include "cuda/runtime/blas.h"
 #include "cuda/cross_entropy.h"
 #include "cuda/elementwise.h"
 #include "cuda/embedding.h"
 #include "cuda/gate.h"
 #include "cuda/rmsnorm.h"
 #include "cuda/rope.h"
+#include "cuda/runtime/blas.h"
 #include "cuda/runtime/runtime.h"
 #include "cuda/smooth_l1.h"
 #include "cuda/swiglu.h"
@@ -49,8 +49,16 @@ Shapes shapes_of(const BenchConfig& c) {
   const ModelConfig& m = c.settings.model;
   int64_t params = 0;
   for (const ParamSpec& spec : decoder_param_specs(m)) params += spec.shape.numel();
-  return {c.name, c.settings.run.micro_batch * c.settings.run.seq_len, c.settings.run.seq_len,
-          m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.ffn_dim, m.vocab_size, params,
+  return {c.name,
+          c.settings.run.micro_batch * c.settings.run.seq_len,
+          c.settings.run.seq_len,
+          m.d_model,
+          m.n_heads,
+          m.n_kv_heads,
+          m.head_dim,
+          m.ffn_dim,
+          m.vocab_size,
+          params,
           m.rope_theta};
 }
 
@@ -243,12 +251,12 @@ void cross_entropy_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   const cuda::CrossEntropyDims dims{n, s.vocab, -1};
   const double rows = static_cast<double>(n), values = static_cast<double>(logits.numel());
   bench.fused(s, "cross_entropy.fwd", values * kBf16 + rows * (kI32 + kF32), [&] {
-    cuda::cross_entropy_forward(logits.raw(), targets.data<int32_t>(), DType::bf16, dims,
-                                rows, lse.data<float>(), loss.raw(), DType::f32);
+    cuda::cross_entropy_forward(logits.raw(), targets.data<int32_t>(), DType::bf16, dims, rows,
+                                lse.data<float>(), loss.raw(), DType::f32);
   });
   bench.fused(s, "cross_entropy.bwd", 2 * values * kBf16 + rows * (kI32 + kF32), [&] {
-    cuda::cross_entropy_backward(logits.raw(), targets.data<int32_t>(), lse.data<float>(),
-                                 g.raw(), DType::f32, rows, dlogits.raw(), DType::bf16, dims);
+    cuda::cross_entropy_backward(logits.raw(), targets.data<int32_t>(), lse.data<float>(), g.raw(),
+                                 DType::f32, rows, dlogits.raw(), DType::bf16, dims);
   });
 }
 
@@ -265,8 +273,8 @@ void embedding_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   });
   bench.fused(s, "embedding.bwd",
               (values + static_cast<double>(table.numel())) * kBf16 + rows * kI32, [&] {
-                cuda::embedding_backward(ids.data<int32_t>(), dout.raw(), dtable.raw(),
-                                         DType::bf16, n, s.vocab, d);
+                cuda::embedding_backward(ids.data<int32_t>(), dout.raw(), dtable.raw(), DType::bf16,
+                                         n, s.vocab, d);
               });
 }
 
@@ -284,8 +292,8 @@ void smooth_l1_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
     cuda::smooth_l1_forward(a.raw(), b.raw(), DType::bf16, n, 1.0, loss.raw(), DType::f32);
   });
   bench.fused(s, "smooth_l1.bwd", 4 * elements * kBf16, [&] {
-    cuda::smooth_l1_backward(a.raw(), b.raw(), g.raw(), DType::f32, da.raw(), db.raw(),
-                             DType::bf16, n, 1.0);
+    cuda::smooth_l1_backward(a.raw(), b.raw(), g.raw(), DType::f32, da.raw(), db.raw(), DType::bf16,
+                             n, 1.0);
   });
 }
 
@@ -307,9 +315,8 @@ void optimizer_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   Tensor grad = random_tensor({n}, DType::f32, 1e-3, rng);
   {
     Tensor bf16_grad = random_tensor({n}, DType::bf16, 1e-3, rng);
-    bench.fused(s, "grad_accumulate", count * (2 * kF32 + kBf16), [&] {
-      cuda::accumulate(grad.raw(), DType::f32, bf16_grad.raw(), DType::bf16, n);
-    });
+    bench.fused(s, "grad_accumulate", count * (2 * kF32 + kBf16),
+                [&] { cuda::accumulate(grad.raw(), DType::f32, bf16_grad.raw(), DType::bf16, n); });
   }
   bench.fused(s, "grad_norm", count * kF32, [&] { cuda::sum_squares(grad.data<float>(), n); });
   Tensor param = random_tensor({n}, DType::f32, 0.02, rng);
@@ -318,8 +325,8 @@ void optimizer_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   Tensor bf16_param = Tensor::empty({n}, DType::bf16, Device::cuda);
   Tensor decay_bits = Tensor::full({(n + 31) / 32}, -1, DType::i32, Device::cuda);
   const int64_t step = 10;
-  const cuda::AdamWStep update{3e-4, 0.9, 0.95, 1e-8, 0.1, 1 - std::pow(0.9, step),
-                               1 - std::pow(0.95, step)};
+  const cuda::AdamWStep update{
+      3e-4, 0.9, 0.95, 1e-8, 0.1, 1 - std::pow(0.9, step), 1 - std::pow(0.95, step)};
   // Reads parameter, gradient and both moments; writes parameter, moments and the bf16 copy.
   bench.fused(s, "adamw", count * (7 * kF32 + kBf16) + count / 8, [&] {
     cuda::adamw_update(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(),
@@ -350,9 +357,8 @@ int bench_kernels_command(const std::vector<std::string>& args) {
       .parse(args);
   std::vector<Shapes> shapes;
   std::vector<ModelConfig> models;
-  for (const std::string& path :
-       split_list(line.get("--configs", "configs/bench-160m.conf,configs/bench-1b.conf"),
-                  "--configs")) {
+  for (const std::string& path : split_list(
+           line.get("--configs", "configs/bench-160m.conf,configs/bench-1b.conf"), "--configs")) {
     BenchConfig config = load_bench_config(path);
     shapes.push_back(shapes_of(config));
     models.push_back(config.settings.model);

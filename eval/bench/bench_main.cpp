@@ -25,15 +25,15 @@ int run_on_gpu(const std::string& name, const std::vector<std::string>& args) {
   return bench_train_command(args);
 #else
   (void)name, (void)args;
-  fail("this build has no CUDA backend; ssa-bench measures CUDA kernels (configure with "
-       "-DSSA_CUDA=ON where nvcc is installed, and run it on a machine with a GPU)");
+  fail(
+      "this build has no CUDA backend; ssa-bench measures CUDA kernels (configure with "
+      "-DSSA_CUDA=ON where nvcc is installed, and run it on a machine with a GPU)");
 #endif
 }
 
 Subcommand on_gpu(const std::string& name, const std::string& about) {
-  return {name, about, [name](const std::vector<std::string>& args) {
-            return run_on_gpu(name, args);
-          }};
+  return {name, about,
+          [name](const std::vector<std::string>& args) { return run_on_gpu(name, args); }};
 }
 
 const std::vector<Subcommand> kCommands{
@@ -41,8 +41,9 @@ const std::vector<Subcommand> kCommands{
            "cuBLAS GEMMs at the configs' shapes (TFLOP/s) and each fused kernel's\n"
            "bandwidth against a device-to-device copy measured in the same run"),
     on_gpu("attention", "full and sparse attention forward + backward at T = 4k .. 32k (TFLOP/s)"),
-    on_gpu("train", "training steps of a config in mode full, sparse or ssa: tokens/s, MFU,\n"
-                    "peak memory"),
+    on_gpu("train",
+           "training steps of a config in mode full, sparse or ssa: tokens/s, MFU,\n"
+           "peak memory"),
 };
 
 }  // namespace

@@ -139,11 +139,14 @@ int bench_train_command(const std::vector<std::string>& args) {
     const double mfu = tokens_per_s * times.flops_per_token / kPeakFlops;
     const double peak_gib = static_cast<double>(cuda::memory_stats().peak) / (1 << 30);
     const double step_ms = 1e3 * median(times.seconds);
-    fmt::print("{} {}: step {:.1f} ms (median) | {:.0f} tokens/s | MFU {:.1f}% | peak memory "
-               "{:.2f} GiB | last loss {:.4f}\n",
-               config.name, mode_name(mode), step_ms, tokens_per_s, 100 * mfu, peak_gib,
-               times.last_loss);
-    json.add("flops_per_token", times.flops_per_token).add("step_ms", step_ms).add("tokens_per_s", tokens_per_s).add("mfu", mfu);
+    fmt::print(
+        "{} {}: step {:.1f} ms (median) | {:.0f} tokens/s | MFU {:.1f}% | peak memory "
+        "{:.2f} GiB | last loss {:.4f}\n",
+        config.name, mode_name(mode), step_ms, tokens_per_s, 100 * mfu, peak_gib, times.last_loss);
+    json.add("flops_per_token", times.flops_per_token)
+        .add("step_ms", step_ms)
+        .add("tokens_per_s", tokens_per_s)
+        .add("mfu", mfu);
     json.add("peak_gib", peak_gib).add("loss", times.last_loss);
     output.write(json);
     return 0;

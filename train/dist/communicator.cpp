@@ -1,9 +1,9 @@
 #include "train/dist/communicator.h"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <cstdlib>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 #include "core/tool.h"
@@ -59,9 +59,10 @@ Job::Job([[maybe_unused]] int& argc, [[maybe_unused]] char**& argv) {
   MPI_CHECK(MPI_Comm_free(&node));
 #else
   if (announced > 1)
-    fail("started by an MPI launcher as one of {} processes, but this build has no MPI "
-         "(install libopenmpi-dev and reconfigure with -DSSA_MPI=ON)",
-         announced);
+    fail(
+        "started by an MPI launcher as one of {} processes, but this build has no MPI "
+        "(install libopenmpi-dev and reconfigure with -DSSA_MPI=ON)",
+        announced);
 #endif
 }
 
@@ -81,9 +82,10 @@ std::unique_ptr<Communicator> Job::communicator(Device device, double timeout_s)
 #else
   (void)device;
   (void)timeout_s;
-  fail("train.device = cuda on {} ranks needs NCCL, which this build lacks (install NCCL and "
-       "reconfigure with -DSSA_NCCL=ON)",
-       world_);
+  fail(
+      "train.device = cuda on {} ranks needs NCCL, which this build lacks (install NCCL and "
+      "reconfigure with -DSSA_NCCL=ON)",
+      world_);
 #endif
 }
 

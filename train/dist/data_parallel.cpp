@@ -19,8 +19,7 @@ int64_t chunk_end(const std::vector<int64_t>& bounds, int rank) {
 
 }  // namespace
 
-GradientBuckets::GradientBuckets(const Parameters& params, Communicator& comm,
-                                 int64_t bucket_bytes)
+GradientBuckets::GradientBuckets(const Parameters& params, Communicator& comm, int64_t bucket_bytes)
     : params_(params), comm_(comm) {
   const int64_t element = static_cast<int64_t>(dtype_size(params.flat_grad().dtype()));
   for (size_t i = params.size(); i-- > 0;) {
@@ -75,9 +74,10 @@ ZeroOptimizer::ZeroOptimizer(const Parameters& params, AdamWConfig config, Commu
       optimizer_(params, config, chunk_begin(bounds_, comm.rank()),
                  chunk_end(bounds_, comm.rank())) {
   if (optimizer_.begin() == optimizer_.end())
-    fail("train.zero = 1 over {} ranks leaves rank {} no parameters ({} in all); use "
-         "train.zero = 0",
-         comm.world(), comm.rank(), params.count());
+    fail(
+        "train.zero = 1 over {} ranks leaves rank {} no parameters ({} in all); use "
+        "train.zero = 0",
+        comm.world(), comm.rank(), params.count());
 }
 
 Tensor ZeroOptimizer::chunk(const Tensor& flat) const {
@@ -112,8 +112,7 @@ void ZeroOptimizer::load_moments(const Tensor& first, const Tensor& second) {
 }
 
 Tensor ZeroOptimizer::gathered(const Tensor& chunk_buffer) {
-  Tensor full =
-      Tensor::zeros(params_.flat().shape(), chunk_buffer.dtype(), chunk_buffer.device());
+  Tensor full = Tensor::zeros(params_.flat().shape(), chunk_buffer.dtype(), chunk_buffer.device());
   chunk(full).copy_from(chunk_buffer);
   comm_.all_gather(full, bounds_);
   comm_.wait();

@@ -1,10 +1,10 @@
 #include "train/dist/mpi_communicator.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <climits>
 #include <cstdio>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -32,9 +32,12 @@ MPI_Datatype summable_type(const Tensor& buffer) {
   SSA_CHECK(buffer.is_cpu(), "the MPI backend works on CPU tensors, got one on {}",
             device_name(buffer.device()));
   switch (buffer.dtype()) {
-    case DType::f32: return MPI_FLOAT;
-    case DType::f64: return MPI_DOUBLE;
-    default: fail("MPI sums f32 or f64 buffers, got {}", dtype_name(buffer.dtype()));
+    case DType::f32:
+      return MPI_FLOAT;
+    case DType::f64:
+      return MPI_DOUBLE;
+    default:
+      fail("MPI sums f32 or f64 buffers, got {}", dtype_name(buffer.dtype()));
   }
 }
 
@@ -86,8 +89,7 @@ void MpiCommunicator::all_reduce_sum(const Tensor& buffer) {
   });
 }
 
-void MpiCommunicator::reduce_scatter_sum(const Tensor& buffer,
-                                         const std::vector<int64_t>& bounds) {
+void MpiCommunicator::reduce_scatter_sum(const Tensor& buffer, const std::vector<int64_t>& bounds) {
   MPI_Datatype type = summable_type(buffer);
   check_bounds(buffer, bounds, world());
   const size_t element = dtype_size(buffer.dtype());
@@ -97,8 +99,8 @@ void MpiCommunicator::reduce_scatter_sum(const Tensor& buffer,
     for (int root = 0; root < world(); ++root) {
       char* chunk = data + static_cast<size_t>(bounds[root]) * element;
       const int count = mpi_count(bounds[root + 1] - bounds[root]);
-      MPI_CHECK(MPI_Reduce(root == rank() ? MPI_IN_PLACE : chunk, chunk, count, type, MPI_SUM,
-                           root, MPI_COMM_WORLD));
+      MPI_CHECK(MPI_Reduce(root == rank() ? MPI_IN_PLACE : chunk, chunk, count, type, MPI_SUM, root,
+                           MPI_COMM_WORLD));
     }
   });
 }

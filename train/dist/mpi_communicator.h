@@ -1,11 +1,11 @@
 #pragma once
 // The MPI backend (built where SSA_HAVE_MPI): collectives on CPU tensors over MPI_COMM_WORLD,
 // each watched. The NCCL backend uses it for its host values and its bootstrap.
+#include <mpi.h>
+
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <mpi.h>
 
 #include "train/dist/communicator.h"
 #include "train/dist/watchdog.h"

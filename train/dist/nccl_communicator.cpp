@@ -1,22 +1,21 @@
 #include "train/dist/nccl_communicator.h"
 
 #include <cuda_runtime.h>
+#include <fmt/format.h>
 #include <nccl.h>
 
 #include <algorithm>
-
-#include <fmt/format.h>
 
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/stream.h"
 #include "train/dist/mpi_communicator.h"
 
 // NCCL_CHECK(call): raises ssa::Error naming the call and NCCL's message.
-#define NCCL_CHECK(call)                                                                       \
-  do {                                                                                         \
-    ncclResult_t status_ = (call);                                                             \
-    if (status_ != ncclSuccess)                                                                \
-      ::ssa::detail::check_failed(__FILE__, __LINE__, #call,                                  \
+#define NCCL_CHECK(call)                                                                         \
+  do {                                                                                           \
+    ncclResult_t status_ = (call);                                                               \
+    if (status_ != ncclSuccess)                                                                  \
+      ::ssa::detail::check_failed(__FILE__, __LINE__, #call,                                     \
                                   ::fmt::format("NCCL error: {}", ncclGetErrorString(status_))); \
   } while (0)
 
@@ -26,9 +25,12 @@ namespace {
 ncclDataType_t summable_type(const Tensor& buffer) {
   SSA_CHECK(!buffer.is_cpu(), "the NCCL backend works on GPU tensors, got a CPU one");
   switch (buffer.dtype()) {
-    case DType::f32: return ncclFloat32;
-    case DType::f64: return ncclFloat64;
-    default: fail("NCCL sums f32 or f64 buffers, got {}", dtype_name(buffer.dtype()));
+    case DType::f32:
+      return ncclFloat32;
+    case DType::f64:
+      return ncclFloat64;
+    default:
+      fail("NCCL sums f32 or f64 buffers, got {}", dtype_name(buffer.dtype()));
   }
 }
 
@@ -59,8 +61,8 @@ class NcclCommunicator : public Communicator {
   }
 
   std::string description() const override {
-    return fmt::format("NCCL {}.{} over MPI, rank {} of {}, GPU {}", NCCL_MAJOR, NCCL_MINOR,
-                       rank(), world(), gpu_);
+    return fmt::format("NCCL {}.{} over MPI, rank {} of {}, GPU {}", NCCL_MAJOR, NCCL_MINOR, rank(),
+                       world(), gpu_);
   }
 
   void all_reduce_sum(const Tensor& buffer) override {
@@ -152,7 +154,7 @@ class NcclCommunicator : public Communicator {
   cudaStream_t stream_ = nullptr;
   cudaEvent_t issued_ = nullptr;
   cudaEvent_t compute_done_ = nullptr, done_ = nullptr;  // timed: the exposed time
-  bool pending_ = false;  // collectives issued since the last wait()
+  bool pending_ = false;                                 // collectives issued since the last wait()
 };
 
 }  // namespace

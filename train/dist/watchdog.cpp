@@ -5,10 +5,7 @@
 namespace ssa {
 
 Watchdog::Watchdog(int rank, double timeout_s, Expire expire)
-    : rank_(rank),
-      timeout_(timeout_s),
-      expire_(std::move(expire)),
-      thread_([this] { watch(); }) {}
+    : rank_(rank), timeout_(timeout_s), expire_(std::move(expire)), thread_([this] { watch(); }) {}
 
 Watchdog::~Watchdog() {
   {
@@ -54,9 +51,10 @@ void Watchdog::watch() {
     const auto watched_start = started_;
     if (changed_.wait_until(lock, deadline) == std::cv_status::timeout && running_ == watched &&
         started_ == watched_start) {
-      expire_(fmt::format("rank {}: {} at step {} did not finish within {} s "
-                          "(train.comm_timeout_s); another rank failed or hangs",
-                          rank_, watched, step_, timeout_.count()));
+      expire_(
+          fmt::format("rank {}: {} at step {} did not finish within {} s "
+                      "(train.comm_timeout_s); another rank failed or hangs",
+                      rank_, watched, step_, timeout_.count()));
       running_ = nullptr;
     }
   }

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Formats our C++ and CUDA sources with the repository's .clang-format (Google style, 100
+# columns). --check changes nothing: it lists the files that differ and fails (CI runs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mapfile -t files < <(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh')
+if [[ ${1:-} == --check ]]; then
+  clang-format --dry-run --Werror "${files[@]}"
+else
+  clang-format -i "${files[@]}"
+fi
