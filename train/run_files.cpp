@@ -18,7 +18,7 @@ namespace {
 // HDF5 object headers and attributes: generous per dataset (three per parameter tensor: the
 // weights and two moments) and for the file with its config text.
 constexpr int64_t kDatasetHeaderBytes = 4 << 10;
-constexpr int64_t kFileHeaderBytes = 1 << 20;
+constexpr int64_t kFileHeaderBytes = 64 << 10;
 
 // `open()`, its error prefixed by the config key it comes from (and `hint` appended).
 template <typename Open>
