@@ -17,6 +17,7 @@
 #include "cuda/attention/flash_attention_common.cuh"
 #include "cuda/attention/mma.cuh"
 #include "cuda/attention/select_blocks_bf16.h"
+#include "cuda/attention/select_shape.cuh"
 
 namespace ssa::cuda {
 namespace {
@@ -37,10 +38,8 @@ constexpr float kInf = INFINITY;
 template <int D>
 constexpr int kPitch = D + 8;
 
-struct Problem {
-  int q_len, k_len, heads, kv_heads, block_size, width, top_k, kbar_blocks;
+struct Problem : SelectShape {
   float scale_log2;  // log2(e) / sqrt(head_dim)
-  __device__ int own_block(int t) const { return (k_len - q_len + t) / block_size; }
 };
 
 // Which rows and lists a lane holds for G query heads per KV head. Lane 4·g + u holds rows g
@@ -482,14 +481,7 @@ bool select_blocks_bf16_takes(const SparseDims& dims, int64_t top_k) {
 
 void select_blocks_bf16(const SparseDims& dims, const void* q, const void* kbar,
                         int64_t kbar_blocks, int64_t top_k, int32_t* selection) {
-  const Problem pb{static_cast<int>(dims.q_len),
-                   static_cast<int>(dims.k_len),
-                   static_cast<int>(dims.heads),
-                   static_cast<int>(dims.kv_heads),
-                   static_cast<int>(dims.block_size),
-                   static_cast<int>(dims.width),
-                   static_cast<int>(top_k),
-                   static_cast<int>(kbar_blocks),
+  const Problem pb{select_shape(dims, kbar_blocks, top_k),
                    static_cast<float>(kLog2e / std::sqrt(static_cast<double>(dims.head_dim)))};
   const int group = static_cast<int>(dims.heads / dims.kv_heads);
   const int batch = static_cast<int>(dims.batch);

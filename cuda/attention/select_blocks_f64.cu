@@ -5,6 +5,7 @@
 
 #include "cuda/attention/flash_attention_common.cuh"
 #include "cuda/attention/select_blocks_f64.h"
+#include "cuda/attention/select_shape.cuh"
 #include "cuda/device.cuh"
 
 namespace ssa::cuda {
@@ -29,13 +30,10 @@ constexpr unsigned kFullMask = 0xffffffffu;
 template <int D>
 constexpr int kKbarPitch = D + 2;
 
-struct SelectProblem {
-  int q_len, k_len, heads, kv_heads, block_size, width, top_k, kbar_blocks;
+struct SelectProblem : SelectShape {
   int group, padded_group;  // query heads per KV head; rounded up to kHeadChunk
   int list_slots;           // per warp: top_k − 1 where any row ranks candidates
   double scale;
-
-  __host__ __device__ int own_block(int t) const { return (k_len - q_len + t) / block_size; }
 };
 
 // Shared memory, in this order: the block-mean tile [64][D + 2] and per warp: the group's
@@ -326,15 +324,7 @@ void select_blocks_f64(const SparseDims& dims, DType dtype, const void* q, const
                        int64_t kbar_blocks, int64_t top_k, int32_t* selection) {
   const int group = static_cast<int>(dims.heads / dims.kv_heads);
   const int64_t last_own = (dims.k_len - 1) / dims.block_size;
-  const SelectProblem sp{static_cast<int>(dims.q_len),
-                         static_cast<int>(dims.k_len),
-                         static_cast<int>(dims.heads),
-                         static_cast<int>(dims.kv_heads),
-                         static_cast<int>(dims.block_size),
-                         static_cast<int>(dims.width),
-                         static_cast<int>(top_k),
-                         static_cast<int>(kbar_blocks),
-                         group,
+  const SelectProblem sp{select_shape(dims, kbar_blocks, top_k), group,
                          ceil_div(group, kHeadChunk) * kHeadChunk,
                          static_cast<int>(std::min(top_k - 1, last_own)),
                          1.0 / std::sqrt(static_cast<double>(dims.head_dim))};
