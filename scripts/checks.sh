@@ -58,5 +58,5 @@ cmake -S . -B build-fuzz "${generator[@]}" -DSSA_FUZZ=ON -DCMAKE_CXX_COMPILER=cl
   -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSSA_FUZZ_SECONDS="$fuzz_seconds" \
   >/dev/null
 cmake --build build-fuzz -j "$(nproc)"
-ctest --test-dir build-fuzz --output-on-failure -L fuzz
+ctest --test-dir build-fuzz --output-on-failure -j "$(nproc)" -L fuzz
 echo "checks: passed"
