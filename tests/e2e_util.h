@@ -24,6 +24,14 @@ struct Result {
   std::string output;  // stdout and stderr together
 };
 
+// A report of AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer in a binary's
+// output (the checking build of scripts/checks.sh) fails the test, also where the binary was
+// expected to fail.
+inline void check_no_sanitizer_report(const std::string& output) {
+  for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: "})
+    CHECK_MESSAGE(output.find(marker) == std::string::npos, output);
+}
+
 inline Result run(const std::string& command) {
   std::string line = fmt::format("{}/{} 2>&1", SSA_BIN_DIR, command);
   std::FILE* pipe = popen(line.c_str(), "r");
@@ -32,6 +40,7 @@ inline Result run(const std::string& command) {
   char buffer[4096];
   while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
   int status = pclose(pipe);
+  check_no_sanitizer_report(output);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 

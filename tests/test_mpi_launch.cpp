@@ -42,6 +42,7 @@ Launch mpirun(int ranks, const std::string& command) {
   char buffer[4096];
   while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
   const int status = pclose(pipe);
+  check_no_sanitizer_report(output);
   return {{WIFEXITED(status) ? WEXITSTATUS(status) : -1, output},
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
 }
