@@ -3,6 +3,7 @@
 
 #include "core/command_line.h"
 #include "data/tokenizer.h"
+#include "eval/placement.h"
 #include "models/sampling.h"
 #include "train/restore.h"
 
@@ -52,9 +53,9 @@ int run(const std::vector<std::string>& args) {
               "sparse: tokens per block (default: the training attention.block_size)")
       .flag("--no-cache",
             "recompute the whole text for every new token (same tokens, slower;\n"
-            "for checking the cache)")
-      .parse(args);
-  LoadedModel loaded = load_model(line.get("--checkpoint"), Device::cpu);
+            "for checking the cache)");
+  placement_options(line).parse(args);
+  LoadedModel loaded = load_placed_model(line.get("--checkpoint"), line);
   const ForwardOptions attention = attention_options(line, loaded.config);
   const std::string tokenizer_path =
       line.get("--tokenizer", loaded.config.get_string("data.tokenizer"));

@@ -12,6 +12,7 @@
 #include "eval/commands.h"
 #include "eval/long_context.h"
 #include "eval/perplexity.h"
+#include "eval/placement.h"
 #include "eval/svg.h"
 #include "train/log.h"
 #include "train/restore.h"
@@ -33,7 +34,7 @@ struct Mode {
 };
 
 struct Settings {
-  std::string checkpoint, data, prefix;
+  std::string checkpoint, data, prefix, placement;
   std::vector<int64_t> factors;
   std::vector<double> depths;
   int64_t seq_len = 0, max_batches = 0, trials = 0;
@@ -104,7 +105,7 @@ JsonLine row_of(const Settings& s, const char* kind, int64_t factor, const Mode&
   JsonLine row;
   row.add("kind", std::string(kind)).add("checkpoint", s.checkpoint).add("factor", factor);
   row.add("seq_len", factor * s.seq_len).add("attention", mode.name).add("top_k", mode.top_k);
-  row.add("block_size", mode.options.block_size);
+  row.add("block_size", mode.options.block_size).add("placement", s.placement);
   return row;
 }
 
@@ -210,10 +211,12 @@ int long_context_command(const std::vector<std::string>& args) {
               "the passkey probe is skipped")
       .option("--seed", "S", "seed of the keys (default 1)")
       .option("--out", "PREFIX",
-              "the results' path without .json and .svg (default <checkpoint>.long)")
-      .parse(args);
-  LoadedModel loaded = load_model(line.get("--checkpoint"), Device::cpu);
-  const Settings s = settings_of(line, loaded.config);
+              "the results' path without .json and .svg (default <checkpoint>.long)");
+  placement_options(line).parse(args);
+  LoadedModel loaded = load_placed_model(line.get("--checkpoint"), line);
+  Settings s = settings_of(line, loaded.config);
+  s.placement = placement_name(*loaded.model);
+  fmt::print("on {}\n", s.placement);
   const std::optional<Tokenizer> tokenizer =
       passkey_tokenizer(line, loaded.config, loaded.model->config().vocab_size);
   std::string json;

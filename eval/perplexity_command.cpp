@@ -6,6 +6,7 @@
 #include "core/command_line.h"
 #include "eval/commands.h"
 #include "eval/perplexity.h"
+#include "eval/placement.h"
 #include "eval/svg.h"
 #include "train/log.h"
 #include "train/restore.h"
@@ -38,10 +39,11 @@ int perplexity_command(const std::vector<std::string>& args) {
       .option("--top-k", "LIST", "budgets, comma-separated (default 1,2,4,8,16,32,64)")
       .option("--block-size", "N", "tokens per block (default: the training attention.block_size)")
       .option("--out", "PREFIX",
-              "the results' path without .json and .svg (default <checkpoint>.ppl)")
-      .parse(args);
+              "the results' path without .json and .svg (default <checkpoint>.ppl)");
+  placement_options(line).parse(args);
   const std::string checkpoint = line.get("--checkpoint");
-  LoadedModel loaded = load_model(checkpoint, Device::cpu);
+  LoadedModel loaded = load_placed_model(checkpoint, line);
+  const std::string placement = placement_name(*loaded.model);
   const Config& trained = loaded.config;
   const std::string data = line.get("--data", trained.get_string("data.val"));
   if (data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
@@ -63,6 +65,7 @@ int perplexity_command(const std::vector<std::string>& args) {
   const std::string prefix = line.get("--out", checkpoint + ".ppl");
   std::string json;
   Series full_line{"full", {}, {}}, sparse_line{"sparse", {}, {}};
+  fmt::print("on {}\n", placement);
   fmt::print("{:<10} {:>6} {:>10} {:>12} {:>10}\n", "attention", "top_k", "loss", "perplexity",
              "tokens");
   for (const Row& row : rows) {
@@ -74,6 +77,7 @@ int perplexity_command(const std::vector<std::string>& args) {
     record.add("block_size", options.block_size).add("attention", row.attention);
     record.add("top_k", row.top_k).add("loss", row.result.loss);
     record.add("perplexity", row.result.perplexity).add("tokens", row.result.tokens);
+    record.add("placement", placement);
     json += record.str() + "\n";
     if (row.top_k > 0) {
       sparse_line.x.push_back(static_cast<double>(row.top_k));

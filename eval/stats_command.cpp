@@ -6,6 +6,7 @@
 #include "core/command_line.h"
 #include "eval/attention_stats.h"
 #include "eval/commands.h"
+#include "eval/placement.h"
 #include "eval/svg.h"
 #include "train/log.h"
 #include "train/restore.h"
@@ -23,11 +24,12 @@ constexpr const char* kAbout =
   dropping     share of rows whose selection leaves out some key
   violations   rows breaking ||o_full − o_sparse|| <= δ (max dropped ||v|| + ||o_sparse||)
                beyond float64 rounding; max lhs/rhs is the largest ratio of the two sides
-The cost is O(T^2) per head, hence few windows by default. Writes PREFIX.json (one object per
-layer) and PREFIX.svg (sparsity per layer).)";
+The forward pass runs on --device in --dtype; the statistics of its queries, keys and values
+are computed in float64 on the CPU at a cost of O(T^2) per head, hence few windows by default.
+Writes PREFIX.json (one object per layer) and PREFIX.svg (sparsity per layer).)";
 
 struct StatsRun {
-  std::string checkpoint, data;
+  std::string checkpoint, data, placement;
   int64_t seq_len, block_size, top_k;
 };
 
@@ -63,7 +65,7 @@ std::string json_rows(const StatsRun& run, const std::vector<LayerStats>& layers
     record.add("dropped_mass", s.mean_dropped_mass()).add("entropy_bits", s.mean_entropy_bits());
     record.add("sink_mass", s.mean_sink_mass()).add("relative_error", s.mean_relative_error());
     record.add("bound_violations", s.bound_violations);
-    record.add("max_bound_ratio", s.max_bound_ratio);
+    record.add("max_bound_ratio", s.max_bound_ratio).add("placement", run.placement);
     json += record.str() + "\n";
   }
   return json;
@@ -98,11 +100,12 @@ int stats_command(const std::vector<std::string>& args) {
               "(default: the training attention.top_k)")
       .option("--block-size", "N", "tokens per block (default: the training attention.block_size)")
       .option("--out", "PREFIX",
-              "the results' path without .json and .svg (default <checkpoint>.stats)")
-      .parse(args);
+              "the results' path without .json and .svg (default <checkpoint>.stats)");
+  placement_options(line).parse(args);
   StatsRun run;
   run.checkpoint = line.get("--checkpoint");
-  LoadedModel loaded = load_model(run.checkpoint, Device::cpu);
+  LoadedModel loaded = load_placed_model(run.checkpoint, line);
+  run.placement = placement_name(*loaded.model);
   const Config& trained = loaded.config;
   run.data = line.get("--data", trained.get_string("data.val"));
   if (run.data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
@@ -116,8 +119,8 @@ int stats_command(const std::vector<std::string>& args) {
       *loaded.model, run.data, run.seq_len, batch, max_batches, run.block_size, run.top_k);
   fmt::print(
       "attention statistics: {} rows per layer (query x head), {} tokens per window, "
-      "top-{} blocks of {} tokens, full-attention forward\n",
-      layers.at(0).rows, run.seq_len, run.top_k, run.block_size);
+      "top-{} blocks of {} tokens, full-attention forward on {}\n",
+      layers.at(0).rows, run.seq_len, run.top_k, run.block_size, run.placement);
   print_table(layers);
   const std::string prefix = line.get("--out", run.checkpoint + ".stats");
   write_text_file(prefix + ".json", json_rows(run, layers));

@@ -23,6 +23,14 @@ void require_device(Device device) {
 #endif
 }
 
+bool gpu_usable() {
+#ifdef SSA_HAVE_CUDA
+  return cuda::device_count() > 0;
+#else
+  return false;
+#endif
+}
+
 std::string device_description(Device device) {
   if (device == Device::cpu) return fmt::format("cpu ({} threads)", omp_get_max_threads());
 #ifdef SSA_HAVE_CUDA

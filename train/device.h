@@ -9,6 +9,8 @@ namespace ssa {
 
 // Fails with the reason when `device` cannot be used (no CUDA backend in this build, no GPU).
 void require_device(Device device);
+// Whether this build has the CUDA backend and a GPU is usable.
+bool gpu_usable();
 // "cpu (N threads)" or the GPU's name and memory.
 std::string device_description(Device device);
 // Peak bytes held by tensors on `device` since the start (0 on the CPU, which is not tracked).

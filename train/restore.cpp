@@ -23,12 +23,19 @@ Config checkpoint_config(const Checkpoint& ckpt, const std::string& path) {
   return config;
 }
 
-LoadedModel load_model(const std::string& path, Device device) {
-  Checkpoint ckpt = read_checkpoint(path);
+LoadedModel load_model(const std::string& path, Device device, DType compute) {
+  return load_model(read_checkpoint(path), path, device, compute);
+}
+
+LoadedModel load_model(const Checkpoint& ckpt, const std::string& path, Device device,
+                       DType compute) {
   LoadedModel loaded{checkpoint_config(ckpt, path), nullptr};
-  loaded.model = std::make_unique<Decoder>(model_config_from(loaded.config), DType::f32, device);
+  const DType master = compute == DType::f64 ? DType::f64 : DType::f32;
+  loaded.model =
+      std::make_unique<Decoder>(model_config_from(loaded.config), master, device, compute);
   const Parameters& params = loaded.model->params();
   load_flat_buffer(ckpt, path, "params/", params, params.flat());
+  params.refresh_compute_copy();
   return loaded;
 }
 

@@ -21,7 +21,11 @@ struct LoadedModel {
   Config config;
   std::unique_ptr<Decoder> model;
 };
-// The model of a checkpoint, its parameters loaded (f32, on `device`).
-LoadedModel load_model(const std::string& path, Device device);
+// The model of a checkpoint, its parameters loaded (f32 or f64, on `device`), computing in
+// `compute` (bf16: a bf16 copy of f32 weights, as in mixed-precision training).
+LoadedModel load_model(const std::string& path, Device device, DType compute = DType::f32);
+// The same from a checkpoint already read from `path`.
+LoadedModel load_model(const Checkpoint& ckpt, const std::string& path, Device device,
+                       DType compute);
 
 }  // namespace ssa

@@ -1,0 +1,76 @@
+#include "eval/placement.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "train/device.h"
+
+namespace ssa {
+namespace {
+
+// The compute dtypes by name; an unknown name is a usage error naming `option`.
+DType compute_dtype(const std::string& name, const std::string& option) {
+  if (name == "f32") return DType::f32;
+  if (name == "bf16") return DType::bf16;
+  if (name == "f64") return DType::f64;
+  usage_error("{} must be f32, bf16 or f64, got '{}'", option, name);
+}
+
+bool computes_in(Device device, DType dtype) {
+  if (device == Device::cpu) return dtype == DType::f32 || dtype == DType::f64;
+  return dtype == DType::f32 || dtype == DType::bf16;
+}
+
+Device device_from(const CommandLine& line) {
+  const std::string name = line.get("--device", "auto");
+  if (name == "auto") return gpu_usable() ? Device::cuda : Device::cpu;
+  if (name == "cpu") return Device::cpu;
+  if (name == "cuda") return Device::cuda;
+  usage_error("--device must be auto, cpu or cuda, got '{}'", name);
+}
+
+DType dtype_from(const CommandLine& line, Device device, const Config& trained) {
+  const DType trained_dtype =
+      compute_dtype(trained.get_string("train.dtype"), "the checkpoint's train.dtype");
+  if (!line.has("--dtype")) return computes_in(device, trained_dtype) ? trained_dtype : DType::f32;
+  const DType dtype = compute_dtype(line.get("--dtype"), "--dtype");
+  if (!computes_in(device, dtype))
+    usage_error("--dtype {} does not run on --device {} (cpu: f32 or f64; cuda: f32 or bf16)",
+                dtype_name(dtype), device_name(device));
+  return dtype;
+}
+
+struct Placement {
+  Device device;
+  DType dtype;  // what the model computes in
+};
+
+Placement placement_from(const CommandLine& line, const Config& trained) {
+  const Device device = device_from(line);
+  require_device(device);
+  return {device, dtype_from(line, device, trained)};
+}
+
+}  // namespace
+
+CommandLine& placement_options(CommandLine& line) {
+  return line
+      .option("--device", "D", "auto (default: the GPU when one is usable), cpu or cuda")
+      .option("--dtype", "T",
+              "what the model computes in: f32 or f64 on the CPU, f32 or bf16 (over f32\n"
+              "weights) on a GPU (default: the training's train.dtype where the device\n"
+              "computes in it, else f32)");
+}
+
+LoadedModel load_placed_model(const std::string& path, const CommandLine& line) {
+  const Checkpoint ckpt = read_checkpoint(path);
+  const Placement placement = placement_from(line, checkpoint_config(ckpt, path));
+  return load_model(ckpt, path, placement.device, placement.dtype);
+}
+
+std::string placement_name(const Decoder& model) {
+  return fmt::format("{} {}", device_name(model.device()),
+                     dtype_name(model.params().compute_flat().dtype()));
+}
+
+}  // namespace ssa
