@@ -15,6 +15,8 @@ int stats_command(const std::vector<std::string>& args);
 int long_context_command(const std::vector<std::string>& args);
 // plot-log: loss curves of log.jsonl files as SVG.
 int plot_log_command(const std::vector<std::string>& args);
+// report: the paper-reproduction experiment's claims, tables and plots (eval/report.h).
+int report_command(const std::vector<std::string>& args);
 // grads: the loss and every parameter's gradient on one batch, for the PyTorch parity check.
 int grads_command(const std::vector<std::string>& args);
 

@@ -22,6 +22,10 @@ const std::vector<Subcommand> kCommands{
     {"long-context", "perplexity at 1x, 2x, 4x the training length and passkey retrieval\naccuracy",
      long_context_command},
     {"plot-log", "loss curves of log.jsonl files as SVG", plot_log_command},
+    {"report",
+     "the paper-reproduction experiment (scripts/reproduce.sh): the SSA paper's claims\n"
+     "judged on three runs, with tables and plots",
+     report_command},
     {"grads",
      "the loss and every parameter's gradient on one batch, as HDF5 (for the\n"
      "PyTorch parity check, eval/reference/parity_torch.py)",

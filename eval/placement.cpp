@@ -54,8 +54,7 @@ Placement placement_from(const CommandLine& line, const Config& trained) {
 }  // namespace
 
 CommandLine& placement_options(CommandLine& line) {
-  return line
-      .option("--device", "D", "auto (default: the GPU when one is usable), cpu or cuda")
+  return line.option("--device", "D", "auto (default: the GPU when one is usable), cpu or cuda")
       .option("--dtype", "T",
               "what the model computes in: f32 or f64 on the CPU, f32 or bf16 (over f32\n"
               "weights) on a GPU (default: the training's train.dtype where the device\n"

@@ -32,9 +32,9 @@ inline void check_no_sanitizer_report(const std::string& output) {
     CHECK_MESSAGE(output.find(marker) == std::string::npos, output);
 }
 
-inline Result run(const std::string& command) {
-  std::string line = fmt::format("{}/{} 2>&1", SSA_BIN_DIR, command);
-  std::FILE* pipe = popen(line.c_str(), "r");
+// Runs a shell command line, stdout and stderr together.
+inline Result run_shell(const std::string& line) {
+  std::FILE* pipe = popen(fmt::format("{} 2>&1", line).c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;
   char buffer[4096];
@@ -42,6 +42,11 @@ inline Result run(const std::string& command) {
   int status = pclose(pipe);
   check_no_sanitizer_report(output);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+// Runs `command` of build/bin ("ssa-train --config ...").
+inline Result run(const std::string& command) {
+  return run_shell(fmt::format("{}/{}", SSA_BIN_DIR, command));
 }
 
 inline bool contains(const std::string& text, const std::string& part) {

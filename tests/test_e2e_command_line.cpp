@@ -46,8 +46,9 @@ TEST_CASE("a usage mistake: '<tool>: <message>', a pointer to --help, exit 2") {
   CHECK(contains(small.output, "ssa-tokenize: --vocab-size must be at least 257, got 10\n"));
   Result command = run("ssa-eval plot");
   CHECK(command.exit_code == 2);
-  CHECK(contains(command.output,
-                 "unknown command 'plot' (expected ppl, stats, long-context, plot-log or grads)"));
+  CHECK(contains(
+      command.output,
+      "unknown command 'plot' (expected ppl, stats, long-context, plot-log, report or grads)"));
   Result bare = run("ssa-eval");
   CHECK(bare.exit_code == 2);
   CHECK(contains(bare.output, "long-context"));

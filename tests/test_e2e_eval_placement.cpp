@@ -15,8 +15,8 @@ namespace {
 // ssa-eval ppl on the checkpoint, one batch, full attention and top-2; results at dir/<name>.
 Result perplexity_run(const TinyJob& job, const std::string& ckpt, const std::string& name,
                       const std::string& flags) {
-  return run(fmt::format("ssa-eval ppl --checkpoint {} --top-k 2 --max-batches 1 --out {} {}",
-                         ckpt, job.dir.file(name), flags));
+  return run(fmt::format("ssa-eval ppl --checkpoint {} --top-k 2 --max-batches 1 --out {} {}", ckpt,
+                         job.dir.file(name), flags));
 }
 
 }  // namespace
@@ -59,8 +59,8 @@ TEST_CASE("eval placement: --device and --dtype, their defaults and their errors
     CHECK(no_gpu.exit_code != 0);
     CHECK(contains(no_gpu.output, "a CUDA device was asked for"));
   }
-  const Result generated = run(fmt::format(
-      "ssa-generate --checkpoint {} --tokenizer '' --device cpu --dtype f16", ckpt));
+  const Result generated = run(
+      fmt::format("ssa-generate --checkpoint {} --tokenizer '' --device cpu --dtype f16", ckpt));
   CHECK(generated.exit_code != 0);
   CHECK(contains(generated.output, "--dtype must be f32, bf16 or f64, got 'f16'"));
 }

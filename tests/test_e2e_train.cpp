@@ -166,11 +166,8 @@ TEST_CASE("a checkpoint reads with standard HDF5 tools, by readable names") {
     MESSAGE("skipped: h5dump not installed (scripts/setup.sh installs hdf5-tools)");
     return;
   }
-  Result listing{0, ""};
-  std::FILE* pipe = popen(fmt::format("h5dump -n {} 2>&1", ckpt).c_str(), "r");
-  char buffer[4096];
-  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) listing.output.append(buffer, n);
-  CHECK(pclose(pipe) == 0);
+  const Result listing = run_shell(fmt::format("h5dump -n {}", ckpt));
+  CHECK(listing.exit_code == 0);
   CHECK(contains(listing.output, "/params/layers.0.attn.wq"));
   CHECK(contains(listing.output, "/adam_m/embedding"));
 }

@@ -21,7 +21,8 @@ namespace {
 std::string trained_checkpoint(const TempDir& dir) {
   write_tiny_shards(dir);
   Trainer trainer(tiny_settings(
-      dir, kGpuShape + "[attention]\nmode = ssa\nblock_size = 16\ntop_k = 2\n[train]\nsteps = 4\n"));
+      dir,
+      kGpuShape + "[attention]\nmode = ssa\nblock_size = 16\ntop_k = 2\n[train]\nsteps = 4\n"));
   train_losses(trainer, 4);
   trainer.save_checkpoint();
   return dir.file("out/" + checkpoint_file_name(4));
