@@ -193,8 +193,8 @@ std::string long_context_table(const std::vector<RunResults>& runs) {
           int count = 0;
           for (const JsonRecord& row : run.long_context) {
             const double* factor = number_at(row, "factor");
-            const double* value = number_at(row, kind == std::string("ppl") ? "perplexity"
-                                                                             : "accuracy");
+            const double* value =
+                number_at(row, kind == std::string("ppl") ? "perplexity" : "accuracy");
             if (factor && *factor == f && value && text_at(row, "kind") == kind &&
                 text_at(row, "attention") == attention) {
               sum += *value;
@@ -272,8 +272,8 @@ std::string results_markdown(const std::vector<RunResults>& runs, const std::vec
       "pass.\n\n",
       passed, judged);
   text += fmt::format("## Claims\n\n{}", claims_table(claims));
-  text += fmt::format("\n## Perplexity under full and sparse inference\n\n{}",
-                      perplexity_table(runs));
+  text +=
+      fmt::format("\n## Perplexity under full and sparse inference\n\n{}", perplexity_table(runs));
   if (plots.size() > 1) text += fmt::format("\n![perplexity vs budget]({})\n", plots[1]);
   text += fmt::format("\n## Attention sparsity per layer\n\n{}", sparsity_table(runs));
   if (plots.size() > 2) text += fmt::format("\n![sparsity per layer]({})\n", plots[2]);

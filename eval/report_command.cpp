@@ -40,8 +40,8 @@ std::string budget_plot(const std::vector<RunResults>& runs) {
     lines.push_back(sparse);
     lines.push_back(full);
   }
-  return line_plot(lines, {"Perplexity vs sparsity budget", "top-k blocks per query",
-                           "perplexity", true, false});
+  return line_plot(lines, {"Perplexity vs sparsity budget", "top-k blocks per query", "perplexity",
+                           true, false});
 }
 
 std::string sparsity_plot(const std::vector<RunResults>& runs) {
@@ -80,9 +80,8 @@ int report_command(const std::vector<std::string>& args) {
   write_text_file((dir / plots[2]).string(), sparsity_plot(runs));
   write_text_file(out.string(), results_markdown(runs, claims, plots));
   for (const Claim& claim : claims)
-    fmt::print("{:<9} {}: {}\n",
-               claim.passed ? (*claim.passed ? "PASS" : "FAIL") : "reported", claim.statement,
-               claim.numbers);
+    fmt::print("{:<9} {}: {}\n", claim.passed ? (*claim.passed ? "PASS" : "FAIL") : "reported",
+               claim.statement, claim.numbers);
   fmt::print("wrote {} and its plots\n", out.string());
   return 0;
 }

@@ -13,9 +13,8 @@ using ssa::test::TempDir;
 namespace {
 
 JsonRecord ppl_row(const std::string& attention, int64_t top_k, double perplexity) {
-  return {{"attention", attention},
-          {"top_k", static_cast<double>(top_k)},
-          {"perplexity", perplexity}};
+  return {
+      {"attention", attention}, {"top_k", static_cast<double>(top_k)}, {"perplexity", perplexity}};
 }
 
 // A run with full-inference perplexity `full`, sparse perplexity `sparse[i]` at top_k 2^i and
@@ -47,24 +46,24 @@ const RunResults kSsa = run_of("SSA", 15.28, {30, 22, 18, 16.5, 15.96, 15.6, 15.
 TEST_CASE("report: the paper's own figures pass claims 1-5; 6 has no bar") {
   const std::vector<Claim> claims = paper_claims(kFa, kSa, kSsa, 16);
   REQUIRE(claims.size() == 6);
-  CHECK(verdicts(claims) == std::vector<std::optional<bool>>{true, true, true, true, true,
-                                                             std::nullopt});
+  CHECK(verdicts(claims) ==
+        std::vector<std::optional<bool>>{true, true, true, true, true, std::nullopt});
   CHECK(claims[0].numbers == "FA 17.050 − 15.130 = 1.920; SSA 15.960 − 15.280 = 0.680");
   CHECK(claims[2].numbers == "SSA 15.280, FA 15.130 (+0.99%)");
 }
 
 TEST_CASE("report: each claim fails on the numbers that break it") {
   RunResults ssa = kSsa;
-  ssa.ppl[0] = ppl_row("full", 0, 15.6);     // 3.1% above FA, and a gap of 0.36
-  ssa.ppl[6] = ppl_row("sparse", 32, 16.0);  // rises past top_k 16
+  ssa.ppl[0] = ppl_row("full", 0, 15.6);      // 3.1% above FA, and a gap of 0.36
+  ssa.ppl[6] = ppl_row("sparse", 32, 16.0);   // rises past top_k 16
   ssa.stats[1]["attention_sparsity"] = 0.40;  // mean 0.545 < FA's 0.62
   RunResults sa = kSa;
   sa.ppl[5] = ppl_row("sparse", 16, 15.9);  // below SSA's 15.96
   RunResults fa = kFa;
   fa.ppl[5] = ppl_row("sparse", 16, 15.7);  // FA's gap 0.57, still above SSA's 0.36
   std::vector<Claim> claims = paper_claims(fa, sa, ssa, 16);
-  CHECK(verdicts(claims) == std::vector<std::optional<bool>>{true, false, false, false, false,
-                                                             std::nullopt});
+  CHECK(verdicts(claims) ==
+        std::vector<std::optional<bool>>{true, false, false, false, false, std::nullopt});
   fa.ppl[5] = ppl_row("sparse", 16, 15.4);  // FA's gap 0.27 < SSA's 0.36
   claims = paper_claims(fa, sa, ssa, 16);
   CHECK(claims[0].passed == false);
