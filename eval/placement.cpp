@@ -21,9 +21,29 @@ bool computes_in(Device device, DType dtype) {
   return dtype == DType::f32 || dtype == DType::bf16;
 }
 
-Device device_from(const CommandLine& line) {
+// Why the CUDA kernels cannot run the trained model ("" when they can): the sparse path's
+// kernels take head_dim 64 or 128 and blocks of a multiple of 16.
+std::string cuda_shape_problem(const Config& trained) {
+  const int64_t head_dim = trained.get_int("model.head_dim");
+  const int64_t block_size = trained.get_int("attention.block_size");
+  if ((head_dim == 64 || head_dim == 128) && block_size % 16 == 0) return "";
+  return fmt::format(
+      "the CUDA kernels take head_dim 64 or 128 and blocks of a multiple of 16; this model has "
+      "head_dim {} and blocks of {}",
+      head_dim, block_size);
+}
+
+// auto: the GPU when one is usable and its kernels take the model, else the CPU (saying why
+// when a GPU was there).
+Device device_from(const CommandLine& line, const Config& trained) {
   const std::string name = line.get("--device", "auto");
-  if (name == "auto") return gpu_usable() ? Device::cuda : Device::cpu;
+  if (name == "auto") {
+    if (!gpu_usable()) return Device::cpu;
+    const std::string problem = cuda_shape_problem(trained);
+    if (problem.empty()) return Device::cuda;
+    fmt::print("running on the CPU: {}\n", problem);
+    return Device::cpu;
+  }
   if (name == "cpu") return Device::cpu;
   if (name == "cuda") return Device::cuda;
   usage_error("--device must be auto, cpu or cuda, got '{}'", name);
@@ -46,7 +66,7 @@ struct Placement {
 };
 
 Placement placement_from(const CommandLine& line, const Config& trained) {
-  const Device device = device_from(line);
+  const Device device = device_from(line, trained);
   require_device(device);
   return {device, dtype_from(line, device, trained)};
 }
@@ -54,7 +74,10 @@ Placement placement_from(const CommandLine& line, const Config& trained) {
 }  // namespace
 
 CommandLine& placement_options(CommandLine& line) {
-  return line.option("--device", "D", "auto (default: the GPU when one is usable), cpu or cuda")
+  return line
+      .option("--device", "D",
+              "auto (default: the GPU when one is usable and its kernels take the model's\n"
+              "head_dim and block size), cpu or cuda")
       .option("--dtype", "T",
               "what the model computes in: f32 or f64 on the CPU, f32 or bf16 (over f32\n"
               "weights) on a GPU (default: the training's train.dtype where the device\n"

@@ -1,6 +1,7 @@
 #pragma once
 // Where the eval commands and ssa-generate run a checkpoint's model: --device auto|cpu|cuda
-// (auto: the GPU when one is usable) and --dtype f32|bf16|f64 (default: the training's
+// (auto: the GPU when one is usable and its kernels take the model: head_dim 64 or 128, blocks
+// of a multiple of 16) and --dtype f32|bf16|f64 (default: the training's
 // train.dtype where the device computes in it, else f32). The CPU computes in f32 or f64, a GPU
 // in f32 or bf16 (bf16 over f32 weights, as in mixed-precision training).
 #include <string>

@@ -42,10 +42,21 @@ TEST_CASE("eval placement: --device and --dtype, their defaults and their errors
     CHECK(std::abs(a - b) <= 1e-4 * b);
   }
 
-  // The tiny job trains in f32 on the CPU: by default the GPU where one is usable, in f32.
+  // The tiny job (head_dim 8) is not a shape the CUDA kernels take: by default it runs on the
+  // CPU, in the f32 it trained in, saying why where a GPU is usable.
   const Result automatic = perplexity_run(job, ckpt, "auto", "");
   REQUIRE_MESSAGE(automatic.exit_code == 0, automatic.output);
-  CHECK(contains(automatic.output, gpu_usable() ? "on cuda f32" : "on cpu f32"));
+  CHECK(contains(automatic.output, "on cpu f32"));
+  CHECK(contains(automatic.output,
+                 "running on the CPU: the CUDA kernels take head_dim 64 or 128 and blocks of a "
+                 "multiple of 16; this model has head_dim 8 and blocks of 16") == gpu_usable());
+  // head_dim 64: the GPU where one is usable.
+  TinyJob wide("e2e_placement_64");
+  REQUIRE(wide.train("--train.steps=1 --model.head_dim=64").exit_code == 0);
+  const Result wide_auto =
+      perplexity_run(wide, wide.dir.file("out/" + checkpoint_file_name(1)), "auto", "");
+  REQUIRE_MESSAGE(wide_auto.exit_code == 0, wide_auto.output);
+  CHECK(contains(wide_auto.output, gpu_usable() ? "on cuda f32" : "on cpu f32"));
 
   const Result unknown = perplexity_run(job, ckpt, "x", "--device tpu");
   CHECK(unknown.exit_code != 0);

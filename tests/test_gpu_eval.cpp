@@ -7,6 +7,7 @@
 
 #include "eval/attention_stats.h"
 #include "eval/perplexity.h"
+#include "models/sampling.h"
 #include "train/checkpoint.h"
 #include "train/restore.h"
 #include "train_test_util.h"
@@ -67,20 +68,36 @@ TEST_CASE("gpu eval: perplexity, attention statistics and cached logits match th
     CHECK(stats_gpu[i].bound_violations == 0);
   }
 
-  // 40 tokens through the GPU's KV cache in two chunks, against the CPU's whole-sequence logits.
+  // 40 tokens through the GPU's KV cache in two chunks (full and sparse, 48 tokens being 3
+  // blocks of 16: the top 2 drop one), against the CPU's whole-sequence logits.
   auto ids = [](int first, int count) {
     std::vector<double> tokens;
     for (int i = first; i < first + count; ++i) tokens.push_back((7 * i + 3) % kTinyVocab);
     return Tensor::from(tokens, {1, count}, DType::i32);
   };
-  const std::vector<double> expected = cpu.model->logits(ids(0, 40)).to_vector();
-  KvCache cache(f32.model->config().n_layers, 16);
-  std::vector<double> cached = f32.model->logits_cached(ids(0, 25), cache).to_vector();
-  const std::vector<double> rest = f32.model->logits_cached(ids(25, 15), cache).to_vector();
-  cached.insert(cached.end(), rest.begin(), rest.end());
-  REQUIRE(cached.size() == expected.size());
-  double worst = 0;
-  for (size_t i = 0; i < expected.size(); ++i)
-    worst = std::max(worst, std::abs(cached[i] - expected[i]));
-  CHECK(worst < 1e-3);
+  ForwardOptions sparse;
+  sparse.path = AttentionPath::sparse;
+  sparse.block_size = 16;
+  sparse.top_k = 2;
+  for (const ForwardOptions& options : {ForwardOptions{}, sparse}) {
+    CAPTURE(static_cast<int>(options.path));
+    const std::vector<double> expected = cpu.model->logits(ids(0, 48), options).to_vector();
+    KvCache cache(f32.model->config().n_layers, 16);
+    std::vector<double> cached = f32.model->logits_cached(ids(0, 25), cache, options).to_vector();
+    const std::vector<double> rest =
+        f32.model->logits_cached(ids(25, 23), cache, options).to_vector();
+    cached.insert(cached.end(), rest.begin(), rest.end());
+    REQUIRE(cached.size() == expected.size());
+    double worst = 0;
+    for (size_t i = 0; i < expected.size(); ++i)
+      worst = std::max(worst, std::abs(cached[i] - expected[i]));
+    CHECK(worst < 1e-3);
+  }
+
+  // Sampling on the GPU in bf16 with the cache, sparse: the tokens asked for, each a valid id.
+  Rng rng(5);
+  const std::vector<int32_t> sampled =
+      generate(*bf16.model, {1, 2, 3}, 20, SamplingOptions{0.8, 10}, rng, sparse);
+  REQUIRE(sampled.size() == 23);
+  for (int32_t id : sampled) CHECK((id >= 0 && id < kTinyVocab));
 }
