@@ -203,6 +203,24 @@ TEST_CASE("a second signal ends ssa-train at once, without a checkpoint") {
   CHECK(list_checkpoints(out).empty());
 }
 
+TEST_CASE("a model too large for memory names its state and what to change") {
+  TinyJob job("e2e_model_too_large");
+  // 2^30 ids x 2^17 wide: an embedding of 2^47 floats (512 TiB). No checkpoints, so the
+  // start-up's free-space check (which would refuse it first) does not apply.
+  Result result = job.train(
+      "--model.vocab_size=1073741824 --model.d_model=131072 --train.ckpt_every=-1 --data.val=");
+  CHECK(result.exit_code == 1);
+  CHECK_MESSAGE(contains(error_line(result.output),
+                         "ssa-train: error: out of host memory: could not allocate "),
+                result.output);
+  CHECK_MESSAGE(
+      contains(error_line(result.output),
+               "; the model's state alone (parameters, gradients, AdamW moments of "
+               "140737552973824 parameters) takes about 2048.00 TiB per rank: choose a "
+               "smaller model, or spread the moments over more ranks with train.zero = 1"),
+      result.output);
+}
+
 TEST_CASE("memory that runs out in a step names the allocation and what to lower") {
   TinyJob job("e2e_out_of_memory");
   // A micro-batch whose token batch (2^43 x 16 int32) is larger than any address space.

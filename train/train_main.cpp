@@ -110,6 +110,27 @@ void print_startup(const TrainSettings& s, const Trainer& trainer, const std::st
   std::fflush(stdout);
 }
 
+// The trainer; memory that runs out while it allocates the model says what the model's state
+// takes and what to change.
+std::unique_ptr<Trainer> start_trainer(const TrainSettings& settings, const Job& job) {
+  try {
+    return std::make_unique<Trainer>(
+        settings, job.communicator(settings.run.device, settings.run.comm_timeout_s));
+  } catch (const OutOfMemory& error) {
+    int64_t parameters = 0;
+    for (const ParamSpec& spec : decoder_param_specs(settings.model))
+      parameters += spec.shape.numel();
+    // master weights and gradients in the master dtype, two f32 AdamW moments
+    const int64_t bytes =
+        parameters * (2 * static_cast<int64_t>(dtype_size(settings.run.dtype)) + 8);
+    fail(
+        "{}; the model's state alone (parameters, gradients, AdamW moments of {} parameters) "
+        "takes about {} per rank: choose a smaller model, or spread the moments over more ranks "
+        "with train.zero = 1",
+        error.what(), parameters, byte_text(static_cast<size_t>(bytes)));
+  }
+}
+
 // args: the command line without the program, which `program` names (for the resume line).
 int run(const std::string& program, const std::vector<std::string>& args, const Job& job) {
   const TrainFlags flags = parse_flags(args);
@@ -121,7 +142,8 @@ int run(const std::string& program, const std::vector<std::string>& args, const 
   }
   TrainSettings settings = train_settings_from(config);
   std::string resume = resume_path(flags.resume, settings.run.out_dir);
-  Trainer trainer(settings, job.communicator(settings.run.device, settings.run.comm_timeout_s));
+  const std::unique_ptr<Trainer> started = start_trainer(settings, job);
+  Trainer& trainer = *started;
   if (leader) print_startup(settings, trainer, resume);
   if (!resume.empty()) trainer.resume_from(resume);
   std::vector<std::string> command_line{program};
