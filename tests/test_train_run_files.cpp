@@ -34,6 +34,10 @@ TEST_CASE("an out_dir is created, and refused without room for a checkpoint") {
   const std::string message = error_of([&] { check_out_dir(out, int64_t{1} << 52); });
   CHECK(contains_all(message, {"train.out_dir: '" + out + "' has ", " free, less than the ",
                                "4096.00 TiB a checkpoint of this model takes"}));
+  CHECK(std::filesystem::is_directory(out));  // it was there before: kept
+  const std::string fresh = dir.file("a/c");
+  CHECK(!error_of([&] { check_out_dir(fresh, int64_t{1} << 52); }).empty());
+  CHECK(!std::filesystem::exists(fresh));  // made by the refused check: removed again
 }
 
 TEST_CASE("the first SIGTERM or SIGINT is recorded, and the handlers restored afterwards") {

@@ -91,10 +91,10 @@ int64_t checkpoint_bytes(const ModelConfig& model) {
          kFileHeaderBytes;
 }
 
-void check_out_dir(const std::string& out_dir, int64_t needed_bytes) {
-  std::error_code error;
-  std::filesystem::create_directories(out_dir, error);
-  if (error) fail("train.out_dir: cannot create '{}': {}", out_dir, error.message());
+namespace {
+
+// The checks of an out_dir that exists: a file can be written there, and a checkpoint fits.
+void check_existing_out_dir(const std::string& out_dir, int64_t needed_bytes) {
   check_writable(out_dir);
   struct statvfs disk {};
   if (::statvfs(out_dir.c_str(), &disk) != 0)
@@ -106,6 +106,21 @@ void check_out_dir(const std::string& out_dir, int64_t needed_bytes) {
         "free some space or choose another train.out_dir",
         out_dir, byte_text(static_cast<size_t>(free_bytes)),
         byte_text(static_cast<size_t>(needed_bytes)));
+}
+
+}  // namespace
+
+void check_out_dir(const std::string& out_dir, int64_t needed_bytes) {
+  const bool existed = std::filesystem::exists(out_dir);
+  std::error_code error;
+  std::filesystem::create_directories(out_dir, error);
+  if (error) fail("train.out_dir: cannot create '{}': {}", out_dir, error.message());
+  try {
+    check_existing_out_dir(out_dir, needed_bytes);
+  } catch (const Error&) {
+    if (!existed) std::filesystem::remove(out_dir, error);  // refused: leave no empty directory
+    throw;
+  }
 }
 
 }  // namespace ssa

@@ -31,7 +31,8 @@ Loader open_validation_data(const TrainSettings& settings, int rank, int world);
 int64_t checkpoint_bytes(const ModelConfig& model);
 
 // Creates train.out_dir `out_dir` when missing, then checks that a file can be written in it
-// and that its file system has `needed_bytes` free.
+// and that its file system has `needed_bytes` free; a directory it created for a check that
+// fails is removed again.
 void check_out_dir(const std::string& out_dir, int64_t needed_bytes);
 
 }  // namespace ssa

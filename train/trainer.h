@@ -101,7 +101,7 @@ class Trainer {
   std::unique_ptr<AdamW> optimizer_;     // all-reduce training
   std::unique_ptr<ZeroOptimizer> zero_;  // ZeRO-1
   GradientBuckets buckets_;
-  Rng rng_;  // the run's stream (sampling now, SSA's mode draws later)
+  Rng rng_;  // the run's stream: SSA's path draw of each step (samples have their own stream)
   int64_t step_ = 0;
   int64_t saved_step_ = -1;  // the step of the last checkpoint written
   int64_t tokens_seen_ = 0;
