@@ -43,6 +43,12 @@ std::vector<ParamSpec> decoder_param_specs(const ModelConfig& c) {
   return specs;
 }
 
+int64_t decoder_parameter_count(const ModelConfig& config) {
+  int64_t count = 0;
+  for (const ParamSpec& spec : decoder_param_specs(config)) count += spec.shape.numel();
+  return count;
+}
+
 Decoder::Decoder(const ModelConfig& config, DType dtype, Device device)
     : Decoder(config, dtype, device, dtype) {}
 

@@ -12,6 +12,8 @@ namespace ssa {
 // The parameter table: names, shapes, init (normal(0, 0.02); attention-out and FFN-down
 // scaled by 1/sqrt(2·n_layers); norm weights ones, not decayed).
 std::vector<ParamSpec> decoder_param_specs(const ModelConfig& config);
+// The number of parameters of that table (without allocating them).
+int64_t decoder_parameter_count(const ModelConfig& config);
 
 class Decoder {
  public:

@@ -117,9 +117,7 @@ std::unique_ptr<Trainer> start_trainer(const TrainSettings& settings, const Job&
     return std::make_unique<Trainer>(
         settings, job.communicator(settings.run.device, settings.run.comm_timeout_s));
   } catch (const OutOfMemory& error) {
-    int64_t parameters = 0;
-    for (const ParamSpec& spec : decoder_param_specs(settings.model))
-      parameters += spec.shape.numel();
+    const int64_t parameters = decoder_parameter_count(settings.model);
     // master weights and gradients in the master dtype, two f32 AdamW moments
     const int64_t bytes =
         parameters * (2 * static_cast<int64_t>(dtype_size(settings.run.dtype)) + 8);

@@ -47,8 +47,7 @@ struct Shapes {
 
 Shapes shapes_of(const BenchConfig& c) {
   const ModelConfig& m = c.settings.model;
-  int64_t params = 0;
-  for (const ParamSpec& spec : decoder_param_specs(m)) params += spec.shape.numel();
+  const int64_t params = decoder_parameter_count(m);
   return {c.name,
           c.settings.run.micro_batch * c.settings.run.seq_len,
           c.settings.run.seq_len,
