@@ -85,10 +85,12 @@ Claim monotone_claim(const RunResults& ssa) {
   const std::vector<int64_t> budgets = sparse_budgets(ssa);
   bool falls = budgets.size() >= 2;
   std::string numbers;
+  double previous = 0;
   for (size_t i = 0; i < budgets.size(); ++i) {
     const double ppl = sparse_perplexity(ssa, budgets[i]);
-    if (i > 0 && ppl > sparse_perplexity(ssa, budgets[i - 1])) falls = false;
+    if (i > 0 && ppl > previous) falls = false;
     numbers += fmt::format("{}{}: {:.3f}", i > 0 ? ", " : "", budgets[i], ppl);
+    previous = ppl;
   }
   return {"SSA's sparse-inference perplexity falls monotonically as top_k grows", falls,
           fmt::format("top_k {}", numbers)};
@@ -176,6 +178,25 @@ std::string training_table(const std::vector<RunResults>& runs) {
 
 // Per run and attention: perplexity at each length factor, then passkey accuracy per factor
 // (over its depths).
+// " 12.345 |": the mean of `key` over the run's long-context rows of this kind, attention and
+// length factor (the passkey rows: one per depth); " - |" where there is none.
+std::string long_context_cell(const RunResults& run, const std::string& kind,
+                              const std::string& attention, double factor) {
+  const std::string key = kind == "ppl" ? "perplexity" : "accuracy";
+  double sum = 0;
+  int count = 0;
+  for (const JsonRecord& row : run.long_context) {
+    const double* at_factor = number_at(row, "factor");
+    const double* value = number_at(row, key);
+    if (!at_factor || *at_factor != factor || !value || text_at(row, "kind") != kind ||
+        text_at(row, "attention") != attention)
+      continue;
+    sum += *value;
+    ++count;
+  }
+  return count ? fmt::format(" {:.3f} |", sum / count) : " - |";
+}
+
 std::string long_context_table(const std::vector<RunResults>& runs) {
   std::set<double> factors;
   for (const JsonRecord& row : runs.at(0).long_context)
@@ -188,21 +209,7 @@ std::string long_context_table(const std::vector<RunResults>& runs) {
     for (const char* attention : {"full", "sparse"}) {
       text += fmt::format("| {} | {} |", run.name, attention);
       for (const char* kind : {"ppl", "passkey"})
-        for (double f : factors) {
-          double sum = 0;
-          int count = 0;
-          for (const JsonRecord& row : run.long_context) {
-            const double* factor = number_at(row, "factor");
-            const double* value =
-                number_at(row, kind == std::string("ppl") ? "perplexity" : "accuracy");
-            if (factor && *factor == f && value && text_at(row, "kind") == kind &&
-                text_at(row, "attention") == attention) {
-              sum += *value;
-              ++count;
-            }
-          }
-          text += count ? fmt::format(" {:.3f} |", sum / count) : " - |";
-        }
+        for (double f : factors) text += long_context_cell(run, kind, attention, f);
       text += "\n";
     }
   return text;

@@ -31,11 +31,12 @@ std::string budget_plot(const std::vector<RunResults>& runs) {
   std::vector<Series> lines;
   for (const RunResults& run : runs) {
     Series sparse{run.name + " sparse", {}, {}}, full{run.name + " full", {}, {}};
+    const double full_ppl = full_perplexity(run);
     for (int64_t k : sparse_budgets(run)) {
       sparse.x.push_back(static_cast<double>(k));
       sparse.y.push_back(sparse_perplexity(run, k));
       full.x.push_back(static_cast<double>(k));
-      full.y.push_back(full_perplexity(run));
+      full.y.push_back(full_ppl);
     }
     lines.push_back(sparse);
     lines.push_back(full);
