@@ -5,6 +5,7 @@
 # docs/RESULTS.md.
 #   scripts/reproduce.sh                  everything: data, the three models, the report
 #   scripts/reproduce.sh fa [sa] [ssa]    data (once), then those models: train and evaluate
+#   scripts/reproduce.sh data             only the data: corpus, tokenizer, shards
 #   scripts/reproduce.sh --report         docs/RESULTS.md from the JSON files alone
 # Each model's small files (run.json, log.jsonl and the eval JSON/SVG) go to RESULTS/<model>/;
 # data and checkpoints stay in WORK. Environment: WORK (default runs/reproduce), RESULTS
@@ -135,6 +136,10 @@ if [[ ${1:-} == --report ]]; then
   exit 0
 fi
 [[ ${BUILD:-1} == 0 ]] || scripts/setup.sh
+if [[ ${1:-} == data ]]; then
+  prepare_data
+  exit 0
+fi
 models=("$@")
 ((${#models[@]})) || models=(fa sa ssa)
 for model in "${models[@]}"; do mode_of "$model" >/dev/null; done
