@@ -130,10 +130,9 @@ LayerStats layer_attention_stats(const Tensor& q, const Tensor& k, const Tensor&
             "layer_attention_stats: q {} and k {} must be [B, T, H, d] and [B, T, Hkv, d]",
             q.shape().str(), k.shape().str());
   NoGrad no_grad;
-  const Tensor q_cpu = q.to(Device::cpu), k_cpu = k.to(Device::cpu);
   const Tensor selection =
-      select_blocks(q_cpu, block_means(k_cpu, block_size), k.dim(1), block_size, top_k);
-  const Tensor q64 = q_cpu.to(DType::f64), k64 = k_cpu.to(DType::f64);
+      select_blocks(q, block_means(k, block_size), k.dim(1), block_size, top_k).to(Device::cpu);
+  const Tensor q64 = q.to(Device::cpu).to(DType::f64), k64 = k.to(Device::cpu).to(DType::f64);
   const Tensor v64 = v.to(Device::cpu).to(DType::f64);
   const Tensor o_full = attention(q64, k64, v64);
   const Tensor o_sparse = sparse_attention(q64, k64, v64, selection, block_size);

@@ -59,13 +59,21 @@ TEST_CASE("gpu eval: perplexity, attention statistics and cached logits match th
 
   const std::vector<LayerStats> stats_cpu =
       shard_attention_stats(*cpu.model, dir.file("val_*.bin"), 64, 1, 2, 16, 2);
-  const std::vector<LayerStats> stats_gpu =
-      shard_attention_stats(*f32.model, dir.file("val_*.bin"), 64, 1, 2, 16, 2);
-  REQUIRE(stats_gpu.size() == stats_cpu.size());
-  for (size_t i = 0; i < stats_cpu.size(); ++i) {
-    CHECK(stats_gpu[i].rows == stats_cpu[i].rows);
-    CHECK(std::abs(stats_gpu[i].mean_captured_mass() - stats_cpu[i].mean_captured_mass()) < 1e-4);
-    CHECK(stats_gpu[i].bound_violations == 0);
+  // f32 to the CPU's rounding; bf16 (the selection made on the GPU in bf16, as the sparse path
+  // makes it) to its precision.
+  for (LoadedModel* gpu : {&f32, &bf16}) {
+    const bool is_bf16 = gpu == &bf16;
+    CAPTURE(is_bf16);
+    const std::vector<LayerStats> stats_gpu =
+        shard_attention_stats(*gpu->model, dir.file("val_*.bin"), 64, 1, 2, 16, 2);
+    REQUIRE(stats_gpu.size() == stats_cpu.size());
+    for (size_t i = 0; i < stats_cpu.size(); ++i) {
+      CHECK(stats_gpu[i].rows == stats_cpu[i].rows);
+      const double gap =
+          std::abs(stats_gpu[i].mean_captured_mass() - stats_cpu[i].mean_captured_mass());
+      CHECK(gap < (is_bf16 ? 2e-2 : 1e-4));
+      CHECK(stats_gpu[i].bound_violations == 0);
+    }
   }
 
   // 40 tokens through the GPU's KV cache in two chunks (full and sparse, 48 tokens being 3
