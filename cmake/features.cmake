@@ -16,7 +16,7 @@ macro(ssa_resolve_cuda)
     check_language(CUDA)
     if(CMAKE_CUDA_COMPILER)
       if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-        set(CMAKE_CUDA_ARCHITECTURES 90)
+        set(CMAKE_CUDA_ARCHITECTURES 90a)  # 90a: Hopper with its wgmma instructions
       endif()
       enable_language(CUDA)
       find_package(CUDAToolkit REQUIRED)

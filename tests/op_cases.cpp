@@ -338,10 +338,11 @@ std::vector<OpCase> attention_cuda() {
         Heads{1, 64, 64, 16, 1, 128}, Heads{2, 100, 100, 16, 1, 64}, Heads{2, 257, 257, 8, 2, 128},
         Heads{1, 257, 257, 4, 4, 64}, Heads{1, 1024, 1024, 4, 1, 64},
         Heads{1, 1024, 1024, 4, 4, 128}, Heads{2, 1, 300, 8, 2, 64}, Heads{2, 1, 300, 16, 1, 128},
-        Heads{1, 100, 257, 4, 1, 128}})
+        Heads{1, 100, 257, 4, 1, 128}, Heads{1, 100, 257, 4, 1, 64}})
     cases.push_back(attention_case(h, 11, 1.5));
   cases.push_back(attention_case({1, 4096, 4096, 2, 1, 64}, 13, 1.5, {DType::f32}));
   cases.push_back(attention_case({1, 4096, 4096, 2, 1, 128}, 23, 1.5, {DType::bf16}));
+  cases.push_back(attention_case({1, 2048, 2048, 4, 2, 64}, 24, 1.5, {DType::bf16}));
   cases.push_back(attention_case({2, 33, 40, 4, 2, 4}, 15, 1.5, {DType::f32}));
   cases.push_back(attention_case({1, 70, 70, 2, 1, 100}, 16, 1.5, {DType::f32}));
   return cases;

@@ -1,11 +1,14 @@
-// The flash-attention kernels: bit-identical reruns, gradients through autograd, errors. (Their
-// parity with the CPU op, forward and dq, dk, dv in f32 and bf16: test_gpu_op_table.cpp.)
+// The flash-attention kernels: bit-identical reruns, gradients through autograd, both bf16
+// kernel families, errors. (Their parity with the CPU op, forward and dq, dk, dv in f32 and
+// bf16: test_gpu_op_table.cpp.)
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <vector>
 
 #include "op_test_util.h"
 #include "ops/attention.h"
+#include "parity_tolerances.h"
 
 using namespace ssa;
 using namespace ssa::test;
@@ -66,6 +69,26 @@ TEST_SUITE("gpu attention") {
     CHECK(q.grad().to_vector() == want[1]);
     CHECK(k.grad().to_vector() == want[2]);
     CHECK(v.grad().to_vector() == want[3]);
+  }
+
+  // On a Hopper GPU the bf16 kernels at head_dim 64 are the wgmma ones; SSA_NO_WGMMA=1 keeps
+  // the mma.sync ones (elsewhere both runs take the latter). Each must match the CPU in f64.
+  TEST_CASE("flash attention: the wgmma and the mma.sync bf16 kernels both match the CPU") {
+    for (const Config& c : {Config{1, 300, 300, 4, 1, 64}, Config{2, 100, 257, 8, 2, 64},
+                            Config{1, 1000, 1000, 16, 1, 64}}) {
+      CAPTURE(c.q_len);
+      const Inputs in = random_inputs(c, DType::bf16, 51);
+      const auto want = run_attention(in, DType::f64, Device::cpu);
+      const auto wgmma = run_attention(in, DType::bf16, Device::cuda);
+      setenv("SSA_NO_WGMMA", "1", 1);
+      const auto mma = run_attention(in, DType::bf16, Device::cuda);
+      unsetenv("SSA_NO_WGMMA");
+      for (size_t i = 0; i < want.size(); ++i) {
+        CAPTURE(i);  // out, dq, dk, dv
+        CHECK(relative_error(wgmma[i], want[i]) <= kAttentionBf16Tolerance);
+        CHECK(relative_error(mma[i], want[i]) <= kAttentionBf16Tolerance);
+      }
+    }
   }
 
   TEST_CASE("flash attention: unsupported dtype or head_dim is an error naming the op") {

@@ -10,13 +10,13 @@
 #include <cstring>
 
 #include "cuda/attention/flash_attention_bf16.h"
-#include "cuda/attention/mma.cuh"
+#include "cuda/attention/flash_attention_tiles.cuh"
+#include "cuda/attention/flash_attention_wgmma.h"
 #include "cuda/device.cuh"
 
 namespace ssa::cuda::flash {
 namespace {
 
-constexpr float kInf = INFINITY;
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kKeyTile = 64;  // keys per step in the forward and dQ kernels, per CTA in dK/dV
@@ -35,17 +35,6 @@ constexpr int kQueryStep = D == 128 ? 32 : 64;
 template <int D>
 constexpr int kPitch = D + 8;
 
-// Sets s to −inf where hidden(frag_row, frag_col) holds. Called for partial tiles only, so
-// full tiles pay nothing for the mask.
-template <int NT, typename Hidden>
-__device__ void mask_scores(float (&s)[NT][4], Hidden hidden) {
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-    for (int e = 0; e < 4; ++e)
-      if (hidden(frag_row(e), frag_col(nt, e))) s[nt][e] = -kInf;
-}
-
 // ------------------------------------------------------------------ tile loads
 
 // Rows [row0, row0 + ROWS) of a [*, D] matrix whose rows lie `stride` elements apart; rows at
@@ -63,31 +52,6 @@ __device__ void load_tile(bf16_t* tile, const bf16_t* src, int64_t stride, int r
     const bool inside = row0 + r + pass * kRowsPerPass < limit;
     cp_async_16(to + pass * kRowsPerPass * kPitch<D>,
                 inside ? from + pass * kRowsPerPass * stride : src, inside);
-  }
-}
-
-// values[i] = src[row0 + i] for i < rows, 0 at or past `limit`.
-__device__ void load_row_values(float* values, const float* src, int row0, int rows, int limit) {
-  for (int i = threadIdx.x; i < rows; i += kThreads) {
-    const bool inside = row0 + i < limit;
-    cp_async_4(values + i, inside ? src + row0 + i : src, inside);
-  }
-}
-
-// Writes acc · factor (a warp's 16 × D block) as bf16 to rows row0 + frag_row below `limit`.
-template <int D>
-__device__ void store_rows(bf16_t* dst, int64_t stride, int row0, int limit,
-                           const float (&acc)[D / 8][4], float factor) {
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int row = row0 + frag_row(2 * half);
-    if (row >= limit) continue;
-#pragma unroll
-    for (int nt = 0; nt < D / 8; ++nt) {
-      const __nv_bfloat162 pair =
-          __floats2bfloat162_rn(acc[nt][2 * half] * factor, acc[nt][2 * half + 1] * factor);
-      *reinterpret_cast<__nv_bfloat162*>(dst + row * stride + frag_col(nt, 0)) = pair;
-    }
   }
 }
 
@@ -161,31 +125,6 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ------------------------------------------------------------------ backward
-
-struct BackwardPointers {
-  const bf16_t *q, *k, *v, *d_out;
-  const float *lse, *delta;
-  bf16_t *dq, *dk, *dv;
-  // With the GQA group split over `head_splits` CTAs per KV tile: each CTA's dK·scale and dV
-  // over its heads, f32 [head_splits, B, Tk, Hkv, D] each, summed by sum_head_splits.
-  float *dk_parts, *dv_parts;
-  int head_splits;
-};
-
-// Writes acc · factor (a warp's 16 × D block) as f32 to rows row0 + frag_row below `limit`.
-template <int D>
-__device__ void store_rows_f32(float* dst, int64_t stride, int row0, int limit,
-                               const float (&acc)[D / 8][4], float factor) {
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int row = row0 + frag_row(2 * half);
-    if (row >= limit) continue;
-#pragma unroll
-    for (int nt = 0; nt < D / 8; ++nt)
-      *reinterpret_cast<float2*>(dst + row * stride + frag_col(nt, 0)) =
-          make_float2(acc[nt][2 * half] * factor, acc[nt][2 * half + 1] * factor);
-  }
-}
 
 // dK, dV for one (KV tile of 64 keys, KV head and share of its query heads, batch): blockIdx.y
 // = kv · head_splits + split, the split covering G / head_splits consecutive heads of the
@@ -394,8 +333,8 @@ void forward_for(const Problem& pb, const FlashForward& args) {
 // KV head still fill the GPU.
 constexpr int64_t kDkdvTargetCtas = 2048;
 
-int head_splits_for(const Problem& pb) {
-  const int64_t tile_ctas = int64_t{ceil_div(pb.k_len, kKeyTile)} * pb.kv_heads * pb.batch;
+int head_splits_for(const Problem& pb, int key_tile) {
+  const int64_t tile_ctas = int64_t{ceil_div(pb.k_len, key_tile)} * pb.kv_heads * pb.batch;
   int splits = 1;
   while (splits < pb.group() && tile_ctas * splits < kDkdvTargetCtas) {
     int next = splits + 1;
@@ -405,25 +344,33 @@ int head_splits_for(const Problem& pb) {
   return splits;
 }
 
+// dK/dV, the sum of their head splits, then dQ; on the wgmma kernels where they apply.
 template <int D>
 void backward_for(const Problem& pb, BackwardPointers ptr) {
-  ptr.head_splits = head_splits_for(pb);
+  const bool wgmma = wgmma_path(pb);
+  ptr.head_splits = head_splits_for(pb, wgmma ? kWgmmaRows : kKeyTile);
   const int64_t n = int64_t{pb.batch} * pb.k_len * pb.kv_stride();
   // Partial sums for head_splits > 1: freed on return, the kernels using them already queued.
   const size_t part_bytes = ptr.head_splits > 1 ? sizeof(float) * ptr.head_splits * n : 0;
   DeviceScratch dk_parts(part_bytes), dv_parts(part_bytes);
   ptr.dk_parts = dk_parts.as<float>();
   ptr.dv_parts = dv_parts.as<float>();
-  launch(dkdv_kernel<D>,
-         dim3(ceil_div(pb.k_len, kKeyTile), pb.kv_heads * ptr.head_splits, pb.batch), kThreads,
-         kDkdvSmem<D>, pb, ptr);
+  if (wgmma)
+    dkdv_wgmma(pb, ptr);
+  else
+    launch(dkdv_kernel<D>,
+           dim3(ceil_div(pb.k_len, kKeyTile), pb.kv_heads * ptr.head_splits, pb.batch), kThreads,
+           kDkdvSmem<D>, pb, ptr);
   if (ptr.head_splits > 1) {
     const int blocks = static_cast<int>(std::min<int64_t>((n + 255) / 256, 4096));
     launch(sum_head_splits, dim3(blocks), 256, 0, ptr.dk_parts, ptr.head_splits, n, ptr.dk);
     launch(sum_head_splits, dim3(blocks), 256, 0, ptr.dv_parts, ptr.head_splits, n, ptr.dv);
   }
-  launch(dq_kernel<D>, dim3(ceil_div(pb.q_len, kDqRows), pb.heads, pb.batch), kThreads, kDqSmem<D>,
-         pb, ptr);
+  if (wgmma)
+    dq_wgmma(pb, ptr);
+  else
+    launch(dq_kernel<D>, dim3(ceil_div(pb.q_len, kDqRows), pb.heads, pb.batch), kThreads,
+           kDqSmem<D>, pb, ptr);
 }
 
 }  // namespace
@@ -431,7 +378,9 @@ void backward_for(const Problem& pb, BackwardPointers ptr) {
 void forward_bf16(const Problem& pb, const FlashForward& args) {
   SSA_CHECK(aligned16(args.q) && aligned16(args.k) && aligned16(args.v),
             "attention: bf16 q, k, v must start on 16-byte boundaries");
-  if (pb.head_dim == 64)
+  if (wgmma_path(pb))
+    forward_wgmma(pb, args);
+  else if (pb.head_dim == 64)
     forward_for<64>(pb, args);
   else
     forward_for<128>(pb, args);

@@ -1,0 +1,75 @@
+#pragma once
+// Pieces shared by the bf16 flash-attention kernels (flash_attention_bf16.cu on mma.sync,
+// flash_attention_wgmma.cu on Hopper's wgmma): the backward's pointers, masking, row loads and
+// stores in the accumulator layout of mma.cuh (included by .cu files only).
+#include <cmath>
+#include <cstdint>
+
+#include "cuda/attention/flash_attention_common.cuh"
+#include "cuda/attention/mma.cuh"
+
+namespace ssa::cuda::flash {
+
+struct BackwardPointers {
+  const bf16_t *q, *k, *v, *d_out;
+  const float *lse, *delta;
+  bf16_t *dq, *dk, *dv;
+  // With the GQA group split over `head_splits` CTAs per KV tile: each CTA's dK·scale and dV
+  // over its heads, f32 [head_splits, B, Tk, Hkv, D] each, summed by sum_head_splits.
+  float *dk_parts, *dv_parts;
+  int head_splits;
+};
+
+// Sets s to −inf where hidden(frag_row, frag_col) holds. Called for partial tiles only, so
+// full tiles pay nothing for the mask.
+template <int NT, typename Hidden>
+__device__ inline void mask_scores(float (&s)[NT][4], Hidden hidden) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      if (hidden(frag_row(e), frag_col(nt, e))) s[nt][e] = -INFINITY;
+}
+
+// values[i] = src[row0 + i] for i < rows, 0 at or past `limit`.
+__device__ inline void load_row_values(float* values, const float* src, int row0, int rows,
+                                       int limit) {
+  for (int i = threadIdx.x; i < rows; i += blockDim.x) {
+    const bool inside = row0 + i < limit;
+    cp_async_4(values + i, inside ? src + row0 + i : src, inside);
+  }
+}
+
+// Writes acc · factor (a warp's 16 × D block) as bf16 to rows row0 + frag_row below `limit`.
+template <int D>
+__device__ inline void store_rows(bf16_t* dst, int64_t stride, int row0, int limit,
+                                  const float (&acc)[D / 8][4], float factor) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int row = row0 + frag_row(2 * half);
+    if (row >= limit) continue;
+#pragma unroll
+    for (int nt = 0; nt < D / 8; ++nt) {
+      const __nv_bfloat162 pair =
+          __floats2bfloat162_rn(acc[nt][2 * half] * factor, acc[nt][2 * half + 1] * factor);
+      *reinterpret_cast<__nv_bfloat162*>(dst + row * stride + frag_col(nt, 0)) = pair;
+    }
+  }
+}
+
+// Writes acc · factor (a warp's 16 × D block) as f32 to rows row0 + frag_row below `limit`.
+template <int D>
+__device__ inline void store_rows_f32(float* dst, int64_t stride, int row0, int limit,
+                                      const float (&acc)[D / 8][4], float factor) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int row = row0 + frag_row(2 * half);
+    if (row >= limit) continue;
+#pragma unroll
+    for (int nt = 0; nt < D / 8; ++nt)
+      *reinterpret_cast<float2*>(dst + row * stride + frag_col(nt, 0)) =
+          make_float2(acc[nt][2 * half] * factor, acc[nt][2 * half + 1] * factor);
+  }
+}
+
+}  // namespace ssa::cuda::flash

@@ -1,0 +1,147 @@
+#pragma once
+// Hopper warpgroup tensor-core products (wgmma, sm_90a) on 64-column bf16 tiles, for the
+// head_dim-64 attention kernels (included by .cu files only).
+//
+// A warpgroup is 4 consecutive warps (128 threads); one product is a 64 × 64 fp32 block per
+// warpgroup, warp w holding rows 16w..16w+15 in the accumulator layout of mma.cuh
+// (d[nt][e] at frag_row(e), frag_col(nt, e)). The A operand is always in registers, in
+// mma.sync's A-fragment layout (4 k-steps of 16 columns); B is a shared-memory tile read
+// through a matrix descriptor.
+//
+// Shared tiles: rows of 64 bf16 (128 bytes), in the 128-byte swizzle wgmma reads: the
+// 16-byte chunk c of row r is stored at chunk c ^ (r % 8) of that row. A tile starts on a
+// 1024-byte boundary. The same bytes serve as a K-major B (rows are B's n index, columns its
+// k: A·Bᵀ) and as an MN-major B (rows are k, columns n: A·B).
+#include <cstdint>
+
+#include "cuda/attention/mma.cuh"
+
+namespace ssa::cuda::wg {
+
+constexpr int kWarpgroup = 128;
+constexpr int kCols = 64;
+constexpr int kRowBytes = kCols * 2;
+constexpr int kTileAlign = 1024;
+
+// Element offset of (row, col) within a swizzled tile.
+__device__ __forceinline__ int swizzled(int row, int col) {
+  return row * kCols + (((col >> 3) ^ (row & 7)) << 3) + (col & 7);
+}
+
+// Rows [row0, row0 + ROWS) of a [*, 64] bf16 matrix whose rows lie `stride` elements apart,
+// swizzled into `tile` by THREADS threads; rows at or past `limit` read as zeros. Issues
+// cp.async only (the caller commits and waits).
+template <int ROWS, int THREADS>
+__device__ __forceinline__ void load_tile(bf16_t* tile, const bf16_t* src, int64_t stride, int row0,
+                                          int limit) {
+  constexpr int kChunks = kCols / 8, kRowsPerPass = THREADS / kChunks;
+  static_assert(ROWS % kRowsPerPass == 0, "whole rows per pass");
+  const int r = threadIdx.x / kChunks, c = threadIdx.x % kChunks * 8;
+#pragma unroll
+  for (int pass = 0; pass < ROWS / kRowsPerPass; ++pass) {
+    const int row = r + pass * kRowsPerPass;
+    const bool inside = row0 + row < limit;
+    cp_async_16(tile + swizzled(row, c), inside ? src + (row0 + row) * stride + c : src, inside);
+  }
+}
+
+// A fragments of the warp's 16 rows starting at `row0` of a swizzled tile, for the 4 k-steps.
+__device__ __forceinline__ void load_a(uint32_t (&a)[4][4], const bf16_t* tile, int row0) {
+  const int lane = threadIdx.x % 32;
+  const int row = row0 + row_major_row(lane);
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk)
+    ldmatrix_x4(a[kk], tile + swizzled(row, kk * 16 + row_major_col(lane)));
+}
+
+// A fragments from an accumulator block (rounded to bf16): the product's result as the next
+// product's A, k running along the accumulator's columns.
+__device__ __forceinline__ void to_a(uint32_t (&a)[4][4], const float (&d)[8][4]) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    a[kk][0] = pack_bf16(d[2 * kk][0], d[2 * kk][1]);
+    a[kk][1] = pack_bf16(d[2 * kk][2], d[2 * kk][3]);
+    a[kk][2] = pack_bf16(d[2 * kk + 1][0], d[2 * kk + 1][1]);
+    a[kk][3] = pack_bf16(d[2 * kk + 1][2], d[2 * kk + 1][3]);
+  }
+}
+
+// Matrix descriptor of a swizzled tile (PTX ISA, "matrix descriptor"): start address, leading
+// and stride byte offsets in 16-byte units, 128-byte swizzle in bits 62-63. Stride: 1024 bytes
+// between groups of 8 rows; the leading offset is unused with one 64-column atom.
+__device__ __forceinline__ uint64_t descriptor(const bf16_t* start) {
+  return uint64_t{(smem_address(start) & 0x3FFFF) >> 4} | uint64_t{1} << 16 |
+         uint64_t{(8 * kRowBytes) >> 4} << 32 | uint64_t{1} << 62;
+}
+// B for k-step kk as K-major (k along the row: 16 columns = 32 bytes on) and as MN-major
+// (k along the rows: 16 rows on).
+__device__ __forceinline__ uint64_t k_major(const bf16_t* tile, int kk) {
+  return descriptor(tile + kk * 16);
+}
+__device__ __forceinline__ uint64_t mn_major(const bf16_t* tile, int kk) {
+  return descriptor(tile + kk * 16 * kCols);
+}
+
+// Keeps the compiler from moving accesses to the accumulators across the asynchronous products.
+__device__ __forceinline__ void fence_operands(float (&d)[8][4]) {
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[nt][e])::"memory");
+}
+
+__device__ __forceinline__ void fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+// Waits until at most `pending` committed groups of products are still running.
+template <int pending>
+__device__ __forceinline__ void wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(pending) : "memory");
+}
+// Orders this thread's ordinary shared-memory writes (cp.async included) before the tensor
+// cores' reads; a barrier must follow.
+__device__ __forceinline__ void fence_shared() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+// d (+)= A · B for one k-step: m64n64k16, A from registers, B through `desc`
+// (TRANS_B = 0: K-major, 1: MN-major); d is overwritten when `accumulate` is false.
+template <int TRANS_B>
+__device__ __forceinline__ void mma_step(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc,
+                                         bool accumulate) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "{%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+        "+f"(d[7][2]), "+f"(d[7][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(int{accumulate}), "n"(TRANS_B));
+#else
+  __trap();  // built without sm_90a: the launchers never choose these kernels
+#endif
+}
+
+// Issues d (+)= A · Bᵀ over k = 64, B a K-major tile of 64 rows (n) (the caller commits).
+__device__ __forceinline__ void issue_a_bt(float (&d)[8][4], const uint32_t (&a)[4][4],
+                                           const bf16_t* b_tile, bool accumulate) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) mma_step<0>(d, a[kk], k_major(b_tile, kk), accumulate || kk > 0);
+}
+// Issues d += A · B over k = 64, B an MN-major tile of 64 rows (k) (the caller commits).
+__device__ __forceinline__ void issue_a_b(float (&d)[8][4], const uint32_t (&a)[4][4],
+                                          const bf16_t* b_tile) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) mma_step<1>(d, a[kk], mn_major(b_tile, kk), true);
+}
+
+}  // namespace ssa::cuda::wg
