@@ -2,7 +2,8 @@
 // Each CTA is kWarpgroups warpgroups; each warpgroup owns 64 rows of the CTA's tile (queries in
 // the forward and dQ kernels, keys in dK/dV) and keeps the operand it multiplies on every step
 // (Q, dO; or K, V) in registers as A fragments, so only the streamed tiles are read from shared
-// memory. Streamed tiles are staged by cp.async, double-buffered, in wgmma's swizzled layout.
+// memory. Streamed tiles are staged by cp.async in a ring of three stages, in wgmma's swizzled
+// layout, and each step's second products run while the next step's exponentials are computed.
 // The same steps and sums as flash_attention_bf16.cu, so results are deterministic too.
 #include <cuda_bf16.h>
 
@@ -21,6 +22,7 @@ constexpr int kWarpgroups = 2;
 constexpr int kThreads = kWarpgroups * wg::kWarpgroup;
 constexpr int kStep = 64;                 // keys per step (forward, dQ) or queries per step (dK/dV)
 constexpr int kTile = kStep * wg::kCols;  // elements of one 64-row tile
+constexpr int kStages = 3;
 static_assert(kWgmmaRows == 64 * kWarpgroups, "a warpgroup owns 64 rows");
 
 // The first 1024-byte boundary of dynamic shared memory (kSmemSlack bytes are reserved for it).
@@ -34,131 +36,105 @@ __device__ bf16_t* aligned_tiles(unsigned char* smem_raw) {
 // The warp's first row within the CTA's tile: warpgroup · 64 + warp-in-group · 16.
 __device__ int warp_row0() { return threadIdx.x / wg::kWarpgroup * 64 + threadIdx.x / 32 % 4 * 16; }
 
-// Waits for the tiles of this step (the next step's are still in flight when `more`) and makes
-// them visible to every thread and to the tensor cores.
-__device__ void await_stage(bool more) {
-  if (more)
-    cp_async_wait<1>();
-  else
-    cp_async_wait<0>();
+template <typename... Blocks>
+__device__ void fence_all(Blocks&... blocks) {
+  (wg::fence_operands(blocks), ...);
+}
+
+// The steps' streamed tiles sit in a ring of kStages stages. Step j's tiles are the only
+// cp.async group in flight when step j starts: this waits for them, makes them visible to
+// every thread and to the tensor cores, then issues step j + 1's. Step j + 1's stage is free:
+// step j − 2 used it last, and its products were waited for before this barrier.
+template <typename Issue>
+__device__ void start_step(int step, int steps, Issue issue) {
+  cp_async_wait<0>();
   wg::fence_shared();
   __syncthreads();
+  if (step + 1 < steps) {
+    issue(step + 1);
+    cp_async_commit();
+  }
 }
 
-// d = A·Bᵀ (and d2 = A2·B2ᵀ when given) over k = 64, waited for.
-__device__ void product_bt(float (&d)[8][4], const uint32_t (&a)[4][4], const bf16_t* b) {
-  wg::fence_operands(d);
-  wg::fence();
-  wg::issue_a_bt(d, a, b, false);
-  wg::commit();
-  wg::wait<0>();
-  wg::fence_operands(d);
-}
-__device__ void products_bt(float (&d)[8][4], const uint32_t (&a)[4][4], const bf16_t* b,
-                            float (&d2)[8][4], const uint32_t (&a2)[4][4], const bf16_t* b2) {
-  wg::fence_operands(d);
-  wg::fence_operands(d2);
-  wg::fence();
-  wg::issue_a_bt(d, a, b, false);
-  wg::issue_a_bt(d2, a2, b2, false);
-  wg::commit();
-  wg::wait<0>();
-  wg::fence_operands(d);
-  wg::fence_operands(d2);
-}
-// d += A·B over k = 64 (and d2 += A2·B2 when given), waited for.
-__device__ void product_b(float (&d)[8][4], const uint32_t (&a)[4][4], const bf16_t* b) {
-  wg::fence_operands(d);
-  wg::fence();
-  wg::issue_a_b(d, a, b);
-  wg::commit();
-  wg::wait<0>();
-  wg::fence_operands(d);
-}
-__device__ void products_b(float (&d)[8][4], const uint32_t (&a)[4][4], const bf16_t* b,
-                           float (&d2)[8][4], const uint32_t (&a2)[4][4], const bf16_t* b2) {
-  wg::fence_operands(d);
-  wg::fence_operands(d2);
-  wg::fence();
-  wg::issue_a_b(d, a, b);
-  wg::issue_a_b(d2, a2, b2);
-  wg::commit();
-  wg::wait<0>();
-  wg::fence_operands(d);
-  wg::fence_operands(d2);
-}
+// Each kernel's step j issues its own first products, then the second products of step j − 1
+// (their A fragments kept from then), and overlaps the second group with its own exponentials.
 
-// Streams the 64-row tiles of one or two matrices through two stages, a step at a time.
-struct KeyValueStream {
+// The K and V tiles of the key steps.
+struct KeyValueRing {
   const bf16_t *k, *v;
   int64_t stride;
   int limit;
-  bf16_t *k_tiles, *v_tiles;  // [2][64][64] each
+  bf16_t *k_tiles, *v_tiles;  // [kStages][64][64] each
 
   __device__ void issue(int step) const {
-    const int stage = step & 1;
+    const int stage = step % kStages;
     wg::load_tile<kStep, kThreads>(k_tiles + stage * kTile, k, stride, step * kStep, limit);
     wg::load_tile<kStep, kThreads>(v_tiles + stage * kTile, v, stride, step * kStep, limit);
   }
-  __device__ const bf16_t* k_tile(int step) const { return k_tiles + (step & 1) * kTile; }
-  __device__ const bf16_t* v_tile(int step) const { return v_tiles + (step & 1) * kTile; }
+  __device__ const bf16_t* k_tile(int step) const { return k_tiles + step % kStages * kTile; }
+  __device__ const bf16_t* v_tile(int step) const { return v_tiles + step % kStages * kTile; }
 };
 
-// Starts step 0's tiles after whatever the caller issued; at each step, issues the next
-// step's and waits for this one's.
-__device__ void begin_stream(const KeyValueStream& s) {
-  s.issue(0);
-  cp_async_commit();
-}
-__device__ void advance_stream(const KeyValueStream& s, int step, int steps) {
-  const bool more = step + 1 < steps;
-  if (more) {
-    s.issue(step + 1);
-    cp_async_commit();
-  }
-  await_stage(more);
-}
-
 // One CTA per (query tile of kWgmmaRows, head, batch), heaviest (last) query tiles first.
-// smem: Q [rows][64], K [2][64][64], V [2][64][64].
+// Step j: S_j = Q·K_jᵀ, then O += P_{j−1}·V_{j−1} while P_j is exponentiated; O is rescaled
+// to step j's running max once that product is done.
+// smem: Q [rows][64], K [kStages][64][64], V [kStages][64][64].
 __global__ void __launch_bounds__(kThreads)
     forward_kernel(Problem pb, const bf16_t* q, const bf16_t* k, const bf16_t* v, bf16_t* out,
                    float* lse) {
   extern __shared__ unsigned char smem_raw[];
   bf16_t* q_tile = aligned_tiles(smem_raw);
+  bf16_t* k_tiles = q_tile + kWgmmaRows * wg::kCols;
   const int m0 = (gridDim.x - 1 - blockIdx.x) * kWgmmaRows, h = blockIdx.y, b = blockIdx.z;
   const int row0 = m0 + warp_row0();
   const int kv = h / pb.group();
-  const KeyValueStream stream{k + pb.kv_head(b, kv),
-                              v + pb.kv_head(b, kv),
-                              pb.kv_stride(),
-                              pb.k_len,
-                              q_tile + kWgmmaRows * wg::kCols,
-                              q_tile + kWgmmaRows * wg::kCols + 2 * kTile};
+  const KeyValueRing ring{
+      k + pb.kv_head(b, kv),    v + pb.kv_head(b, kv), pb.kv_stride(), pb.k_len, k_tiles,
+      k_tiles + kStages * kTile};
   const int steps = ceil_div(pb.key_end(m0, kWgmmaRows), kStep);
 
   wg::load_tile<kWgmmaRows, kThreads>(q_tile, q + pb.q_head(b, h), pb.q_stride(), m0, pb.q_len);
+  ring.issue(0);
   cp_async_commit();
-  begin_stream(stream);
-  cp_async_wait<1>();
+  cp_async_wait<0>();
   __syncthreads();
-  uint32_t q_frag[4][4];
+  uint32_t q_frag[4][4], p[4][4];
   wg::load_a(q_frag, q_tile, warp_row0());
 
   OnlineSoftmax softmax;
   float o[8][4] = {};
   for (int step = 0; step < steps; ++step) {
-    advance_stream(stream, step, steps);
+    start_step(step, steps, [&](int next) { ring.issue(next); });
     const int n0 = step * kStep;
     float s[8][4];
-    product_bt(s, q_frag, stream.k_tile(step));
+    fence_all(s, o);
+    wg::fence();
+    wg::issue_a_bt(s, q_frag, ring.k_tile(step), false);
+    wg::commit();
+    if (step > 0) {
+      wg::issue_a_b(o, p, ring.v_tile(step - 1));
+      wg::commit();
+      wg::wait<1>();
+    } else {
+      wg::wait<0>();
+    }
+    fence_all(s);
     if (!pb.tile_unmasked(row0, 16, n0, kStep))
       mask_scores(s, [&](int r, int c) { return !pb.visible(row0 + r, n0 + c); });
-    softmax.update(s, o, pb.scale_log2);
-    uint32_t p[4][4];
+    float correction[2];
+    softmax.exponentiate(s, pb.scale_log2, correction);
+    wg::wait<0>();
+    fence_all(o);
+    OnlineSoftmax::rescale(o, correction);
     wg::to_a(p, s);
-    product_b(o, p, stream.v_tile(step));
-    __syncthreads();  // the stage is refilled next step
+  }
+  if (steps > 0) {
+    fence_all(o);
+    wg::fence();
+    wg::issue_a_b(o, p, ring.v_tile(steps - 1));
+    wg::commit();
+    wg::wait<0>();
+    fence_all(o);
   }
 
   float inverse[2];
@@ -170,36 +146,32 @@ __global__ void __launch_bounds__(kThreads)
     if (t < pb.q_len && threadIdx.x % 4 == 0)
       lse[pb.row_stats(b, h) + t] = (softmax.max[half] * pb.scale_log2 + log2f(total)) * kLn2;
   }
-#pragma unroll
-  for (int dt = 0; dt < 8; ++dt)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) o[dt][e] *= inverse[e >> 1];
+  OnlineSoftmax::rescale(o, inverse);
   store_rows<64>(out + pb.q_head(b, h), pb.q_stride(), row0, pb.q_len, o, 1.f);
 }
 
 // dQ for one (query tile of kWgmmaRows, head, batch) over the KV tiles it sees:
-// dS = P ∘ (dO·Vᵀ − delta), dQ += dS·K (times scale at the end).
-// smem: Q [rows][64], dO [rows][64], K [2][64][64], V [2][64][64].
+// dS = P ∘ (dO·Vᵀ − delta), dQ += dS·K (times scale at the end). Step j: S_j and dO·V_jᵀ,
+// then dQ += dS_{j−1}·K_{j−1} while dS_j is computed.
+// smem: Q [rows][64], dO [rows][64], K [kStages][64][64], V [kStages][64][64].
 __global__ void __launch_bounds__(kThreads) dq_kernel(Problem pb, BackwardPointers ptr) {
   extern __shared__ unsigned char smem_raw[];
   bf16_t* q_tile = aligned_tiles(smem_raw);
   bf16_t* do_tile = q_tile + kWgmmaRows * wg::kCols;
+  bf16_t* k_tiles = do_tile + kWgmmaRows * wg::kCols;
   const int m0 = (gridDim.x - 1 - blockIdx.x) * kWgmmaRows, h = blockIdx.y, b = blockIdx.z;
   const int row0 = m0 + warp_row0();
   const int kv = h / pb.group();
-  const KeyValueStream stream{ptr.k + pb.kv_head(b, kv),
-                              ptr.v + pb.kv_head(b, kv),
-                              pb.kv_stride(),
-                              pb.k_len,
-                              do_tile + kWgmmaRows * wg::kCols,
-                              do_tile + kWgmmaRows * wg::kCols + 2 * kTile};
+  const KeyValueRing ring{
+      ptr.k + pb.kv_head(b, kv), ptr.v + pb.kv_head(b, kv), pb.kv_stride(), pb.k_len, k_tiles,
+      k_tiles + kStages * kTile};
   const int steps = ceil_div(pb.key_end(m0, kWgmmaRows), kStep);
 
   wg::load_tile<kWgmmaRows, kThreads>(q_tile, ptr.q + pb.q_head(b, h), pb.q_stride(), m0, pb.q_len);
   wg::load_tile<kWgmmaRows, kThreads>(do_tile, ptr.d_out + pb.q_head(b, h), pb.q_stride(), m0,
                                       pb.q_len);
+  ring.issue(0);
   cp_async_commit();
-  begin_stream(stream);
   float row_lse_log2[2], row_delta[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
@@ -208,18 +180,30 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(Problem pb, BackwardPointe
     row_lse_log2[half] = inside ? ptr.lse[pb.row_stats(b, h) + t] * kLog2e : 0.f;
     row_delta[half] = inside ? ptr.delta[pb.row_stats(b, h) + t] : 0.f;
   }
-  cp_async_wait<1>();
+  cp_async_wait<0>();
   __syncthreads();
-  uint32_t q_frag[4][4], do_frag[4][4];
+  uint32_t q_frag[4][4], do_frag[4][4], ds_frag[4][4];
   wg::load_a(q_frag, q_tile, warp_row0());
   wg::load_a(do_frag, do_tile, warp_row0());
 
   float dq[8][4] = {};
   for (int step = 0; step < steps; ++step) {
-    advance_stream(stream, step, steps);
+    start_step(step, steps, [&](int next) { ring.issue(next); });
     const int n0 = step * kStep;
     float s[8][4], ds[8][4];
-    products_bt(s, q_frag, stream.k_tile(step), ds, do_frag, stream.v_tile(step));
+    fence_all(s, ds, dq);
+    wg::fence();
+    wg::issue_a_bt(s, q_frag, ring.k_tile(step), false);
+    wg::issue_a_bt(ds, do_frag, ring.v_tile(step), false);
+    wg::commit();
+    if (step > 0) {
+      wg::issue_a_b(dq, ds_frag, ring.k_tile(step - 1));
+      wg::commit();
+      wg::wait<1>();
+    } else {
+      wg::wait<0>();
+    }
+    fence_all(s, ds);
     if (!pb.tile_unmasked(row0, 16, n0, kStep))
       mask_scores(s, [&](int r, int c) { return !pb.visible(row0 + r, n0 + c); });
 #pragma unroll
@@ -231,27 +215,46 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(Problem pb, BackwardPointe
         ds[nt][e] = p * (ds[nt][e] - row_delta[half]);
       }
     }
-    uint32_t ds_frag[4][4];
+    wg::wait<0>();
+    fence_all(dq);
     wg::to_a(ds_frag, ds);
-    product_b(dq, ds_frag, stream.k_tile(step));
-    __syncthreads();  // the stage is refilled next step
+  }
+  if (steps > 0) {
+    fence_all(dq);
+    wg::fence();
+    wg::issue_a_b(dq, ds_frag, ring.k_tile(steps - 1));
+    wg::commit();
+    wg::wait<0>();
+    fence_all(dq);
   }
   store_rows<64>(ptr.dq + pb.q_head(b, h), pb.q_stride(), row0, pb.q_len, dq, pb.scale);
 }
 
+// The Q, dO, lse and delta tiles of dK/dV's query steps.
+struct QueryRing {
+  bf16_t *q_tiles, *do_tiles;    // [kStages][64][64] each
+  float *lse_rows, *delta_rows;  // [kStages][64] each
+
+  __device__ const bf16_t* q_tile(int step) const { return q_tiles + step % kStages * kTile; }
+  __device__ const bf16_t* do_tile(int step) const { return do_tiles + step % kStages * kTile; }
+  __device__ const float* lse(int step) const { return lse_rows + step % kStages * kStep; }
+  __device__ const float* delta(int step) const { return delta_rows + step % kStages * kStep; }
+};
+
 // dK, dV for one (KV tile of kWgmmaRows keys, KV head and share of its query heads, batch),
 // with the steps and the head split of flash_attention_bf16.cu's dkdv_kernel: per step (64
 // queries of one head) Pᵀ = exp2(K·Qᵀ·scale_log2 − lse·log2e), dSᵀ = Pᵀ ∘ (V·dOᵀ − delta),
-// dV += Pᵀ·dO, dK += dSᵀ·Q (times scale at the end). Q, dO, lse, delta double-buffered.
-// smem: K [rows][64], V [rows][64], Q [2][64][64], dO [2][64][64], lse [2][64], delta [2][64].
+// dV += Pᵀ·dO, dK += dSᵀ·Q (times scale at the end). Step j: K·Q_jᵀ and V·dO_jᵀ, then step
+// j − 1's dV and dK products while Pᵀ_j and dSᵀ_j are computed.
+// smem: K [rows][64], V [rows][64], Q and dO [kStages][64][64], lse and delta [kStages][64].
 __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPointers ptr) {
   extern __shared__ unsigned char smem_raw[];
   bf16_t* k_tile = aligned_tiles(smem_raw);
   bf16_t* v_tile = k_tile + kWgmmaRows * wg::kCols;
   bf16_t* q_tiles = v_tile + kWgmmaRows * wg::kCols;
-  bf16_t* do_tiles = q_tiles + 2 * kTile;
-  float* lse_rows = reinterpret_cast<float*>(do_tiles + 2 * kTile);
-  float* delta_rows = lse_rows + 2 * kStep;
+  bf16_t* do_tiles = q_tiles + kStages * kTile;
+  float* lse_rows = reinterpret_cast<float*>(do_tiles + kStages * kTile);
+  const QueryRing ring{q_tiles, do_tiles, lse_rows, lse_rows + kStages * kStep};
   const int n0 = blockIdx.x * kWgmmaRows, b = blockIdx.z;
   const int key0 = n0 + warp_row0();
   const int kv = blockIdx.y / ptr.head_splits, split = blockIdx.y % ptr.head_splits;
@@ -259,54 +262,56 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
   const int first_m0 = pb.first_query(n0) / kStep * kStep;
   const int tiles_per_head = ceil_div(pb.q_len - first_m0, kStep);
   const int steps = tiles_per_head * split_heads;
-  auto head_of = [&](int step) {
-    return kv * pb.group() + split * split_heads + step / tiles_per_head;
-  };
   auto m0_of = [&](int step) { return first_m0 + step % tiles_per_head * kStep; };
   auto issue = [&](int step) {
-    const int h = head_of(step), m0 = m0_of(step), stage = step & 1;
-    wg::load_tile<kStep, kThreads>(q_tiles + stage * kTile, ptr.q + pb.q_head(b, h), pb.q_stride(),
-                                   m0, pb.q_len);
-    wg::load_tile<kStep, kThreads>(do_tiles + stage * kTile, ptr.d_out + pb.q_head(b, h),
+    const int h = kv * pb.group() + split * split_heads + step / tiles_per_head;
+    const int m0 = m0_of(step), stage = step % kStages;
+    wg::load_tile<kStep, kThreads>(ring.q_tiles + stage * kTile, ptr.q + pb.q_head(b, h),
                                    pb.q_stride(), m0, pb.q_len);
-    load_row_values(lse_rows + stage * kStep, ptr.lse + pb.row_stats(b, h), m0, kStep, pb.q_len);
-    load_row_values(delta_rows + stage * kStep, ptr.delta + pb.row_stats(b, h), m0, kStep,
+    wg::load_tile<kStep, kThreads>(ring.do_tiles + stage * kTile, ptr.d_out + pb.q_head(b, h),
+                                   pb.q_stride(), m0, pb.q_len);
+    load_row_values(ring.lse_rows + stage * kStep, ptr.lse + pb.row_stats(b, h), m0, kStep,
+                    pb.q_len);
+    load_row_values(ring.delta_rows + stage * kStep, ptr.delta + pb.row_stats(b, h), m0, kStep,
                     pb.q_len);
   };
 
   float dk[8][4] = {}, dv[8][4] = {};
+  uint32_t k_frag[4][4], v_frag[4][4], p_frag[4][4], ds_frag[4][4];
   if (steps > 0) {  // with no queries (Tq = 0) dK and dV are zero
     wg::load_tile<kWgmmaRows, kThreads>(k_tile, ptr.k + pb.kv_head(b, kv), pb.kv_stride(), n0,
                                         pb.k_len);
     wg::load_tile<kWgmmaRows, kThreads>(v_tile, ptr.v + pb.kv_head(b, kv), pb.kv_stride(), n0,
                                         pb.k_len);
-    cp_async_commit();
     issue(0);
     cp_async_commit();
-    cp_async_wait<1>();
+    cp_async_wait<0>();
     __syncthreads();
-  }
-  uint32_t k_frag[4][4], v_frag[4][4];
-  if (steps > 0) {
     wg::load_a(k_frag, k_tile, warp_row0());
     wg::load_a(v_frag, v_tile, warp_row0());
   }
   for (int step = 0; step < steps; ++step) {
-    const int stage = step & 1, m0 = m0_of(step);
-    const bool more = step + 1 < steps;
-    if (more) {
-      issue(step + 1);
-      cp_async_commit();
-    }
-    await_stage(more);
-    const bf16_t* q_tile = q_tiles + stage * kTile;
-    const bf16_t* do_tile = do_tiles + stage * kTile;
-    const float* lse_tile = lse_rows + stage * kStep;
-    const float* delta_tile = delta_rows + stage * kStep;
+    start_step(step, steps, issue);
+    const int m0 = m0_of(step);
     float pt[8][4], dst[8][4];
-    products_bt(pt, k_frag, q_tile, dst, v_frag, do_tile);
+    fence_all(pt, dst, dk, dv);
+    wg::fence();
+    wg::issue_a_bt(pt, k_frag, ring.q_tile(step), false);
+    wg::issue_a_bt(dst, v_frag, ring.do_tile(step), false);
+    wg::commit();
+    if (step > 0) {
+      wg::issue_a_b(dv, p_frag, ring.do_tile(step - 1));
+      wg::issue_a_b(dk, ds_frag, ring.q_tile(step - 1));
+      wg::commit();
+      wg::wait<1>();
+    } else {
+      wg::wait<0>();
+    }
+    fence_all(pt, dst);
     if (!pb.tile_unmasked(m0, kStep, key0, 16))
       mask_scores(pt, [&](int r, int c) { return !pb.visible(m0 + c, key0 + r); });
+    const float* lse_tile = ring.lse(step);
+    const float* delta_tile = ring.delta(step);
 #pragma unroll
     for (int qt = 0; qt < 8; ++qt) {
 #pragma unroll
@@ -317,11 +322,19 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
         dst[qt][e] = p * (dst[qt][e] - delta_tile[col]);
       }
     }
-    uint32_t p_frag[4][4], ds_frag[4][4];
+    wg::wait<0>();
+    fence_all(dk, dv);
     wg::to_a(p_frag, pt);
     wg::to_a(ds_frag, dst);
-    products_b(dv, p_frag, do_tile, dk, ds_frag, q_tile);
-    __syncthreads();  // the stage is refilled next step
+  }
+  if (steps > 0) {
+    fence_all(dk, dv);
+    wg::fence();
+    wg::issue_a_b(dv, p_frag, ring.do_tile(steps - 1));
+    wg::issue_a_b(dk, ds_frag, ring.q_tile(steps - 1));
+    wg::commit();
+    wg::wait<0>();
+    fence_all(dk, dv);
   }
   if (ptr.head_splits == 1) {
     store_rows<64>(ptr.dk + pb.kv_head(b, kv), pb.kv_stride(), key0, pb.k_len, dk, pb.scale);
@@ -335,10 +348,10 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
 
 constexpr size_t kTileBytes = sizeof(bf16_t) * kTile;
 constexpr size_t kRowsBytes = sizeof(bf16_t) * kWgmmaRows * wg::kCols;
-constexpr size_t kForwardSmem = kSmemSlack + kRowsBytes + 4 * kTileBytes;
-constexpr size_t kDqSmem = kSmemSlack + 2 * kRowsBytes + 4 * kTileBytes;
+constexpr size_t kForwardSmem = kSmemSlack + kRowsBytes + 2 * kStages * kTileBytes;
+constexpr size_t kDqSmem = kSmemSlack + 2 * kRowsBytes + 2 * kStages * kTileBytes;
 constexpr size_t kDkdvSmem =
-    kSmemSlack + 2 * kRowsBytes + 4 * kTileBytes + sizeof(float) * 4 * kStep;
+    kSmemSlack + 2 * kRowsBytes + 2 * kStages * kTileBytes + sizeof(float) * 2 * kStages * kStep;
 
 }  // namespace
 

@@ -171,6 +171,15 @@ struct OnlineSoftmax {
   // to the new max.
   template <int NT, int DT>
   __device__ __forceinline__ void update(float (&s)[NT][4], float (&o)[DT][4], float scale_log2) {
+    float correction[2];
+    exponentiate(s, scale_log2, correction);
+    rescale(o, correction);
+  }
+
+  // The first half of update: the scores only; o must still be multiplied by `correction`.
+  template <int NT>
+  __device__ __forceinline__ void exponentiate(float (&s)[NT][4], float scale_log2,
+                                               float (&correction)[2]) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       float tile_max = -INFINITY;
@@ -180,7 +189,7 @@ struct OnlineSoftmax {
       const float new_max = fmaxf(max[half], quad_max(tile_max));
       // A row with nothing seen yet keeps base 0, so −inf scores still give 0.
       const float base = new_max == -INFINITY ? 0.f : new_max * scale_log2;
-      const float correction = fast_exp2(fmaf(max[half], scale_log2, -base));
+      correction[half] = fast_exp2(fmaf(max[half], scale_log2, -base));
       max[half] = new_max;
       float tile_sum = 0.f;
 #pragma unroll
@@ -191,13 +200,16 @@ struct OnlineSoftmax {
           tile_sum += s[nt][e];
         }
       }
-      sum[half] = sum[half] * correction + tile_sum;
-#pragma unroll
-      for (int dt = 0; dt < DT; ++dt) {
-        o[dt][2 * half] *= correction;
-        o[dt][2 * half + 1] *= correction;
-      }
+      sum[half] = sum[half] * correction[half] + tile_sum;
     }
+  }
+
+  template <int DT>
+  __device__ __forceinline__ static void rescale(float (&o)[DT][4], const float (&correction)[2]) {
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[dt][e] *= correction[e >> 1];
   }
 };
 
