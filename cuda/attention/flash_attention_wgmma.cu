@@ -2,7 +2,7 @@
 // Each CTA is kWarpgroups warpgroups; each warpgroup owns 64 rows of the CTA's tile (queries in
 // the forward and dQ kernels, keys in dK/dV) and keeps the operand it multiplies on every step
 // (Q, dO; or K, V) in registers as A fragments, so only the streamed tiles are read from shared
-// memory. Streamed tiles are staged by cp.async in a ring of three stages, in wgmma's swizzled
+// memory. Streamed tiles are loaded by TMA into a ring of three stages, in wgmma's swizzled
 // layout, and each step's second products run while the next step's exponentials are computed.
 // The same steps and sums as flash_attention_bf16.cu, so results are deterministic too.
 #include <cuda_bf16.h>
@@ -41,61 +41,71 @@ __device__ void fence_all(Blocks&... blocks) {
   (wg::fence_operands(blocks), ...);
 }
 
-// The steps' streamed tiles sit in a ring of kStages stages. Step j's tiles are the only
-// cp.async group in flight when step j starts: this waits for them, makes them visible to
-// every thread and to the tensor cores, then issues step j + 1's. Step j + 1's stage is free:
-// step j − 2 used it last, and its products were waited for before this barrier.
-template <typename Issue>
-__device__ void start_step(int step, int steps, Issue issue) {
-  cp_async_wait<0>();
-  wg::fence_shared();
-  __syncthreads();
-  if (step + 1 < steps) {
-    issue(step + 1);
-    cp_async_commit();
+// The streamed tiles: per step two 64-row tiles (K and V, or Q and dO) loaded by TMA into a
+// ring of kStages stages, each with the barrier its loads complete on.
+struct TileRing {
+  bf16_t* tiles;   // [kStages][2][64][64]
+  uint64_t* full;  // [kStages]
+
+  // Thread 0, once, before the CTA barrier that precedes the first load.
+  __device__ void init() const {
+    for (int stage = 0; stage < kStages; ++stage) wg::barrier_init(full + stage);
+    wg::barrier_init_fence();
   }
+  __device__ const bf16_t* first(int step) const { return tiles + 2 * (step % kStages) * kTile; }
+  __device__ const bf16_t* second(int step) const { return first(step) + kTile; }
+  // Thread 0: starts the step's tiles, rows [row0, row0 + 64) of `head` in both tensors.
+  __device__ void issue(int step, const CUtensorMap& a, const CUtensorMap& b, int head, int row0,
+                        int batch) const {
+    uint64_t* bar = full + step % kStages;
+    wg::barrier_expect(bar, 2 * wg::kBoxBytes);
+    wg::load_box(tiles + 2 * (step % kStages) * kTile, a, head, row0, batch, bar);
+    wg::load_box(tiles + (2 * (step % kStages) + 1) * kTile, b, head, row0, batch, bar);
+  }
+  // The step's tiles have landed (the stage's (step / kStages)-th phase).
+  __device__ void wait(int step) const {
+    wg::barrier_wait(full + step % kStages, step / kStages & 1);
+  }
+};
+constexpr size_t kRingBytes = sizeof(bf16_t) * 2 * kStages * kTile + sizeof(uint64_t) * kStages;
+
+// Step j starts with a CTA barrier: every warpgroup is then done with step j − 2's stage (its
+// products were waited for in step j − 1), which thread 0 refills with step j + 1's tiles;
+// then every thread waits for step j's.
+template <typename Issue>
+__device__ void start_step(const TileRing& ring, int step, int steps, Issue issue) {
+  __syncthreads();
+  if (threadIdx.x == 0 && step + 1 < steps) issue(step + 1);
+  ring.wait(step);
 }
 
 // Each kernel's step j issues its own first products, then the second products of step j − 1
 // (their A fragments kept from then), and overlaps the second group with its own exponentials.
 
-// The K and V tiles of the key steps.
-struct KeyValueRing {
-  const bf16_t *k, *v;
-  int64_t stride;
-  int limit;
-  bf16_t *k_tiles, *v_tiles;  // [kStages][64][64] each
-
-  __device__ void issue(int step) const {
-    const int stage = step % kStages;
-    wg::load_tile<kStep, kThreads>(k_tiles + stage * kTile, k, stride, step * kStep, limit);
-    wg::load_tile<kStep, kThreads>(v_tiles + stage * kTile, v, stride, step * kStep, limit);
-  }
-  __device__ const bf16_t* k_tile(int step) const { return k_tiles + step % kStages * kTile; }
-  __device__ const bf16_t* v_tile(int step) const { return v_tiles + step % kStages * kTile; }
-};
-
 // One CTA per (query tile of kWgmmaRows, head, batch), heaviest (last) query tiles first.
 // Step j: S_j = Q·K_jᵀ, then O += P_{j−1}·V_{j−1} while P_j is exponentiated; O is rescaled
 // to step j's running max once that product is done.
-// smem: Q [rows][64], K [kStages][64][64], V [kStages][64][64].
+// smem: Q [rows][64], then the K/V ring.
 __global__ void __launch_bounds__(kThreads)
-    forward_kernel(Problem pb, const bf16_t* q, const bf16_t* k, const bf16_t* v, bf16_t* out,
+    forward_kernel(Problem pb, const __grid_constant__ CUtensorMap k_map,
+                   const __grid_constant__ CUtensorMap v_map, const bf16_t* q, bf16_t* out,
                    float* lse) {
   extern __shared__ unsigned char smem_raw[];
   bf16_t* q_tile = aligned_tiles(smem_raw);
-  bf16_t* k_tiles = q_tile + kWgmmaRows * wg::kCols;
+  bf16_t* ring_tiles = q_tile + kWgmmaRows * wg::kCols;
+  const TileRing ring{ring_tiles, reinterpret_cast<uint64_t*>(ring_tiles + 2 * kStages * kTile)};
   const int m0 = (gridDim.x - 1 - blockIdx.x) * kWgmmaRows, h = blockIdx.y, b = blockIdx.z;
   const int row0 = m0 + warp_row0();
   const int kv = h / pb.group();
-  const KeyValueRing ring{
-      k + pb.kv_head(b, kv),    v + pb.kv_head(b, kv), pb.kv_stride(), pb.k_len, k_tiles,
-      k_tiles + kStages * kTile};
   const int steps = ceil_div(pb.key_end(m0, kWgmmaRows), kStep);
+  auto issue = [&](int step) { ring.issue(step, k_map, v_map, kv, step * kStep, b); };
 
   wg::load_tile<kWgmmaRows, kThreads>(q_tile, q + pb.q_head(b, h), pb.q_stride(), m0, pb.q_len);
-  ring.issue(0);
   cp_async_commit();
+  if (threadIdx.x == 0) {
+    ring.init();
+    if (steps > 0) issue(0);
+  }
   cp_async_wait<0>();
   __syncthreads();
   uint32_t q_frag[4][4], p[4][4];
@@ -104,15 +114,15 @@ __global__ void __launch_bounds__(kThreads)
   OnlineSoftmax softmax;
   float o[8][4] = {};
   for (int step = 0; step < steps; ++step) {
-    start_step(step, steps, [&](int next) { ring.issue(next); });
+    start_step(ring, step, steps, issue);
     const int n0 = step * kStep;
     float s[8][4];
     fence_all(s, o);
     wg::fence();
-    wg::issue_a_bt(s, q_frag, ring.k_tile(step), false);
+    wg::issue_a_bt(s, q_frag, ring.first(step), false);
     wg::commit();
     if (step > 0) {
-      wg::issue_a_b(o, p, ring.v_tile(step - 1));
+      wg::issue_a_b(o, p, ring.second(step - 1));
       wg::commit();
       wg::wait<1>();
     } else {
@@ -131,7 +141,7 @@ __global__ void __launch_bounds__(kThreads)
   if (steps > 0) {
     fence_all(o);
     wg::fence();
-    wg::issue_a_b(o, p, ring.v_tile(steps - 1));
+    wg::issue_a_b(o, p, ring.second(steps - 1));
     wg::commit();
     wg::wait<0>();
     fence_all(o);
@@ -153,25 +163,29 @@ __global__ void __launch_bounds__(kThreads)
 // dQ for one (query tile of kWgmmaRows, head, batch) over the KV tiles it sees:
 // dS = P ∘ (dO·Vᵀ − delta), dQ += dS·K (times scale at the end). Step j: S_j and dO·V_jᵀ,
 // then dQ += dS_{j−1}·K_{j−1} while dS_j is computed.
-// smem: Q [rows][64], dO [rows][64], K [kStages][64][64], V [kStages][64][64].
-__global__ void __launch_bounds__(kThreads) dq_kernel(Problem pb, BackwardPointers ptr) {
+// smem: Q [rows][64], dO [rows][64], then the K/V ring.
+__global__ void __launch_bounds__(kThreads)
+    dq_kernel(Problem pb, const __grid_constant__ CUtensorMap k_map,
+              const __grid_constant__ CUtensorMap v_map, BackwardPointers ptr) {
   extern __shared__ unsigned char smem_raw[];
   bf16_t* q_tile = aligned_tiles(smem_raw);
   bf16_t* do_tile = q_tile + kWgmmaRows * wg::kCols;
-  bf16_t* k_tiles = do_tile + kWgmmaRows * wg::kCols;
+  bf16_t* ring_tiles = do_tile + kWgmmaRows * wg::kCols;
+  const TileRing ring{ring_tiles, reinterpret_cast<uint64_t*>(ring_tiles + 2 * kStages * kTile)};
   const int m0 = (gridDim.x - 1 - blockIdx.x) * kWgmmaRows, h = blockIdx.y, b = blockIdx.z;
   const int row0 = m0 + warp_row0();
   const int kv = h / pb.group();
-  const KeyValueRing ring{
-      ptr.k + pb.kv_head(b, kv), ptr.v + pb.kv_head(b, kv), pb.kv_stride(), pb.k_len, k_tiles,
-      k_tiles + kStages * kTile};
   const int steps = ceil_div(pb.key_end(m0, kWgmmaRows), kStep);
+  auto issue = [&](int step) { ring.issue(step, k_map, v_map, kv, step * kStep, b); };
 
   wg::load_tile<kWgmmaRows, kThreads>(q_tile, ptr.q + pb.q_head(b, h), pb.q_stride(), m0, pb.q_len);
   wg::load_tile<kWgmmaRows, kThreads>(do_tile, ptr.d_out + pb.q_head(b, h), pb.q_stride(), m0,
                                       pb.q_len);
-  ring.issue(0);
   cp_async_commit();
+  if (threadIdx.x == 0) {
+    ring.init();
+    if (steps > 0) issue(0);
+  }
   float row_lse_log2[2], row_delta[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
@@ -188,16 +202,16 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(Problem pb, BackwardPointe
 
   float dq[8][4] = {};
   for (int step = 0; step < steps; ++step) {
-    start_step(step, steps, [&](int next) { ring.issue(next); });
+    start_step(ring, step, steps, issue);
     const int n0 = step * kStep;
     float s[8][4], ds[8][4];
     fence_all(s, ds, dq);
     wg::fence();
-    wg::issue_a_bt(s, q_frag, ring.k_tile(step), false);
-    wg::issue_a_bt(ds, do_frag, ring.v_tile(step), false);
+    wg::issue_a_bt(s, q_frag, ring.first(step), false);
+    wg::issue_a_bt(ds, do_frag, ring.second(step), false);
     wg::commit();
     if (step > 0) {
-      wg::issue_a_b(dq, ds_frag, ring.k_tile(step - 1));
+      wg::issue_a_b(dq, ds_frag, ring.first(step - 1));
       wg::commit();
       wg::wait<1>();
     } else {
@@ -222,7 +236,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(Problem pb, BackwardPointe
   if (steps > 0) {
     fence_all(dq);
     wg::fence();
-    wg::issue_a_b(dq, ds_frag, ring.k_tile(steps - 1));
+    wg::issue_a_b(dq, ds_frag, ring.first(steps - 1));
     wg::commit();
     wg::wait<0>();
     fence_all(dq);
@@ -230,31 +244,22 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(Problem pb, BackwardPointe
   store_rows<64>(ptr.dq + pb.q_head(b, h), pb.q_stride(), row0, pb.q_len, dq, pb.scale);
 }
 
-// The Q, dO, lse and delta tiles of dK/dV's query steps.
-struct QueryRing {
-  bf16_t *q_tiles, *do_tiles;    // [kStages][64][64] each
-  float *lse_rows, *delta_rows;  // [kStages][64] each
-
-  __device__ const bf16_t* q_tile(int step) const { return q_tiles + step % kStages * kTile; }
-  __device__ const bf16_t* do_tile(int step) const { return do_tiles + step % kStages * kTile; }
-  __device__ const float* lse(int step) const { return lse_rows + step % kStages * kStep; }
-  __device__ const float* delta(int step) const { return delta_rows + step % kStages * kStep; }
-};
-
 // dK, dV for one (KV tile of kWgmmaRows keys, KV head and share of its query heads, batch),
 // with the steps and the head split of flash_attention_bf16.cu's dkdv_kernel: per step (64
 // queries of one head) Pᵀ = exp2(K·Qᵀ·scale_log2 − lse·log2e), dSᵀ = Pᵀ ∘ (V·dOᵀ − delta),
 // dV += Pᵀ·dO, dK += dSᵀ·Q (times scale at the end). Step j: K·Q_jᵀ and V·dO_jᵀ, then step
 // j − 1's dV and dK products while Pᵀ_j and dSᵀ_j are computed.
-// smem: K [rows][64], V [rows][64], Q and dO [kStages][64][64], lse and delta [kStages][64].
-__global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPointers ptr) {
+// smem: K [rows][64], V [rows][64], the Q/dO ring, lse and delta [kStages][64] each (cp.async).
+__global__ void __launch_bounds__(kThreads)
+    dkdv_kernel(Problem pb, const __grid_constant__ CUtensorMap q_map,
+                const __grid_constant__ CUtensorMap do_map, BackwardPointers ptr) {
   extern __shared__ unsigned char smem_raw[];
   bf16_t* k_tile = aligned_tiles(smem_raw);
   bf16_t* v_tile = k_tile + kWgmmaRows * wg::kCols;
-  bf16_t* q_tiles = v_tile + kWgmmaRows * wg::kCols;
-  bf16_t* do_tiles = q_tiles + kStages * kTile;
-  float* lse_rows = reinterpret_cast<float*>(do_tiles + kStages * kTile);
-  const QueryRing ring{q_tiles, do_tiles, lse_rows, lse_rows + kStages * kStep};
+  bf16_t* ring_tiles = v_tile + kWgmmaRows * wg::kCols;
+  const TileRing ring{ring_tiles, reinterpret_cast<uint64_t*>(ring_tiles + 2 * kStages * kTile)};
+  float* lse_rows = reinterpret_cast<float*>(ring.full + kStages);
+  float* delta_rows = lse_rows + kStages * kStep;
   const int n0 = blockIdx.x * kWgmmaRows, b = blockIdx.z;
   const int key0 = n0 + warp_row0();
   const int kv = blockIdx.y / ptr.head_splits, split = blockIdx.y % ptr.head_splits;
@@ -262,18 +267,17 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
   const int first_m0 = pb.first_query(n0) / kStep * kStep;
   const int tiles_per_head = ceil_div(pb.q_len - first_m0, kStep);
   const int steps = tiles_per_head * split_heads;
+  auto head_of = [&](int step) {
+    return kv * pb.group() + split * split_heads + step / tiles_per_head;
+  };
   auto m0_of = [&](int step) { return first_m0 + step % tiles_per_head * kStep; };
-  auto issue = [&](int step) {
-    const int h = kv * pb.group() + split * split_heads + step / tiles_per_head;
-    const int m0 = m0_of(step), stage = step % kStages;
-    wg::load_tile<kStep, kThreads>(ring.q_tiles + stage * kTile, ptr.q + pb.q_head(b, h),
-                                   pb.q_stride(), m0, pb.q_len);
-    wg::load_tile<kStep, kThreads>(ring.do_tiles + stage * kTile, ptr.d_out + pb.q_head(b, h),
-                                   pb.q_stride(), m0, pb.q_len);
-    load_row_values(ring.lse_rows + stage * kStep, ptr.lse + pb.row_stats(b, h), m0, kStep,
+  auto issue = [&](int step) { ring.issue(step, q_map, do_map, head_of(step), m0_of(step), b); };
+  auto issue_rows = [&](int step) {
+    const int h = head_of(step), m0 = m0_of(step), stage = step % kStages;
+    load_row_values(lse_rows + stage * kStep, ptr.lse + pb.row_stats(b, h), m0, kStep, pb.q_len);
+    load_row_values(delta_rows + stage * kStep, ptr.delta + pb.row_stats(b, h), m0, kStep,
                     pb.q_len);
-    load_row_values(ring.delta_rows + stage * kStep, ptr.delta + pb.row_stats(b, h), m0, kStep,
-                    pb.q_len);
+    cp_async_commit();
   };
 
   float dk[8][4] = {}, dv[8][4] = {};
@@ -283,25 +287,30 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
                                         pb.k_len);
     wg::load_tile<kWgmmaRows, kThreads>(v_tile, ptr.v + pb.kv_head(b, kv), pb.kv_stride(), n0,
                                         pb.k_len);
-    issue(0);
-    cp_async_commit();
+    issue_rows(0);
+    if (threadIdx.x == 0) {
+      ring.init();
+      issue(0);
+    }
     cp_async_wait<0>();
     __syncthreads();
     wg::load_a(k_frag, k_tile, warp_row0());
     wg::load_a(v_frag, v_tile, warp_row0());
   }
   for (int step = 0; step < steps; ++step) {
-    start_step(step, steps, issue);
+    cp_async_wait<0>();  // this step's lse and delta
+    start_step(ring, step, steps, issue);
+    if (step + 1 < steps) issue_rows(step + 1);
     const int m0 = m0_of(step);
     float pt[8][4], dst[8][4];
     fence_all(pt, dst, dk, dv);
     wg::fence();
-    wg::issue_a_bt(pt, k_frag, ring.q_tile(step), false);
-    wg::issue_a_bt(dst, v_frag, ring.do_tile(step), false);
+    wg::issue_a_bt(pt, k_frag, ring.first(step), false);
+    wg::issue_a_bt(dst, v_frag, ring.second(step), false);
     wg::commit();
     if (step > 0) {
-      wg::issue_a_b(dv, p_frag, ring.do_tile(step - 1));
-      wg::issue_a_b(dk, ds_frag, ring.q_tile(step - 1));
+      wg::issue_a_b(dv, p_frag, ring.second(step - 1));
+      wg::issue_a_b(dk, ds_frag, ring.first(step - 1));
       wg::commit();
       wg::wait<1>();
     } else {
@@ -310,8 +319,8 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
     fence_all(pt, dst);
     if (!pb.tile_unmasked(m0, kStep, key0, 16))
       mask_scores(pt, [&](int r, int c) { return !pb.visible(m0 + c, key0 + r); });
-    const float* lse_tile = ring.lse(step);
-    const float* delta_tile = ring.delta(step);
+    const float* lse_tile = lse_rows + step % kStages * kStep;
+    const float* delta_tile = delta_rows + step % kStages * kStep;
 #pragma unroll
     for (int qt = 0; qt < 8; ++qt) {
 #pragma unroll
@@ -330,8 +339,8 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
   if (steps > 0) {
     fence_all(dk, dv);
     wg::fence();
-    wg::issue_a_b(dv, p_frag, ring.do_tile(steps - 1));
-    wg::issue_a_b(dk, ds_frag, ring.q_tile(steps - 1));
+    wg::issue_a_b(dv, p_frag, ring.second(steps - 1));
+    wg::issue_a_b(dk, ds_frag, ring.first(steps - 1));
     wg::commit();
     wg::wait<0>();
     fence_all(dk, dv);
@@ -346,18 +355,54 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
   store_rows_f32<64>(ptr.dv_parts + part, pb.kv_stride(), key0, pb.k_len, dv, 1.f);
 }
 
-constexpr size_t kTileBytes = sizeof(bf16_t) * kTile;
 constexpr size_t kRowsBytes = sizeof(bf16_t) * kWgmmaRows * wg::kCols;
-constexpr size_t kForwardSmem = kSmemSlack + kRowsBytes + 2 * kStages * kTileBytes;
-constexpr size_t kDqSmem = kSmemSlack + 2 * kRowsBytes + 2 * kStages * kTileBytes;
+constexpr size_t kForwardSmem = kSmemSlack + kRowsBytes + kRingBytes;
+constexpr size_t kDqSmem = kSmemSlack + 2 * kRowsBytes + kRingBytes;
 constexpr size_t kDkdvSmem =
-    kSmemSlack + 2 * kRowsBytes + 2 * kStages * kTileBytes + sizeof(float) * 2 * kStages * kStep;
+    kSmemSlack + 2 * kRowsBytes + kRingBytes + sizeof(float) * 2 * kStages * kStep;
+
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
+                                 const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
+                                 const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
+                                 CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+// The driver's cuTensorMapEncodeTiled, found through the runtime (no link to libcuda).
+EncodeTiled encode_tiled() {
+  static const EncodeTiled encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
+                                                cudaEnableDefault, &found));
+    SSA_CHECK(found == cudaDriverEntryPointSuccess && fn != nullptr,
+              "attention: the CUDA driver has no cuTensorMapEncodeTiled (TMA)");
+    return reinterpret_cast<EncodeTiled>(fn);
+  }();
+  return encode;
+}
+
+// The TMA map of a [batch, rows, heads, 64] bf16 tensor: boxes of 64 rows × 64 columns of one
+// head, 128-byte swizzled (wg::load_box).
+CUtensorMap rows_map(const void* base, int batch, int rows, int heads) {
+  const cuuint64_t dims[4] = {64, cuuint64_t(heads), cuuint64_t(rows), cuuint64_t(batch)};
+  const cuuint64_t strides[3] = {wg::kRowBytes, cuuint64_t(heads) * wg::kRowBytes,
+                                 cuuint64_t(rows) * heads * wg::kRowBytes};
+  const cuuint32_t box[4] = {64, 1, kStep, 1}, element_strides[4] = {1, 1, 1, 1};
+  CUtensorMap map{};
+  const CUresult status = encode_tiled()(
+      &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<void*>(base), dims, strides, box,
+      element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  SSA_CHECK(status == CUDA_SUCCESS, "attention: cuTensorMapEncodeTiled failed ({})",
+            static_cast<int>(status));
+  return map;
+}
 
 }  // namespace
 
 bool wgmma_path(const Problem& pb) {
 #if defined(SSA_CUDA_SM90A)
-  if (pb.head_dim != 64 || std::getenv("SSA_NO_WGMMA") != nullptr) return false;
+  if (pb.head_dim != 64 || pb.q_len == 0 || pb.k_len == 0 || std::getenv("SSA_NO_WGMMA") != nullptr)
+    return false;
   int device = 0, major = 0, minor = 0;
   CUDA_CHECK(cudaGetDevice(&device));
   CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
@@ -371,18 +416,21 @@ bool wgmma_path(const Problem& pb) {
 
 void forward_wgmma(const Problem& pb, const FlashForward& args) {
   launch(forward_kernel, dim3(ceil_div(pb.q_len, kWgmmaRows), pb.heads, pb.batch), kThreads,
-         kForwardSmem, pb, static_cast<const bf16_t*>(args.q), static_cast<const bf16_t*>(args.k),
-         static_cast<const bf16_t*>(args.v), static_cast<bf16_t*>(args.out), args.lse);
+         kForwardSmem, pb, rows_map(args.k, pb.batch, pb.k_len, pb.kv_heads),
+         rows_map(args.v, pb.batch, pb.k_len, pb.kv_heads), static_cast<const bf16_t*>(args.q),
+         static_cast<bf16_t*>(args.out), args.lse);
 }
 
 void dkdv_wgmma(const Problem& pb, const BackwardPointers& ptr) {
   launch(dkdv_kernel, dim3(ceil_div(pb.k_len, kWgmmaRows), pb.kv_heads * ptr.head_splits, pb.batch),
-         kThreads, kDkdvSmem, pb, ptr);
+         kThreads, kDkdvSmem, pb, rows_map(ptr.q, pb.batch, pb.q_len, pb.heads),
+         rows_map(ptr.d_out, pb.batch, pb.q_len, pb.heads), ptr);
 }
 
 void dq_wgmma(const Problem& pb, const BackwardPointers& ptr) {
   launch(dq_kernel, dim3(ceil_div(pb.q_len, kWgmmaRows), pb.heads, pb.batch), kThreads, kDqSmem, pb,
-         ptr);
+         rows_map(ptr.k, pb.batch, pb.k_len, pb.kv_heads),
+         rows_map(ptr.v, pb.batch, pb.k_len, pb.kv_heads), ptr);
 }
 
 }  // namespace ssa::cuda::flash

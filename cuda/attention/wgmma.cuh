@@ -1,6 +1,6 @@
 #pragma once
-// Hopper warpgroup tensor-core products (wgmma, sm_90a) on 64-column bf16 tiles, for the
-// head_dim-64 attention kernels (included by .cu files only).
+// Hopper warpgroup tensor-core products (wgmma, sm_90a) on 64-column bf16 tiles, and their
+// tile loads by TMA, for the head_dim-64 attention kernels (included by .cu files only).
 //
 // A warpgroup is 4 consecutive warps (128 threads); one product is a 64 × 64 fp32 block per
 // warpgroup, warp w holding rows 16w..16w+15 in the accumulator layout of mma.cuh
@@ -12,6 +12,8 @@
 // 16-byte chunk c of row r is stored at chunk c ^ (r % 8) of that row. A tile starts on a
 // 1024-byte boundary. The same bytes serve as a K-major B (rows are B's n index, columns its
 // k: A·Bᵀ) and as an MN-major B (rows are k, columns n: A·B).
+#include <cuda.h>  // CUtensorMap (types only: the driver is reached through the runtime)
+
 #include <cstdint>
 
 #include "cuda/attention/mma.cuh"
@@ -101,12 +103,6 @@ template <int pending>
 __device__ __forceinline__ void wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(pending) : "memory");
 }
-// Orders this thread's ordinary shared-memory writes (cp.async included) before the tensor
-// cores' reads; a barrier must follow.
-__device__ __forceinline__ void fence_shared() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
-
 // d (+)= A · B for one k-step: m64n64k16, A from registers, B through `desc`
 // (TRANS_B = 0: K-major, 1: MN-major); d is overwritten when `accumulate` is false.
 template <int TRANS_B>
@@ -142,6 +138,48 @@ __device__ __forceinline__ void issue_a_b(float (&d)[8][4], const uint32_t (&a)[
                                           const bf16_t* b_tile) {
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) mma_step<1>(d, a[kk], mn_major(b_tile, kk), true);
+}
+
+// ---- tile loads by the tensor memory accelerator (TMA), completing on an mbarrier
+
+// A [batch, rows, heads, 64] bf16 tensor as TMA sees it: boxes of 64 rows of one head, written
+// to shared memory in the swizzle above; rows past the end read as zeros.
+constexpr int kBoxBytes = 64 * kRowBytes;
+
+__device__ __forceinline__ void barrier_init(uint64_t* bar) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_address(bar)) : "memory");
+}
+// Makes initialised barriers visible to the TMA unit; a CTA barrier must follow.
+__device__ __forceinline__ void barrier_init_fence() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// The barrier's one arrival for this phase, which completes once `bytes` have landed.
+__device__ __forceinline__ void barrier_expect(uint64_t* bar, int bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_address(bar)),
+               "r"(bytes)
+               : "memory");
+}
+// Waits until the barrier's phase of parity `parity` has completed.
+__device__ __forceinline__ void barrier_wait(uint64_t* bar, int parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(smem_address(bar)), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// Copies rows [row0, row0 + 64) of head `head` of batch `batch` into `tile`; completes on `bar`.
+__device__ __forceinline__ void load_box(bf16_t* tile, const CUtensorMap& map, int head, int row0,
+                                         int batch, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, "
+      "%3, %4, %5}], [%6];\n" ::"r"(smem_address(tile)),
+      "l"(reinterpret_cast<uint64_t>(&map)), "r"(0), "r"(head), "r"(row0), "r"(batch),
+      "r"(smem_address(bar))
+      : "memory");
 }
 
 }  // namespace ssa::cuda::wg
