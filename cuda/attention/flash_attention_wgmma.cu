@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <type_traits>
 
 #include "cuda/attention/flash_attention_tiles.cuh"
 #include "cuda/attention/flash_attention_wgmma.h"
@@ -81,6 +82,17 @@ __device__ void start_step(const TileRing& ring, int step, int steps, Issue issu
 
 // Each kernel's step j issues its own first products, then the second products of step j − 1
 // (their A fragments kept from then), and overlaps the second group with its own exponentials.
+// Step 0 (body(0, std::true_type), with no earlier products) is peeled off the loop so that
+// every wgmma issue and wait is unconditional: behind a branch, ptxas cannot tell which
+// products are still running and waits for all of them before the exponentials.
+template <typename Body>
+__device__ void pipelined_steps(int steps, Body body) {
+  if (steps == 0) return;
+  body(0, std::true_type{});
+  for (int step = 1; step < steps; ++step) body(step, std::false_type{});
+}
+template <typename First>
+constexpr bool kFirst = First::value;
 
 // One CTA per (query tile of kWgmmaRows, head, batch), heaviest (last) query tiles first.
 // Step j: S_j = Q·K_jᵀ, then O += P_{j−1}·V_{j−1} while P_j is exponentiated; O is rescaled
@@ -113,7 +125,7 @@ __global__ void __launch_bounds__(kThreads)
 
   OnlineSoftmax softmax;
   float o[8][4] = {};
-  for (int step = 0; step < steps; ++step) {
+  pipelined_steps(steps, [&](int step, auto first) {
     start_step(ring, step, steps, issue);
     const int n0 = step * kStep;
     float s[8][4];
@@ -121,7 +133,7 @@ __global__ void __launch_bounds__(kThreads)
     wg::fence();
     wg::issue_a_bt(s, q_frag, ring.first(step), false);
     wg::commit();
-    if (step > 0) {
+    if constexpr (!kFirst<decltype(first)>) {
       wg::issue_a_b(o, p, ring.second(step - 1));
       wg::commit();
       wg::wait<1>();
@@ -133,11 +145,14 @@ __global__ void __launch_bounds__(kThreads)
       mask_scores(s, [&](int r, int c) { return !pb.visible(row0 + r, n0 + c); });
     float correction[2];
     softmax.exponentiate(s, pb.scale_log2, correction);
-    wg::wait<0>();
-    fence_all(o);
-    OnlineSoftmax::rescale(o, correction);
+    if constexpr (!kFirst<decltype(first)>) {  // step 0: O is still zero
+      fence_all(s);
+      wg::wait<0>();
+      fence_all(o);
+      OnlineSoftmax::rescale(o, correction);
+    }
     wg::to_a(p, s);
-  }
+  });
   if (steps > 0) {
     fence_all(o);
     wg::fence();
@@ -201,7 +216,7 @@ __global__ void __launch_bounds__(kThreads)
   wg::load_a(do_frag, do_tile, warp_row0());
 
   float dq[8][4] = {};
-  for (int step = 0; step < steps; ++step) {
+  pipelined_steps(steps, [&](int step, auto first) {
     start_step(ring, step, steps, issue);
     const int n0 = step * kStep;
     float s[8][4], ds[8][4];
@@ -210,7 +225,7 @@ __global__ void __launch_bounds__(kThreads)
     wg::issue_a_bt(s, q_frag, ring.first(step), false);
     wg::issue_a_bt(ds, do_frag, ring.second(step), false);
     wg::commit();
-    if (step > 0) {
+    if constexpr (!kFirst<decltype(first)>) {
       wg::issue_a_b(dq, ds_frag, ring.first(step - 1));
       wg::commit();
       wg::wait<1>();
@@ -229,10 +244,13 @@ __global__ void __launch_bounds__(kThreads)
         ds[nt][e] = p * (ds[nt][e] - row_delta[half]);
       }
     }
-    wg::wait<0>();
-    fence_all(dq);
+    if constexpr (!kFirst<decltype(first)>) {
+      fence_all(ds);
+      wg::wait<0>();
+      fence_all(dq);
+    }
     wg::to_a(ds_frag, ds);
-  }
+  });
   if (steps > 0) {
     fence_all(dq);
     wg::fence();
@@ -297,7 +315,7 @@ __global__ void __launch_bounds__(kThreads)
     wg::load_a(k_frag, k_tile, warp_row0());
     wg::load_a(v_frag, v_tile, warp_row0());
   }
-  for (int step = 0; step < steps; ++step) {
+  pipelined_steps(steps, [&](int step, auto first) {
     cp_async_wait<0>();  // this step's lse and delta
     start_step(ring, step, steps, issue);
     if (step + 1 < steps) issue_rows(step + 1);
@@ -308,7 +326,7 @@ __global__ void __launch_bounds__(kThreads)
     wg::issue_a_bt(pt, k_frag, ring.first(step), false);
     wg::issue_a_bt(dst, v_frag, ring.second(step), false);
     wg::commit();
-    if (step > 0) {
+    if constexpr (!kFirst<decltype(first)>) {
       wg::issue_a_b(dv, p_frag, ring.second(step - 1));
       wg::issue_a_b(dk, ds_frag, ring.first(step - 1));
       wg::commit();
@@ -331,11 +349,14 @@ __global__ void __launch_bounds__(kThreads)
         dst[qt][e] = p * (dst[qt][e] - delta_tile[col]);
       }
     }
-    wg::wait<0>();
-    fence_all(dk, dv);
+    if constexpr (!kFirst<decltype(first)>) {
+      fence_all(pt, dst);
+      wg::wait<0>();
+      fence_all(dk, dv);
+    }
     wg::to_a(p_frag, pt);
     wg::to_a(ds_frag, dst);
-  }
+  });
   if (steps > 0) {
     fence_all(dk, dv);
     wg::fence();
