@@ -81,10 +81,11 @@ __device__ void start_step(const TileRing& ring, int step, int steps, Issue issu
 }
 
 // Each kernel's step j issues its own first products, then the second products of step j − 1
-// (their A fragments kept from then), and overlaps the second group with its own exponentials.
-// Step 0 (body(0, std::true_type), with no earlier products) is peeled off the loop so that
-// every wgmma issue and wait is unconditional: behind a branch, ptxas cannot tell which
-// products are still running and waits for all of them before the exponentials.
+// (their A fragments kept from then), and computes its exponentials while the second group
+// runs (as far as ptxas keeps them ahead of the wait: it may move the wait up). Step 0
+// (body(0, std::true_type), with no earlier products) is peeled off the loop so that every
+// wgmma issue and wait is unconditional: behind a branch, ptxas adds fences of its own
+// (warning C7519) around the products.
 template <typename Body>
 __device__ void pipelined_steps(int steps, Body body) {
   if (steps == 0) return;
