@@ -91,6 +91,20 @@ TEST_SUITE("gpu attention") {
     }
   }
 
+  // B 8, T 4096, 16 heads on one KV head: 32 KV tiles add to each 64-query dQ tile in turn, and
+  // each CTA of the backward takes two query heads (the head split) on the wgmma kernels.
+  TEST_CASE("flash attention: bf16 with many KV tiles per dQ tile matches f32, bit-identically") {
+    const Config c{8, 4096, 4096, 16, 1, 64};
+    const Inputs in = random_inputs(c, DType::bf16, 61);
+    const auto want = run_attention(in, DType::f32, Device::cuda);
+    const auto got = run_attention(in, DType::bf16, Device::cuda);
+    for (size_t i = 0; i < want.size(); ++i) {
+      CAPTURE(i);  // out, dq, dk, dv
+      CHECK(relative_error(got[i], want[i]) <= kAttentionBf16Tolerance);
+    }
+    CHECK(run_attention(in, DType::bf16, Device::cuda) == got);
+  }
+
   TEST_CASE("flash attention: unsupported dtype or head_dim is an error naming the op") {
     auto zeros = [](Shape s, DType dtype) { return Tensor::zeros(s, dtype, Device::cuda); };
     const Tensor q64 = zeros({1, 4, 2, 64}, DType::f64), kv64 = zeros({1, 4, 1, 64}, DType::f64);

@@ -208,15 +208,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
     mma_s_b<BM / 16, D / 8, P>(dk, dst, q_tile);
     __syncthreads();  // the stage is refilled next step
   }
-  const int key0 = n0 + warp * 16;
-  if (ptr.head_splits == 1) {
-    store_rows<D>(ptr.dk + pb.kv_head(b, kv), pb.kv_stride(), key0, pb.k_len, dk[0], pb.scale);
-    store_rows<D>(ptr.dv + pb.kv_head(b, kv), pb.kv_stride(), key0, pb.k_len, dv[0], 1.f);
-    return;
-  }
-  const int64_t part = int64_t{split} * pb.batch * pb.k_len * pb.kv_stride() + pb.kv_head(b, kv);
-  store_rows_f32<D>(ptr.dk_parts + part, pb.kv_stride(), key0, pb.k_len, dk[0], pb.scale);
-  store_rows_f32<D>(ptr.dv_parts + part, pb.kv_stride(), key0, pb.k_len, dv[0], 1.f);
+  store_dk_dv<D>(pb, ptr, b, kv, split, n0 + warp * 16, dk[0], dv[0]);
 }
 
 // out[i] = Σ over the splits s, in order, of parts[s · n + i], rounded to bf16.
@@ -344,7 +336,7 @@ int head_splits_for(const Problem& pb, int key_tile) {
   return splits;
 }
 
-// dK/dV, the sum of their head splits, then dQ; on the wgmma kernels where they apply.
+// dK/dV, the sum of their head splits, and dQ; on the wgmma kernels where they apply.
 template <int D>
 void backward_for(const Problem& pb, BackwardPointers ptr) {
   const bool wgmma = wgmma_path(pb);
@@ -356,7 +348,7 @@ void backward_for(const Problem& pb, BackwardPointers ptr) {
   ptr.dk_parts = dk_parts.as<float>();
   ptr.dv_parts = dv_parts.as<float>();
   if (wgmma)
-    dkdv_wgmma(pb, ptr);
+    backward_wgmma(pb, ptr);
   else
     launch(dkdv_kernel<D>,
            dim3(ceil_div(pb.k_len, kKeyTile), pb.kv_heads * ptr.head_splits, pb.batch), kThreads,
@@ -366,9 +358,7 @@ void backward_for(const Problem& pb, BackwardPointers ptr) {
     launch(sum_head_splits, dim3(blocks), 256, 0, ptr.dk_parts, ptr.head_splits, n, ptr.dk);
     launch(sum_head_splits, dim3(blocks), 256, 0, ptr.dv_parts, ptr.head_splits, n, ptr.dv);
   }
-  if (wgmma)
-    dq_wgmma(pb, ptr);
-  else
+  if (!wgmma)
     launch(dq_kernel<D>, dim3(ceil_div(pb.q_len, kDqRows), pb.heads, pb.batch), kThreads,
            kDqSmem<D>, pb, ptr);
 }

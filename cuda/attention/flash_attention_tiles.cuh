@@ -40,36 +40,36 @@ __device__ inline void load_row_values(float* values, const float* src, int row0
   }
 }
 
-// Writes acc · factor (a warp's 16 × D block) as bf16 to rows row0 + frag_row below `limit`.
-template <int D>
-__device__ inline void store_rows(bf16_t* dst, int64_t stride, int row0, int limit,
+// Writes acc · factor (a warp's 16 × D block) as T (bf16 or f32) to rows row0 + frag_row below
+// `limit`.
+template <int D, typename T>
+__device__ inline void store_rows(T* dst, int64_t stride, int row0, int limit,
                                   const float (&acc)[D / 8][4], float factor) {
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int row = row0 + frag_row(2 * half);
     if (row >= limit) continue;
 #pragma unroll
-    for (int nt = 0; nt < D / 8; ++nt) {
-      const __nv_bfloat162 pair =
-          __floats2bfloat162_rn(acc[nt][2 * half] * factor, acc[nt][2 * half + 1] * factor);
-      *reinterpret_cast<__nv_bfloat162*>(dst + row * stride + frag_col(nt, 0)) = pair;
-    }
+    for (int nt = 0; nt < D / 8; ++nt)
+      store_pair(dst + row * stride + frag_col(nt, 0), acc[nt][2 * half] * factor,
+                 acc[nt][2 * half + 1] * factor);
   }
 }
 
-// Writes acc · factor (a warp's 16 × D block) as f32 to rows row0 + frag_row below `limit`.
+// The end of a dK/dV kernel: the warp's 16 keys from key0 of dK·scale and dV, written to dk and
+// dv, or with the GQA group split to the split's partial sums.
 template <int D>
-__device__ inline void store_rows_f32(float* dst, int64_t stride, int row0, int limit,
-                                      const float (&acc)[D / 8][4], float factor) {
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int row = row0 + frag_row(2 * half);
-    if (row >= limit) continue;
-#pragma unroll
-    for (int nt = 0; nt < D / 8; ++nt)
-      *reinterpret_cast<float2*>(dst + row * stride + frag_col(nt, 0)) =
-          make_float2(acc[nt][2 * half] * factor, acc[nt][2 * half + 1] * factor);
+__device__ inline void store_dk_dv(const Problem& pb, const BackwardPointers& ptr, int b, int kv,
+                                   int split, int key0, const float (&dk)[D / 8][4],
+                                   const float (&dv)[D / 8][4]) {
+  if (ptr.head_splits == 1) {
+    store_rows<D>(ptr.dk + pb.kv_head(b, kv), pb.kv_stride(), key0, pb.k_len, dk, pb.scale);
+    store_rows<D>(ptr.dv + pb.kv_head(b, kv), pb.kv_stride(), key0, pb.k_len, dv, 1.f);
+    return;
   }
+  const int64_t part = int64_t{split} * pb.batch * pb.k_len * pb.kv_stride() + pb.kv_head(b, kv);
+  store_rows<D>(ptr.dk_parts + part, pb.kv_stride(), key0, pb.k_len, dk, pb.scale);
+  store_rows<D>(ptr.dv_parts + part, pb.kv_stride(), key0, pb.k_len, dv, 1.f);
 }
 
 }  // namespace ssa::cuda::flash

@@ -152,6 +152,14 @@ __device__ __forceinline__ int frag_col(int nt, int e) {
   return 8 * nt + 2 * (static_cast<int>(threadIdx.x) % 4) + (e & 1);
 }
 
+// Two adjacent accumulator values to memory, as f32 or rounded to bf16.
+__device__ __forceinline__ void store_pair(float* p, float a, float b) {
+  *reinterpret_cast<float2*>(p) = make_float2(a, b);
+}
+__device__ __forceinline__ void store_pair(bf16_t* p, float a, float b) {
+  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
+}
+
 __device__ __forceinline__ float quad_max(float x) {
   x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
   return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));

@@ -143,13 +143,6 @@ __device__ inline void load_rows(T* tile, const T* src, RowOf row_of) {
   }
 }
 
-__device__ inline void store_pair(float* p, float a, float b) {
-  *reinterpret_cast<float2*>(p) = make_float2(a, b);
-}
-__device__ inline void store_pair(bf16_t* p, float a, float b) {
-  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
-}
-
 // Writes acc · factor (a warp's 16 × D block) to rows dst + row_of(r)·D where row_of(r) ≥ 0.
 template <int D, typename T, typename RowOf>
 __device__ inline void store_rows(T* dst, const float (&acc)[D / 8][4], float factor,
