@@ -194,16 +194,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
     mma_a_bt<D / 16, BM / 8, P>(dst, v_tile + warp * 16 * P, do_tile);
     if (!pb.tile_unmasked(m0, BM, n0, BN))
       mask_scores(pt[0], [&](int r, int c) { return !pb.visible(m0 + c, n0 + warp * 16 + r); });
-#pragma unroll
-    for (int qt = 0; qt < BM / 8; ++qt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = frag_col(qt, e);
-        const float p = fast_exp2(fmaf(pt[0][qt][e], pb.scale_log2, -lse_tile[col] * kLog2e));
-        pt[0][qt][e] = p;
-        dst[0][qt][e] = p * (dst[0][qt][e] - delta_tile[col]);
-      }
-    }
+    backward_probabilities(pt[0], dst[0], lse_tile, delta_tile, pb.scale_log2, AllSeen{});
     mma_s_b<BM / 16, D / 8, P>(dv, pt, do_tile);
     mma_s_b<BM / 16, D / 8, P>(dk, dst, q_tile);
     __syncthreads();  // the stage is refilled next step

@@ -1,7 +1,8 @@
 #pragma once
 // Pieces shared by the bf16 flash-attention kernels (flash_attention_bf16.cu on mma.sync,
-// flash_attention_wgmma.cu on Hopper's wgmma): the backward's pointers, masking, row loads and
-// stores in the accumulator layout of mma.cuh (included by .cu files only).
+// flash_attention_wgmma.cu on Hopper's wgmma), some also by the sparse dK/dV kernel: the
+// backward's pointers, masking, its probabilities, row loads and stores in the accumulator
+// layout of mma.cuh (included by .cu files only).
 #include <cmath>
 #include <cstdint>
 
@@ -30,6 +31,31 @@ __device__ inline void mask_scores(float (&s)[NT][4], Hidden hidden) {
     for (int e = 0; e < 4; ++e)
       if (hidden(frag_row(e), frag_col(nt, e))) s[nt][e] = -INFINITY;
 }
+
+// The backward's probabilities from a warp's transposed blocks (rows keys, columns queries, in
+// the accumulator layout): pt holds K·Qᵀ and becomes Pᵀ = exp2(pt·scale_log2 − lse·log2(e)),
+// dpt holds V·dOᵀ and becomes dSᵀ = Pᵀ ∘ (dpt − delta), lse and delta read per query column;
+// Pᵀ is 0 where seen(row, column) is false.
+template <int NT, typename Seen>
+__device__ inline void backward_probabilities(float (&pt)[NT][4], float (&dpt)[NT][4],
+                                              const float* lse, const float* delta,
+                                              float scale_log2, Seen seen) {
+#pragma unroll
+  for (int qt = 0; qt < NT; ++qt) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int col = frag_col(qt, e);
+      const float p =
+          seen(frag_row(e), col) ? fast_exp2(fmaf(pt[qt][e], scale_log2, -lse[col] * kLog2e)) : 0.f;
+      pt[qt][e] = p;
+      dpt[qt][e] = p * (dpt[qt][e] - delta[col]);
+    }
+  }
+}
+// For kernels that set hidden scores to −inf beforehand.
+struct AllSeen {
+  __device__ bool operator()(int, int) const { return true; }
+};
 
 // values[i] = src[row0 + i] for i < rows, 0 at or past `limit`.
 __device__ inline void load_row_values(float* values, const float* src, int row0, int rows,

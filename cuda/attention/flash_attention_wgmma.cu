@@ -95,6 +95,35 @@ __device__ void pipelined_steps(int steps, Body body) {
 template <typename First>
 constexpr bool kFirst = First::value;
 
+// Issues the step's first products (one group) and, past step 0, the previous step's second
+// products (a second group), then waits for the first group.
+template <typename First, typename FirstProducts, typename SecondProducts>
+__device__ void issue_products(First, FirstProducts first_products,
+                               SecondProducts second_products) {
+  wg::fence();
+  first_products();
+  wg::commit();
+  if constexpr (!kFirst<First>) {
+    second_products();
+    wg::commit();
+    wg::wait<1>();
+  } else {
+    wg::wait<0>();
+  }
+}
+// After the steps: the last step's second products into `accumulators`.
+template <typename SecondProducts, typename... Accumulators>
+__device__ void last_products(int steps, SecondProducts second_products,
+                              Accumulators&... accumulators) {
+  if (steps == 0) return;
+  fence_all(accumulators...);
+  wg::fence();
+  second_products();
+  wg::commit();
+  wg::wait<0>();
+  fence_all(accumulators...);
+}
+
 // One CTA per (query tile of kWgmmaRows, head, batch), heaviest (last) query tiles first.
 // Step j: S_j = Q·K_jᵀ, then O += P_{j−1}·V_{j−1} while P_j is exponentiated; O is rescaled
 // to step j's running max once that product is done.
@@ -131,16 +160,9 @@ __global__ void __launch_bounds__(kThreads)
     const int n0 = step * kStep;
     float s[8][4];
     fence_all(s, o);
-    wg::fence();
-    wg::issue_a_bt(s, q_frag, ring.first(step), false);
-    wg::commit();
-    if constexpr (!kFirst<decltype(first)>) {
-      wg::issue_a_b(o, p, ring.second(step - 1));
-      wg::commit();
-      wg::wait<1>();
-    } else {
-      wg::wait<0>();
-    }
+    issue_products(
+        first, [&] { wg::issue_a_bt(s, q_frag, ring.first(step), false); },
+        [&] { wg::issue_a_b(o, p, ring.second(step - 1)); });
     fence_all(s);
     if (!pb.tile_unmasked(row0, 16, n0, kStep))
       mask_scores(s, [&](int r, int c) { return !pb.visible(row0 + r, n0 + c); });
@@ -154,14 +176,8 @@ __global__ void __launch_bounds__(kThreads)
     }
     wg::to_a(p, s);
   });
-  if (steps > 0) {
-    fence_all(o);
-    wg::fence();
-    wg::issue_a_b(o, p, ring.second(steps - 1));
-    wg::commit();
-    wg::wait<0>();
-    fence_all(o);
-  }
+  last_products(
+      steps, [&] { wg::issue_a_b(o, p, ring.second(steps - 1)); }, o);
 
   float inverse[2];
 #pragma unroll
@@ -222,17 +238,13 @@ __global__ void __launch_bounds__(kThreads)
     const int n0 = step * kStep;
     float s[8][4], ds[8][4];
     fence_all(s, ds, dq);
-    wg::fence();
-    wg::issue_a_bt(s, q_frag, ring.first(step), false);
-    wg::issue_a_bt(ds, do_frag, ring.second(step), false);
-    wg::commit();
-    if constexpr (!kFirst<decltype(first)>) {
-      wg::issue_a_b(dq, ds_frag, ring.first(step - 1));
-      wg::commit();
-      wg::wait<1>();
-    } else {
-      wg::wait<0>();
-    }
+    issue_products(
+        first,
+        [&] {
+          wg::issue_a_bt(s, q_frag, ring.first(step), false);
+          wg::issue_a_bt(ds, do_frag, ring.second(step), false);
+        },
+        [&] { wg::issue_a_b(dq, ds_frag, ring.first(step - 1)); });
     fence_all(s, ds);
     if (!pb.tile_unmasked(row0, 16, n0, kStep))
       mask_scores(s, [&](int r, int c) { return !pb.visible(row0 + r, n0 + c); });
@@ -252,14 +264,8 @@ __global__ void __launch_bounds__(kThreads)
     }
     wg::to_a(ds_frag, ds);
   });
-  if (steps > 0) {
-    fence_all(dq);
-    wg::fence();
-    wg::issue_a_b(dq, ds_frag, ring.first(steps - 1));
-    wg::commit();
-    wg::wait<0>();
-    fence_all(dq);
-  }
+  last_products(
+      steps, [&] { wg::issue_a_b(dq, ds_frag, ring.first(steps - 1)); }, dq);
   store_rows<64>(ptr.dq + pb.q_head(b, h), pb.q_stride(), row0, pb.q_len, dq, pb.scale);
 }
 
@@ -316,6 +322,10 @@ __global__ void __launch_bounds__(kThreads)
     wg::load_a(k_frag, k_tile, warp_row0());
     wg::load_a(v_frag, v_tile, warp_row0());
   }
+  auto issue_dv_dk = [&](int step) {
+    wg::issue_a_b(dv, p_frag, ring.second(step));
+    wg::issue_a_b(dk, ds_frag, ring.first(step));
+  };
   pipelined_steps(steps, [&](int step, auto first) {
     cp_async_wait<0>();  // this step's lse and delta
     start_step(ring, step, steps, issue);
@@ -323,33 +333,19 @@ __global__ void __launch_bounds__(kThreads)
     const int m0 = m0_of(step);
     float pt[8][4], dst[8][4];
     fence_all(pt, dst, dk, dv);
-    wg::fence();
-    wg::issue_a_bt(pt, k_frag, ring.first(step), false);
-    wg::issue_a_bt(dst, v_frag, ring.second(step), false);
-    wg::commit();
-    if constexpr (!kFirst<decltype(first)>) {
-      wg::issue_a_b(dv, p_frag, ring.second(step - 1));
-      wg::issue_a_b(dk, ds_frag, ring.first(step - 1));
-      wg::commit();
-      wg::wait<1>();
-    } else {
-      wg::wait<0>();
-    }
+    issue_products(
+        first,
+        [&] {
+          wg::issue_a_bt(pt, k_frag, ring.first(step), false);
+          wg::issue_a_bt(dst, v_frag, ring.second(step), false);
+        },
+        [&] { issue_dv_dk(step - 1); });
     fence_all(pt, dst);
     if (!pb.tile_unmasked(m0, kStep, key0, 16))
       mask_scores(pt, [&](int r, int c) { return !pb.visible(m0 + c, key0 + r); });
     const float* lse_tile = lse_rows + step % kStages * kStep;
     const float* delta_tile = delta_rows + step % kStages * kStep;
-#pragma unroll
-    for (int qt = 0; qt < 8; ++qt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = frag_col(qt, e);
-        const float p = fast_exp2(fmaf(pt[qt][e], pb.scale_log2, -lse_tile[col] * kLog2e));
-        pt[qt][e] = p;
-        dst[qt][e] = p * (dst[qt][e] - delta_tile[col]);
-      }
-    }
+    backward_probabilities(pt, dst, lse_tile, delta_tile, pb.scale_log2, AllSeen{});
     if constexpr (!kFirst<decltype(first)>) {
       fence_all(pt, dst);
       wg::wait<0>();
@@ -358,15 +354,8 @@ __global__ void __launch_bounds__(kThreads)
     wg::to_a(p_frag, pt);
     wg::to_a(ds_frag, dst);
   });
-  if (steps > 0) {
-    fence_all(dk, dv);
-    wg::fence();
-    wg::issue_a_b(dv, p_frag, ring.second(steps - 1));
-    wg::issue_a_b(dk, ds_frag, ring.first(steps - 1));
-    wg::commit();
-    wg::wait<0>();
-    fence_all(dk, dv);
-  }
+  last_products(
+      steps, [&] { issue_dv_dk(steps - 1); }, dk, dv);
   store_dk_dv<64>(pb, ptr, b, kv, split, key0, dk, dv);
 }
 

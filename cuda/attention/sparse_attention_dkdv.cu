@@ -8,6 +8,7 @@
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 
+#include "cuda/attention/flash_attention_tiles.cuh"
 #include "cuda/attention/sparse_attention_dkdv.cuh"
 
 namespace ssa::cuda::sparse {
@@ -122,18 +123,8 @@ __global__ void __launch_bounds__(kWarpThreads)
     float pt[1][NQ / 8][4] = {}, dst[1][NQ / 8][4] = {};
     tile_a_bt<D / 16, NQ / 8, P>(pt, k_tile, q_tile);
     tile_a_bt<D / 16, NQ / 8, P>(dst, v_tile, do_tile);
-#pragma unroll
-    for (int qt = 0; qt < NQ / 8; ++qt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = frag_col(qt, e);
-        const bool seen = key0 + frag_row(e) <= positions[col];
-        const float p =
-            seen ? fast_exp2(fmaf(pt[0][qt][e], geo.scale_log2, -lse[col] * kLog2e)) : 0.f;
-        pt[0][qt][e] = p;
-        dst[0][qt][e] = p * (dst[0][qt][e] - delta[col]);
-      }
-    }
+    flash::backward_probabilities(pt[0], dst[0], lse, delta, geo.scale_log2,
+                                  [&](int r, int c) { return key0 + r <= positions[c]; });
     tile_s_b<NQ / 16, D / 8, P>(dv, pt, do_tile, scratch);
     tile_s_b<NQ / 16, D / 8, P>(dk, dst, q_tile, scratch);
     __syncwarp();  // the stage is refilled next step
