@@ -18,7 +18,8 @@ and the SSA pair (both paths from the same q, k, v, the alignment loss, its back
 hf_files/parallel.py, selection included) on the sparse path and in the pair: DIR holds their
 parallel.py as native_sparse_attention/ops/parallel.py beside native-sparse-attention's
 native_sparse_attention/ops/utils.py and flash-linear-attention's fla/ package (no code of
-theirs is in this repository); without it those columns say "not run".
+theirs is in this repository; scripts/authors_kernel.sh assembles DIR from checkouts of the
+three); without it those columns say "not run".
 
 attention and train take --compile: the same code under torch.compile (default mode), timed
 after warm-up runs that absorb the compilation, whose seconds are reported apart ("compile_s":
