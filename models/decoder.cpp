@@ -93,9 +93,12 @@ Tensor attention_path(AttentionPath path, const Tensor& q, const Tensor& k, cons
 
 }  // namespace
 
+// Both terms have the value S(o_full, o_sparse), and their gradients together are the plain
+// gradients of S(o_full, o_sparse) (each side's from its own term). So one SmoothL1 pass
+// gives both: its value counted twice, the second time without a gradient.
 Tensor alignment_loss(const Tensor& o_full, const Tensor& o_sparse, double beta) {
-  return add(smooth_l1(o_full, o_sparse.detach(), beta),
-             smooth_l1(o_full.detach(), o_sparse, beta));
+  const Tensor term = smooth_l1(o_full, o_sparse, beta);
+  return add(term, term.detach());
 }
 
 Decoder::AttentionInputs Decoder::attention_inputs(int64_t index, const Tensor& x, int64_t offset) {

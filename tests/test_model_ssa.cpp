@@ -2,6 +2,7 @@
 
 #include "models/decoder.h"
 #include "op_test_util.h"
+#include "ops/elementwise.h"
 #include "ops/smooth_l1.h"
 
 using namespace ssa;
@@ -62,8 +63,12 @@ TEST_CASE("each alignment term sends gradient only into its non-detached side") 
     CHECK(all_zero(o_full.grad()));
     CHECK(!all_zero(o_sparse.grad()));
   }
-  SUBCASE("together: each side gets the gradient of its own term") {
-    backward(alignment_loss(o_full, o_sparse, 1.0));
+  SUBCASE("together: the sum of both terms, each side with the gradient of its own term") {
+    const Tensor both = alignment_loss(o_full, o_sparse, 1.0);
+    CHECK(both.item() ==
+          add(smooth_l1(o_full, o_sparse.detach(), 1.0), smooth_l1(o_full.detach(), o_sparse, 1.0))
+              .item());
+    backward(both);
     Tensor full_alone = o_full.detach(), sparse_alone = o_sparse.detach();
     full_alone.set_requires_grad(true);
     sparse_alone.set_requires_grad(true);
