@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -48,9 +50,9 @@ void with_storage_type(DType dtype, const char* op, Fn&& fn) {
   fail("{}: dtype {} is not supported on CUDA (expected f32 or bf16)", op, dtype_name(dtype));
 }
 
-// Blocks of a grid-stride loop over n elements.
-inline int grid_for(int64_t n, int threads = kThreads) {
-  return static_cast<int>(std::clamp<int64_t>((n + threads - 1) / threads, 1, 1 << 16));
+// Blocks of a grid-stride loop over n elements, `per_block` per block and pass.
+inline int grid_for(int64_t n, int per_block = kThreads) {
+  return static_cast<int>(std::clamp<int64_t>((n + per_block - 1) / per_block, 1, 1 << 16));
 }
 
 inline void check_launch() { CUDA_CHECK(cudaGetLastError()); }
@@ -66,10 +68,41 @@ __global__ void for_each_kernel(F f, int64_t n) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) f(i);
 }
 
+// A functor split in two, f.store(i, f.load(i)), lets each thread start the loads of
+// kLoadsAhead elements before its first store (the compiler cannot move a load above a store
+// that may alias it): enough bytes in flight to keep the memory system busy.
+template <typename F, typename = void>
+struct SplitElementwise : std::false_type {};
+template <typename F>
+struct SplitElementwise<F, std::void_t<decltype(std::declval<const F&>().load(int64_t{}))>>
+    : std::true_type {};
+constexpr int kLoadsAhead = 8;
+
+// Elements i = base + u·blockDim.x, u < kLoadsAhead: each load instruction of a warp reads
+// consecutive elements.
+template <typename F>
+__global__ void for_each_split_kernel(F f, int64_t n) {
+  const int64_t stride = grid_stride() * kLoadsAhead;
+  for (int64_t base = blockIdx.x * int64_t(blockDim.x) * kLoadsAhead + threadIdx.x; base < n;
+       base += stride) {
+    decltype(f.load(base)) loaded[kLoadsAhead];
+#pragma unroll
+    for (int u = 0; u < kLoadsAhead; ++u)
+      if (base + u * blockDim.x < n) loaded[u] = f.load(base + u * blockDim.x);
+#pragma unroll
+    for (int u = 0; u < kLoadsAhead; ++u)
+      if (base + u * blockDim.x < n) f.store(base + u * blockDim.x, loaded[u]);
+  }
+}
+
 template <typename F>
 void for_each(int64_t n, F f) {
   if (n == 0) return;
-  for_each_kernel<<<grid_for(n), kThreads, 0, compute_stream()>>>(f, n);
+  if constexpr (SplitElementwise<F>::value)
+    for_each_split_kernel<<<grid_for(n, kThreads * kLoadsAhead), kThreads, 0, compute_stream()>>>(
+        f, n);
+  else
+    for_each_kernel<<<grid_for(n), kThreads, 0, compute_stream()>>>(f, n);
   check_launch();
 }
 

@@ -18,8 +18,12 @@ struct Binary {
   const T* a;
   const T* b;
   T* out;
-  __device__ void operator()(int64_t i) const {
-    out[i] = from_float<T>(Op{}(to_float(a[i]), to_float(b[i])));
+  struct Operands {
+    T x, y;
+  };
+  __device__ Operands load(int64_t i) const { return {a[i], b[i]}; }
+  __device__ void store(int64_t i, Operands v) const {
+    out[i] = from_float<T>(Op{}(to_float(v.x), to_float(v.y)));
   }
 };
 
@@ -37,11 +41,16 @@ template <typename Dst, typename Src>
 struct Accumulate {
   Dst* dst;
   const Src* src;
-  __device__ void operator()(int64_t i) const {
+  struct Operands {
+    Dst sum;
+    Src term;
+  };
+  __device__ Operands load(int64_t i) const { return {dst[i], src[i]}; }
+  __device__ void store(int64_t i, Operands v) const {
     if constexpr (std::is_same_v<Dst, double>)
-      dst[i] += src[i];
+      dst[i] = v.sum + v.term;
     else
-      dst[i] = from_float<Dst>(to_float(dst[i]) + to_float(src[i]));
+      dst[i] = from_float<Dst>(to_float(v.sum) + to_float(v.term));
   }
 };
 

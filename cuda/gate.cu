@@ -12,8 +12,12 @@ struct Forward {
   const T* logits;
   T* out;
   int64_t head_dim;
-  __device__ void operator()(int64_t i) const {
-    out[i] = from_float<T>(to_float(o[i]) * sigmoid(to_float(logits[i / head_dim])));
+  struct Operands {
+    T value, logit;
+  };
+  __device__ Operands load(int64_t i) const { return {o[i], logits[i / head_dim]}; }
+  __device__ void store(int64_t i, Operands v) const {
+    out[i] = from_float<T>(to_float(v.value) * sigmoid(to_float(v.logit)));
   }
 };
 

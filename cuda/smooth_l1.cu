@@ -44,9 +44,13 @@ struct Backward {
   T* db;
   float beta;
   double inverse_count;
-  __device__ void operator()(int64_t i) const {
+  struct Operands {
+    T x, y;
+  };
+  __device__ Operands load(int64_t i) const { return {a[i], b[i]}; }
+  __device__ void store(int64_t i, Operands v) const {
     const float scale = static_cast<float>(to_float(*g) * inverse_count);
-    const float grad = scale * smooth_l1_slope(to_float(a[i]) - to_float(b[i]), beta);
+    const float grad = scale * smooth_l1_slope(to_float(v.x) - to_float(v.y), beta);
     da[i] = from_float<T>(grad);
     db[i] = from_float<T>(-grad);
   }

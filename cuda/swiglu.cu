@@ -11,9 +11,13 @@ struct Forward {
   const T* a;
   const T* b;
   T* out;
-  __device__ void operator()(int64_t i) const {
-    const float x = to_float(a[i]);
-    out[i] = from_float<T>(x * sigmoid(x) * to_float(b[i]));
+  struct Operands {
+    T gate, up;
+  };
+  __device__ Operands load(int64_t i) const { return {a[i], b[i]}; }
+  __device__ void store(int64_t i, Operands v) const {
+    const float x = to_float(v.gate);
+    out[i] = from_float<T>(x * sigmoid(x) * to_float(v.up));
   }
 };
 
@@ -24,8 +28,12 @@ struct Backward {
   const T* g;
   T* da;
   T* db;
-  __device__ void operator()(int64_t i) const {
-    const float x = to_float(a[i]), up = to_float(b[i]), grad = to_float(g[i]);
+  struct Operands {
+    T gate, up, grad;
+  };
+  __device__ Operands load(int64_t i) const { return {a[i], b[i], g[i]}; }
+  __device__ void store(int64_t i, Operands v) const {
+    const float x = to_float(v.gate), up = to_float(v.up), grad = to_float(v.grad);
     const float s = sigmoid(x);
     da[i] = from_float<T>(grad * up * s * (1.0f + x * (1.0f - s)));
     db[i] = from_float<T>(grad * x * s);
