@@ -12,16 +12,23 @@ struct Update {
   const uint32_t* decay_bits;
   AdamWStep s;
   __nv_bfloat16* bf16_param;
-  __device__ void operator()(int64_t i) const {
-    const double g = grad[i];
-    const double m_i = s.beta1 * m[i] + (1 - s.beta1) * g;
-    const double v_i = s.beta2 * v[i] + (1 - s.beta2) * g * g;
+  struct Operands {
+    float param, grad, m, v;
+    uint32_t decay_word;
+  };
+  __device__ Operands load(int64_t i) const {
+    return {param[i], grad[i], m[i], v[i], decay_bits[i / 32]};
+  }
+  __device__ void store(int64_t i, Operands x) const {
+    const double g = x.grad;
+    const double m_i = s.beta1 * x.m + (1 - s.beta1) * g;
+    const double v_i = s.beta2 * x.v + (1 - s.beta2) * g * g;
     m[i] = static_cast<float>(m_i);
     v[i] = static_cast<float>(v_i);
     const double update = (m_i / s.bias1) / (sqrt(v_i / s.bias2) + s.eps);
-    const bool decays = (decay_bits[i / 32] >> (i % 32)) & 1u;
+    const bool decays = (x.decay_word >> (i % 32)) & 1u;
     const double decay_rate = decays ? s.weight_decay : 0.0;
-    const float p = static_cast<float>(param[i] - s.lr * (update + decay_rate * param[i]));
+    const float p = static_cast<float>(x.param - s.lr * (update + decay_rate * x.param));
     param[i] = p;
     if (bf16_param != nullptr) bf16_param[i] = __float2bfloat16(p);
   }

@@ -48,18 +48,47 @@ __device__ RunningLse block_merge(RunningLse r) {
   return warp == 0 ? warp_merge(total) : total;
 }
 
+// The block's row (blockIdx.x): its log-sum-exp and loss from the threads' running states.
 template <typename T>
-__global__ void row_loss_kernel(const T* logits, const int32_t* targets, CrossEntropyDims d,
-                                float* lse, float* row_loss) {
-  const T* x = logits + blockIdx.x * d.vocab;
-  RunningLse running;
-  for (int64_t v = threadIdx.x; v < d.vocab; v += blockDim.x) running.add(to_float(x[v]));
+__device__ void finish_row(RunningLse running, const T* x, const int32_t* targets,
+                           const CrossEntropyDims& d, float* lse, float* row_loss) {
   running = block_merge(running);
   if (threadIdx.x != 0) return;
   const float row_lse = running.max + logf(running.sum);
   const int32_t target = targets[blockIdx.x];
   lse[blockIdx.x] = row_lse;
   row_loss[blockIdx.x] = target == d.ignore_index ? 0.0f : row_lse - to_float(x[target]);
+}
+
+template <typename T>
+__global__ void row_loss_kernel(const T* logits, const int32_t* targets, CrossEntropyDims d,
+                                float* lse, float* row_loss) {
+  const T* x = logits + blockIdx.x * d.vocab;
+  RunningLse running;
+  for (int64_t v = threadIdx.x; v < d.vocab; v += blockDim.x) running.add(to_float(x[v]));
+  finish_row(running, x, targets, d, lse, row_loss);
+}
+
+// As row_loss_kernel, kPack<T> logits per load: each pack's (max, Σ exp) merged in.
+template <typename T>
+__global__ void row_loss_packs_kernel(const T* logits, const int32_t* targets, CrossEntropyDims d,
+                                      float* lse, float* row_loss) {
+  constexpr int P = kPack<T>;
+  const T* x = logits + blockIdx.x * d.vocab;
+  RunningLse running;
+  for (int64_t v = threadIdx.x * int64_t{P}; v < d.vocab; v += blockDim.x * int64_t{P}) {
+    float values[P];
+    load_floats(x + v, values);
+    float top = values[0];
+#pragma unroll
+    for (int j = 1; j < P; ++j) top = fmaxf(top, values[j]);
+    if (top == -INFINITY) continue;
+    float sum = 0;
+#pragma unroll
+    for (int j = 0; j < P; ++j) sum += expf(values[j] - top);
+    running.merge(top, sum);
+  }
+  finish_row(running, x, targets, d, lse, row_loss);
 }
 
 struct RowLoss {
@@ -95,6 +124,29 @@ __global__ void gradient_kernel(const T* logits, const int32_t* targets, const f
   }
 }
 
+// As gradient_kernel, kPack<T> logits per load and store.
+template <typename T, typename G>
+__global__ void gradient_packs_kernel(const T* logits, const int32_t* targets, const float* lse,
+                                      const G* g, double inverse_denominator, T* dlogits,
+                                      CrossEntropyDims d) {
+  constexpr int P = kPack<T>;
+  const int64_t base = blockIdx.x * d.vocab;
+  const int32_t target = targets[blockIdx.x];
+  const bool ignored = target == d.ignore_index;
+  const float factor = ignored ? 0.0f : static_cast<float>(to_float(*g) * inverse_denominator);
+  const float row_lse = lse[blockIdx.x];
+  for (int64_t v = threadIdx.x * int64_t{P}; v < d.vocab; v += blockDim.x * int64_t{P}) {
+    float values[P];
+    load_floats(logits + base + v, values);
+#pragma unroll
+    for (int j = 0; j < P; ++j) {
+      const float p = ignored ? 0.0f : expf(values[j] - row_lse) * factor;
+      values[j] = v + j == target ? p - factor : p;
+    }
+    store_floats(dlogits + base + v, values);
+  }
+}
+
 }  // namespace
 
 void cross_entropy_forward(const void* logits, const int32_t* targets, DType dtype,
@@ -104,7 +156,10 @@ void cross_entropy_forward(const void* logits, const int32_t* targets, DType dty
   with_storage_type(dtype, "cross_entropy", [&](auto zero) {
     using T = decltype(zero);
     if (dims.rows > 0) {
-      row_loss_kernel<<<static_cast<unsigned>(dims.rows), kThreads, 0, compute_stream()>>>(
+      const auto kernel = dims.vocab % kPack<T> == 0 && packs_aligned({logits})
+                              ? row_loss_packs_kernel<T>
+                              : row_loss_kernel<T>;
+      kernel<<<static_cast<unsigned>(dims.rows), kThreads, 0, compute_stream()>>>(
           static_cast<const T*>(logits), targets, dims, lse, row_loss.as<float>());
       check_launch();
     }
@@ -125,7 +180,10 @@ void cross_entropy_backward(const void* logits, const int32_t* targets, const fl
     using T = decltype(zero);
     with_storage_type(g_dtype, "cross_entropy backward", [&](auto g_zero) {
       using G = decltype(g_zero);
-      gradient_kernel<<<static_cast<unsigned>(dims.rows), kThreads, 0, compute_stream()>>>(
+      const auto kernel = dims.vocab % kPack<T> == 0 && packs_aligned({logits, dlogits})
+                              ? gradient_packs_kernel<T, G>
+                              : gradient_kernel<T, G>;
+      kernel<<<static_cast<unsigned>(dims.rows), kThreads, 0, compute_stream()>>>(
           static_cast<const T*>(logits), targets, lse, static_cast<const G*>(g), inverse,
           static_cast<T*>(dlogits), dims);
       check_launch();

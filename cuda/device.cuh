@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 #include <utility>
 
@@ -104,6 +105,53 @@ void for_each(int64_t n, F f) {
   else
     for_each_kernel<<<grid_for(n), kThreads, 0, compute_stream()>>>(f, n);
   check_launch();
+}
+
+// ---- 16-byte accesses: kPack<T> consecutive elements (8 bf16, 4 float) in one load or store;
+// the address must be 16-byte aligned.
+template <typename T>
+constexpr int kPack = 16 / static_cast<int>(sizeof(T));
+template <typename T>
+struct alignas(16) Pack {
+  T v[kPack<T>];
+};
+
+// N consecutive elements from p as floats: in whole packs when N is a multiple of kPack<T> (p
+// then 16-byte aligned), else one by one.
+template <int N, typename T>
+__device__ __forceinline__ void load_floats(const T* p, float (&out)[N]) {
+  if constexpr (N % kPack<T> == 0) {
+#pragma unroll
+    for (int k = 0; k < N / kPack<T>; ++k) {
+      const Pack<T> pack = *reinterpret_cast<const Pack<T>*>(p + k * kPack<T>);
+#pragma unroll
+      for (int j = 0; j < kPack<T>; ++j) out[k * kPack<T> + j] = to_float(pack.v[j]);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) out[j] = to_float(p[j]);
+  }
+}
+template <int N, typename T>
+__device__ __forceinline__ void store_floats(T* p, const float (&in)[N]) {
+  if constexpr (N % kPack<T> == 0) {
+#pragma unroll
+    for (int k = 0; k < N / kPack<T>; ++k) {
+      Pack<T> pack;
+#pragma unroll
+      for (int j = 0; j < kPack<T>; ++j) pack.v[j] = from_float<T>(in[k * kPack<T> + j]);
+      *reinterpret_cast<Pack<T>*>(p + k * kPack<T>) = pack;
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) p[j] = from_float<T>(in[j]);
+  }
+}
+
+// True when every pointer is 16-byte aligned (for the pack kernels).
+inline bool packs_aligned(std::initializer_list<const void*> pointers) {
+  return std::all_of(pointers.begin(), pointers.end(),
+                     [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; });
 }
 
 // Lane 0 gets the sum of v over the warp; the tree is fixed, so the result is bit-reproducible.

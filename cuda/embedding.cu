@@ -21,6 +21,19 @@ struct Gather {
   }
 };
 
+// One 16-byte pack of a row per index (dim a multiple of kPack<T>).
+template <typename T>
+struct GatherPacks {
+  const int32_t* ids;
+  const Pack<T>* table;
+  Pack<T>* out;
+  int64_t packs_per_row;
+  __device__ void operator()(int64_t i) const {
+    const int64_t token = i / packs_per_row;
+    out[i] = table[ids[token] * packs_per_row + (i - token * packs_per_row)];
+  }
+};
+
 struct Iota {
   int32_t* out;
   __device__ void operator()(int64_t i) const { out[i] = static_cast<int32_t>(i); }
@@ -77,6 +90,10 @@ void embedding_forward(const int32_t* ids, const void* table, void* out, DType d
                        int64_t tokens, int64_t dim) {
   with_storage_type(dtype, "embedding", [&](auto zero) {
     using T = decltype(zero);
+    if (dim % kPack<T> == 0 && packs_aligned({table, out}))
+      return for_each(tokens * (dim / kPack<T>),
+                      GatherPacks<T>{ids, static_cast<const Pack<T>*>(table),
+                                     static_cast<Pack<T>*>(out), dim / kPack<T>});
     for_each(tokens * dim, Gather<T>{ids, static_cast<const T*>(table), static_cast<T*>(out), dim});
   });
 }

@@ -1,3 +1,5 @@
+#include <type_traits>
+
 #include "cuda/device.cuh"
 #include "cuda/rmsnorm.h"
 
@@ -39,6 +41,85 @@ __global__ void input_gradient_kernel(const T* x, const T* weight, const T* dy, 
   }
 }
 
+// The row kernels: one warp per row, the row in registers. Lane l holds the packs l, l + 32,
+// ... of the row (kPieces of them; those past dim stay empty), so each load instruction of the
+// warp reads 512 consecutive bytes.
+constexpr int kRowWarps = kThreads / kWarp;  // rows per block
+constexpr unsigned kAllLanes = 0xffffffffu;
+
+template <typename T>
+__device__ int piece_column(int piece) {
+  return (piece * kWarp + static_cast<int>(threadIdx.x) % kWarp) * kPack<T>;
+}
+__device__ inline int64_t warp_row() {
+  return blockIdx.x * int64_t(kRowWarps) + threadIdx.x / kWarp;
+}
+// Every lane gets lane 0's warp_sum.
+__device__ inline float warp_total(float v) { return __shfl_sync(kAllLanes, warp_sum(v), 0); }
+
+template <typename T, int kPieces>
+__global__ void forward_rows_kernel(const T* x, const T* weight, T* y, float* rstd, int64_t rows,
+                                    int dim, float eps) {
+  constexpr int P = kPack<T>;
+  const int64_t row = warp_row();
+  if (row >= rows) return;  // whole warps
+  float v[kPieces][P];
+  float squares = 0;
+#pragma unroll
+  for (int k = 0; k < kPieces; ++k) {
+    if (piece_column<T>(k) >= dim) continue;
+    load_floats(x + row * dim + piece_column<T>(k), v[k]);
+#pragma unroll
+    for (int j = 0; j < P; ++j) squares += v[k][j] * v[k][j];
+  }
+  const float r = 1.0f / sqrtf(warp_total(squares) / static_cast<float>(dim) + eps);
+  if (threadIdx.x % kWarp == 0) rstd[row] = r;
+#pragma unroll
+  for (int k = 0; k < kPieces; ++k) {
+    const int col = piece_column<T>(k);
+    if (col >= dim) continue;
+    float w[P];
+    load_floats(weight + col, w);
+#pragma unroll
+    for (int j = 0; j < P; ++j) v[k][j] = v[k][j] * r * w[j];
+    store_floats(y + row * dim + col, v[k]);
+  }
+}
+
+template <typename T, int kPieces>
+__global__ void input_gradient_rows_kernel(const T* x, const T* weight, const T* dy,
+                                           const float* rstd, T* dx, int64_t rows, int dim) {
+  constexpr int P = kPack<T>;
+  const int64_t row = warp_row();
+  if (row >= rows) return;
+  const float r = rstd[row];
+  float xv[kPieces][P], gw[kPieces][P];  // x and dy·w
+  float dot = 0;                         // Σ_j dy_j w_j x_j; times r it is Σ_j dx̂_j x̂_j
+#pragma unroll
+  for (int k = 0; k < kPieces; ++k) {
+    const int col = piece_column<T>(k);
+    if (col >= dim) continue;
+    float g[P], w[P];
+    load_floats(x + row * dim + col, xv[k]);
+    load_floats(dy + row * dim + col, g);
+    load_floats(weight + col, w);
+#pragma unroll
+    for (int j = 0; j < P; ++j) {
+      gw[k][j] = g[j] * w[j];
+      dot += gw[k][j] * xv[k][j];
+    }
+  }
+  const float mean_dot = warp_total(dot) * r / static_cast<float>(dim);
+#pragma unroll
+  for (int k = 0; k < kPieces; ++k) {
+    const int col = piece_column<T>(k);
+    if (col >= dim) continue;
+#pragma unroll
+    for (int j = 0; j < P; ++j) xv[k][j] = r * (gw[k][j] - xv[k][j] * r * mean_dot);
+    store_floats(dx + row * dim + col, xv[k]);
+  }
+}
+
 // partial[chunk, j] = Σ over the chunk's rows of dy[r, j] · x[r, j] · rstd[r].
 template <typename T>
 __global__ void weight_partials_kernel(const T* x, const T* dy, const float* rstd, float* partial,
@@ -69,6 +150,32 @@ struct SumChunks {
   }
 };
 
+// Launches a row kernel through launch(std::integral_constant<int, pieces>) with the fewest
+// pieces (1, 2, 4 or 8) that hold a row; false (nothing launched) when the row kernels do not
+// take the shape: dim not a multiple of kPack<T>, a pointer not 16-byte aligned, or a row of
+// over 8 pieces.
+template <typename T, typename Launch>
+bool launch_rows(int64_t dim, std::initializer_list<const void*> pointers, Launch launch) {
+  constexpr int64_t kPerPiece = int64_t{kWarp} * kPack<T>;
+  if (dim % kPack<T> != 0 || !packs_aligned(pointers)) return false;
+  const int64_t pieces = (dim + kPerPiece - 1) / kPerPiece;
+  if (pieces <= 1)
+    launch(std::integral_constant<int, 1>{});
+  else if (pieces <= 2)
+    launch(std::integral_constant<int, 2>{});
+  else if (pieces <= 4)
+    launch(std::integral_constant<int, 4>{});
+  else if (pieces <= 8)
+    launch(std::integral_constant<int, 8>{});
+  else
+    return false;
+  return true;
+}
+
+unsigned row_blocks(int64_t rows) {
+  return static_cast<unsigned>((rows + kRowWarps - 1) / kRowWarps);
+}
+
 }  // namespace
 
 void rmsnorm_forward(const void* x, const void* weight, void* y, float* rstd, DType dtype,
@@ -76,9 +183,15 @@ void rmsnorm_forward(const void* x, const void* weight, void* y, float* rstd, DT
   if (rows == 0) return;
   with_storage_type(dtype, "rmsnorm", [&](auto zero) {
     using T = decltype(zero);
-    forward_kernel<<<static_cast<unsigned>(rows), kThreads, 0, compute_stream()>>>(
-        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<T*>(y), rstd, dim,
-        static_cast<float>(eps));
+    const bool by_rows = launch_rows<T>(dim, {x, weight, y}, [&](auto pieces) {
+      forward_rows_kernel<T, pieces.value><<<row_blocks(rows), kThreads, 0, compute_stream()>>>(
+          static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<T*>(y), rstd, rows,
+          static_cast<int>(dim), static_cast<float>(eps));
+    });
+    if (!by_rows)
+      forward_kernel<<<static_cast<unsigned>(rows), kThreads, 0, compute_stream()>>>(
+          static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<T*>(y), rstd, dim,
+          static_cast<float>(eps));
     check_launch();
   });
 }
@@ -88,9 +201,16 @@ void rmsnorm_backward_input(const void* x, const void* weight, const void* dy, c
   if (rows == 0) return;
   with_storage_type(dtype, "rmsnorm backward", [&](auto zero) {
     using T = decltype(zero);
-    input_gradient_kernel<<<static_cast<unsigned>(rows), kThreads, 0, compute_stream()>>>(
-        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(dy), rstd,
-        static_cast<T*>(dx), dim);
+    const bool by_rows = launch_rows<T>(dim, {x, weight, dy, dx}, [&](auto pieces) {
+      input_gradient_rows_kernel<T, pieces.value>
+          <<<row_blocks(rows), kThreads, 0, compute_stream()>>>(
+              static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(dy),
+              rstd, static_cast<T*>(dx), rows, static_cast<int>(dim));
+    });
+    if (!by_rows)
+      input_gradient_kernel<<<static_cast<unsigned>(rows), kThreads, 0, compute_stream()>>>(
+          static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(dy), rstd,
+          static_cast<T*>(dx), dim);
     check_launch();
   });
 }

@@ -4,8 +4,9 @@
 namespace ssa::cuda {
 namespace {
 
-// One pair (i, i + half) of one row per index.
-template <typename T, typename Table>
+// P pairs (i .. i + P − 1 and their partners i + half ..) of one row per index: P = 1, or
+// kPack<T> for 16-byte loads and stores.
+template <typename T, typename Table, int P>
 struct Rotate {
   const T* x;
   T* out;
@@ -13,15 +14,24 @@ struct Rotate {
   const Table* sin;
   RopeDims d;
   float direction;
-  __device__ void operator()(int64_t pair) const {
-    const int64_t row = pair / d.half, i = pair - row * d.half;
+  __device__ void operator()(int64_t index) const {
+    const int64_t runs = d.half / P, row = index / runs, i = (index - row * runs) * P;
     const int64_t position = d.position_offset + (row / d.heads) % d.seq_len;
-    const float c = to_float(cos[position * d.half + i]);
-    const float s = direction * to_float(sin[position * d.half + i]);
     const int64_t first = row * 2 * d.half + i, second = first + d.half;
-    const float a = to_float(x[first]), b = to_float(x[second]);
-    out[first] = from_float<T>(a * c - b * s);
-    out[second] = from_float<T>(b * c + a * s);
+    float a[P], b[P], c[P], s[P];
+    load_floats(x + first, a);
+    load_floats(x + second, b);
+    load_floats(cos + position * d.half + i, c);
+    load_floats(sin + position * d.half + i, s);
+    float rotated_a[P], rotated_b[P];
+#pragma unroll
+    for (int j = 0; j < P; ++j) {
+      const float sj = direction * s[j];
+      rotated_a[j] = a[j] * c[j] - b[j] * sj;
+      rotated_b[j] = b[j] * c[j] + a[j] * sj;
+    }
+    store_floats(out + first, rotated_a);
+    store_floats(out + second, rotated_b);
   }
 };
 
@@ -33,10 +43,19 @@ void rope(const void* x, void* out, DType dtype, const void* cos, const void* si
     using T = decltype(zero);
     with_storage_type(table_dtype, "rope table", [&](auto table_zero) {
       using Table = decltype(table_zero);
-      for_each(dims.rows * dims.half,
-               Rotate<T, Table>{static_cast<const T*>(x), static_cast<T*>(out),
-                                static_cast<const Table*>(cos), static_cast<const Table*>(sin),
-                                dims, direction});
+      const Rotate<T, Table, 1> pairs{static_cast<const T*>(x),
+                                      static_cast<T*>(out),
+                                      static_cast<const Table*>(cos),
+                                      static_cast<const Table*>(sin),
+                                      dims,
+                                      direction};
+      if constexpr (kPack<T> % kPack<Table> == 0) {
+        if (dims.half % kPack<T> == 0 && packs_aligned({x, out, cos, sin}))
+          return for_each(dims.rows * (dims.half / kPack<T>),
+                          Rotate<T, Table, kPack<T>>{pairs.x, pairs.out, pairs.cos, pairs.sin, dims,
+                                                     direction});
+      }
+      for_each(dims.rows * dims.half, pairs);
     });
   });
 }

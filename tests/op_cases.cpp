@@ -184,8 +184,12 @@ std::vector<OpCase> rmsnorm_cpu() {
   return cases;
 }
 
+// Rows the row kernels cannot take (dim not a multiple of 8), and rows they take: a partial
+// last piece (520), whole pieces (1024), and in f32 over 8 pieces (2048: the block kernel).
 std::vector<OpCase> rmsnorm_cuda() {
-  return {rmsnorm_case({2, 13, 97}, 1e-5, 19), rmsnorm_case({1000, 65}, 1e-5, 21)};
+  return {rmsnorm_case({2, 13, 97}, 1e-5, 19), rmsnorm_case({1000, 65}, 1e-5, 21),
+          rmsnorm_case({7, 520}, 1e-5, 23), rmsnorm_case({2, 3, 1024}, 1e-5, 25),
+          rmsnorm_case({5, 2048}, 1e-6, 27)};
 }
 
 // rope of x [B, T, H, head_dim] at positions offset.. with a table of `positions` rows, made on
@@ -207,7 +211,11 @@ std::vector<OpCase> rope_cpu() {
           rope_case(12, 4, input({2, 5, 1, 2}, 33))};
 }
 
-std::vector<OpCase> rope_cuda() { return {rope_case(40, 5, input({2, 13, 3, 16}, 23))}; }
+// Halves of 8 and 32 (16-byte packs) and of 6 (one pair at a time).
+std::vector<OpCase> rope_cuda() {
+  return {rope_case(40, 5, input({2, 13, 3, 16}, 23)), rope_case(40, 0, input({2, 9, 2, 64}, 24)),
+          rope_case(40, 5, input({2, 13, 3, 12}, 25))};
+}
 
 std::vector<OpCase> swiglu_cpu() {
   std::vector<OpCase> cases;
@@ -237,7 +245,12 @@ std::vector<OpCase> head_gate_cpu() {
           head_gate_case({1, 7, 2, 3}, 53)};
 }
 
-std::vector<OpCase> head_gate_cuda() { return {head_gate_case({2, 13, 3, 37}, 26)}; }
+// head_dim 37 (element by element), 64 (16-byte packs, a power-of-two lane group per row) and
+// 24 (packs forward; in bf16 three lanes a row, so the backward's warp-per-row kernel).
+std::vector<OpCase> head_gate_cuda() {
+  return {head_gate_case({2, 13, 3, 37}, 26), head_gate_case({2, 13, 3, 64}, 27),
+          head_gate_case({1, 9, 5, 24}, 28)};
+}
 
 // ---- losses
 
@@ -264,9 +277,12 @@ std::vector<OpCase> cross_entropy_cpu() {
   return cases;
 }
 
-// Odd vocabularies, GPT-2's, ignored rows, a divisor, every row ignored.
+// Odd vocabularies, GPT-2's, ignored rows, a divisor, every row ignored; a vocabulary of whole
+// 16-byte packs, with ignored rows and every row ignored.
 std::vector<OpCase> cross_entropy_cuda() {
   return {
+      cross_entropy_case(0, input({37, 1024}, 36, 4.0), targets_with_ignored(37, 1024, 37, 5)),
+      cross_entropy_case(3, input({4, 64}, 38), targets_with_ignored(4, 64, 39, 1)),
       cross_entropy_case(0, input({37, 1037}, 28, 4.0), targets_with_ignored(37, 1037, 29, 5)),
       cross_entropy_case(100, input({37, 1037}, 30, 4.0), targets_with_ignored(37, 1037, 31, 4)),
       cross_entropy_case(0, input({19, 50257}, 32, 4.0), targets_with_ignored(19, 50257, 33, 7)),
