@@ -47,7 +47,7 @@ SSA_HOST_DEVICE inline Philox4 philox_at(uint64_t seed, uint64_t counter) {
                        static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
 }
 
-// Uniform in (0, 1): 24 random bits, never exactly 0 or 1.
+// Uniform in (0, 1]: (k + ½)·2^-24 for the top 24 bits k, rounded to float (the largest k give 1).
 SSA_HOST_DEVICE inline float philox_uniform_bits(uint32_t bits) {
   return (static_cast<float>(bits >> 8) + 0.5f) * (1.0f / 16777216.0f);
 }

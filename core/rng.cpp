@@ -1,28 +1,66 @@
 #include "core/rng.h"
 
-#include <cmath>
+#include <type_traits>
 
+#include "core/error.h"
 #include "core/philox.h"
+#include "core/random_draws.h"
+#ifdef SSA_HAVE_CUDA
+#include "cuda/runtime/runtime.h"
+#endif
 
 namespace ssa {
 namespace {
 
 constexpr int64_t kParallelFill = 1 << 16;  // smaller fills stay on one thread
 
+// out[i] = draw(Philox block first + i) rounded to T as copy_from rounds a double (bf16 through
+// float). Each value depends on its index alone (Philox is counter-based): any thread count
+// gives the same.
+template <typename T>
+void generate(T* out, int64_t n, uint64_t seed, uint64_t first, const Distribution& d) {
+#pragma omp parallel for schedule(static) if (n >= kParallelFill)
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = draw(d, philox_at(seed, first + static_cast<uint64_t>(i)));
+    if constexpr (std::is_same_v<T, bf16>)
+      out[i] = bf16(static_cast<float>(v));
+    else
+      out[i] = static_cast<T>(v);
+  }
+}
+
+void generate_on_cpu(const Tensor& t, uint64_t seed, uint64_t first, const Distribution& d) {
+  const int64_t n = t.numel();
+  switch (t.dtype()) {
+    case DType::f32:
+      return generate(t.data<float>(), n, seed, first, d);
+    case DType::f64:
+      return generate(t.data<double>(), n, seed, first, d);
+    case DType::bf16:
+      return generate(t.data<bf16>(), n, seed, first, d);
+    case DType::i32:
+      break;
+  }
+  fail("random fill: tensor {} is i32 (expected f32, f64 or bf16)", t.shape().str());
+}
+
 }  // namespace
 
-// Element i of t becomes value(Philox block offset + i); the offset then moves past them. Each
-// value depends on its index alone (Philox is counter-based): any thread count gives the same.
-template <typename Value>
-void Rng::fill_blocks(const Tensor& t, Value value) {
-  const int64_t n = t.numel();
-  Tensor values = Tensor::empty(t.shape(), DType::f64);
-  double* out = values.data<double>();
-#pragma omp parallel for schedule(static) if (n >= kParallelFill)
-  for (int64_t i = 0; i < n; ++i)
-    out[i] = value(philox_at(seed_, offset_ + static_cast<uint64_t>(i)));
-  offset_ += static_cast<uint64_t>(n);
-  t.copy_from(values);
+// Element i of t becomes draw(Philox block offset + i), made in place in t's dtype on t's
+// device; the offset then moves past them.
+void Rng::fill(const Tensor& t, const Distribution& d) {
+  if (t.is_cpu()) {
+    generate_on_cpu(t, seed_, offset_, d);
+  } else {
+#ifdef SSA_HAVE_CUDA
+    if (t.dtype() == DType::i32)
+      fail("random fill: tensor {} is i32 (expected f32, f64 or bf16)", t.shape().str());
+    cuda::fill_random(t.raw(), t.dtype(), t.numel(), seed_, offset_, d);
+#else
+    fail("random fill of a CUDA tensor but this build has no CUDA backend");
+#endif
+  }
+  offset_ += static_cast<uint64_t>(t.numel());
 }
 
 double Rng::uniform() {
@@ -46,16 +84,11 @@ uint64_t Rng::below(uint64_t n) {
 }
 
 void Rng::fill_normal(const Tensor& t, double mean, double std) {
-  fill_blocks(t, [mean, std](const Philox4& r) {
-    // Box-Muller on the block's first two uniforms.
-    double u1 = philox_uniform_bits(r.v[0]), u2 = philox_uniform_bits(r.v[1]);
-    return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  });
+  fill(t, {Distribution::Kind::normal, mean, std});
 }
 
 void Rng::fill_uniform(const Tensor& t, double lo, double hi) {
-  fill_blocks(t,
-              [lo, hi](const Philox4& r) { return lo + (hi - lo) * philox_uniform_bits(r.v[0]); });
+  fill(t, {Distribution::Kind::uniform, lo, hi});
 }
 
 }  // namespace ssa

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "autograd/autograd.h"
+#include "core/error.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 
@@ -23,4 +24,20 @@ TEST_CASE("gradient accumulation works on device tensors") {
   Tensor b = Tensor::full({300}, 2.0, DType::f32, Device::cuda);
   accumulate_into(a, b);
   CHECK(a.at(299) == 3.5);
+}
+
+TEST_CASE("random fills on the GPU give the CPU's bits in every float dtype, from any offset") {
+  const int64_t n = 300007;  // not a multiple of a block or a pack
+  for (DType dtype : {DType::f32, DType::bf16, DType::f64}) {
+    CAPTURE(dtype_name(dtype));
+    Tensor host = Tensor::empty({n}, dtype), device = Tensor::empty({n}, dtype, Device::cuda);
+    Rng on_host(11, 1u << 20), on_device(11, 1u << 20);
+    on_host.fill_normal(host, 0.5, 0.02);
+    on_device.fill_normal(device, 0.5, 0.02);
+    on_host.fill_uniform(host.view(7, {n - 7}), -3, 2);
+    on_device.fill_uniform(device.view(7, {n - 7}), -3, 2);
+    CHECK(on_host.offset() == on_device.offset());
+    CHECK(device.to(Device::cpu).to_vector() == host.to_vector());
+  }
+  CHECK_THROWS_AS(Rng(1).fill_normal(Tensor::empty({4}, DType::i32, Device::cuda), 0, 1), Error);
 }

@@ -1,10 +1,14 @@
 #include <doctest/doctest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
 
+#include "core/error.h"
 #include "core/philox.h"
+#include "core/random_draws.h"
 #include "core/rng.h"
 
 using namespace ssa;
@@ -78,4 +82,46 @@ TEST_CASE("below() stays in range and covers it") {
     ++seen[x];
   }
   for (int count : seen) CHECK(count > 150);
+}
+
+TEST_CASE("a fill in f32, bf16 or a view is the f64 fill rounded once, as a copy would") {
+  auto normal = [](const Tensor& t) {
+    Rng rng(5, 17);
+    rng.fill_normal(t, 0.25, 2.0);
+    return rng.offset();
+  };
+  Tensor reference = Tensor::empty({70000}, DType::f64);
+  const uint64_t end = normal(reference);
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    CAPTURE(dtype_name(dtype));
+    Tensor direct = Tensor::empty({70000}, dtype), rounded = Tensor::empty({70000}, dtype);
+    CHECK(normal(direct) == end);
+    rounded.copy_from(reference);
+    CHECK(direct.to_vector() == rounded.to_vector());
+  }
+  Tensor whole = Tensor::zeros({3, 70000}, DType::f32);
+  normal(whole.view(70000, {70000}));
+  Tensor middle = Tensor::empty({70000}, DType::f32);
+  middle.copy_from(reference);
+  const std::vector<double> values = whole.to_vector();
+  CHECK(std::vector<double>(values.begin() + 70000, values.begin() + 140000) == middle.to_vector());
+  CHECK(std::all_of(values.begin(), values.begin() + 70000, [](double v) { return v == 0; }));
+  CHECK(std::all_of(values.begin() + 140000, values.end(), [](double v) { return v == 0; }));
+  CHECK_THROWS_AS(Rng(1).fill_normal(Tensor::empty({4}, DType::i32), 0, 1), Error);
+}
+
+TEST_CASE("the draws' own log and cos are Box-Muller's within 3 units in the last place") {
+  // Every u the normal draw can see has the form n·2^-25; every 13th n is checked.
+  for (uint32_t n = 1; n <= (1u << 25); n += 13) {
+    const long double u = static_cast<long double>(n) * 0x1p-25L;
+    const long double log_u = std::log(u), cos_u = std::cos(2 * 3.14159265358979323846264338L * u);
+    const double log_error = std::abs(static_cast<long double>(draws::log_of_scaled(n)) - log_u);
+    const double cos_error = std::abs(static_cast<long double>(draws::cos_of_turn(n)) - cos_u);
+    REQUIRE(log_error <= 3 * 0x1p-52 * std::max<long double>(std::abs(log_u), 0x1p-1022L));
+    REQUIRE(cos_error <= 3 * 0x1p-53);
+  }
+  CHECK(draws::log_of_scaled(1u << 25) == 0);
+  CHECK(draws::cos_of_turn(0) == 1);
+  CHECK(draws::cos_of_turn(1u << 24) == -1);
+  CHECK(draws::cos_of_turn(1u << 25) == 1);
 }

@@ -85,7 +85,7 @@ ForwardOptions Trainer::step_options() {
   options.align = a.mode == TrainAttention::Mode::ssa;
   if (a.mode == TrainAttention::Mode::sparse) options.path = AttentionPath::sparse;
   if (options.align)
-    options.path = rng_.uniform() < a.p_full ? AttentionPath::full : AttentionPath::sparse;
+    options.path = rng_.uniform() <= a.p_full ? AttentionPath::full : AttentionPath::sparse;
   return options;
 }
 

@@ -1,6 +1,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/random_draws.h"
 #include "cuda/device.cuh"
 #include "cuda/runtime/runtime.h"
 
@@ -89,6 +90,21 @@ void fill_words(void* dst, uint64_t bits, int64_t n) {
   for_each(n, FillWords<Word>{static_cast<Word*>(dst), static_cast<Word>(bits)});
 }
 
+// dst[i] = draw(Philox block first + i) rounded to T as core's CPU fill rounds it.
+template <typename T>
+struct FillRandom {
+  T* dst;
+  uint64_t seed, first;
+  Distribution distribution;
+  __device__ void operator()(int64_t i) const {
+    const double value = draw(distribution, philox_at(seed, first + static_cast<uint64_t>(i)));
+    if constexpr (std::is_same_v<T, __nv_bfloat16>)
+      dst[i] = float_as<T>(static_cast<float>(value));
+    else
+      dst[i] = static_cast<T>(value);
+  }
+};
+
 }  // namespace
 
 int device_count() {
@@ -164,6 +180,25 @@ void fill(void* dst, DType dtype, double value, int64_t n) {
       fill_words<uint64_t>(dst, bits, n);
       break;
   }
+}
+
+void fill_random(void* dst, DType dtype, int64_t n, uint64_t seed, uint64_t first,
+                 const Distribution& distribution) {
+  auto run = [&](auto typed) {
+    using T = decltype(typed);
+    for_each(n, FillRandom<T>{static_cast<T*>(dst), seed, first, distribution});
+  };
+  switch (dtype) {
+    case DType::f32:
+      return run(float{});
+    case DType::f64:
+      return run(double{});
+    case DType::bf16:
+      return run(__nv_bfloat16{});
+    case DType::i32:
+      break;
+  }
+  SSA_CHECK(false, "fill_random: i32 tensor");
 }
 
 }  // namespace ssa::cuda

@@ -10,6 +10,10 @@
 #include "core/allocator.h"
 #include "core/dtype.h"
 
+namespace ssa {
+struct Distribution;  // core/random_draws.h
+}
+
 namespace ssa::cuda {
 
 // Number of usable GPUs; 0 when there is no driver or no device (never throws).
@@ -27,5 +31,9 @@ void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, si
 void convert(void* dst, DType dst_dtype, const void* src, DType src_dtype, int64_t n);
 // dst[i] = value (converted to dtype) for i < n.
 void fill(void* dst, DType dtype, double value, int64_t n);
+// dst[i] = draw(distribution, Philox block first + i) (core/random_draws.h), rounded to dtype (a
+// float dtype) as the CPU fill rounds it, for i < n: the same bits as core's Rng on the CPU.
+void fill_random(void* dst, DType dtype, int64_t n, uint64_t seed, uint64_t first,
+                 const Distribution& distribution);
 
 }  // namespace ssa::cuda
