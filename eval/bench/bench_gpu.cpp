@@ -11,9 +11,6 @@
 namespace ssa {
 namespace {
 
-// Draws per fill_random block: odd, so that rows of a power-of-two width do not repeat.
-constexpr int64_t kPatternElements = (int64_t{1} << 16) + 7;
-
 class Events {
  public:
   explicit Events(size_t count) : events_(count) {
@@ -89,22 +86,9 @@ double GpuTimer::median_ms(const std::function<void()>& run) const {
 
 void synchronize_device() { CUDA_CHECK(cudaStreamSynchronize(cuda::compute_stream())); }
 
-void fill_random(const Tensor& t, double std, Rng& rng) {
-  const int64_t n = t.numel();
-  Tensor pattern = Tensor::empty({std::min(n, kPatternElements)}, DType::f32);
-  rng.fill_normal(pattern, 0.0, std);
-  const Tensor flat = t.reshape({n});
-  flat.view(0, pattern.shape()).copy_from(pattern);
-  for (int64_t filled = pattern.numel(); filled < n;) {  // doubling copies of the prefix
-    const int64_t count = std::min(filled, n - filled);
-    flat.view(filled, {count}).copy_from(flat.view(0, {count}));
-    filled += count;
-  }
-}
-
 Tensor random_tensor(const Shape& shape, DType dtype, double std, Rng& rng) {
   Tensor t = Tensor::empty(shape, dtype, Device::cuda);
-  fill_random(t, std, rng);
+  rng.fill_normal(t, 0.0, std);
   return t;
 }
 

@@ -36,10 +36,8 @@ class GpuTimer {
 // Waits for the compute stream.
 void synchronize_device();
 
-// normal(0, std) values: one block of draws repeated over the tensor (drawing every element on
-// the host would take about a minute per billion parameters).
-void fill_random(const Tensor& t, double std, Rng& rng);
-Tensor random_tensor(const Shape& shape, DType dtype, double std, Rng& rng);  // on the GPU
+// normal(0, std) values on the GPU.
+Tensor random_tensor(const Shape& shape, DType dtype, double std, Rng& rng);
 // i32 ids uniform in [0, limit), on the GPU.
 Tensor random_ids(const Shape& shape, int64_t limit, Rng& rng);
 

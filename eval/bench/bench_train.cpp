@@ -51,19 +51,6 @@ ForwardOptions step_options(const TrainAttention& a, Mode mode, int64_t step) {
   return options;
 }
 
-// Parameters::initialize's distributions, through fill_random (fast on the GPU).
-void initialize(const Parameters& params, Rng& rng) {
-  for (size_t i = 0; i < params.size(); ++i) {
-    const ParamSpec& spec = params.specs()[i];
-    const Tensor master = params.flat().view(params.offsets()[i], spec.shape);
-    if (spec.init == Init::ones)
-      master.fill(1.0);
-    else
-      fill_random(master, spec.init_std, rng);
-  }
-  params.refresh_compute_copy();
-}
-
 struct StepTimes {
   std::vector<double> seconds;
   double last_loss = 0;
@@ -74,7 +61,7 @@ StepTimes run_steps(const BenchConfig& config, Mode mode, int64_t warmup, int64_
   const TrainSettings& s = config.settings;
   Decoder model(s.model, s.run.dtype, Device::cuda, s.run.compute_dtype);
   Rng rng(s.run.seed);
-  initialize(model.params(), rng);
+  model.params().initialize(rng);
   AdamW optimizer(model.params(), s.adamw);
   const Tensor ids = random_ids({s.run.micro_batch, s.run.seq_len}, s.model.vocab_size, rng);
   const Tensor targets = random_ids(ids.shape(), s.model.vocab_size, rng);
