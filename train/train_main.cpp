@@ -1,6 +1,7 @@
 // ssa-train: pretrain a decoder from token shards, as the config says; resume from checkpoints.
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstdio>
 
 #include "core/command_line.h"
@@ -13,6 +14,8 @@
 using namespace ssa;
 
 namespace {
+
+const auto launched = std::chrono::steady_clock::now();  // static initialisation, before main
 
 constexpr const char* kAbout =
     R"(Trains the model the config describes on the shards data.train names, writing log.jsonl and
@@ -144,6 +147,11 @@ int run(const std::string& program, const std::vector<std::string>& args, const 
   Trainer& trainer = *started;
   if (leader) print_startup(settings, trainer, resume);
   if (!resume.empty()) trainer.resume_from(resume);
+  if (leader) {
+    const std::chrono::duration<double> start_up = std::chrono::steady_clock::now() - launched;
+    fmt::print("start-up {:.1f} s (launch to the first step)\n", start_up.count());
+    std::fflush(stdout);
+  }
   std::vector<std::string> command_line{program};
   command_line.insert(command_line.end(), args.begin(), args.end());
   trainer.run(resume_command(command_line));
