@@ -8,14 +8,6 @@ namespace {
 struct RunningLse {
   float max = -INFINITY, sum = 0;
 
-  __device__ void add(float x) {
-    if (x > max) {
-      sum = sum * expf(max - x) + 1.0f;
-      max = x;
-    } else {
-      sum += expf(x - max);
-    }
-  }
   __device__ void merge(float other_max, float other_sum) {
     const float top = fmaxf(max, other_max);
     if (top == -INFINITY) return;
@@ -60,20 +52,11 @@ __device__ void finish_row(RunningLse running, const T* x, const int32_t* target
   row_loss[blockIdx.x] = target == d.ignore_index ? 0.0f : row_lse - to_float(x[target]);
 }
 
-template <typename T>
+// P consecutive logits per load (1, or kPack<T> for 16-byte loads): each load's (max, Σ exp)
+// merged into the thread's running state.
+template <typename T, int P>
 __global__ void row_loss_kernel(const T* logits, const int32_t* targets, CrossEntropyDims d,
                                 float* lse, float* row_loss) {
-  const T* x = logits + blockIdx.x * d.vocab;
-  RunningLse running;
-  for (int64_t v = threadIdx.x; v < d.vocab; v += blockDim.x) running.add(to_float(x[v]));
-  finish_row(running, x, targets, d, lse, row_loss);
-}
-
-// As row_loss_kernel, kPack<T> logits per load: each pack's (max, Σ exp) merged in.
-template <typename T>
-__global__ void row_loss_packs_kernel(const T* logits, const int32_t* targets, CrossEntropyDims d,
-                                      float* lse, float* row_loss) {
-  constexpr int P = kPack<T>;
   const T* x = logits + blockIdx.x * d.vocab;
   RunningLse running;
   for (int64_t v = threadIdx.x * int64_t{P}; v < d.vocab; v += blockDim.x * int64_t{P}) {
@@ -105,31 +88,11 @@ struct StoreMean {
   }
 };
 
-template <typename T, typename G>
+// P consecutive logits per load and store, as in row_loss_kernel.
+template <typename T, typename G, int P>
 __global__ void gradient_kernel(const T* logits, const int32_t* targets, const float* lse,
                                 const G* g, double inverse_denominator, T* dlogits,
                                 CrossEntropyDims d) {
-  const int64_t base = blockIdx.x * d.vocab;
-  const int32_t target = targets[blockIdx.x];
-  if (target == d.ignore_index) {
-    for (int64_t v = threadIdx.x; v < d.vocab; v += blockDim.x)
-      dlogits[base + v] = from_float<T>(0.0f);
-    return;
-  }
-  const float factor = static_cast<float>(to_float(*g) * inverse_denominator);
-  const float row_lse = lse[blockIdx.x];
-  for (int64_t v = threadIdx.x; v < d.vocab; v += blockDim.x) {
-    const float p = expf(to_float(logits[base + v]) - row_lse) * factor;
-    dlogits[base + v] = from_float<T>(v == target ? p - factor : p);
-  }
-}
-
-// As gradient_kernel, kPack<T> logits per load and store.
-template <typename T, typename G>
-__global__ void gradient_packs_kernel(const T* logits, const int32_t* targets, const float* lse,
-                                      const G* g, double inverse_denominator, T* dlogits,
-                                      CrossEntropyDims d) {
-  constexpr int P = kPack<T>;
   const int64_t base = blockIdx.x * d.vocab;
   const int32_t target = targets[blockIdx.x];
   const bool ignored = target == d.ignore_index;
@@ -157,8 +120,8 @@ void cross_entropy_forward(const void* logits, const int32_t* targets, DType dty
     using T = decltype(zero);
     if (dims.rows > 0) {
       const auto kernel = dims.vocab % kPack<T> == 0 && packs_aligned({logits})
-                              ? row_loss_packs_kernel<T>
-                              : row_loss_kernel<T>;
+                              ? row_loss_kernel<T, kPack<T>>
+                              : row_loss_kernel<T, 1>;
       kernel<<<static_cast<unsigned>(dims.rows), kThreads, 0, compute_stream()>>>(
           static_cast<const T*>(logits), targets, dims, lse, row_loss.as<float>());
       check_launch();
@@ -181,8 +144,8 @@ void cross_entropy_backward(const void* logits, const int32_t* targets, const fl
     with_storage_type(g_dtype, "cross_entropy backward", [&](auto g_zero) {
       using G = decltype(g_zero);
       const auto kernel = dims.vocab % kPack<T> == 0 && packs_aligned({logits, dlogits})
-                              ? gradient_packs_kernel<T, G>
-                              : gradient_kernel<T, G>;
+                              ? gradient_kernel<T, G, kPack<T>>
+                              : gradient_kernel<T, G, 1>;
       kernel<<<static_cast<unsigned>(dims.rows), kThreads, 0, compute_stream()>>>(
           static_cast<const T*>(logits), targets, lse, static_cast<const G*>(g), inverse,
           static_cast<T*>(dlogits), dims);
