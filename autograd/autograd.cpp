@@ -82,12 +82,41 @@ void deliver_to_leaf(const Tensor& leaf, const Tensor& grad) {
   accumulate_into(leaf.grad(), grad);
 }
 
+// inputs: {the input, the leaves fn reads}; the leaves' gradients are delivered by the inner
+// backward, so this node hands the outer one the input's gradient only.
+class RecomputeNode : public Node {
+ public:
+  explicit RecomputeNode(std::function<Tensor(const Tensor&)> fn) : fn_(std::move(fn)) {}
+  const char* name() const override { return "recompute"; }
+  std::vector<Tensor> backward(const Tensor& grad_output) override {
+    const Tensor input = inputs()[0].detach();
+    input.set_requires_grad(inputs()[0].requires_grad());
+    Tensor output;
+    {
+      EnableGrad recording;
+      output = fn_(input);
+    }
+    std::vector<Tensor> grads(inputs().size());
+    if (!output.requires_grad()) return grads;
+    ssa::backward(output, grad_output);
+    grads[0] = input.grad();
+    return grads;
+  }
+  void release() override { fn_ = nullptr; }
+
+ private:
+  std::function<Tensor(const Tensor&)> fn_;
+};
+
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
 
 NoGrad::NoGrad() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGrad::~NoGrad() { g_grad_enabled = previous_; }
+
+EnableGrad::EnableGrad() : previous_(g_grad_enabled) { g_grad_enabled = true; }
+EnableGrad::~EnableGrad() { g_grad_enabled = previous_; }
 
 bool should_record(std::initializer_list<const Tensor*> inputs) {
   if (!g_grad_enabled) return false;
@@ -102,6 +131,22 @@ Tensor record(const Tensor& output, std::shared_ptr<Node> node, std::vector<Tens
   output.set_grad_fn(std::move(node));
   output.set_requires_grad(true);
   return output;
+}
+
+Tensor recomputed(std::function<Tensor(const Tensor&)> fn, const Tensor& input,
+                  const std::vector<Tensor>& leaves) {
+  const bool any_grad =
+      input.requires_grad() || std::any_of(leaves.begin(), leaves.end(),
+                                           [](const Tensor& leaf) { return leaf.requires_grad(); });
+  if (!g_grad_enabled || !any_grad) return fn(input);
+  Tensor output;
+  {
+    NoGrad not_recording;
+    output = fn(input);
+  }
+  std::vector<Tensor> inputs{input};
+  inputs.insert(inputs.end(), leaves.begin(), leaves.end());
+  return record(output, std::make_shared<RecomputeNode>(std::move(fn)), std::move(inputs));
 }
 
 void accumulate_into(const Tensor& dst, const Tensor& src) {

@@ -57,6 +57,18 @@ class NoGrad {
   bool previous_;
 };
 
+// While alive, ops record Nodes again (a backward that recomputes a forward).
+class EnableGrad {
+ public:
+  EnableGrad();
+  ~EnableGrad();
+  EnableGrad(const EnableGrad&) = delete;
+  EnableGrad& operator=(const EnableGrad&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // True when grad mode is on and some input requires grad: the op should record a Node.
 bool should_record(std::initializer_list<const Tensor*> inputs);
 
@@ -65,6 +77,14 @@ Tensor record(const Tensor& output, std::shared_ptr<Node> node, std::vector<Tens
 
 // Backpropagates from `root`. `grad` defaults to 1 for a one-element root.
 void backward(const Tensor& root, const Tensor& grad = Tensor(), const LeafFinal& on_final = {});
+
+// Activation recomputation: returns fn(input), computed without recording, so that none of
+// fn's intermediate tensors stay alive; only `input` is kept. Its backward runs fn(input) again,
+// recording, and backpropagates through that. `leaves` are the parameters fn reads: they get
+// their gradients during that backward, and are listed so that backward() knows when they are
+// final. fn must give the same values when run again (no randomness of its own).
+Tensor recomputed(std::function<Tensor(const Tensor&)> fn, const Tensor& input,
+                  const std::vector<Tensor>& leaves);
 
 // dst += src, elementwise, same shape and device (used for gradient accumulation). The dtypes
 // match, or src is bf16 and dst f32: a bf16 leaf (mixed precision's working copy of a weight)

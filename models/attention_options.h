@@ -31,6 +31,9 @@ struct ForwardOptions : AttentionSettings {
   // SSA training: also compute the other path and, per layer, the alignment loss
   // SmoothL1(o_full, sg(o_sparse)) + SmoothL1(sg(o_full), o_sparse) on the gated outputs.
   bool align = false;
+  // Training with less memory: each layer's feed-forward block keeps only its input and runs
+  // again in backward (autograd's recomputed()).
+  bool recompute_ffn = false;
   LayerProbe probe{};
 };
 

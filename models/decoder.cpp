@@ -157,12 +157,22 @@ Tensor Decoder::ffn_block(int64_t index, const Tensor& x) {
                 p(prefix + "ffn.w2"));
 }
 
+Tensor Decoder::recomputed_ffn_block(int64_t index, const Tensor& x) {
+  const std::string prefix = fmt::format("layers.{}.", index);
+  std::vector<Tensor> leaves;
+  for (const char* name : {"ffn_norm", "ffn.w1", "ffn.w3", "ffn.w2"})
+    leaves.push_back(p(prefix + name));
+  return recomputed([this, index](const Tensor& input) { return ffn_block(index, input); }, x,
+                    leaves);
+}
+
 Tensor Decoder::layer(int64_t index, const Tensor& x, const ForwardOptions& options,
                       Tensor* alignment, KvCache* cache) {
   Tensor attended = cache ? cached_attention_block(index, x, options, cache->layer(index))
                           : attention_block(index, x, options, alignment);
   Tensor after_attention = add(x, attended);
-  return add(after_attention, ffn_block(index, after_attention));
+  return add(after_attention, options.recompute_ffn ? recomputed_ffn_block(index, after_attention)
+                                                    : ffn_block(index, after_attention));
 }
 
 Tensor Decoder::hidden(const Tensor& ids, const ForwardOptions& options, Tensor* alignment,

@@ -70,6 +70,7 @@ class Decoder {
                                 LayerCache& cache);
   Tensor attention_output(int64_t index, const Tensor& o);
   Tensor ffn_block(int64_t index, const Tensor& x);
+  Tensor recomputed_ffn_block(int64_t index, const Tensor& x);  // options.recompute_ffn
   const Tensor& p(const std::string& name) const;
   const RopeTable& rope_for(int64_t positions);
 

@@ -156,3 +156,14 @@ TEST_CASE("gpu training resumes from a checkpoint bit-exactly (bf16 mixed precis
   CHECK(train_losses(resumed, 3) == rest);
   CHECK(master_weights(resumed) == master_weights(straight));
 }
+
+TEST_CASE(
+    "gpu training with train.recompute = ffn gives the same losses and weights, bit for bit") {
+  TempDir dir("gpu_recompute");
+  write_tiny_shards(dir);
+  const std::string overrides = kSsa + kCudaBf16;
+  Trainer kept(settings_for(dir, overrides)),
+      recomputed(settings_for(dir, overrides + "recompute = ffn\n"));
+  CHECK(train_losses(kept, 3) == train_losses(recomputed, 3));
+  CHECK(master_weights(kept) == master_weights(recomputed));
+}

@@ -205,6 +205,9 @@ std::vector<ConfigBinding> bindings() {
       train.key("ckpt_every", &R::ckpt_every, at_least(-1),
                 "steps between checkpoints (0: at the end only; -1: none, for benchmarks)"),
       train.key("keep_last", &R::keep_last, at_least(0), "checkpoints kept (0: all)"),
+      train.choice(
+          "recompute", &R::recompute_ffn, {{"none", false}, {"ffn", true}},
+          "none, or ffn: each layer's feed-forward block runs again in backward (less memory)"),
       train.choice("on_nonfinite", &R::skip_nonfinite, {{"stop", false}, {"skip", true}},
                    "non-finite loss or gradient: stop, or skip the step"),
       train.key("zero", &R::zero, {0, 1},

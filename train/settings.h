@@ -28,6 +28,7 @@ struct RunSettings {
   uint64_t seed = 1337;
   double grad_clip = 1.0;
   bool skip_nonfinite = false;  // false: stop at a non-finite loss or gradient norm
+  bool recompute_ffn = false;   // train.recompute = ffn
   int64_t log_every = 1;
   int64_t val_every = 0;  // 0: never (validation also runs after the last step)
   int64_t val_batches = 8;

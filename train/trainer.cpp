@@ -83,6 +83,7 @@ ForwardOptions Trainer::step_options() {
   const TrainAttention& a = settings_.attention;
   ForwardOptions options{a};  // the run's AttentionSettings
   options.align = a.mode == TrainAttention::Mode::ssa;
+  options.recompute_ffn = settings_.run.recompute_ffn;
   if (a.mode == TrainAttention::Mode::sparse) options.path = AttentionPath::sparse;
   if (options.align)
     options.path = rng_.uniform() <= a.p_full ? AttentionPath::full : AttentionPath::sparse;

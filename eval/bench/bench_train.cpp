@@ -43,9 +43,10 @@ const char* mode_name(Mode mode) {
   return mode == Mode::full ? "full" : mode == Mode::sparse ? "sparse" : "ssa";
 }
 
-ForwardOptions step_options(const TrainAttention& a, Mode mode, int64_t step) {
-  ForwardOptions options{a};
+ForwardOptions step_options(const TrainSettings& s, Mode mode, int64_t step) {
+  ForwardOptions options{s.attention};
   options.align = mode == Mode::ssa;
+  options.recompute_ffn = s.run.recompute_ffn;
   const bool sparse = mode == Mode::sparse || (mode == Mode::ssa && step % 2 == 1);
   options.path = sparse ? AttentionPath::sparse : AttentionPath::full;
   return options;
@@ -73,7 +74,7 @@ StepTimes run_steps(const BenchConfig& config, Mode mode, int64_t warmup, int64_
   for (int64_t step = 0; step < warmup + steps; ++step) {
     const auto start = std::chrono::steady_clock::now();
     params.zero_grad();
-    Tensor loss = model.loss(ids, targets, 0, step_options(s.attention, mode, step));
+    Tensor loss = model.loss(ids, targets, 0, step_options(s, mode, step));
     times.last_loss = loss.item();
     backward(loss);
     const double norm = gradient_norm(params.flat_grad());
