@@ -287,9 +287,8 @@ void write_foreign_checkpoint(const std::string& path, Add&& add) {
   REQUIRE(open_hdf5_objects() == 0);
 }
 
-void add_dataset(hid_t file, const char* name, hid_t space) {
-  hid_t dataset =
-      H5Dcreate2(file, name, H5T_NATIVE_FLOAT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+void add_dataset(hid_t file, const char* name, hid_t space, hid_t layout = H5P_DEFAULT) {
+  hid_t dataset = H5Dcreate2(file, name, H5T_NATIVE_FLOAT, space, H5P_DEFAULT, layout, H5P_DEFAULT);
   REQUIRE(dataset >= 0);
   H5Dclose(dataset);
   H5Sclose(space);
@@ -333,6 +332,24 @@ TEST_CASE("checkpoint: a dataset declaring more data than the file holds is refu
       error_of([&] { read_checkpoint(path); }),
       {"dataset 'huge' of checkpoint " + path,
        "has shape [1048576, 1048576], more data than the file's", "the file is damaged"}));
+  CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("checkpoint: a compact dataset whose shape overflows 64 bits is refused") {
+  // Found by the fuzzer: the check above skipped compact storage, and the element count of
+  // [2^40, 36·2^40] overflowed int64 (undefined behaviour) before any allocation.
+  TempDir dir("ckpt_overflow_shape");
+  std::string path = dir.file("overflow.h5");
+  write_foreign_checkpoint(path, [](hid_t file) {
+    hsize_t dims[2] = {hsize_t{1} << 40, hsize_t{36} << 40};
+    hid_t layout = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_layout(layout, H5D_COMPACT);
+    add_dataset(file, "overflow", H5Screate_simple(2, dims, nullptr), layout);
+    H5Pclose(layout);
+  });
+  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
+                     {"dataset 'overflow' of checkpoint " + path,
+                      "has shape [1099511627776, 39582418599936], too many elements to hold"}));
   CHECK(open_hdf5_objects() == 0);
 }
 

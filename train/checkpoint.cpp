@@ -12,6 +12,7 @@
 #include <bit>
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <utility>
@@ -382,17 +383,22 @@ DType stored_dtype(hid_t dataset, const std::string& name, const std::string& pa
 }
 
 // Refuses, before allocating it, a shape whose data the file cannot hold: a damaged header.
-// Contiguous storage only (ours): chunks may be compressed by other tools.
+// Chunked storage may be compressed (by other tools; ours is contiguous), so there the data only
+// has to have a size at all (under 2^63 bytes).
 void check_fits_file(hid_t dataset, const std::vector<hsize_t>& dims, DType dtype,
                      const std::string& name, const std::string& path) {
   H5Id properties(SSA_H5(path, H5Dget_create_plist, dataset), H5Pclose);
-  if (SSA_H5(path, H5Pget_layout, properties) != H5D_CONTIGUOUS) return;
+  const bool compressible = SSA_H5(path, H5Pget_layout, properties) == H5D_CHUNKED;
   const uint64_t file_bytes = std::filesystem::file_size(path);
   uint64_t bytes = dtype_size(dtype);
-  bool fits = true;
-  for (hsize_t dim : dims)
-    fits = fits && dim <= file_bytes && !__builtin_mul_overflow(bytes, dim, &bytes);
-  if (!fits || bytes > file_bytes)
+  bool sized = true;
+  for (hsize_t dim : dims) sized = sized && !__builtin_mul_overflow(bytes, dim, &bytes);
+  if (!sized || bytes > uint64_t{INT64_MAX})
+    fail(
+        "dataset '{}' of checkpoint {} has shape [{}], too many elements to hold: the file is "
+        "damaged",
+        name, path, fmt::join(dims, ", "));
+  if (!compressible && bytes > file_bytes)
     fail(
         "dataset '{}' of checkpoint {} has shape [{}], more data than the file's {} bytes: the "
         "file is damaged",
