@@ -726,12 +726,20 @@ class Decoder(nn.Module):
         return loss
 
 
-def train_mode(c, mode, warmup, steps, compiled):
-    """Seconds of each step (the warm-up's first), the last loss and the peak GiB."""
+def train_mode(c, mode, warmup, steps, compiled, weights="autocast", whole_model=False):
+    """Seconds of each step (the warm-up's first), the last loss and the peak GiB. weights:
+    "autocast" (fp32 weights and AdamW state, bf16 compute under autocast) or "bf16" (every
+    weight and moment in bf16, no autocast); whole_model: torch.compile on the whole loss
+    instead of per block."""
     torch.manual_seed(1337)
     with torch.device("cuda"):
         model = Decoder(c)
-    if compiled:
+    if weights == "bf16":
+        model = model.to(torch.bfloat16)
+    loss_of = model.loss
+    if compiled and whole_model:
+        loss_of = torch.compile(model.loss)
+    elif compiled:
         model.compile_regions()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -747,8 +755,8 @@ def train_mode(c, mode, warmup, steps, compiled):
         path = "sparse" if mode == "sparse" or (mode == "ssa" and step % 2 == 1) else "full"
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model.loss(ids, targets, path, mode == "ssa")
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=weights == "autocast"):
+            loss = loss_of(ids, targets, path, mode == "ssa")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
         opt.step()
@@ -761,7 +769,8 @@ def train_mode(c, mode, warmup, steps, compiled):
 def train_case(c, mode, args):
     """The row's measurements of one mode: tokens/s over the timed steps, and with --compile
     the warm-up's seconds beyond as many median steps (the compilation)."""
-    seconds, loss, peak = train_mode(c, mode, args.warmup, args.steps, args.compile)
+    seconds, loss, peak = train_mode(c, mode, args.warmup, args.steps, args.compile, args.weights,
+                                     args.whole_model)
     warm, timed = seconds[:args.warmup], seconds[args.warmup:]
     tokens_per_s = c.tokens * len(timed) / sum(timed)
     step_s = statistics.median(timed)
@@ -775,12 +784,14 @@ def train_case(c, mode, args):
 def train(args):
     configs, out = [BenchConfig(p) for p in args.configs.split(",")], Output(args.json, args.compile)
     init_flash_gqa()
+    compiled = f", torch.compile ({'whole model' if args.whole_model else 'per block'})"
     print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-          f"{', torch.compile' if args.compile else ''}")
+          f"{compiled if args.compile else ''}, weights {args.weights}")
     for c in configs:
         for mode in args.modes.split(","):
             row = dict(bench="train", case=f"{c.name} {mode}", config=c.name, mode=mode,
-                       batch=c.batch, seq_len=c.seq_len, steps=args.steps)
+                       batch=c.batch, seq_len=c.seq_len, steps=args.steps, weights=args.weights,
+                       whole_model=args.whole_model)
             try:
                 with time_limit(args.case_timeout):
                     row.update(train_case(c, mode, args))
@@ -819,6 +830,10 @@ def main():
         a.add_argument(flag, type=int, default=default)
     t = sub.choices["train"]
     t.add_argument("--modes", default="full,sparse,ssa")
+    t.add_argument("--weights", choices=["autocast", "bf16"], default="autocast",
+                   help="autocast: fp32 weights, bf16 compute; bf16: every weight and moment in bf16")
+    t.add_argument("--whole-model", action="store_true",
+                   help="with --compile: compile the whole loss, not each block")
     t.add_argument("--steps", type=int, default=6)
     args = parser.parse_args()
     if not torch.cuda.is_available():
