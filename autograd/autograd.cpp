@@ -112,11 +112,8 @@ class RecomputeNode : public Node {
 
 bool grad_enabled() { return g_grad_enabled; }
 
-NoGrad::NoGrad() : previous_(g_grad_enabled) { g_grad_enabled = false; }
-NoGrad::~NoGrad() { g_grad_enabled = previous_; }
-
-EnableGrad::EnableGrad() : previous_(g_grad_enabled) { g_grad_enabled = true; }
-EnableGrad::~EnableGrad() { g_grad_enabled = previous_; }
+GradMode::GradMode(bool enabled) : previous_(g_grad_enabled) { g_grad_enabled = enabled; }
+GradMode::~GradMode() { g_grad_enabled = previous_; }
 
 bool should_record(std::initializer_list<const Tensor*> inputs) {
   if (!g_grad_enabled) return false;

@@ -45,28 +45,24 @@ class Node {
 
 bool grad_enabled();
 
-// While alive, no op records a Node.
-class NoGrad {
+// While alive, ops record Nodes (enabled) or not; then the previous mode returns.
+class GradMode {
  public:
-  NoGrad();
-  ~NoGrad();
-  NoGrad(const NoGrad&) = delete;
-  NoGrad& operator=(const NoGrad&) = delete;
+  explicit GradMode(bool enabled);
+  ~GradMode();
+  GradMode(const GradMode&) = delete;
+  GradMode& operator=(const GradMode&) = delete;
 
  private:
   bool previous_;
 };
-
-// While alive, ops record Nodes again (a backward that recomputes a forward).
-class EnableGrad {
- public:
-  EnableGrad();
-  ~EnableGrad();
-  EnableGrad(const EnableGrad&) = delete;
-  EnableGrad& operator=(const EnableGrad&) = delete;
-
- private:
-  bool previous_;
+// No recording while alive (evaluation, updates).
+struct NoGrad : GradMode {
+  NoGrad() : GradMode(false) {}
+};
+// Recording again while alive (a backward that recomputes a forward).
+struct EnableGrad : GradMode {
+  EnableGrad() : GradMode(true) {}
 };
 
 // True when grad mode is on and some input requires grad: the op should record a Node.

@@ -38,10 +38,9 @@ void generate_on_cpu(const Tensor& t, uint64_t seed, uint64_t first, const Distr
       return generate(t.data<double>(), n, seed, first, d);
     case DType::bf16:
       return generate(t.data<bf16>(), n, seed, first, d);
-    case DType::i32:
+    case DType::i32:  // refused by Rng::fill
       break;
   }
-  fail("random fill: tensor {} is i32 (expected f32, f64 or bf16)", t.shape().str());
 }
 
 }  // namespace
@@ -49,12 +48,12 @@ void generate_on_cpu(const Tensor& t, uint64_t seed, uint64_t first, const Distr
 // Element i of t becomes draw(Philox block offset + i), made in place in t's dtype on t's
 // device; the offset then moves past them.
 void Rng::fill(const Tensor& t, const Distribution& d) {
+  if (t.dtype() == DType::i32)
+    fail("random fill: tensor {} is i32 (expected f32, f64 or bf16)", t.shape().str());
   if (t.is_cpu()) {
     generate_on_cpu(t, seed_, offset_, d);
   } else {
 #ifdef SSA_HAVE_CUDA
-    if (t.dtype() == DType::i32)
-      fail("random fill: tensor {} is i32 (expected f32, f64 or bf16)", t.shape().str());
     cuda::fill_random(t.raw(), t.dtype(), t.numel(), seed_, offset_, d);
 #else
     fail("random fill of a CUDA tensor but this build has no CUDA backend");

@@ -22,17 +22,21 @@ __device__ __nv_bfloat16 float_as<__nv_bfloat16>(float x) {
   return __float2bfloat16(x);
 }
 
-// Pairs involving bf16 go through float; the others convert directly (f64 keeps its precision).
+// `value` as To, rounded as core's CPU conversion rounds it: pairs involving bf16 go through
+// float; the others convert directly (f64 keeps its precision).
+template <typename To, typename From>
+__device__ To converted(From value) {
+  if constexpr (std::is_same_v<To, __nv_bfloat16> || std::is_same_v<From, __nv_bfloat16>)
+    return float_as<To>(as_float(value));
+  else
+    return static_cast<To>(value);
+}
+
 template <typename To, typename From>
 struct Convert {
   To* dst;
   const From* src;
-  __device__ void operator()(int64_t i) const {
-    if constexpr (std::is_same_v<To, __nv_bfloat16> || std::is_same_v<From, __nv_bfloat16>)
-      dst[i] = float_as<To>(as_float(src[i]));
-    else
-      dst[i] = static_cast<To>(src[i]);
-  }
+  __device__ void operator()(int64_t i) const { dst[i] = converted<To>(src[i]); }
 };
 
 template <typename To>
@@ -97,11 +101,7 @@ struct FillRandom {
   uint64_t seed, first;
   Distribution distribution;
   __device__ void operator()(int64_t i) const {
-    const double value = draw(distribution, philox_at(seed, first + static_cast<uint64_t>(i)));
-    if constexpr (std::is_same_v<T, __nv_bfloat16>)
-      dst[i] = float_as<T>(static_cast<float>(value));
-    else
-      dst[i] = static_cast<T>(value);
+    dst[i] = converted<T>(draw(distribution, philox_at(seed, first + static_cast<uint64_t>(i))));
   }
 };
 
