@@ -1,6 +1,7 @@
 #pragma once
-// Hopper warpgroup tensor-core products (wgmma, sm_90a) on 64-column bf16 tiles, and their
-// tile loads by TMA, for the head_dim-64 attention kernels (included by .cu files only).
+// Hopper warpgroup tensor-core products (wgmma, sm_90a) on 64-column bf16 tiles, their tile
+// loads by TMA with the mbarriers they complete on, and setmaxnreg, for the head_dim-64
+// attention kernels (included by .cu files only).
 //
 // A warpgroup is 4 consecutive warps (128 threads); one product is a 64 × 64 fp32 block per
 // warpgroup, warp w holding rows 16w..16w+15 in the accumulator layout of mma.cuh
@@ -146,8 +147,10 @@ __device__ __forceinline__ void issue_a_b(float (&d)[8][4], const uint32_t (&a)[
 // to shared memory in the swizzle above; rows past the end read as zeros.
 constexpr int kBoxBytes = 64 * kRowBytes;
 
-__device__ __forceinline__ void barrier_init(uint64_t* bar) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_address(bar)) : "memory");
+// A barrier whose phases complete after `arrivals` arrivals (and any bytes they expect).
+__device__ __forceinline__ void barrier_init(uint64_t* bar, int arrivals = 1) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_address(bar)), "r"(arrivals)
+               : "memory");
 }
 // Makes initialised barriers visible to the TMA unit; a CTA barrier must follow.
 __device__ __forceinline__ void barrier_init_fence() {
@@ -158,6 +161,17 @@ __device__ __forceinline__ void barrier_expect(uint64_t* bar, int bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_address(bar)),
                "r"(bytes)
                : "memory");
+}
+// Adds `bytes` to what the barrier's current phase waits for, without arriving.
+__device__ __forceinline__ void barrier_expect_bytes(uint64_t* bar, int bytes) {
+  asm volatile(
+      "mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(smem_address(bar)),
+      "r"(bytes)
+      : "memory");
+}
+// One arrival, releasing this thread's earlier memory accesses to the threads that wait.
+__device__ __forceinline__ void barrier_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_address(bar)) : "memory");
 }
 // Waits until the barrier's phase of parity `parity` has completed.
 __device__ __forceinline__ void barrier_wait(uint64_t* bar, int parity) {
@@ -171,6 +185,21 @@ __device__ __forceinline__ void barrier_wait(uint64_t* bar, int parity) {
         : "memory");
   } while (!done);
 }
+// Lowers (release) or raises (claim) this warpgroup's registers per thread to `count`, so that
+// a warpgroup which only issues loads leaves its registers to those that compute.
+template <int count>
+__device__ __forceinline__ void release_registers() {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(count));
+#endif
+}
+template <int count>
+__device__ __forceinline__ void claim_registers() {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(count));
+#endif
+}
+
 // Copies rows [row0, row0 + 64) of head `head` of batch `batch` into `tile`; completes on `bar`.
 __device__ __forceinline__ void load_box(bf16_t* tile, const CUtensorMap& map, int head, int row0,
                                          int batch, uint64_t* bar) {
