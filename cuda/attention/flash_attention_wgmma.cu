@@ -360,36 +360,14 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
   specialised(ring, rows, produce, consume);
 }
 
-constexpr int kColumnPairs = kStep / 2;
-static_assert(kColumnPairs == 32, "one column pair per lane of the producer warp");
-
-// backward_probabilities (flash_attention_tiles.cuh) with the step's column values read as
-// float4 column pairs (see dkdv_kernel): Pᵀ = exp2(pt·scale_log2 − lse·log2e), dSᵀ = Pᵀ ∘
-// (dpt − delta); hidden scores are −inf already.
-__device__ void transposed_probabilities(float (&pt)[8][4], float (&dpt)[8][4], const float4* pairs,
-                                         float scale_log2) {
-#pragma unroll
-  for (int qt = 0; qt < 8; ++qt) {
-    const float4 pair = pairs[4 * qt + threadIdx.x % 4];  // columns frag_col(qt, 0) and + 1
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const float lse_log2 = e & 1 ? pair.y : pair.x, delta = e & 1 ? pair.w : pair.z;
-      const float p = fast_exp2(fmaf(pt[qt][e], scale_log2, -lse_log2));
-      pt[qt][e] = p;
-      dpt[qt][e] = p * (dpt[qt][e] - delta);
-    }
-  }
-}
-
 // dK, dV for one (KV tile of kWgmmaRows keys, KV head and share of its query heads, batch),
 // with the steps and the head split of flash_attention_bf16.cu's dkdv_kernel: per step (64
 // queries of one head) Pᵀ = exp2(K·Qᵀ·scale_log2 − lse·log2e), dSᵀ = Pᵀ ∘ (V·dOᵀ − delta),
 // dV += Pᵀ·dO, dK += dSᵀ·Q (times scale at the end). Step j: K·Q_jᵀ and V·dO_jᵀ, then step
 // j − 1's dV and dK products while Pᵀ_j and dSᵀ_j are computed. Warp-specialised: the producer
-// warp also writes each step's lse·log2e and delta beside its tiles, one float4 per pair of
-// query columns (2c, 2c + 1): {lse·log2e of both, delta of both}.
-// smem: K [rows][64], V [rows][64], the Q/dO ring and the barriers, the column pairs
-// [kStages][32] (16-byte aligned).
+// warp also writes each step's lse and delta beside its tiles.
+// smem: K [rows][64], V [rows][64], the Q/dO ring and the barriers, lse and delta
+// [kStages][64] each.
 __global__ void __launch_bounds__(kSpecialisedThreads, 1)
     dkdv_kernel(Problem pb, const __grid_constant__ CUtensorMap q_map,
                 const __grid_constant__ CUtensorMap do_map,
@@ -400,7 +378,8 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
   bf16_t* v_tile = k_tile + kWgmmaRows * wg::kCols;
   const TileRing ring = ring_at(v_tile + kWgmmaRows * wg::kCols);
   const RowTiles rows{k_tile, v_tile, ring.empty + kStages};
-  float4* column_pairs = reinterpret_cast<float4*>(rows.ready + 2);
+  float* lse_rows = reinterpret_cast<float*>(rows.ready + 1);
+  float* delta_rows = lse_rows + kStages * kStep;
   const int n0 = blockIdx.x * kWgmmaRows, b = blockIdx.z;
   const int kv = blockIdx.y / ptr.head_splits, split = blockIdx.y % ptr.head_splits;
   const int split_heads = pb.group() / ptr.head_splits;
@@ -416,15 +395,17 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
     if (steps == 0) return;
     if (threadIdx.x % 32 == 0) rows.load(k_map, v_map, kv, n0, b);
     auto load = [&](int step) { ring.load(step, q_map, do_map, head_of(step), m0_of(step), b); };
-    auto write_pair = [&](int step) {  // lane i: columns 2i and 2i + 1
+    auto write_rows = [&](int step) {
       const int64_t stats = pb.row_stats(b, head_of(step));
-      const int t = m0_of(step) + 2 * (threadIdx.x % 32);
-      auto lse_log2 = [&](int row) { return row < pb.q_len ? ptr.lse[stats + row] * kLog2e : 0.f; };
-      auto delta = [&](int row) { return row < pb.q_len ? ptr.delta[stats + row] : 0.f; };
-      column_pairs[step % kStages * kColumnPairs + threadIdx.x % 32] =
-          make_float4(lse_log2(t), lse_log2(t + 1), delta(t), delta(t + 1));
+      const int stage = step % kStages;
+      for (int i = threadIdx.x % 32; i < kStep; i += 32) {
+        const int t = m0_of(step) + i;
+        const bool inside = t < pb.q_len;
+        lse_rows[stage * kStep + i] = inside ? ptr.lse[stats + t] : 0.f;
+        delta_rows[stage * kStep + i] = inside ? ptr.delta[stats + t] : 0.f;
+      }
     };
-    ring.produce(steps, load, write_pair);
+    ring.produce(steps, load, write_rows);
   };
   auto consume = [&] {
     const int key0 = n0 + warp_row0();
@@ -454,8 +435,9 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
       fence_all(pt, dst);
       if (!pb.tile_unmasked(m0, kStep, key0, 16))
         mask_scores(pt, [&](int r, int c) { return !pb.visible(m0 + c, key0 + r); });
-      transposed_probabilities(pt, dst, column_pairs + step % kStages * kColumnPairs,
-                               pb.scale_log2);
+      const float* lse_tile = lse_rows + step % kStages * kStep;
+      const float* delta_tile = delta_rows + step % kStages * kStep;
+      backward_probabilities(pt, dst, lse_tile, delta_tile, pb.scale_log2, AllSeen{});
       if constexpr (!kFirst<decltype(first)>) {
         fence_all(pt, dst);
         wg::wait<0>();
@@ -475,7 +457,7 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
 constexpr size_t kRowsBytes = sizeof(bf16_t) * kWgmmaRows * wg::kCols;
 constexpr size_t kForwardSmem = kSmemSlack + kRowsBytes + kRingBytes;
 constexpr size_t kDqSmem = kSmemSlack + 2 * kRowsBytes + kRingBytes + sizeof(uint64_t);
-constexpr size_t kDkdvSmem = kDqSmem + sizeof(uint64_t) + sizeof(float4) * kStages * kColumnPairs;
+constexpr size_t kDkdvSmem = kDqSmem + sizeof(float) * 2 * kStages * kStep;
 
 using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
                                  const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
