@@ -327,7 +327,8 @@ int head_splits_for(const Problem& pb, int key_tile) {
   return splits;
 }
 
-// dK/dV, the sum of their head splits, then dQ; on the wgmma kernels where they apply.
+// dK/dV (with dQ on the wgmma kernels, where they apply), the sum of their head splits, then
+// dQ on the mma.sync kernels.
 template <int D>
 void backward_for(const Problem& pb, BackwardPointers ptr) {
   const bool wgmma = wgmma_path(pb);
@@ -339,7 +340,7 @@ void backward_for(const Problem& pb, BackwardPointers ptr) {
   ptr.dk_parts = dk_parts.as<float>();
   ptr.dv_parts = dv_parts.as<float>();
   if (wgmma)
-    dkdv_wgmma(pb, ptr);
+    backward_wgmma(pb, ptr);
   else
     launch(dkdv_kernel<D>,
            dim3(ceil_div(pb.k_len, kKeyTile), pb.kv_heads * ptr.head_splits, pb.batch), kThreads,
@@ -349,9 +350,7 @@ void backward_for(const Problem& pb, BackwardPointers ptr) {
     launch(sum_head_splits, dim3(blocks), 256, 0, ptr.dk_parts, ptr.head_splits, n, ptr.dk);
     launch(sum_head_splits, dim3(blocks), 256, 0, ptr.dv_parts, ptr.head_splits, n, ptr.dv);
   }
-  if (wgmma)
-    dq_wgmma(pb, ptr);
-  else
+  if (!wgmma)
     launch(dq_kernel<D>, dim3(ceil_div(pb.q_len, kDqRows), pb.heads, pb.batch), kThreads,
            kDqSmem<D>, pb, ptr);
 }

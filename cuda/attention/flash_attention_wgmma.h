@@ -5,15 +5,14 @@
 
 namespace ssa::cuda::flash {
 
-// Rows of a CTA's tile: queries in the forward and dQ kernels, keys in dK/dV.
+// Rows of a CTA's tile: queries in the forward, keys in the backward.
 constexpr int kWgmmaRows = 128;
 
 // head_dim 64, built for sm_90a, running on a compute-capability 9.0 GPU, and SSA_NO_WGMMA
 // unset (set, it keeps the mma.sync kernels, to compare the two).
 bool wgmma_path(const Problem& pb);
 void forward_wgmma(const Problem& pb, const FlashForward& args);
-// dK, dV (or their head-split partial sums) over ceil(Tk / kWgmmaRows) key tiles.
-void dkdv_wgmma(const Problem& pb, const BackwardPointers& ptr);
-void dq_wgmma(const Problem& pb, const BackwardPointers& ptr);
+// dQ, and dK, dV (or their head-split partial sums) over ceil(Tk / kWgmmaRows) key tiles.
+void backward_wgmma(const Problem& pb, const BackwardPointers& ptr);
 
 }  // namespace ssa::cuda::flash

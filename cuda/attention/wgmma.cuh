@@ -5,9 +5,9 @@
 //
 // A warpgroup is 4 consecutive warps (128 threads); one product is a 64 × 64 fp32 block per
 // warpgroup, warp w holding rows 16w..16w+15 in the accumulator layout of mma.cuh
-// (d[nt][e] at frag_row(e), frag_col(nt, e)). The A operand is always in registers, in
-// mma.sync's A-fragment layout (4 k-steps of 16 columns); B is a shared-memory tile read
-// through a matrix descriptor.
+// (d[nt][e] at frag_row(e), frag_col(nt, e)). The A operand is in registers, in mma.sync's
+// A-fragment layout (4 k-steps of 16 columns), or a shared tile like B; B is a shared-memory
+// tile read through a matrix descriptor.
 //
 // Shared tiles: rows of 64 bf16 (128 bytes), in the 128-byte swizzle wgmma reads: the
 // 16-byte chunk c of row r is stored at chunk c ^ (r % 8) of that row. A tile starts on a
@@ -86,9 +86,10 @@ __device__ __forceinline__ uint64_t mn_major(const bf16_t* tile, int kk) {
 }
 
 // Keeps the compiler from moving accesses to the accumulators across the asynchronous products.
-__device__ __forceinline__ void fence_operands(float (&d)[8][4]) {
+template <int NT>
+__device__ __forceinline__ void fence_operands(float (&d)[NT][4]) {
 #pragma unroll
-  for (int nt = 0; nt < 8; ++nt)
+  for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[nt][e])::"memory");
 }
@@ -139,6 +140,94 @@ __device__ __forceinline__ void issue_a_b(float (&d)[8][4], const uint32_t (&a)[
                                           const bf16_t* b_tile) {
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) mma_step<1>(d, a[kk], mn_major(b_tile, kk), true);
+}
+
+// d (+)= A · B for one k-step, m64n32k16, both operands through descriptors: A MN-major (m
+// along the row), B K-major (k along the row).
+__device__ __forceinline__ void mma_step_n32(float (&d)[4][4], uint64_t a_desc, uint64_t b_desc,
+                                             bool accumulate) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+      "%16, %17, p, 1, 1, 1, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
+      : "l"(a_desc), "l"(b_desc), "r"(int{accumulate}));
+#else
+  __trap();
+#endif
+}
+// Issues d = Aᵀ · Bᵀ over k = 128 (the caller commits): A is a 128-row tile (k along its rows,
+// m along its 64 columns), B is 32 rows (n) from `b_row0` of two 64-row tiles holding k 0..63
+// and 64..127 along their columns.
+__device__ __forceinline__ void issue_at_bt_n32(float (&d)[4][4], const bf16_t* a_tile,
+                                                const bf16_t* b_tiles, int b_row0) {
+#pragma unroll
+  for (int kk = 0; kk < 8; ++kk) {
+    const bf16_t* b_tile = b_tiles + kk / 4 * 64 * kCols + b_row0 * kCols;
+    mma_step_n32(d, mn_major(a_tile, kk), k_major(b_tile, kk % 4), kk > 0);
+  }
+}
+
+// Stores the four 8 × 8 bf16 matrices of a warp's fragments (register i: matrix i, its rows
+// addressed by lanes 8i..8i+7) transposed: row r of matrix i is written as column r at the
+// lane's address.
+__device__ __forceinline__ void stmatrix_x4_trans(bf16_t* p, const uint32_t (&r)[4]) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(
+                   smem_address(p)),
+               "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+}
+
+// Orders this thread's shared-memory writes before later reads by wgmma or bulk copies (the
+// async proxy); the readers learn of the writes through a barrier after it.
+__device__ __forceinline__ void fence_async_shared() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+// The same between this thread's global accesses (its turn, below) and its bulk copies.
+__device__ __forceinline__ void fence_async_global() {
+  asm volatile("fence.proxy.async.global;\n" ::: "memory");
+}
+
+// ---- bulk copies shared → global (thread-issued, tracked in bulk groups)
+
+// dst[0, bytes) = src, or dst += src elementwise in f32 (one addition per element); 16-byte
+// aligned, bytes a multiple of 16.
+__device__ __forceinline__ void bulk_store(float* dst, const float* src, int bytes) {
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst),
+               "r"(smem_address(src)), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_add(float* dst, const float* src, int bytes) {
+  asm volatile(
+      "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst),
+      "r"(smem_address(src)), "r"(bytes)
+      : "memory");
+}
+__device__ __forceinline__ void bulk_commit() {
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+// Waits until at most `pending` of this thread's committed bulk copies are incomplete (their
+// writes not yet visible).
+template <int pending>
+__device__ __forceinline__ void bulk_wait() {
+  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(pending) : "memory");
+}
+
+// ---- turns between CTAs: a counter in global memory, acquired and released at GPU scope
+
+// Returns once the counter reads `mine`.
+__device__ __forceinline__ void wait_turn(const int* turn, int mine) {
+  int seen;
+  do {
+    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(seen) : "l"(turn) : "memory");
+  } while (seen != mine);
+}
+__device__ __forceinline__ void pass_turn(int* turn) {
+  asm volatile("red.release.gpu.global.add.s32 [%0], 1;\n" ::"l"(turn) : "memory");
 }
 
 // ---- tile loads by the tensor memory accelerator (TMA), completing on an mbarrier
