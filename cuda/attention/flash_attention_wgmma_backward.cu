@@ -37,8 +37,8 @@ __device__ int last_key_tile(const Problem& pb, int m0) {
 // warpgroups (both dQᵀ products read both tiles), and the step's dQᵀ, staged for the writer
 // thread, which adds it to the sums.
 struct DqShares {
-  bf16_t* ds;       // [kDsBuffers][2][64 queries][64 keys], swizzled
-  float* staging;   // [kStagingBuffers][kDqTileFloats]
+  bf16_t* ds;                     // [kDsBuffers][2][64 queries][64 keys], swizzled
+  float* staging;                 // [kStagingBuffers][kDqTileFloats]
   Slots<kDsBuffers> ds_slots;     // filled and emptied by every computing warp
   Slots<kStagingBuffers> staged;  // filled by every computing warp, emptied by the writer
 
@@ -61,8 +61,8 @@ struct DqShares {
     const int key = threadIdx.x / 32 % 4 * 16 + (matrix & 1) * 8;
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
-      wg::stmatrix_x4_trans(own_ds(step) + wg::swizzled(kk * 16 + (matrix >> 1) * 8 + lane % 8, key),
-                            frag[kk]);
+      wg::stmatrix_x4_trans(
+          own_ds(step) + wg::swizzled(kk * 16 + (matrix >> 1) * 8 + lane % 8, key), frag[kk]);
     wg::fence_async_shared();
     ds_slots.fill_by_warp(step);
   }
@@ -249,7 +249,8 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
 // dQ = sum · scale as bf16 for one (64-query tile, head, batch), zero where the tile sees no
 // key: the staged layout of DqShares::stage is turned into rows through shared memory, so each
 // thread writes 16 consecutive columns.
-__global__ void __launch_bounds__(kThreads) dq_from_sums(Problem pb, const float* sums, bf16_t* dq) {
+__global__ void __launch_bounds__(kThreads)
+    dq_from_sums(Problem pb, const float* sums, bf16_t* dq) {
   __shared__ float rows[kStep][wg::kCols + 1];
   const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const bool seen = last_key_tile(pb, tile * kStep) >= 0;
@@ -261,7 +262,8 @@ __global__ void __launch_bounds__(kThreads) dq_from_sums(Problem pb, const float
     const float4 v = seen ? src[half * 512 + nt * 128 + threadIdx.x % wg::kWarpgroup] : float4{};
     const float values[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-    for (int e = 0; e < 4; ++e) rows[half * 32 + frag_col(nt, e)][column0 + frag_row(e)] = values[e];
+    for (int e = 0; e < 4; ++e)
+      rows[half * 32 + frag_col(nt, e)][column0 + frag_row(e)] = values[e];
   }
   __syncthreads();
   const int row = threadIdx.x / 4, col0 = threadIdx.x % 4 * 16, t = tile * kStep + row;
@@ -274,10 +276,11 @@ __global__ void __launch_bounds__(kThreads) dq_from_sums(Problem pb, const float
   dst[1] = reinterpret_cast<const uint4*>(out)[1];
 }
 
-constexpr size_t kBackwardSmem =
-    kSmemSlack + 2 * kRowsBytes + sizeof(bf16_t) * kDsBuffers * 2 * kTile +
-    kStagingBuffers * kDqTileBytes + kRingBytes +
-    sizeof(uint64_t) * (1 + 2 * kDsBuffers + 2 * kStagingBuffers) + sizeof(float) * 2 * kStages * kStep;
+constexpr size_t kBackwardSmem = kSmemSlack + 2 * kRowsBytes +
+                                 sizeof(bf16_t) * kDsBuffers * 2 * kTile +
+                                 kStagingBuffers * kDqTileBytes + kRingBytes +
+                                 sizeof(uint64_t) * (1 + 2 * kDsBuffers + 2 * kStagingBuffers) +
+                                 sizeof(float) * 2 * kStages * kStep;
 
 }  // namespace
 
@@ -289,8 +292,8 @@ void backward_wgmma(const Problem& pb, const BackwardPointers& ptr) {
   CUDA_CHECK(cudaMemsetAsync(turns.as<int>(), 0, sizeof(int) * tiles, compute_stream()));
   const int64_t ctas =
       int64_t{ceil_div(pb.k_len, kWgmmaRows)} * pb.kv_heads * ptr.head_splits * pb.batch;
-  launch(backward_kernel, dim3(static_cast<unsigned>(ctas)), kSpecialisedThreads, kBackwardSmem,
-         pb, rows_map(ptr.q, pb.batch, pb.q_len, pb.heads),
+  launch(backward_kernel, dim3(static_cast<unsigned>(ctas)), kSpecialisedThreads, kBackwardSmem, pb,
+         rows_map(ptr.q, pb.batch, pb.q_len, pb.heads),
          rows_map(ptr.d_out, pb.batch, pb.q_len, pb.heads),
          rows_map(ptr.k, pb.batch, pb.k_len, pb.kv_heads),
          rows_map(ptr.v, pb.batch, pb.k_len, pb.kv_heads), ptr,

@@ -1,7 +1,8 @@
 #pragma once
 // Hopper warpgroup tensor-core products (wgmma, sm_90a) on 64-column bf16 tiles, their tile
-// loads by TMA with the mbarriers they complete on, and setmaxnreg, for the head_dim-64
-// attention kernels (included by .cu files only).
+// loads by TMA with the mbarriers they complete on, setmaxnreg, bulk copies (and reduce-adds)
+// from shared to global memory, and turn counters between CTAs, for the head_dim-64 attention
+// kernels (included by .cu files only).
 //
 // A warpgroup is 4 consecutive warps (128 threads); one product is a 64 × 64 fp32 block per
 // warpgroup, warp w holding rows 16w..16w+15 in the accumulator layout of mma.cuh

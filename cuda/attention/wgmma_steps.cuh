@@ -41,7 +41,9 @@ __device__ inline bf16_t* aligned_tiles(unsigned char* smem_raw) {
 }
 
 // The warp's first row within the CTA's tile: warpgroup · 64 + warp-in-group · 16.
-__device__ inline int warp_row0() { return threadIdx.x / wg::kWarpgroup * 64 + threadIdx.x / 32 % 4 * 16; }
+__device__ inline int warp_row0() {
+  return threadIdx.x / wg::kWarpgroup * 64 + threadIdx.x / 32 % 4 * 16;
+}
 
 template <typename... Blocks>
 __device__ inline void fence_all(Blocks&... blocks) {
@@ -71,9 +73,7 @@ struct Slots {
   }
   __device__ void empty(int step) const { wg::barrier_arrive(emptied + step % N); }
   // The step's contents are in (the buffer's (step / N)-th phase).
-  __device__ void wait_filled(int step) const {
-    wg::barrier_wait(filled + step % N, step / N & 1);
-  }
+  __device__ void wait_filled(int step) const { wg::barrier_wait(filled + step % N, step / N & 1); }
   // The step may fill its buffer: step − N has emptied it.
   __device__ void wait_emptied(int step) const {
     if (step >= N) wg::barrier_wait(emptied + step % N, (step / N - 1) & 1);
@@ -205,7 +205,7 @@ constexpr bool kFirst = First::value;
 // products (a second group), then waits for the first group.
 template <typename First, typename FirstProducts, typename SecondProducts>
 __device__ inline void issue_products(First, FirstProducts first_products,
-                               SecondProducts second_products) {
+                                      SecondProducts second_products) {
   wg::fence();
   first_products();
   wg::commit();
@@ -220,7 +220,7 @@ __device__ inline void issue_products(First, FirstProducts first_products,
 // After the steps: the last step's second products into `accumulators`.
 template <typename SecondProducts, typename... Accumulators>
 __device__ inline void last_products(int steps, SecondProducts second_products,
-                              Accumulators&... accumulators) {
+                                     Accumulators&... accumulators) {
   if (steps == 0) return;
   fence_all(accumulators...);
   wg::fence();
