@@ -133,7 +133,7 @@ __device__ inline TileRing ring_at(bf16_t* tiles) {
   return {tiles, {filled, filled + kStages}};
 }
 
-// A warp-specialised CTA's own operand rows: kWgmmaRows rows of two tensors (Q and dO, or K and
+// A warp-specialised CTA's own operand rows: kWgmmaRows rows of two tensors (the backward's K and
 // V), loaded once by TMA on `ready`.
 struct RowTiles {
   bf16_t *first, *second;
