@@ -1,3 +1,4 @@
+#include <optional>
 #include <type_traits>
 
 #include "cuda/device.cuh"
@@ -6,7 +7,7 @@
 namespace ssa::cuda {
 namespace {
 
-constexpr int kColumns = 32, kRowLanes = 8;  // a weight-gradient block: columns x row lanes
+constexpr int kColumns = 32, kRowLanes = 8;  // a column-sum block: columns x row lanes
 constexpr int64_t kMinChunkRows = 64, kMaxChunks = 256;
 
 template <typename T>
@@ -86,69 +87,115 @@ __global__ void forward_rows_kernel(const T* x, const T* weight, T* y, float* rs
   }
 }
 
+// The backward row kernel: one block per chunk of chunk_rows rows, its warps taking the rows
+// warp, warp + kRowWarps, ... . Each row's dx as input_gradient_kernel (skipped when dx is null);
+// with partial not null, also partial[chunk, j] = Σ over the chunk's rows of dy[r, j] · x[r, j] ·
+// rstd[r], summed per lane in row order, then over the warps in order (dim floats of dynamic
+// shared memory). The row's second pass reads x and dy again (from L1): registers hold the
+// lane's dw sums instead, two blocks per SM.
 template <typename T, int kPieces>
-__global__ void input_gradient_rows_kernel(const T* x, const T* weight, const T* dy,
-                                           const float* rstd, T* dx, int64_t rows, int dim) {
+__global__ void __launch_bounds__(kThreads, 2)
+    backward_rows_kernel(const T* x, const T* weight, const T* dy, const float* rstd, T* dx,
+                         float* partial, int64_t rows, int dim, int64_t chunk_rows) {
   constexpr int P = kPack<T>;
-  const int64_t row = warp_row();
-  if (row >= rows) return;
-  const float r = rstd[row];
-  float xv[kPieces][P], gw[kPieces][P];  // x and dy·w
-  float dot = 0;                         // Σ_j dy_j w_j x_j; times r it is Σ_j dx̂_j x̂_j
+  extern __shared__ float column_sums[];
+  const int warp = static_cast<int>(threadIdx.x) / kWarp;
+  const int64_t end = min(rows, (blockIdx.x + 1) * chunk_rows);
+  float dw[kPieces][P] = {};
+  for (int64_t row = blockIdx.x * chunk_rows + warp; row < end; row += kRowWarps) {
+    const float r = rstd[row];
+    float dot = 0;  // Σ_j dy_j w_j x_j; times r it is Σ_j dx̂_j x̂_j
 #pragma unroll
-  for (int k = 0; k < kPieces; ++k) {
-    const int col = piece_column<T>(k);
-    if (col >= dim) continue;
-    float g[P], w[P];
-    load_floats(x + row * dim + col, xv[k]);
-    load_floats(dy + row * dim + col, g);
-    load_floats(weight + col, w);
+    for (int k = 0; k < kPieces; ++k) {
+      const int col = piece_column<T>(k);
+      if (col >= dim) continue;
+      float xv[P], g[P], w[P];
+      load_floats(x + row * dim + col, xv);
+      load_floats(dy + row * dim + col, g);
+      load_floats(weight + col, w);
 #pragma unroll
-    for (int j = 0; j < P; ++j) {
-      gw[k][j] = g[j] * w[j];
-      dot += gw[k][j] * xv[k][j];
+      for (int j = 0; j < P; ++j) dot += g[j] * w[j] * xv[j];
+    }
+    const float mean_dot = warp_total(dot) * r / static_cast<float>(dim);
+#pragma unroll
+    for (int k = 0; k < kPieces; ++k) {  // the row again, now from L1
+      const int col = piece_column<T>(k);
+      if (col >= dim) continue;
+      float xv[P], g[P], w[P];
+      load_floats(x + row * dim + col, xv);
+      load_floats(dy + row * dim + col, g);
+      load_floats(weight + col, w);
+#pragma unroll
+      for (int j = 0; j < P; ++j) {
+        dw[k][j] += g[j] * xv[j] * r;
+        xv[j] = r * (g[j] * w[j] - xv[j] * r * mean_dot);
+      }
+      if (dx != nullptr) store_floats(dx + row * dim + col, xv);
     }
   }
-  const float mean_dot = warp_total(dot) * r / static_cast<float>(dim);
+  if (partial == nullptr) return;  // the whole block
+  for (int turn = 0; turn < kRowWarps; ++turn) {
+    if (warp == turn)
 #pragma unroll
-  for (int k = 0; k < kPieces; ++k) {
-    const int col = piece_column<T>(k);
-    if (col >= dim) continue;
+      for (int k = 0; k < kPieces; ++k) {
+        const int col = piece_column<T>(k);
+        if (col >= dim) continue;
 #pragma unroll
-    for (int j = 0; j < P; ++j) xv[k][j] = r * (gw[k][j] - xv[k][j] * r * mean_dot);
-    store_floats(dx + row * dim + col, xv[k]);
+        for (int j = 0; j < P; ++j)
+          column_sums[col + j] = turn == 0 ? dw[k][j] : column_sums[col + j] + dw[k][j];
+      }
+    __syncthreads();
   }
+  for (int j = threadIdx.x; j < dim; j += blockDim.x)
+    partial[blockIdx.x * int64_t(dim) + j] = column_sums[j];
 }
 
-// partial[chunk, j] = Σ over the chunk's rows of dy[r, j] · x[r, j] · rstd[r].
-template <typename T>
-__global__ void weight_partials_kernel(const T* x, const T* dy, const float* rstd, float* partial,
-                                       int64_t rows, int64_t dim, int64_t chunk_rows) {
-  __shared__ float lane_sums[kRowLanes][kColumns + 1];
+// Column sums in a fixed order: out[c, j] = Σ_{r in chunk c} term(r, j), for 32 columns per
+// block; the blockDim.y row lanes each sum every blockDim.y-th row of the chunk, then the lanes'
+// sums are added in lane order.
+template <typename Term, typename Out>
+__global__ void column_sums_kernel(Term term, Out* out, int64_t rows, int64_t dim,
+                                   int64_t chunk_rows) {
+  __shared__ float lane_sums[kWarp][kColumns + 1];
   const int64_t j = blockIdx.x * int64_t(kColumns) + threadIdx.x;
   const int64_t begin = blockIdx.y * chunk_rows, end = min(rows, begin + chunk_rows);
   float sum = 0;
   if (j < dim)
-    for (int64_t r = begin + threadIdx.y; r < end; r += kRowLanes)
-      sum += to_float(dy[r * dim + j]) * to_float(x[r * dim + j]) * rstd[r];
+    for (int64_t r = begin + threadIdx.y; r < end; r += blockDim.y) sum += term(r, j);
   lane_sums[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
   if (threadIdx.y != 0 || j >= dim) return;
-  for (int lane = 1; lane < kRowLanes; ++lane) sum += lane_sums[lane][threadIdx.x];
-  partial[blockIdx.y * dim + j] = sum;
+  for (int lane = 1; lane < int(blockDim.y); ++lane) sum += lane_sums[lane][threadIdx.x];
+  out[blockIdx.y * dim + j] = from_float<Out>(sum);
 }
 
+// dy[r, j] · x[r, j] · rstd[r]: the terms of the weight gradient.
 template <typename T>
-struct SumChunks {
-  const float* partial;
-  T* dw;
-  int64_t chunks, dim;
-  __device__ void operator()(int64_t j) const {
-    float sum = 0;
-    for (int64_t c = 0; c < chunks; ++c) sum += partial[c * dim + j];
-    dw[j] = from_float<T>(sum);
+struct WeightTerm {
+  const T* x;
+  const T* dy;
+  const float* rstd;
+  int64_t dim;
+  __device__ float operator()(int64_t r, int64_t j) const {
+    return to_float(dy[r * dim + j]) * to_float(x[r * dim + j]) * rstd[r];
   }
 };
+
+struct PartialTerm {
+  const float* partial;
+  int64_t dim;
+  __device__ float operator()(int64_t chunk, int64_t j) const { return partial[chunk * dim + j]; }
+};
+
+template <typename Term, typename Out>
+void launch_column_sums(Term term, Out* out, int64_t rows, int64_t dim, int64_t chunk_rows,
+                        int row_lanes) {
+  const dim3 grid(static_cast<unsigned>((dim + kColumns - 1) / kColumns),
+                  static_cast<unsigned>((rows + chunk_rows - 1) / chunk_rows));
+  column_sums_kernel<<<grid, dim3(kColumns, row_lanes), 0, compute_stream()>>>(term, out, rows, dim,
+                                                                               chunk_rows);
+  check_launch();
+}
 
 // Launches a row kernel through launch(std::integral_constant<int, pieces>) with the fewest
 // pieces (1, 2, 4 or 8) that hold a row; false (nothing launched) when the row kernels do not
@@ -176,6 +223,14 @@ unsigned row_blocks(int64_t rows) {
   return static_cast<unsigned>((rows + kRowWarps - 1) / kRowWarps);
 }
 
+// Rows per chunk of the weight gradient's partial sums: at least kMinChunkRows, at most
+// kMaxChunks chunks. The chunking depends on the shape only, never on the device.
+int64_t chunk_rows_for(int64_t rows) {
+  const int64_t chunks =
+      std::clamp<int64_t>((rows + kMinChunkRows - 1) / kMinChunkRows, 1, kMaxChunks);
+  return (rows + chunks - 1) / chunks;
+}
+
 }  // namespace
 
 void rmsnorm_forward(const void* x, const void* weight, void* y, float* rstd, DType dtype,
@@ -196,41 +251,32 @@ void rmsnorm_forward(const void* x, const void* weight, void* y, float* rstd, DT
   });
 }
 
-void rmsnorm_backward_input(const void* x, const void* weight, const void* dy, const float* rstd,
-                            void* dx, DType dtype, int64_t rows, int64_t dim) {
+void rmsnorm_backward(const void* x, const void* weight, const void* dy, const float* rstd,
+                      void* dx, void* dw, DType dtype, int64_t rows, int64_t dim) {
   if (rows == 0) return;
+  const int64_t chunk_rows = chunk_rows_for(rows), chunks = (rows + chunk_rows - 1) / chunk_rows;
+  std::optional<DeviceScratch> partial;
+  if (dw != nullptr) partial.emplace(chunks * dim * sizeof(float));
+  float* sums = dw != nullptr ? partial->as<float>() : nullptr;
   with_storage_type(dtype, "rmsnorm backward", [&](auto zero) {
     using T = decltype(zero);
+    const auto* x_t = static_cast<const T*>(x);
+    const auto* dy_t = static_cast<const T*>(dy);
     const bool by_rows = launch_rows<T>(dim, {x, weight, dy, dx}, [&](auto pieces) {
-      input_gradient_rows_kernel<T, pieces.value>
-          <<<row_blocks(rows), kThreads, 0, compute_stream()>>>(
-              static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(dy),
-              rstd, static_cast<T*>(dx), rows, static_cast<int>(dim));
+      backward_rows_kernel<T, pieces.value>
+          <<<static_cast<unsigned>(chunks), kThreads, dim * sizeof(float), compute_stream()>>>(
+              x_t, static_cast<const T*>(weight), dy_t, rstd, static_cast<T*>(dx), sums, rows,
+              static_cast<int>(dim), chunk_rows);
     });
-    if (!by_rows)
+    if (!by_rows && dx != nullptr)
       input_gradient_kernel<<<static_cast<unsigned>(rows), kThreads, 0, compute_stream()>>>(
-          static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(dy), rstd,
-          static_cast<T*>(dx), dim);
+          x_t, static_cast<const T*>(weight), dy_t, rstd, static_cast<T*>(dx), dim);
     check_launch();
-  });
-}
-
-// The chunking depends on the shape only, never on the device.
-void rmsnorm_backward_weight(const void* x, const void* dy, const float* rstd, void* dw,
-                             DType dtype, int64_t rows, int64_t dim) {
-  const int64_t chunks =
-      std::clamp<int64_t>((rows + kMinChunkRows - 1) / kMinChunkRows, 1, kMaxChunks);
-  const int64_t chunk_rows = (rows + chunks - 1) / chunks;
-  DeviceScratch partial(chunks * dim * sizeof(float));
-  with_storage_type(dtype, "rmsnorm backward", [&](auto zero) {
-    using T = decltype(zero);
-    const dim3 grid(static_cast<unsigned>((dim + kColumns - 1) / kColumns),
-                    static_cast<unsigned>(chunks));
-    weight_partials_kernel<<<grid, dim3(kColumns, kRowLanes), 0, compute_stream()>>>(
-        static_cast<const T*>(x), static_cast<const T*>(dy), rstd, partial.as<float>(), rows, dim,
-        chunk_rows);
-    check_launch();
-    for_each(dim, SumChunks<T>{partial.as<float>(), static_cast<T*>(dw), chunks, dim});
+    if (!by_rows && dw != nullptr)
+      launch_column_sums(WeightTerm<T>{x_t, dy_t, rstd, dim}, sums, rows, dim, chunk_rows,
+                         kRowLanes);
+    if (dw != nullptr)
+      launch_column_sums(PartialTerm{sums, dim}, static_cast<T*>(dw), chunks, dim, chunks, kWarp);
   });
 }
 

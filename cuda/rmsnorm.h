@@ -10,13 +10,11 @@ namespace ssa::cuda {
 void rmsnorm_forward(const void* x, const void* weight, void* y, float* rstd, DType dtype,
                      int64_t rows, int64_t dim, double eps);
 
-// dx = rstd · (dy·w − x̂ · mean(dy·w·x̂)) with x̂ = x · rstd.
-void rmsnorm_backward_input(const void* x, const void* weight, const void* dy, const float* rstd,
-                            void* dx, DType dtype, int64_t rows, int64_t dim);
-
-// dw_j = Σ_r dy[r, j] · x̂[r, j]: each block sums a fixed chunk of rows for 32 columns, then the
-// chunks are summed in order, so the result is bit-reproducible.
-void rmsnorm_backward_weight(const void* x, const void* dy, const float* rstd, void* dw,
-                             DType dtype, int64_t rows, int64_t dim);
+// dx = rstd · (dy·w − x̂ · mean(dy·w·x̂)) with x̂ = x · rstd, and dw_j = Σ_r dy[r, j] · x̂[r, j]
+// (either may be null: not computed). dw is summed over fixed chunks of rows, then over the
+// chunks in order, so it is bit-reproducible; one pass over x and dy gives both where the row
+// kernels take the shape.
+void rmsnorm_backward(const void* x, const void* weight, const void* dy, const float* rstd,
+                      void* dx, void* dw, DType dtype, int64_t rows, int64_t dim);
 
 }  // namespace ssa::cuda

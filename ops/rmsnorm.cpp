@@ -88,12 +88,9 @@ void backward_cpu(const Tensor& x, const Tensor& weight, const Tensor& g, const 
 void backward_cuda(const Tensor& x, const Tensor& weight, const Tensor& g, const Tensor& rstd,
                    const Tensor& dx, const Tensor& dw) {
   const Rows rows = rows_of(x);
-  if (dx.defined())
-    cuda::rmsnorm_backward_input(x.raw(), weight.raw(), g.raw(), rstd.data<float>(), dx.raw(),
-                                 x.dtype(), rows.count, rows.dim);
-  if (dw.defined())
-    cuda::rmsnorm_backward_weight(x.raw(), g.raw(), rstd.data<float>(), dw.raw(), x.dtype(),
-                                  rows.count, rows.dim);
+  cuda::rmsnorm_backward(x.raw(), weight.raw(), g.raw(), rstd.data<float>(),
+                         dx.defined() ? dx.raw() : nullptr, dw.defined() ? dw.raw() : nullptr,
+                         x.dtype(), rows.count, rows.dim);
 }
 #endif
 

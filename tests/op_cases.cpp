@@ -185,11 +185,12 @@ std::vector<OpCase> rmsnorm_cpu() {
 }
 
 // Rows the row kernels cannot take (dim not a multiple of 8), and rows they take: a partial
-// last piece (520), whole pieces (1024), and in f32 over 8 pieces (2048: the block kernel).
+// last piece (520), whole pieces (1024), and in f32 over 8 pieces (2048: the block kernel);
+// 300 rows make 5 chunks of the weight gradient.
 std::vector<OpCase> rmsnorm_cuda() {
   return {rmsnorm_case({2, 13, 97}, 1e-5, 19), rmsnorm_case({1000, 65}, 1e-5, 21),
-          rmsnorm_case({7, 520}, 1e-5, 23), rmsnorm_case({2, 3, 1024}, 1e-5, 25),
-          rmsnorm_case({5, 2048}, 1e-6, 27)};
+          rmsnorm_case({7, 520}, 1e-5, 23),    rmsnorm_case({2, 3, 1024}, 1e-5, 25),
+          rmsnorm_case({5, 2048}, 1e-6, 27),   rmsnorm_case({3, 100, 256}, 1e-5, 29)};
 }
 
 // rope of x [B, T, H, head_dim] at positions offset.. with a table of `positions` rows, made on

@@ -183,8 +183,7 @@ void rmsnorm_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
     cuda::rmsnorm_forward(x.raw(), w.raw(), y.raw(), r, DType::bf16, n, d, 1e-5);
   });
   bench.fused(s, "rmsnorm.bwd", 3 * rows * row * kBf16 + rows * kF32 + 2 * row * kBf16, [&] {
-    cuda::rmsnorm_backward_input(x.raw(), w.raw(), dy.raw(), r, dx.raw(), DType::bf16, n, d);
-    cuda::rmsnorm_backward_weight(x.raw(), dy.raw(), r, dw.raw(), DType::bf16, n, d);
+    cuda::rmsnorm_backward(x.raw(), w.raw(), dy.raw(), r, dx.raw(), dw.raw(), DType::bf16, n, d);
   });
 }
 
