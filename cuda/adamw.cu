@@ -4,6 +4,7 @@
 namespace ssa::cuda {
 namespace {
 
+template <int W>
 struct Update {
   float* param;
   const float* grad;
@@ -13,24 +14,33 @@ struct Update {
   AdamWStep s;
   __nv_bfloat16* bf16_param;
   struct Operands {
-    float param, grad, m, v;
-    uint32_t decay_word;
+    Values<float, W> param, grad, m, v;
+    uint32_t decay_word;  // W divides 32: one word holds the run's bits
   };
   __device__ Operands load(int64_t i) const {
-    return {param[i], grad[i], m[i], v[i], decay_bits[i / 32]};
+    return {values_at<W>(param, i), values_at<W>(grad, i), values_at<W>(m, i), values_at<W>(v, i),
+            decay_bits[i * W / 32]};
   }
-  __device__ void store(int64_t i, Operands x) const {
-    const double g = x.grad;
-    const double m_i = s.beta1 * x.m + (1 - s.beta1) * g;
-    const double v_i = s.beta2 * x.v + (1 - s.beta2) * g * g;
-    m[i] = static_cast<float>(m_i);
-    v[i] = static_cast<float>(v_i);
-    const double update = (m_i / s.bias1) / (sqrt(v_i / s.bias2) + s.eps);
-    const bool decays = (x.decay_word >> (i % 32)) & 1u;
-    const double decay_rate = decays ? s.weight_decay : 0.0;
-    const float p = static_cast<float>(x.param - s.lr * (update + decay_rate * x.param));
-    param[i] = p;
-    if (bf16_param != nullptr) bf16_param[i] = __float2bfloat16(p);
+  __device__ void store(int64_t i, const Operands& x) const {
+    Values<float, W> new_param, new_m, new_v;
+    Values<__nv_bfloat16, W> rounded;
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+      const double g = x.grad.v[j], p = x.param.v[j];
+      const double m_j = s.beta1 * x.m.v[j] + (1 - s.beta1) * g;
+      const double v_j = s.beta2 * x.v.v[j] + (1 - s.beta2) * g * g;
+      new_m.v[j] = static_cast<float>(m_j);
+      new_v.v[j] = static_cast<float>(v_j);
+      const double update = (m_j / s.bias1) / (sqrt(v_j / s.bias2) + s.eps);
+      const bool decays = (x.decay_word >> ((i * W + j) % 32)) & 1u;
+      const double decay_rate = decays ? s.weight_decay : 0.0;
+      new_param.v[j] = static_cast<float>(p - s.lr * (update + decay_rate * p));
+      rounded.v[j] = __float2bfloat16(new_param.v[j]);
+    }
+    values_at<W>(param, i) = new_param;
+    values_at<W>(m, i) = new_m;
+    values_at<W>(v, i) = new_v;
+    if (bf16_param != nullptr) values_at<W>(bf16_param, i) = rounded;
   }
 };
 
@@ -48,7 +58,10 @@ struct StoreTotal {
 
 void adamw_update(float* param, const float* grad, float* m, float* v, const uint32_t* decay_bits,
                   int64_t n, const AdamWStep& step, void* bf16_param) {
-  for_each(n, Update{param, grad, m, v, decay_bits, step, static_cast<__nv_bfloat16*>(bf16_param)});
+  auto* rounded = static_cast<__nv_bfloat16*>(bf16_param);
+  for_each_run<kPack<float>>(n, {param, grad, m, v, bf16_param}, [&](auto w) {
+    return Update<w.value>{param, grad, m, v, decay_bits, step, rounded};
+  });
 }
 
 double sum_squares(const float* x, int64_t n) {

@@ -79,29 +79,30 @@ struct SplitElementwise<F, std::void_t<decltype(std::declval<const F&>().load(in
     : std::true_type {};
 constexpr int kLoadsAhead = 8;
 
-// Elements i = base + u·blockDim.x, u < kLoadsAhead: each load instruction of a warp reads
+// Elements i = base + u·blockDim.x, u < kAhead: each load instruction of a warp reads
 // consecutive elements.
-template <typename F>
+template <int kAhead, typename F>
 __global__ void for_each_split_kernel(F f, int64_t n) {
-  const int64_t stride = grid_stride() * kLoadsAhead;
-  for (int64_t base = blockIdx.x * int64_t(blockDim.x) * kLoadsAhead + threadIdx.x; base < n;
+  const int64_t stride = grid_stride() * kAhead;
+  for (int64_t base = blockIdx.x * int64_t(blockDim.x) * kAhead + threadIdx.x; base < n;
        base += stride) {
-    decltype(f.load(base)) loaded[kLoadsAhead];
+    decltype(f.load(base)) loaded[kAhead];
 #pragma unroll
-    for (int u = 0; u < kLoadsAhead; ++u)
+    for (int u = 0; u < kAhead; ++u)
       if (base + u * blockDim.x < n) loaded[u] = f.load(base + u * blockDim.x);
 #pragma unroll
-    for (int u = 0; u < kLoadsAhead; ++u)
+    for (int u = 0; u < kAhead; ++u)
       if (base + u * blockDim.x < n) f.store(base + u * blockDim.x, loaded[u]);
   }
 }
 
-template <typename F>
+// f(i) for every i < n; a split functor's next kAhead loads are issued before its first store.
+template <int kAhead = kLoadsAhead, typename F>
 void for_each(int64_t n, F f) {
   if (n == 0) return;
   if constexpr (SplitElementwise<F>::value)
-    for_each_split_kernel<<<grid_for(n, kThreads * kLoadsAhead), kThreads, 0, compute_stream()>>>(
-        f, n);
+    for_each_split_kernel<kAhead>
+        <<<grid_for(n, kThreads * kAhead), kThreads, 0, compute_stream()>>>(f, n);
   else
     for_each_kernel<<<grid_for(n), kThreads, 0, compute_stream()>>>(f, n);
   check_launch();
@@ -152,6 +153,33 @@ __device__ __forceinline__ void store_floats(T* p, const float (&in)[N]) {
 inline bool packs_aligned(std::initializer_list<const void*> pointers) {
   return std::all_of(pointers.begin(), pointers.end(),
                      [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; });
+}
+
+// ---- Element-wise functors over runs of W consecutive elements: index i covers the elements
+// i·W .. i·W + W − 1, loaded and stored as Values<T, W> (whole 16-byte packs when W·sizeof(T)
+// is a multiple of 16).
+template <typename T, int W>
+struct alignas(W * sizeof(T) % 16 == 0 ? 16 : alignof(T)) Values {
+  T v[W];
+};
+template <int W, typename T>
+__device__ __forceinline__ const Values<T, W>& values_at(const T* p, int64_t i) {
+  return *reinterpret_cast<const Values<T, W>*>(p + i * W);
+}
+template <int W, typename T>
+__device__ __forceinline__ Values<T, W>& values_at(T* p, int64_t i) {
+  return *reinterpret_cast<Values<T, W>*>(p + i * W);
+}
+
+// for_each over runs: make(std::integral_constant<int, W>{}) builds the functor for runs of W
+// elements; runs of W = kRun when n is a multiple of it and every pointer is 16-byte aligned,
+// else W = 1. kRun is the pack size of the widest operand (kPack<T>: 8 bf16, 4 f32), so each
+// load of it is one 16-byte access. Two runs' loads go ahead of the first store.
+template <int kRun, typename Make>
+void for_each_run(int64_t n, std::initializer_list<const void*> pointers, Make make) {
+  if (n % kRun == 0 && packs_aligned(pointers))
+    return for_each<2>(n / kRun, make(std::integral_constant<int, kRun>{}));
+  for_each(n, make(std::integral_constant<int, 1>{}));
 }
 
 // Lane 0 gets the sum of v over the warp; the tree is fixed, so the result is bit-reproducible.

@@ -13,17 +13,21 @@ struct Times {
   __device__ float operator()(float x, float y) const { return x * y; }
 };
 
-template <typename T, typename Op>
+template <typename T, typename Op, int W>
 struct Binary {
   const T* a;
   const T* b;
   T* out;
   struct Operands {
-    T x, y;
+    Values<T, W> x, y;
   };
-  __device__ Operands load(int64_t i) const { return {a[i], b[i]}; }
-  __device__ void store(int64_t i, Operands v) const {
-    out[i] = from_float<T>(Op{}(to_float(v.x), to_float(v.y)));
+  __device__ Operands load(int64_t i) const { return {values_at<W>(a, i), values_at<W>(b, i)}; }
+  __device__ void store(int64_t i, const Operands& v) const {
+    Values<T, W> result;
+#pragma unroll
+    for (int j = 0; j < W; ++j)
+      result.v[j] = from_float<T>(Op{}(to_float(v.x.v[j]), to_float(v.y.v[j])));
+    values_at<W>(out, i) = result;
   }
 };
 
@@ -37,20 +41,25 @@ struct Scale {
   }
 };
 
-template <typename Dst, typename Src>
+template <typename Dst, typename Src, int W>
 struct Accumulate {
   Dst* dst;
   const Src* src;
   struct Operands {
-    Dst sum;
-    Src term;
+    Values<Dst, W> sum;
+    Values<Src, W> term;
   };
-  __device__ Operands load(int64_t i) const { return {dst[i], src[i]}; }
-  __device__ void store(int64_t i, Operands v) const {
-    if constexpr (std::is_same_v<Dst, double>)
-      dst[i] = v.sum + v.term;
-    else
-      dst[i] = from_float<Dst>(to_float(v.sum) + to_float(v.term));
+  __device__ Operands load(int64_t i) const { return {values_at<W>(dst, i), values_at<W>(src, i)}; }
+  __device__ void store(int64_t i, const Operands& v) const {
+    Values<Dst, W> result;
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+      if constexpr (std::is_same_v<Dst, double>)
+        result.v[j] = v.sum.v[j] + v.term.v[j];
+      else
+        result.v[j] = from_float<Dst>(to_float(v.sum.v[j]) + to_float(v.term.v[j]));
+    }
+    values_at<W>(dst, i) = result;
   }
 };
 
@@ -68,14 +77,18 @@ template <typename Op>
 void binary(const void* a, const void* b, void* out, DType dtype, int64_t n, const char* op) {
   with_storage_type(dtype, op, [&](auto zero) {
     using T = decltype(zero);
-    for_each(
-        n, Binary<T, Op>{static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out)});
+    for_each_run<kPack<T>>(n, {a, b, out}, [&](auto w) {
+      return Binary<T, Op, w.value>{static_cast<const T*>(a), static_cast<const T*>(b),
+                                    static_cast<T*>(out)};
+    });
   });
 }
 
 template <typename Dst, typename Src>
 void launch_accumulate(void* dst, const void* src, int64_t n) {
-  for_each(n, Accumulate<Dst, Src>{static_cast<Dst*>(dst), static_cast<const Src*>(src)});
+  for_each_run<std::min(kPack<Dst>, kPack<Src>)>(n, {dst, src}, [&](auto w) {
+    return Accumulate<Dst, Src, w.value>{static_cast<Dst*>(dst), static_cast<const Src*>(src)};
+  });
 }
 
 }  // namespace

@@ -16,13 +16,18 @@ __device__ float smooth_l1_slope(float d, float beta) {
   return static_cast<float>((d > 0) - (d < 0));
 }
 
-template <typename T>
+// The loss terms of the run i of W elements, summed in float.
+template <typename T, int W>
 struct Term {
   const T* a;
   const T* b;
   float beta;
   __device__ double operator()(int64_t i) const {
-    return smooth_l1_of(to_float(a[i]) - to_float(b[i]), beta);
+    const Values<T, W> x = values_at<W>(a, i), y = values_at<W>(b, i);
+    float sum = 0;
+#pragma unroll
+    for (int j = 0; j < W; ++j) sum += smooth_l1_of(to_float(x.v[j]) - to_float(y.v[j]), beta);
+    return sum;
   }
 };
 
@@ -35,7 +40,7 @@ struct StoreMean {
   }
 };
 
-template <typename T, typename G>
+template <typename T, typename G, int W>
 struct Backward {
   const T* a;
   const T* b;
@@ -45,14 +50,20 @@ struct Backward {
   float beta;
   double inverse_count;
   struct Operands {
-    T x, y;
+    Values<T, W> x, y;
   };
-  __device__ Operands load(int64_t i) const { return {a[i], b[i]}; }
-  __device__ void store(int64_t i, Operands v) const {
+  __device__ Operands load(int64_t i) const { return {values_at<W>(a, i), values_at<W>(b, i)}; }
+  __device__ void store(int64_t i, const Operands& v) const {
     const float scale = static_cast<float>(to_float(*g) * inverse_count);
-    const float grad = scale * smooth_l1_slope(to_float(v.x) - to_float(v.y), beta);
-    da[i] = from_float<T>(grad);
-    db[i] = from_float<T>(-grad);
+    Values<T, W> d_a, d_b;
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+      const float grad = scale * smooth_l1_slope(to_float(v.x.v[j]) - to_float(v.y.v[j]), beta);
+      d_a.v[j] = from_float<T>(grad);
+      d_b.v[j] = from_float<T>(-grad);
+    }
+    values_at<W>(da, i) = d_a;
+    values_at<W>(db, i) = d_b;
   }
 };
 
@@ -64,9 +75,14 @@ void smooth_l1_forward(const void* a, const void* b, DType dtype, int64_t n, dou
     using T = decltype(zero);
     with_storage_type(loss_dtype, "smooth_l1", [&](auto loss_zero) {
       using Out = decltype(loss_zero);
-      deterministic_sum(
-          n, Term<T>{static_cast<const T*>(a), static_cast<const T*>(b), static_cast<float>(beta)},
-          StoreMean<Out>{static_cast<Out*>(loss), static_cast<double>(n)});
+      const auto* a_t = static_cast<const T*>(a);
+      const auto* b_t = static_cast<const T*>(b);
+      const StoreMean<Out> mean{static_cast<Out*>(loss), static_cast<double>(n)};
+      const auto f = static_cast<float>(beta);
+      if (n % kPack<T> == 0 && packs_aligned({a, b}))
+        deterministic_sum(n / kPack<T>, Term<T, kPack<T>>{a_t, b_t, f}, mean);
+      else
+        deterministic_sum(n, Term<T, 1>{a_t, b_t, f}, mean);
     });
   });
 }
@@ -77,9 +93,12 @@ void smooth_l1_backward(const void* a, const void* b, const void* g, DType g_dty
     using T = decltype(zero);
     with_storage_type(g_dtype, "smooth_l1 backward", [&](auto g_zero) {
       using G = decltype(g_zero);
-      for_each(n, Backward<T, G>{static_cast<const T*>(a), static_cast<const T*>(b),
-                                 static_cast<const G*>(g), static_cast<T*>(da), static_cast<T*>(db),
-                                 static_cast<float>(beta), 1.0 / static_cast<double>(n)});
+      for_each_run<kPack<T>>(n, {a, b, da, db}, [&](auto w) {
+        return Backward<T, G, w.value>{static_cast<const T*>(a),    static_cast<const T*>(b),
+                                       static_cast<const G*>(g),    static_cast<T*>(da),
+                                       static_cast<T*>(db),         static_cast<float>(beta),
+                                       1.0 / static_cast<double>(n)};
+      });
     });
   });
 }

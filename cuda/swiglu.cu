@@ -6,22 +6,27 @@ namespace {
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-template <typename T>
+template <typename T, int W>
 struct Forward {
   const T* a;
   const T* b;
   T* out;
   struct Operands {
-    T gate, up;
+    Values<T, W> gate, up;
   };
-  __device__ Operands load(int64_t i) const { return {a[i], b[i]}; }
-  __device__ void store(int64_t i, Operands v) const {
-    const float x = to_float(v.gate);
-    out[i] = from_float<T>(x * sigmoid(x) * to_float(v.up));
+  __device__ Operands load(int64_t i) const { return {values_at<W>(a, i), values_at<W>(b, i)}; }
+  __device__ void store(int64_t i, const Operands& v) const {
+    Values<T, W> result;
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+      const float x = to_float(v.gate.v[j]);
+      result.v[j] = from_float<T>(x * sigmoid(x) * to_float(v.up.v[j]));
+    }
+    values_at<W>(out, i) = result;
   }
 };
 
-template <typename T>
+template <typename T, int W>
 struct Backward {
   const T* a;
   const T* b;
@@ -29,14 +34,22 @@ struct Backward {
   T* da;
   T* db;
   struct Operands {
-    T gate, up, grad;
+    Values<T, W> gate, up, grad;
   };
-  __device__ Operands load(int64_t i) const { return {a[i], b[i], g[i]}; }
-  __device__ void store(int64_t i, Operands v) const {
-    const float x = to_float(v.gate), up = to_float(v.up), grad = to_float(v.grad);
-    const float s = sigmoid(x);
-    da[i] = from_float<T>(grad * up * s * (1.0f + x * (1.0f - s)));
-    db[i] = from_float<T>(grad * x * s);
+  __device__ Operands load(int64_t i) const {
+    return {values_at<W>(a, i), values_at<W>(b, i), values_at<W>(g, i)};
+  }
+  __device__ void store(int64_t i, const Operands& v) const {
+    Values<T, W> d_gate, d_up;
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+      const float x = to_float(v.gate.v[j]), up = to_float(v.up.v[j]);
+      const float grad = to_float(v.grad.v[j]), s = sigmoid(x);
+      d_gate.v[j] = from_float<T>(grad * up * s * (1.0f + x * (1.0f - s)));
+      d_up.v[j] = from_float<T>(grad * x * s);
+    }
+    values_at<W>(da, i) = d_gate;
+    values_at<W>(db, i) = d_up;
   }
 };
 
@@ -45,8 +58,10 @@ struct Backward {
 void swiglu_forward(const void* a, const void* b, void* out, DType dtype, int64_t n) {
   with_storage_type(dtype, "swiglu", [&](auto zero) {
     using T = decltype(zero);
-    for_each(n,
-             Forward<T>{static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out)});
+    for_each_run<kPack<T>>(n, {a, b, out}, [&](auto w) {
+      return Forward<T, w.value>{static_cast<const T*>(a), static_cast<const T*>(b),
+                                 static_cast<T*>(out)};
+    });
   });
 }
 
@@ -54,8 +69,11 @@ void swiglu_backward(const void* a, const void* b, const void* g, void* da, void
                      int64_t n) {
   with_storage_type(dtype, "swiglu backward", [&](auto zero) {
     using T = decltype(zero);
-    for_each(n, Backward<T>{static_cast<const T*>(a), static_cast<const T*>(b),
-                            static_cast<const T*>(g), static_cast<T*>(da), static_cast<T*>(db)});
+    for_each_run<kPack<T>>(n, {a, b, g, da, db}, [&](auto w) {
+      return Backward<T, w.value>{static_cast<const T*>(a), static_cast<const T*>(b),
+                                  static_cast<const T*>(g), static_cast<T*>(da),
+                                  static_cast<T*>(db)};
+    });
   });
 }
 

@@ -45,9 +45,13 @@ std::vector<OpCase> add_cpu() {
   return cases;
 }
 
+// Element by element (111 elements), and in runs of 8 (256); "a + a" accumulates its two
+// gradients in runs.
 std::vector<OpCase> add_cuda() {
-  return {
-      {"", [](const auto& x) { return add(x[0], x[1]); }, {input({3, 37}, 1), input({3, 37}, 2)}}};
+  const auto sum = [](const auto& x) { return add(x[0], x[1]); };
+  return {{"", sum, {input({3, 37}, 1), input({3, 37}, 2)}},
+          {"", sum, {input({4, 64}, 1), input({4, 64}, 2)}},
+          {"a + a", [](const auto& x) { return add(x[0], x[0]); }, {input({4, 64}, 1)}}};
 }
 
 std::vector<OpCase> mul_cpu() {
@@ -61,8 +65,9 @@ std::vector<OpCase> mul_cpu() {
 }
 
 std::vector<OpCase> mul_cuda() {
-  return {
-      {"", [](const auto& x) { return mul(x[0], x[1]); }, {input({5, 29}, 3), input({5, 29}, 4)}}};
+  const auto product = [](const auto& x) { return mul(x[0], x[1]); };
+  return {{"", product, {input({5, 29}, 3), input({5, 29}, 4)}},
+          {"", product, {input({2, 40}, 3), input({2, 40}, 4)}}};
 }
 
 std::vector<OpCase> scale_cpu() {
@@ -229,10 +234,12 @@ std::vector<OpCase> swiglu_cpu() {
   return cases;
 }
 
+// Element by element (123 elements) and in runs of 8 (192).
 std::vector<OpCase> swiglu_cuda() {
-  return {{"",
-           [](const auto& x) { return swiglu(x[0], x[1]); },
-           {input({3, 41}, 24, 4.0), input({3, 41}, 25)}}};
+  const auto gated = [](const auto& x) { return swiglu(x[0], x[1]); };
+  return {{"", gated, {input({3, 41}, 24, 4.0), input({3, 41}, 25)}},
+          {"", gated, {input({3, 64}, 24, 4.0), input({3, 64}, 25)}},
+          {"a, a", [](const auto& x) { return swiglu(x[0], x[0]); }, {input({3, 64}, 26, 4.0)}}};
 }
 
 OpCase head_gate_case(const Shape& o, uint64_t seed) {
@@ -309,10 +316,11 @@ std::vector<OpCase> smooth_l1_cpu() {
   return cases;
 }
 
-// beta 1 and plain L1.
+// beta 1 and plain L1, element by element (385 elements); in runs of 8 (384).
 std::vector<OpCase> smooth_l1_cuda() {
   return {smooth_l1_case(1.0, input({5, 77}, 36, 2.0), input({5, 77}, 37, 2.0)),
-          smooth_l1_case(0.0, input({5, 77}, 38, 2.0), input({5, 77}, 39, 2.0))};
+          smooth_l1_case(0.0, input({5, 77}, 38, 2.0), input({5, 77}, 39, 2.0)),
+          smooth_l1_case(1.0, input({4, 96}, 40, 2.0), input({4, 96}, 41, 2.0))};
 }
 
 // ---- attention
