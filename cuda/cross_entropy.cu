@@ -52,24 +52,42 @@ __device__ void finish_row(RunningLse running, const T* x, const int32_t* target
   row_loss[blockIdx.x] = target == d.ignore_index ? 0.0f : row_lse - to_float(x[target]);
 }
 
-// P consecutive logits per load (1, or kPack<T> for 16-byte loads): each load's (max, Σ exp)
-// merged into the thread's running state.
+constexpr int kLoadsPerStep = 2;  // loads of P logits each thread issues before its exps
+constexpr float kLog2e = 1.44269504f;
+
+// P consecutive logits per load (1, or kPack<T> for 16-byte loads). Per step a thread loads
+// kLoadsPerStep runs of P, takes their max with its running max, rescales its running Σ exp
+// to the new max and adds the step's exps, each one fused multiply-add and one 2^x on the
+// special-function unit (fewer instructions than expf: the loop is bound by issue, not bytes).
 template <typename T, int P>
 __global__ void row_loss_kernel(const T* logits, const int32_t* targets, CrossEntropyDims d,
                                 float* lse, float* row_loss) {
   const T* x = logits + blockIdx.x * d.vocab;
+  const int64_t stride = blockDim.x * int64_t{P};
   RunningLse running;
-  for (int64_t v = threadIdx.x * int64_t{P}; v < d.vocab; v += blockDim.x * int64_t{P}) {
-    float values[P];
-    load_floats(x + v, values);
-    float top = values[0];
+  for (int64_t v = threadIdx.x * int64_t{P}; v < d.vocab; v += kLoadsPerStep * stride) {
+    float values[kLoadsPerStep][P];
 #pragma unroll
-    for (int j = 1; j < P; ++j) top = fmaxf(top, values[j]);
+    for (int u = 0; u < kLoadsPerStep; ++u) {
+      if (v + u * stride < d.vocab)
+        load_floats(x + v + u * stride, values[u]);
+      else
+#pragma unroll
+        for (int j = 0; j < P; ++j) values[u][j] = -INFINITY;
+    }
+    float top = running.max;
+#pragma unroll
+    for (int u = 0; u < kLoadsPerStep; ++u)
+#pragma unroll
+      for (int j = 0; j < P; ++j) top = fmaxf(top, values[u][j]);
     if (top == -INFINITY) continue;
-    float sum = 0;
+    const float top_log2 = top * kLog2e;  // exp(v − top) = 2^(v·log2 e − top·log2 e)
+    float sum = running.sum * fast_exp2(running.max * kLog2e - top_log2);
 #pragma unroll
-    for (int j = 0; j < P; ++j) sum += expf(values[j] - top);
-    running.merge(top, sum);
+    for (int u = 0; u < kLoadsPerStep; ++u)
+#pragma unroll
+      for (int j = 0; j < P; ++j) sum += fast_exp2(fmaf(values[u][j], kLog2e, -top_log2));
+    running = {top, sum};
   }
   finish_row(running, x, targets, d, lse, row_loss);
 }

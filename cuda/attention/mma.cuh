@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cuda/device.cuh"
+
 namespace ssa::cuda {
 
 using bf16_t = __nv_bfloat16;
@@ -60,13 +62,6 @@ __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint3
       "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// 2^x on the special-function unit (relative error ~2^-22, subnormals flushed; 2^-inf = 0).
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
 }
 
 // Two floats as bf16 (round to nearest even), lo in the low half.
