@@ -7,8 +7,6 @@
 namespace ssa::cuda {
 namespace {
 
-constexpr int kRunThreads = 128;  // threads per block summing one id's run, across dim
-
 template <typename T>
 struct Gather {
   const int32_t* ids;
@@ -39,21 +37,118 @@ struct Iota {
   __device__ void operator()(int64_t i) const { out[i] = static_cast<int32_t>(i); }
 };
 
-// Block b handles sorted position b if it starts a run of equal ids; positions within a run are
-// in token order (the sort is stable).
-template <typename T>
-__global__ void sum_runs_kernel(const uint32_t* sorted_ids, const int32_t* positions, const T* dout,
-                                T* dtable, int64_t tokens, int64_t dim) {
-  const int64_t first = blockIdx.x;
-  const uint32_t id = sorted_ids[first];
-  if (first > 0 && sorted_ids[first - 1] == id) return;
-  int64_t end = first + 1;
-  while (end < tokens && sorted_ids[end] == id) ++end;
-  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-    float sum = 0;
-    for (int64_t p = first; p < end; ++p) sum += to_float(dout[positions[p] * dim + j]);
-    dtable[id * dim + j] = from_float<T>(sum);
+// The run of each id in the sorted positions: run_begin[id] .. run_end[id] (both zero, an empty
+// run, for an id no token has; the caller zeroes them).
+struct MarkRuns {
+  const uint32_t* sorted_ids;
+  int32_t* run_begin;
+  int32_t* run_end;
+  int64_t tokens;
+  __device__ void operator()(int64_t p) const {
+    const uint32_t id = sorted_ids[p];
+    if (p == 0 || sorted_ids[p - 1] != id) run_begin[id] = static_cast<int32_t>(p);
+    if (p + 1 == tokens || sorted_ids[p + 1] != id) run_end[id] = static_cast<int32_t>(p + 1);
   }
+};
+
+// The table gradient in two passes over fixed chunks of kChunk sorted positions, so that an id
+// of many tokens (a frequent word) is summed by many warps:
+// 1. chunk_sums_kernel: one warp per (chunk, column slice) sums each run of equal ids inside its
+//    chunk in token order (the sort is stable). A run inside the chunk is its id's row, written
+//    to dtable; a run that began in an earlier chunk goes to the chunk's slot `earlier`, one
+//    that began here and goes on past the chunk to slot `later`.
+// 2. table_rows_kernel: one warp per (table row, column slice) writes zero for an id no token
+//    has, and for a run over chunks c0 < ... < c1 the sum later[c0] + earlier[c0 + 1] + ... +
+//    earlier[c1], in chunk order.
+// A column slice is 32 runs of P columns, one per lane; slots hold [chunks, 2, dim] floats.
+constexpr int kChunk = 32;          // sorted positions per chunk
+constexpr int kRowWarps = 8;        // warps per block
+constexpr int kPositionsAhead = 8;  // dout rows loaded before the first add
+constexpr int kSlotsAhead = 4;      // slots loaded before the first add
+constexpr unsigned kAllLanes = 0xffffffffu;
+
+struct Slice {
+  int64_t unit, col;  // the warp's unit (chunk or table row) and the lane's first column
+};
+template <int P>
+__device__ Slice warp_slice(int64_t dim) {
+  const int64_t slices = (dim + kWarp * P - 1) / (kWarp * P);
+  const int64_t warp = blockIdx.x * int64_t(kRowWarps) + threadIdx.x / kWarp;
+  const int64_t unit = warp / slices;
+  return {unit, ((warp - unit * slices) * kWarp + threadIdx.x % kWarp) * P};
+}
+
+// The chunk's kChunk = 32 sorted ids and positions are held one per lane and passed round by
+// shuffles; lanes past dim only take part in them.
+template <typename T, int P>
+__global__ void chunk_sums_kernel(const uint32_t* sorted_ids, const int32_t* positions,
+                                  const T* dout, T* dtable, float* slots, int64_t tokens,
+                                  int64_t dim) {
+  static_assert(kChunk == kWarp);
+  const Slice at = warp_slice<P>(dim);
+  const int64_t first = at.unit * kChunk;
+  if (first >= tokens) return;  // whole warps
+  const bool inside = at.col < dim;
+  const int lane = static_cast<int>(threadIdx.x) % kWarp;
+  const int count = static_cast<int>(min(int64_t{kChunk}, tokens - first));
+  const uint32_t lane_id = lane < count ? sorted_ids[first + lane] : UINT32_MAX;
+  const int32_t lane_position = lane < count ? positions[first + lane] : 0;
+  const uint32_t before = first > 0 ? sorted_ids[first - 1] : UINT32_MAX;
+  const uint32_t after = first + count < tokens ? sorted_ids[first + count] : UINT32_MAX;
+  float sum[P] = {};
+  bool run_from_first = true;  // the run being summed began at the chunk's first position
+  for (int base = 0; base < count; base += kPositionsAhead) {
+    Values<T, P> rows[kPositionsAhead];
+#pragma unroll
+    for (int u = 0; u < kPositionsAhead; ++u) {
+      const int64_t position = __shfl_sync(kAllLanes, lane_position, base + u);
+      if (inside && base + u < count) rows[u] = values_at<P>(dout + position * dim + at.col, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kPositionsAhead; ++u) {
+      const int q = base + u;
+      const uint32_t id = __shfl_sync(kAllLanes, lane_id, q);
+      const uint32_t following = __shfl_sync(kAllLanes, lane_id, (q + 1) % kWarp);
+      if (q >= count) break;
+#pragma unroll
+      for (int j = 0; j < P; ++j) sum[j] += to_float(rows[u].v[j]);
+      const bool goes_on = (q + 1 < count ? following : after) == id;
+      if (goes_on && q + 1 < count) continue;
+      const bool began_earlier = run_from_first && before == id;
+      float* slot = slots + (at.unit * 2 + (began_earlier ? 0 : 1)) * dim + at.col;
+      if (inside && (began_earlier || goes_on))
+        store_floats(slot, sum);
+      else if (inside)
+        store_floats(dtable + id * dim + at.col, sum);
+#pragma unroll
+      for (int j = 0; j < P; ++j) sum[j] = 0;
+      run_from_first = false;
+    }
+  }
+}
+
+template <typename T, int P>
+__global__ void table_rows_kernel(const int32_t* run_begin, const int32_t* run_end,
+                                  const float* slots, T* dtable, int64_t vocab, int64_t dim) {
+  const Slice at = warp_slice<P>(dim);
+  if (at.unit >= vocab || at.col >= dim) return;
+  const int32_t begin = run_begin[at.unit], end = run_end[at.unit];
+  const int64_t c0 = begin / kChunk, c1 = (end - 1) / kChunk;
+  if (begin < end && c0 == c1) return;  // written by chunk_sums_kernel
+  float sum[P] = {};
+  for (int64_t base = c0; begin < end && base <= c1; base += kSlotsAhead) {
+    float parts[kSlotsAhead][P];
+#pragma unroll
+    for (int u = 0; u < kSlotsAhead; ++u)
+      if (base + u <= c1)
+        load_floats(slots + ((base + u) * 2 + (base + u == c0 ? 1 : 0)) * dim + at.col, parts[u]);
+#pragma unroll
+    for (int u = 0; u < kSlotsAhead; ++u)
+#pragma unroll
+      for (int j = 0; j < P; ++j)
+        if (base + u <= c1) sum[j] += parts[u][j];
+  }
+  store_floats(dtable + at.unit * dim + at.col, sum);
 }
 
 int bits_for(int64_t vocab) {
@@ -84,6 +179,13 @@ void sort_by_id(const int32_t* ids, int64_t tokens, int64_t vocab, SortedTokens&
       sorted.positions.as<int32_t>(), count, 0, bits, compute_stream()));
 }
 
+template <typename Kernel>
+void launch_by_slices(Kernel kernel, int64_t units, int64_t dim, int pack) {
+  const int64_t slices = (dim + kWarp * pack - 1) / (kWarp * pack);
+  const int64_t blocks = (units * slices + kRowWarps - 1) / kRowWarps;
+  if (blocks > 0) kernel(static_cast<unsigned>(blocks), kRowWarps * kWarp);
+}
+
 }  // namespace
 
 void embedding_forward(const int32_t* ids, const void* table, void* out, DType dtype,
@@ -101,16 +203,42 @@ void embedding_forward(const int32_t* ids, const void* table, void* out, DType d
 void embedding_backward(const int32_t* ids, const void* dout, void* dtable, DType dtype,
                         int64_t tokens, int64_t vocab, int64_t dim) {
   SSA_CHECK(tokens <= INT_MAX, "embedding backward: {} tokens exceed the sort's int range", tokens);
-  fill(dtable, dtype, 0.0, vocab * dim);
-  if (tokens == 0 || dim == 0) return;
+  if (vocab == 0 || dim == 0) return;
+  const int64_t chunks = (tokens + kChunk - 1) / kChunk;
+  DeviceScratch runs(2 * vocab * sizeof(int32_t));  // run_begin, then run_end
+  DeviceScratch slots(chunks * 2 * dim * sizeof(float));
+  int32_t* run_begin = runs.as<int32_t>();
+  int32_t* run_end = run_begin + vocab;
+  fill(run_begin, DType::i32, 0.0, 2 * vocab);
   SortedTokens sorted(tokens);
-  sort_by_id(ids, tokens, vocab, sorted);
+  if (tokens > 0) {
+    sort_by_id(ids, tokens, vocab, sorted);
+    for_each(tokens, MarkRuns{sorted.ids.as<uint32_t>(), run_begin, run_end, tokens});
+  }
   with_storage_type(dtype, "embedding backward", [&](auto zero) {
     using T = decltype(zero);
-    sum_runs_kernel<<<static_cast<unsigned>(tokens), kRunThreads, 0, compute_stream()>>>(
-        sorted.ids.as<uint32_t>(), sorted.positions.as<int32_t>(), static_cast<const T*>(dout),
-        static_cast<T*>(dtable), tokens, dim);
-    check_launch();
+    const auto launch = [&](auto pack) {
+      constexpr int P = pack.value;
+      auto* table = static_cast<T*>(dtable);
+      launch_by_slices(
+          [&](unsigned blocks, int threads) {
+            chunk_sums_kernel<T, P><<<blocks, threads, 0, compute_stream()>>>(
+                sorted.ids.as<uint32_t>(), sorted.positions.as<int32_t>(),
+                static_cast<const T*>(dout), table, slots.as<float>(), tokens, dim);
+          },
+          chunks, dim, P);
+      launch_by_slices(
+          [&](unsigned blocks, int threads) {
+            table_rows_kernel<T, P><<<blocks, threads, 0, compute_stream()>>>(
+                run_begin, run_end, slots.as<float>(), table, vocab, dim);
+          },
+          vocab, dim, P);
+      check_launch();
+    };
+    if (dim % kPack<T> == 0 && packs_aligned({dout, dtable}))
+      launch(std::integral_constant<int, kPack<T>>{});
+    else
+      launch(std::integral_constant<int, 1>{});
   });
 }
 

@@ -171,9 +171,14 @@ std::vector<OpCase> embedding_cpu() {
                           {random_ids({2, 3, 2}, 7, 9), input({7, 5}, 3)}});
 }
 
+// Element by element (19 columns), in packs with mostly unused rows (1000 ids), 1200 tokens
+// over 20 ids (runs of about 60 across chunks of 32 sorted positions), and 1000 over 3 (runs
+// over a dozen chunks).
 std::vector<OpCase> embedding_cuda() {
   return embedding_cases({{random_ids({2, 45}, 37, 15), input({37, 19}, 16)},
-                          {random_ids({3, 100}, 1000, 17), input({1000, 64}, 18)}});
+                          {random_ids({3, 100}, 1000, 17), input({1000, 64}, 18)},
+                          {random_ids({4, 300}, 20, 19), input({20, 24}, 20)},
+                          {random_ids({2, 500}, 3, 21), input({3, 16}, 22)}});
 }
 
 OpCase rmsnorm_case(const Shape& x, double eps, uint64_t seed) {

@@ -3,7 +3,10 @@
 // ssa-bench kernels: cuBLAS GEMMs at the configs' shapes and each fused kernel's bandwidth.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "core/command_line.h"
 #include "cuda/adamw.h"
@@ -258,9 +261,27 @@ void cross_entropy_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   });
 }
 
+// Ids drawn with probability ∝ 1 / (rank + 1), as words in text (Zipf's law): a few ids take
+// a large share of the tokens.
+Tensor zipf_ids(int64_t n, int64_t vocab, Rng& rng) {
+  std::vector<double> cumulative(static_cast<size_t>(vocab));
+  double total = 0;
+  for (int64_t id = 0; id < vocab; ++id)
+    cumulative[id] = total += 1.0 / static_cast<double>(id + 1);
+  std::vector<double> ids(static_cast<size_t>(n));
+  for (double& id : ids) {
+    const auto at = std::lower_bound(cumulative.begin(), cumulative.end(), rng.uniform() * total);
+    id = static_cast<double>(std::min<int64_t>(at - cumulative.begin(), vocab - 1));
+  }
+  return Tensor::from(ids, {n}, DType::i32).to(Device::cuda);
+}
+
+// The backward with uniform ids, and with Zipf ids (rows of the most frequent ids sum over
+// thousands of tokens).
 void embedding_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   const int64_t n = s.tokens, d = s.d_model;
   Tensor ids = random_ids({n}, s.vocab, rng);
+  Tensor text_ids = zipf_ids(n, s.vocab, rng);
   Tensor table = random_tensor({s.vocab, d}, DType::bf16, 0.02, rng);
   Tensor dout = random_tensor({n, d}, DType::bf16, 1.0, rng);
   Tensor out = Tensor::empty({n, d}, DType::bf16, Device::cuda);
@@ -269,11 +290,13 @@ void embedding_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   bench.fused(s, "embedding.fwd", 2 * values * kBf16 + rows * kI32, [&] {
     cuda::embedding_forward(ids.data<int32_t>(), table.raw(), out.raw(), DType::bf16, n, d);
   });
-  bench.fused(s, "embedding.bwd",
-              (values + static_cast<double>(table.numel())) * kBf16 + rows * kI32, [&] {
-                cuda::embedding_backward(ids.data<int32_t>(), dout.raw(), dtable.raw(), DType::bf16,
-                                         n, s.vocab, d);
-              });
+  const double backward_bytes = (values + static_cast<double>(table.numel())) * kBf16 + rows * kI32;
+  for (const auto& [name, token_ids] :
+       {std::pair{"embedding.bwd", &ids}, std::pair{"embedding.bwd.zipf", &text_ids}})
+    bench.fused(s, name, backward_bytes, [&] {
+      cuda::embedding_backward(token_ids->data<int32_t>(), dout.raw(), dtable.raw(), DType::bf16, n,
+                               s.vocab, d);
+    });
 }
 
 // On gated attention outputs [tokens, heads, head_dim], as SSA's alignment loss.
