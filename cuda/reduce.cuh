@@ -14,19 +14,10 @@ inline int partial_blocks(int64_t n) {
       (n + kThreads * kTermsPerThread - 1) / (kThreads * kTermsPerThread), 1, kMaxPartials));
 }
 
-constexpr int kTermsAhead = 4;  // terms (their loads) a thread takes before adding them
-
 template <typename Term>
 __global__ void partial_sums_kernel(Term term, int64_t n, double* partials) {
   double sum = 0;
-  const int64_t stride = grid_stride();
-  for (int64_t i = first_index(); i < n; i += kTermsAhead * stride) {
-    double terms[kTermsAhead];
-#pragma unroll
-    for (int u = 0; u < kTermsAhead; ++u) terms[u] = i + u * stride < n ? term(i + u * stride) : 0;
-#pragma unroll
-    for (int u = 0; u < kTermsAhead; ++u) sum += terms[u];
-  }
+  for (int64_t i = first_index(); i < n; i += grid_stride()) sum += term(i);
   sum = block_sum(sum);
   if (threadIdx.x == 0) partials[blockIdx.x] = sum;
 }
