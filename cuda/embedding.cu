@@ -37,29 +37,25 @@ struct Iota {
   __device__ void operator()(int64_t i) const { out[i] = static_cast<int32_t>(i); }
 };
 
-// The run of each id in the sorted positions: run_begin[id] .. run_end[id] (both zero, an empty
-// run, for an id no token has; the caller zeroes them).
-struct MarkRuns {
+// run_begin[id]: the first sorted position of id's run (written for the ids tokens have).
+struct MarkRunBegins {
   const uint32_t* sorted_ids;
   int32_t* run_begin;
-  int32_t* run_end;
-  int64_t tokens;
   __device__ void operator()(int64_t p) const {
     const uint32_t id = sorted_ids[p];
     if (p == 0 || sorted_ids[p - 1] != id) run_begin[id] = static_cast<int32_t>(p);
-    if (p + 1 == tokens || sorted_ids[p + 1] != id) run_end[id] = static_cast<int32_t>(p + 1);
   }
 };
 
-// The table gradient in two passes over fixed chunks of kChunk sorted positions, so that an id
-// of many tokens (a frequent word) is summed by many warps:
+// The table gradient over fixed chunks of kChunk sorted positions, so that an id of many tokens
+// (a frequent word) is summed by many warps; rows no token uses keep the zeros of a fill.
 // 1. chunk_sums_kernel: one warp per (chunk, column slice) sums each run of equal ids inside its
 //    chunk in token order (the sort is stable). A run inside the chunk is its id's row, written
 //    to dtable; a run that began in an earlier chunk goes to the chunk's slot `earlier`, one
 //    that began here and goes on past the chunk to slot `later`.
-// 2. table_rows_kernel: one warp per (table row, column slice) writes zero for an id no token
-//    has, and for a run over chunks c0 < ... < c1 the sum later[c0] + earlier[c0 + 1] + ... +
-//    earlier[c1], in chunk order.
+// 2. finish_runs_kernel: one warp per (chunk, column slice); where the chunk's first run began
+//    in an earlier chunk c0 and ends in this chunk c1, it writes the run's row: later[c0] +
+//    earlier[c0 + 1] + ... + earlier[c1], in chunk order.
 // A column slice is 32 runs of P columns, one per lane; slots hold [chunks, 2, dim] floats.
 constexpr int kChunk = 32;          // sorted positions per chunk
 constexpr int kRowWarps = 8;        // warps per block
@@ -128,15 +124,18 @@ __global__ void chunk_sums_kernel(const uint32_t* sorted_ids, const int32_t* pos
 }
 
 template <typename T, int P>
-__global__ void table_rows_kernel(const int32_t* run_begin, const int32_t* run_end,
-                                  const float* slots, T* dtable, int64_t vocab, int64_t dim) {
+__global__ void finish_runs_kernel(const uint32_t* sorted_ids, const int32_t* run_begin,
+                                   const float* slots, T* dtable, int64_t tokens, int64_t dim) {
   const Slice at = warp_slice<P>(dim);
-  if (at.unit >= vocab || at.col >= dim) return;
-  const int32_t begin = run_begin[at.unit], end = run_end[at.unit];
-  const int64_t c0 = begin / kChunk, c1 = (end - 1) / kChunk;
-  if (begin < end && c0 == c1) return;  // written by chunk_sums_kernel
+  const int64_t first = at.unit * kChunk, after = first + kChunk;
+  if (first >= tokens || at.col >= dim) return;
+  const uint32_t id = sorted_ids[first];
+  const bool began_earlier = first > 0 && sorted_ids[first - 1] == id;
+  const bool ends_here = after >= tokens || sorted_ids[after] != id;
+  if (!began_earlier || !ends_here) return;
+  const int64_t c0 = run_begin[id] / kChunk, c1 = at.unit;
   float sum[P] = {};
-  for (int64_t base = c0; begin < end && base <= c1; base += kSlotsAhead) {
+  for (int64_t base = c0; base <= c1; base += kSlotsAhead) {
     float parts[kSlotsAhead][P];
 #pragma unroll
     for (int u = 0; u < kSlotsAhead; ++u)
@@ -148,7 +147,7 @@ __global__ void table_rows_kernel(const int32_t* run_begin, const int32_t* run_e
       for (int j = 0; j < P; ++j)
         if (base + u <= c1) sum[j] += parts[u][j];
   }
-  store_floats(dtable + at.unit * dim + at.col, sum);
+  store_floats(dtable + id * dim + at.col, sum);
 }
 
 int bits_for(int64_t vocab) {
@@ -203,18 +202,15 @@ void embedding_forward(const int32_t* ids, const void* table, void* out, DType d
 void embedding_backward(const int32_t* ids, const void* dout, void* dtable, DType dtype,
                         int64_t tokens, int64_t vocab, int64_t dim) {
   SSA_CHECK(tokens <= INT_MAX, "embedding backward: {} tokens exceed the sort's int range", tokens);
-  if (vocab == 0 || dim == 0) return;
+  fill(dtable, dtype, 0.0, vocab * dim);
+  if (tokens == 0 || dim == 0) return;
   const int64_t chunks = (tokens + kChunk - 1) / kChunk;
-  DeviceScratch runs(2 * vocab * sizeof(int32_t));  // run_begin, then run_end
+  DeviceScratch run_begin(vocab * sizeof(int32_t));
   DeviceScratch slots(chunks * 2 * dim * sizeof(float));
-  int32_t* run_begin = runs.as<int32_t>();
-  int32_t* run_end = run_begin + vocab;
-  fill(run_begin, DType::i32, 0.0, 2 * vocab);
   SortedTokens sorted(tokens);
-  if (tokens > 0) {
-    sort_by_id(ids, tokens, vocab, sorted);
-    for_each(tokens, MarkRuns{sorted.ids.as<uint32_t>(), run_begin, run_end, tokens});
-  }
+  sort_by_id(ids, tokens, vocab, sorted);
+  const auto* sorted_ids = sorted.ids.as<uint32_t>();
+  for_each(tokens, MarkRunBegins{sorted_ids, run_begin.as<int32_t>()});
   with_storage_type(dtype, "embedding backward", [&](auto zero) {
     using T = decltype(zero);
     const auto launch = [&](auto pack) {
@@ -223,16 +219,16 @@ void embedding_backward(const int32_t* ids, const void* dout, void* dtable, DTyp
       launch_by_slices(
           [&](unsigned blocks, int threads) {
             chunk_sums_kernel<T, P><<<blocks, threads, 0, compute_stream()>>>(
-                sorted.ids.as<uint32_t>(), sorted.positions.as<int32_t>(),
-                static_cast<const T*>(dout), table, slots.as<float>(), tokens, dim);
+                sorted_ids, sorted.positions.as<int32_t>(), static_cast<const T*>(dout), table,
+                slots.as<float>(), tokens, dim);
           },
           chunks, dim, P);
       launch_by_slices(
           [&](unsigned blocks, int threads) {
-            table_rows_kernel<T, P><<<blocks, threads, 0, compute_stream()>>>(
-                run_begin, run_end, slots.as<float>(), table, vocab, dim);
+            finish_runs_kernel<T, P><<<blocks, threads, 0, compute_stream()>>>(
+                sorted_ids, run_begin.as<int32_t>(), slots.as<float>(), table, tokens, dim);
           },
-          vocab, dim, P);
+          chunks, dim, P);
       check_launch();
     };
     if (dim % kPack<T> == 0 && packs_aligned({dout, dtable}))
