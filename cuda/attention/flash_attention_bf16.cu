@@ -148,16 +148,10 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
   const int warp = threadIdx.x / 32;
   const int n0 = blockIdx.x * BN, b = blockIdx.z;
   const int kv = blockIdx.y / ptr.head_splits, split = blockIdx.y % ptr.head_splits;
-  const int split_heads = pb.group() / ptr.head_splits;
-  const int first_m0 = pb.first_query(n0) / BM * BM;
-  const int tiles_per_head = ceil_div(pb.q_len - first_m0, BM);
-  const int steps = tiles_per_head * split_heads;
-  auto head_of = [&](int step) {
-    return kv * pb.group() + split * split_heads + step / tiles_per_head;
-  };
-  auto m0_of = [&](int step) { return first_m0 + step % tiles_per_head * BM; };
+  const KeyTileSteps<BM> queries(pb, ptr.head_splits, kv, split, n0);
+  const int steps = queries.steps;
   auto issue = [&](int step, int stage) {
-    const int h = head_of(step), m0 = m0_of(step);
+    const int h = queries.head_of(step), m0 = queries.m0_of(step);
     load_tile<D, BM>(q_tiles + stage * BM * P, ptr.q + pb.q_head(b, h), pb.q_stride(), m0,
                      pb.q_len);
     load_tile<D, BM>(do_tiles + stage * BM * P, ptr.d_out + pb.q_head(b, h), pb.q_stride(), m0,
@@ -176,7 +170,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(Problem pb, BackwardPoin
   // One 16-row block per warp, in the [blocks][n-tiles][4] shape the tile products take.
   float dk[1][D / 8][4] = {}, dv[1][D / 8][4] = {};
   for (int step = 0; step < steps; ++step) {
-    const int stage = step & 1, m0 = m0_of(step);
+    const int stage = step & 1, m0 = queries.m0_of(step);
     if (step + 1 < steps) {
       issue(step + 1, stage ^ 1);
       cp_async_commit();

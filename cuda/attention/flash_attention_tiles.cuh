@@ -21,6 +21,25 @@ struct BackwardPointers {
   int head_splits;
 };
 
+// The query steps of one KV tile's backward pass (the keys from n0) in one CTA: the query heads
+// of its share of the GQA group (`split` of head_splits over KV head kv), each from the query
+// tile of kStep rows that first sees key n0 to the last one; step s is head head_of(s),
+// queries m0_of(s) ...
+template <int kStep>
+struct KeyTileSteps {
+  int first_head, first_m0, tiles_per_head, steps;
+
+  __device__ KeyTileSteps(const Problem& pb, int head_splits, int kv, int split, int n0) {
+    const int split_heads = pb.group() / head_splits;
+    first_head = kv * pb.group() + split * split_heads;
+    first_m0 = pb.first_query(n0) / kStep * kStep;
+    tiles_per_head = ceil_div(pb.q_len - first_m0, kStep);
+    steps = tiles_per_head * split_heads;
+  }
+  __device__ int head_of(int step) const { return first_head + step / tiles_per_head; }
+  __device__ int m0_of(int step) const { return first_m0 + step % tiles_per_head * kStep; }
+};
+
 // Sets s to −inf where hidden(frag_row, frag_col) holds. Called for partial tiles only, so
 // full tiles pay nothing for the mask.
 template <int NT, typename Hidden>

@@ -123,26 +123,20 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
   const int group = blockIdx.x / key_tiles;  // (b · kv_heads + kv) · head_splits + split
   const int split = group % ptr.head_splits, kv = group / ptr.head_splits % pb.kv_heads;
   const int b = group / ptr.head_splits / pb.kv_heads, n0 = key_tile * kWgmmaRows;
-  const int split_heads = pb.group() / ptr.head_splits;
-  const int first_m0 = pb.first_query(n0) / kStep * kStep;
-  const int tiles_per_head = ceil_div(pb.q_len - first_m0, kStep);
-  const int steps = tiles_per_head * split_heads;
-  auto head_of = [&](int step) {
-    return kv * pb.group() + split * split_heads + step / tiles_per_head;
-  };
-  auto m0_of = [&](int step) { return first_m0 + step % tiles_per_head * kStep; };
+  const KeyTileSteps<kStep> queries(pb, ptr.head_splits, kv, split, n0);
+  const int steps = queries.steps;
 
   auto load = [&] {
     if (steps <= 0) return;
     if (threadIdx.x % 32 == 0) rows.load(k_map, v_map, kv, n0, b);
     auto load_step = [&](int step) {
-      ring.load(step, q_map, do_map, head_of(step), m0_of(step), b);
+      ring.load(step, q_map, do_map, queries.head_of(step), queries.m0_of(step), b);
     };
     auto write_rows = [&](int step) {
-      const int64_t stats = pb.row_stats(b, head_of(step));
+      const int64_t stats = pb.row_stats(b, queries.head_of(step));
       const int stage = step % kStages;
       for (int i = threadIdx.x % 32; i < kStep; i += 32) {
-        const int t = m0_of(step) + i;
+        const int t = queries.m0_of(step) + i;
         const bool inside = t < pb.q_len;
         lse_rows[stage * kStep + i] = inside ? ptr.lse[stats + t] : 0.f;
         delta_rows[stage * kStep + i] = inside ? ptr.delta[stats + t] : 0.f;
@@ -152,8 +146,8 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
   };
 
   auto turn_of = [&](int step) {
-    return dq.turns + (int64_t{b} * pb.heads + head_of(step)) * dq.query_tiles +
-           m0_of(step) / kStep;
+    return dq.turns + (int64_t{b} * pb.heads + queries.head_of(step)) * dq.query_tiles +
+           queries.m0_of(step) / kStep;
   };
   // Once the step's bulk copy has landed: the next KV tile's turn, and the staging is free.
   auto landed = [&](int step) {
@@ -165,7 +159,7 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
     for (int step = 0; step < steps; ++step) {
       shares.staged.wait_filled(step);
       int* turn = turn_of(step);
-      const int mine = last_key_tile(pb, m0_of(step)) - key_tile;
+      const int mine = last_key_tile(pb, queries.m0_of(step)) - key_tile;
       wg::wait_turn(turn, mine);
       wg::fence_async_global();
       float* sum = dq.sums + (turn - dq.turns) * int64_t{kDqTileFloats};
@@ -203,7 +197,7 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
     pipelined_steps(steps, [&](int step, auto first) {
       ring.wait(step);
       if constexpr (!kFirst<decltype(first)>) shares.ds_slots.wait_filled(step - 1);
-      const int m0 = m0_of(step);
+      const int m0 = queries.m0_of(step);
       float pt[8][4], dst[8][4];
       fence_all(pt, dst, dk, dv, dqt);
       issue_products(
