@@ -87,6 +87,18 @@ __global__ void forward_rows_kernel(const T* x, const T* weight, T* y, float* rs
   }
 }
 
+// P columns from col of one row (x and dy at row_base + col, the weight at col), as floats.
+template <int P>
+struct RowPiece {
+  float x[P], g[P], w[P];
+  template <typename T>
+  __device__ RowPiece(const T* xs, const T* dy, const T* weight, int64_t row_base, int col) {
+    load_floats(xs + row_base + col, x);
+    load_floats(dy + row_base + col, g);
+    load_floats(weight + col, w);
+  }
+};
+
 // The backward row kernel: one block per chunk of chunk_rows rows, its warps taking the rows
 // warp, warp + kRowWarps, ... . Each row's dx as input_gradient_kernel (skipped when dx is null);
 // with partial not null, also partial[chunk, j] = Σ over the chunk's rows of dy[r, j] · x[r, j] ·
@@ -109,28 +121,23 @@ __global__ void __launch_bounds__(kThreads, 2)
     for (int k = 0; k < kPieces; ++k) {
       const int col = piece_column<T>(k);
       if (col >= dim) continue;
-      float xv[P], g[P], w[P];
-      load_floats(x + row * dim + col, xv);
-      load_floats(dy + row * dim + col, g);
-      load_floats(weight + col, w);
+      const RowPiece<P> v(x, dy, weight, row * dim, col);
 #pragma unroll
-      for (int j = 0; j < P; ++j) dot += g[j] * w[j] * xv[j];
+      for (int j = 0; j < P; ++j) dot += v.g[j] * v.w[j] * v.x[j];
     }
     const float mean_dot = warp_total(dot) * r / static_cast<float>(dim);
 #pragma unroll
     for (int k = 0; k < kPieces; ++k) {  // the row again, now from L1
       const int col = piece_column<T>(k);
       if (col >= dim) continue;
-      float xv[P], g[P], w[P];
-      load_floats(x + row * dim + col, xv);
-      load_floats(dy + row * dim + col, g);
-      load_floats(weight + col, w);
+      const RowPiece<P> v(x, dy, weight, row * dim, col);
+      float out[P];
 #pragma unroll
       for (int j = 0; j < P; ++j) {
-        dw[k][j] += g[j] * xv[j] * r;
-        xv[j] = r * (g[j] * w[j] - xv[j] * r * mean_dot);
+        dw[k][j] += v.g[j] * v.x[j] * r;
+        out[j] = r * (v.g[j] * v.w[j] - v.x[j] * r * mean_dot);
       }
-      if (dx != nullptr) store_floats(dx + row * dim + col, xv);
+      if (dx != nullptr) store_floats(dx + row * dim + col, out);
     }
   }
   if (partial == nullptr) return;  // the whole block
