@@ -123,11 +123,19 @@ bool should_record(std::initializer_list<const Tensor*> inputs) {
 }
 
 Tensor record(const Tensor& output, std::shared_ptr<Node> node, std::vector<Tensor> inputs) {
-  node->inputs_ = std::move(inputs);
-  node->sequence_ = g_next_sequence++;
-  output.set_grad_fn(std::move(node));
-  output.set_requires_grad(true);
+  record_outputs({output}, std::move(node), std::move(inputs));
   return output;
+}
+
+void record_outputs(const std::vector<Tensor>& outputs, std::shared_ptr<Node> node,
+                    std::vector<Tensor> inputs) {
+  node->inputs_ = std::move(inputs);
+  node->output_count_ = static_cast<int>(outputs.size());
+  node->sequence_ = g_next_sequence++;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    outputs[i].set_grad_fn(node, static_cast<int>(i));
+    outputs[i].set_requires_grad(true);
+  }
 }
 
 Tensor recomputed(std::function<Tensor(const Tensor&)> fn, const Tensor& input,
@@ -215,7 +223,14 @@ void backward(const Tensor& root, const Tensor& grad, const LeafFinal& on_final)
   std::shared_ptr<Node> root_node = root.grad_fn();
   std::unordered_map<Node*, int> waiting = count_consumers(root_node.get());
   LeafCounts leaves(waiting, on_final);
-  std::unordered_map<Node*, Tensor> pending{{root_node.get(), seed}};
+  // The gradients that reached each node so far, one slot per output.
+  std::unordered_map<Node*, std::vector<Tensor>> pending;
+  auto slot = [&pending](const Tensor& output) -> Tensor& {
+    std::vector<Tensor>& slots = pending[output.grad_fn().get()];
+    slots.resize(static_cast<size_t>(output.grad_fn()->output_count()));
+    return slots[static_cast<size_t>(output.output_index())];
+  };
+  slot(root) = seed;
   // Among ready nodes, the most recently recorded runs first: a deterministic order.
   auto later_first = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
     return a->sequence() < b->sequence();
@@ -229,11 +244,11 @@ void backward(const Tensor& root, const Tensor& grad, const LeafFinal& on_final)
     std::shared_ptr<Node> node = ready.top();
     ready.pop();
     auto grad_it = pending.find(node.get());
-    Tensor grad_output = std::move(grad_it->second);
+    std::vector<Tensor> grad_outputs = std::move(grad_it->second);
     pending.erase(grad_it);
 
-    std::vector<Tensor> grads = node->backward(grad_output);
-    grad_output = Tensor();
+    std::vector<Tensor> grads = node->backward_outputs(grad_outputs);
+    grad_outputs.clear();
     SSA_CHECK(grads.size() == node->inputs().size(), "{} returned {} gradients for {} inputs",
               node->name(), grads.size(), node->inputs().size());
     for (size_t i = 0; i < grads.size(); ++i) {
@@ -249,9 +264,9 @@ void backward(const Tensor& root, const Tensor& grad, const LeafFinal& on_final)
         leaves.done(input);
         continue;
       }
-      auto [it, inserted] = pending.try_emplace(producer.get(), grads[i]);
-      if (!inserted)  // a backward may hand one tensor to several inputs: sum into a fresh one
-        it->second = sum_of(it->second, grads[i]);
+      Tensor& sum = slot(input);
+      // A backward may hand one tensor to several inputs: sum into a fresh one.
+      sum = sum.defined() ? sum_of(sum, grads[i]) : grads[i];
       if (--waiting[producer.get()] == 0) ready.push(producer);
     }
     node->release();

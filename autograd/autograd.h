@@ -9,6 +9,8 @@
 //  - Activation gradients are internal: summed over all uses of the activation, handed to its
 //    Node once, and freed as soon as that Node has run.
 //  - backward() consumes the graph: each Node drops its inputs and saved tensors after running.
+//  - A Node may have several outputs (record_outputs): it runs once, after every consumer of
+//    any of them, with one gradient per output (undefined for an output no gradient reached).
 // A Node must not hold its own output through a handle with grad_fn (that is a cycle); save
 // output.detach() instead.
 #include <functional>
@@ -30,16 +32,25 @@ class Node {
   virtual const char* name() const = 0;
   // One gradient per entry of inputs(); an undefined Tensor means "no gradient".
   virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;
+  // What backward() calls: one gradient per output. A node of several outputs overrides it
+  // (and gives backward() the first output's gradient alone).
+  virtual std::vector<Tensor> backward_outputs(const std::vector<Tensor>& grad_outputs) {
+    return backward(grad_outputs[0]);
+  }
   // Drops what backward needed (called after backward has run).
   virtual void release() {}
 
   const std::vector<Tensor>& inputs() const { return inputs_; }
+  int output_count() const { return output_count_; }
   uint64_t sequence() const { return sequence_; }
 
  private:
   friend Tensor record(const Tensor&, std::shared_ptr<Node>, std::vector<Tensor>);
+  friend void record_outputs(const std::vector<Tensor>&, std::shared_ptr<Node>,
+                             std::vector<Tensor>);
   friend void backward(const Tensor&, const Tensor&, const LeafFinal&);
   std::vector<Tensor> inputs_;
+  int output_count_ = 1;
   uint64_t sequence_ = 0;
 };
 
@@ -70,6 +81,9 @@ bool should_record(std::initializer_list<const Tensor*> inputs);
 
 // Attaches `node` as the producer of `output` (which then requires grad) and returns output.
 Tensor record(const Tensor& output, std::shared_ptr<Node> node, std::vector<Tensor> inputs);
+// The same for a node of several outputs: outputs[i] becomes its output i.
+void record_outputs(const std::vector<Tensor>& outputs, std::shared_ptr<Node> node,
+                    std::vector<Tensor> inputs);
 
 // Backpropagates from `root`. `grad` defaults to 1 for a one-element root.
 void backward(const Tensor& root, const Tensor& grad = Tensor(), const LeafFinal& on_final = {});

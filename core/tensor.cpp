@@ -308,7 +308,12 @@ void Tensor::set_grad(const Tensor& grad) const {
 
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return impl_->grad_fn; }
 
-void Tensor::set_grad_fn(std::shared_ptr<Node> node) const { impl_->grad_fn = std::move(node); }
+int Tensor::output_index() const { return impl_->output_index; }
+
+void Tensor::set_grad_fn(std::shared_ptr<Node> node, int output_index) const {
+  impl_->grad_fn = std::move(node);
+  impl_->output_index = output_index;
+}
 
 Tensor Tensor::detach() const { return view(0, shape()); }
 

@@ -95,7 +95,9 @@ class Tensor {
   Tensor grad() const;
   void set_grad(const Tensor& grad) const;
   const std::shared_ptr<Node>& grad_fn() const;
-  void set_grad_fn(std::shared_ptr<Node> node) const;
+  // Which of grad_fn's outputs this tensor is (0 unless the node has several).
+  int output_index() const;
+  void set_grad_fn(std::shared_ptr<Node> node, int output_index = 0) const;
   // Same data, cut from the graph (stop-gradient).
   Tensor detach() const;
 
@@ -115,6 +117,7 @@ struct TensorImpl {
   bool requires_grad = false;
   Tensor grad;
   std::shared_ptr<Node> grad_fn;
+  int output_index = 0;
   std::string name;
 };
 

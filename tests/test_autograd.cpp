@@ -1,6 +1,8 @@
 // The engine tested on its own, with two tiny ops defined here (elementwise mul and sum).
 #include <doctest/doctest.h>
 
+#include <utility>
+
 #include "autograd/autograd.h"
 #include "autograd/gradcheck.h"
 
@@ -50,6 +52,35 @@ Tensor test_sum(const Tensor& a) {
   return record(out, std::make_shared<SumNode>(a.shape()), {a});
 }
 
+// Two outputs of one node: 2a and 3a. Counts its backward runs and the gradients it got.
+int g_split_runs = 0, g_split_gradients = 0;
+
+struct SplitNode : Node {
+  const char* name() const override { return "test_split"; }
+  std::vector<Tensor> backward(const Tensor& g) override { return backward_outputs({g, Tensor()}); }
+  std::vector<Tensor> backward_outputs(const std::vector<Tensor>& grads) override {
+    ++g_split_runs;
+    Tensor da = Tensor::zeros(grads[0].defined() ? grads[0].shape() : grads[1].shape(), DType::f64);
+    for (int i = 0; i < 2; ++i) {
+      if (!grads[i].defined()) continue;
+      ++g_split_gradients;
+      for (int64_t j = 0; j < da.numel(); ++j) da.data<double>()[j] += (2 + i) * grads[i].at(j);
+    }
+    return {da};
+  }
+};
+
+std::pair<Tensor, Tensor> test_split(const Tensor& a) {
+  Tensor twice = Tensor::empty(a.shape(), DType::f64),
+         thrice = Tensor::empty(a.shape(), DType::f64);
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    twice.data<double>()[i] = 2 * a.at(i);
+    thrice.data<double>()[i] = 3 * a.at(i);
+  }
+  record_outputs({twice, thrice}, std::make_shared<SplitNode>(), {a});
+  return {twice, thrice};
+}
+
 Tensor leaf(std::vector<double> values) {
   Tensor t = Tensor::from(values, Shape{static_cast<int64_t>(values.size())}, DType::f64);
   t.set_requires_grad(true);
@@ -63,6 +94,25 @@ TEST_CASE("a tensor used twice gets the sum of both gradients") {
   backward(test_sum(test_mul(x, x)));  // d(x^2)/dx = 2x
   CHECK(x.grad().at(0) == 4.0);
   CHECK(x.grad().at(1) == 6.0);
+}
+
+TEST_CASE("a node of two outputs runs once, with the gradient of each output or none") {
+  g_split_runs = g_split_gradients = 0;
+  Tensor x = leaf({1, -2});
+  auto [twice, thrice] = test_split(x);
+  backward(test_sum(test_mul(twice, thrice)));  // Σ 6x²
+  CHECK(g_split_runs == 1);
+  CHECK(g_split_gradients == 2);
+  CHECK(x.grad().at(0) == 12.0);
+  CHECK(x.grad().at(1) == -24.0);
+
+  g_split_runs = g_split_gradients = 0;
+  Tensor y = leaf({3, 1});
+  auto [unused, used] = test_split(y);
+  backward(test_sum(test_mul(used, used)));  // Σ 9y²: the first output gets no gradient
+  CHECK(g_split_runs == 1);
+  CHECK(g_split_gradients == 1);
+  CHECK(y.grad().at(0) == 54.0);
 }
 
 TEST_CASE("diamond graph: two paths from one activation") {
