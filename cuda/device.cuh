@@ -124,6 +124,25 @@ struct alignas(16) Pack {
   T v[kPack<T>];
 };
 
+// The 32 bits of a pack from element 2w (bf16: elements 2w and 2w + 1, the first in the low half)
+// or w (float).
+__device__ __forceinline__ uint32_t pack_word(const Pack<float>& pack, int w) {
+  return __float_as_uint(pack.v[w]);
+}
+__device__ __forceinline__ uint32_t pack_word(const Pack<__nv_bfloat16>& pack, int w) {
+  return uint32_t{__bfloat16_as_ushort(pack.v[2 * w])} |
+         uint32_t{__bfloat16_as_ushort(pack.v[2 * w + 1])} << 16;
+}
+
+// *p = pack as one 16-byte store (p in global memory). Written in PTX: nvcc compiled a plain
+// assignment of the struct, and even of a uint4, into four to eight narrower stores.
+template <typename T>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T>& pack) {
+  asm("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(pack_word(pack, 0)),
+      "r"(pack_word(pack, 1)), "r"(pack_word(pack, 2)), "r"(pack_word(pack, 3))
+      : "memory");
+}
+
 // N consecutive elements from p as floats: in whole packs when N is a multiple of kPack<T> (p
 // then 16-byte aligned), else one by one.
 template <int N, typename T>
@@ -148,7 +167,7 @@ __device__ __forceinline__ void store_floats(T* p, const float (&in)[N]) {
       Pack<T> pack;
 #pragma unroll
       for (int j = 0; j < kPack<T>; ++j) pack.v[j] = from_float<T>(in[k * kPack<T> + j]);
-      *reinterpret_cast<Pack<T>*>(p + k * kPack<T>) = pack;
+      store_pack(p + k * kPack<T>, pack);
     }
   } else {
 #pragma unroll
@@ -163,10 +182,10 @@ inline bool packs_aligned(std::initializer_list<const void*> pointers) {
 }
 
 // ---- Element-wise functors over runs of W consecutive elements: index i covers the elements
-// i·W .. i·W + W − 1, loaded and stored as Values<T, W> (whole 16-byte packs when W·sizeof(T)
-// is a multiple of 16).
+// i·W .. i·W + W − 1, loaded and stored as Values<T, W>: one access of W·sizeof(T) bytes up to
+// 16 (W and sizeof(T) are powers of two; a run of a 16-byte aligned buffer is aligned to that).
 template <typename T, int W>
-struct alignas(W * sizeof(T) % 16 == 0 ? 16 : alignof(T)) Values {
+struct alignas(std::min<size_t>(16, W * sizeof(T))) Values {
   T v[W];
 };
 template <int W, typename T>
@@ -178,15 +197,25 @@ __device__ __forceinline__ Values<T, W>& values_at(T* p, int64_t i) {
   return *reinterpret_cast<Values<T, W>*>(p + i * W);
 }
 
+// use(std::integral_constant<int, W>{}) with W = kRun when n is a multiple of it and every
+// pointer is 16-byte aligned, else W = 1: the run width of a kernel over 16-byte packs.
+template <int kRun, typename Use>
+decltype(auto) with_run_width(int64_t n, std::initializer_list<const void*> pointers, Use use) {
+  if (n % kRun == 0 && packs_aligned(pointers)) return use(std::integral_constant<int, kRun>{});
+  return use(std::integral_constant<int, 1>{});
+}
+
 // for_each over runs: make(std::integral_constant<int, W>{}) builds the functor for runs of W
-// elements; runs of W = kRun when n is a multiple of it and every pointer is 16-byte aligned,
-// else W = 1. kRun is the pack size of the widest operand (kPack<T>: 8 bf16, 4 f32), so each
-// load of it is one 16-byte access. Two runs' loads go ahead of the first store.
+// elements (with_run_width). kRun is the pack size of the widest operand (kPack<T>: 8 bf16,
+// 4 f32), so each load of it is one 16-byte access. Two runs' loads go ahead of the first store.
 template <int kRun, typename Make>
 void for_each_run(int64_t n, std::initializer_list<const void*> pointers, Make make) {
-  if (n % kRun == 0 && packs_aligned(pointers))
-    return for_each<2>(n / kRun, make(std::integral_constant<int, kRun>{}));
-  for_each(n, make(std::integral_constant<int, 1>{}));
+  with_run_width<kRun>(n, pointers, [&](auto w) {
+    if constexpr (w.value == 1)
+      for_each(n, make(w));
+    else
+      for_each<2>(n / w.value, make(w));
+  });
 }
 
 // Lane 0 gets the sum of v over the warp; the tree is fixed, so the result is bit-reproducible.

@@ -66,9 +66,13 @@ constexpr unsigned kAllLanes = 0xffffffffu;
 struct Slice {
   int64_t unit, col;  // the warp's unit (chunk or table row) and the lane's first column
 };
+// A unit's dim columns in slices of one warp's P-column runs.
+__host__ __device__ inline int64_t column_slices(int64_t dim, int pack) {
+  return (dim + kWarp * pack - 1) / (kWarp * pack);
+}
 template <int P>
 __device__ Slice warp_slice(int64_t dim) {
-  const int64_t slices = (dim + kWarp * P - 1) / (kWarp * P);
+  const int64_t slices = column_slices(dim, P);
   const int64_t warp = blockIdx.x * int64_t(kRowWarps) + threadIdx.x / kWarp;
   const int64_t unit = warp / slices;
   return {unit, ((warp - unit * slices) * kWarp + threadIdx.x % kWarp) * P};
@@ -180,8 +184,7 @@ void sort_by_id(const int32_t* ids, int64_t tokens, int64_t vocab, SortedTokens&
 
 template <typename Kernel>
 void launch_by_slices(Kernel kernel, int64_t units, int64_t dim, int pack) {
-  const int64_t slices = (dim + kWarp * pack - 1) / (kWarp * pack);
-  const int64_t blocks = (units * slices + kRowWarps - 1) / kRowWarps;
+  const int64_t blocks = (units * column_slices(dim, pack) + kRowWarps - 1) / kRowWarps;
   if (blocks > 0) kernel(static_cast<unsigned>(blocks), kRowWarps * kWarp);
 }
 
@@ -231,10 +234,7 @@ void embedding_backward(const int32_t* ids, const void* dout, void* dtable, DTyp
           chunks, dim, P);
       check_launch();
     };
-    if (dim % kPack<T> == 0 && packs_aligned({dout, dtable}))
-      launch(std::integral_constant<int, kPack<T>>{});
-    else
-      launch(std::integral_constant<int, 1>{});
+    with_run_width<kPack<T>>(dim, {dout, dtable}, launch);
   });
 }
 

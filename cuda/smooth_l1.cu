@@ -79,10 +79,9 @@ void smooth_l1_forward(const void* a, const void* b, DType dtype, int64_t n, dou
       const auto* b_t = static_cast<const T*>(b);
       const StoreMean<Out> mean{static_cast<Out*>(loss), static_cast<double>(n)};
       const auto f = static_cast<float>(beta);
-      if (n % kPack<T> == 0 && packs_aligned({a, b}))
-        deterministic_sum(n / kPack<T>, Term<T, kPack<T>>{a_t, b_t, f}, mean);
-      else
-        deterministic_sum(n, Term<T, 1>{a_t, b_t, f}, mean);
+      with_run_width<kPack<T>>(n, {a, b}, [&](auto w) {
+        deterministic_sum(n / w.value, Term<T, w.value>{a_t, b_t, f}, mean);
+      });
     });
   });
 }
