@@ -16,11 +16,13 @@ struct Rotate {
   float direction;
   __device__ void operator()(int64_t index) const {
     const int64_t runs = d.half / P, row = index / runs, i = (index - row * runs) * P;
-    const int64_t position = d.position_offset + (row / d.heads) % d.seq_len;
-    const int64_t first = row * 2 * d.half + i, second = first + d.half;
+    const int64_t token = row / d.heads, in_token = (row - token * d.heads) * 2 * d.half + i;
+    const int64_t position = d.position_offset + token % d.seq_len;
+    const int64_t first = token * d.x_stride + in_token,
+                  out_first = token * d.out_stride + in_token;
     float a[P], b[P], c[P], s[P];
     load_floats(x + first, a);
-    load_floats(x + second, b);
+    load_floats(x + first + d.half, b);
     load_floats(cos + position * d.half + i, c);
     load_floats(sin + position * d.half + i, s);
     float rotated_a[P], rotated_b[P];
@@ -30,8 +32,8 @@ struct Rotate {
       rotated_a[j] = a[j] * c[j] - b[j] * sj;
       rotated_b[j] = b[j] * c[j] + a[j] * sj;
     }
-    store_floats(out + first, rotated_a);
-    store_floats(out + second, rotated_b);
+    store_floats(out + out_first, rotated_a);
+    store_floats(out + out_first + d.half, rotated_b);
   }
 };
 
@@ -50,10 +52,12 @@ void rope(const void* x, void* out, DType dtype, const void* cos, const void* si
                                       dims,
                                       direction};
       if constexpr (kPack<T> % kPack<Table> == 0) {
-        if (dims.half % kPack<T> == 0 && packs_aligned({x, out, cos, sin}))
-          return for_each(dims.rows * (dims.half / kPack<T>),
-                          Rotate<T, Table, kPack<T>>{pairs.x, pairs.out, pairs.cos, pairs.sin, dims,
-                                                     direction});
+        constexpr int P = kPack<T>;
+        if (dims.half % P == 0 && dims.x_stride % P == 0 && dims.out_stride % P == 0 &&
+            packs_aligned({x, out, cos, sin}))
+          return for_each(
+              dims.rows * (dims.half / P),
+              Rotate<T, Table, P>{pairs.x, pairs.out, pairs.cos, pairs.sin, dims, direction});
       }
       for_each(dims.rows * dims.half, pairs);
     });

@@ -101,21 +101,13 @@ Tensor alignment_loss(const Tensor& o_full, const Tensor& o_sparse, double beta)
   return add(term, term.detach());
 }
 
-Decoder::AttentionInputs Decoder::attention_inputs(int64_t index, const Tensor& x, int64_t offset) {
+AttentionInputs Decoder::attention_inputs(int64_t index, const Tensor& x, int64_t offset) {
   const ModelConfig& c = config_;
-  const std::string prefix = fmt::format("layers.{}.", index);
-  const int64_t batch = x.dim(0), seq = x.dim(1);
-  Tensor h = rmsnorm(x, p(prefix + "attn_norm"), c.norm_eps);
-  const RopeTable& table = rope_for(offset + seq);
-  AttentionInputs in;
-  in.q = rope(reshape(linear(h, p(prefix + "attn.wq")), {batch, seq, c.n_heads, c.head_dim}), table,
-              offset);
-  in.k = rope(reshape(linear(h, p(prefix + "attn.wk")), {batch, seq, c.n_kv_heads, c.head_dim}),
-              table, offset);
-  in.v = reshape(linear(h, p(prefix + "attn.wv")), {batch, seq, c.n_kv_heads, c.head_dim});
-  if (c.attention_gate)
-    in.gate_logits = reshape(linear(h, p(prefix + "attn.wg")), {batch, seq, c.n_heads});
-  return in;
+  const std::string prefix = fmt::format("layers.{}.attn.", index);
+  const Tensor h = rmsnorm(x, p(fmt::format("layers.{}.attn_norm", index)), c.norm_eps);
+  const AttentionWeights weights{p(prefix + "wq"), p(prefix + "wk"), p(prefix + "wv"),
+                                 c.attention_gate ? p(prefix + "wg") : Tensor()};
+  return attention_projections(h, weights, c.head_dim, rope_for(offset + x.dim(1)), offset);
 }
 
 Tensor Decoder::attention_output(int64_t index, const Tensor& o) {

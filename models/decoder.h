@@ -5,6 +5,7 @@
 #include "models/config.h"
 #include "models/kv_cache.h"
 #include "models/parameters.h"
+#include "ops/attention_projections.h"
 #include "ops/rope.h"
 
 namespace ssa {
@@ -49,13 +50,6 @@ class Decoder {
   double flops_per_token(int64_t seq_len) const;
 
  private:
-  // One layer's attention inputs for x [B, T, d_model] at positions offset .. offset + T − 1:
-  // q [B, T, H, d], k and v [B, T, Hkv, d] (q and k after RoPE), gate_logits [B, T, H]
-  // (undefined without the gate).
-  struct AttentionInputs {
-    Tensor q, k, v, gate_logits;
-  };
-
   // Final-normed hidden states [B·T, d_model]; with options.align, adds each layer's
   // alignment loss to `alignment`; with a cache, continues the cached sequence.
   Tensor hidden(const Tensor& ids, const ForwardOptions& options, Tensor* alignment,
@@ -63,6 +57,8 @@ class Decoder {
   Tensor output_logits(const Tensor& hidden_states, const Tensor& ids);
   Tensor layer(int64_t index, const Tensor& x, const ForwardOptions& options, Tensor* alignment,
                KvCache* cache);
+  // One layer's attention inputs for x [B, T, d_model] at positions offset .. offset + T − 1
+  // (ops/attention_projections.h).
   AttentionInputs attention_inputs(int64_t index, const Tensor& x, int64_t offset);
   Tensor attention_block(int64_t index, const Tensor& x, const ForwardOptions& options,
                          Tensor* alignment);

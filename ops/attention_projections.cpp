@@ -68,11 +68,12 @@ void copy_window_rows(const ColumnWindow& window, const Tensor& own, int64_t wid
   const size_t dst_pitch = into_window ? window_pitch : own_pitch;
   const size_t src_pitch = into_window ? own_pitch : window_pitch;
   if (own.is_cpu()) {
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * dst_pitch, src + r * src_pitch, own_pitch);
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(dst + r * dst_pitch, src + r * src_pitch, own_pitch);
     return;
   }
-  SSA_ON_CUDA("attention_projections",
-              cuda::copy_rows(dst, dst_pitch, src, src_pitch, own_pitch, static_cast<size_t>(rows)));
+  SSA_ON_CUDA("attention_projections", cuda::copy_rows(dst, dst_pitch, src, src_pitch, own_pitch,
+                                                       static_cast<size_t>(rows)));
 }
 
 Tensor copy_of_columns(const ColumnWindow& window, const Shape& shape) {
@@ -103,9 +104,8 @@ class AttentionProjectionsNode : public Node {
     const Tensor dy = stacked_gradient(grads);
     const int64_t in = h_.shape().back();
     std::vector<Tensor> input_grads{
-        inputs()[0].requires_grad()
-            ? matrix_product(dy, stacked_, false, false).reshape(h_.shape())
-            : Tensor()};
+        inputs()[0].requires_grad() ? matrix_product(dy, stacked_, false, false).reshape(h_.shape())
+                                    : Tensor()};
     Tensor dw;
     int64_t row = 0;
     for (size_t i = 1; i < inputs().size(); ++i) {
@@ -150,7 +150,8 @@ class AttentionProjectionsNode : public Node {
 };
 
 StackedLayout checked_layout(const Tensor& h, const AttentionWeights& w, int64_t head_dim) {
-  for (const Tensor& part : stacking_order(w)) check_same_kind({&h, &part}, "attention_projections");
+  for (const Tensor& part : stacking_order(w))
+    check_same_kind({&h, &part}, "attention_projections");
   SSA_CHECK(h.rank() == 3, "attention_projections: h {} must be [B, T, d_model]", h.shape().str());
   const int64_t in = h.dim(2);
   for (const Tensor& part : stacking_order(w))
@@ -166,8 +167,7 @@ StackedLayout checked_layout(const Tensor& h, const AttentionWeights& w, int64_t
   SSA_CHECK(!w.wg.defined() || w.wg.dim(0) == heads,
             "attention_projections: wg {} (expected [{}, {}]: one row per query head)",
             w.wg.shape().str(), heads, in);
-  return {h.dim(0), h.dim(1), heads, w.wk.dim(0) / head_dim, head_dim,
-          w.wg.defined() ? heads : 0};
+  return {h.dim(0), h.dim(1), heads, w.wk.dim(0) / head_dim, head_dim, w.wg.defined() ? heads : 0};
 }
 
 }  // namespace
@@ -184,7 +184,8 @@ AttentionInputs attention_projections(const Tensor& h, const AttentionWeights& w
   out.q = rope_from_columns({y, 0}, layout.q_shape(), table, position_offset);
   out.k = rope_from_columns({y, layout.k_column()}, layout.kv_shape(), table, position_offset);
   out.v = copy_of_columns({y, layout.v_column()}, layout.kv_shape());
-  if (weights.wg.defined()) out.gate_logits = copy_of_columns({y, layout.gate_column()}, layout.gate_shape());
+  if (weights.wg.defined())
+    out.gate_logits = copy_of_columns({y, layout.gate_column()}, layout.gate_shape());
 
   bool record_grad = should_record({&h});
   for (const Tensor& part : parts) record_grad = record_grad || should_record({&part});

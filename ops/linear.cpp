@@ -174,9 +174,13 @@ Tensor linear(const Tensor& x, const Tensor& w) {
   return record(y, std::make_shared<LinearNode>(x.detach(), w.detach()), {x, w});
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
+Tensor matrix_product(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
   check_matmul(a, b, transpose_a, transpose_b);
-  Tensor c = product(a, b, transpose_a, transpose_b);
+  return product(a, b, transpose_a, transpose_b);
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
+  Tensor c = matrix_product(a, b, transpose_a, transpose_b);
   if (!should_record({&a, &b})) return c;
   return record(c, std::make_shared<MatmulNode>(a.detach(), b.detach(), transpose_a, transpose_b),
                 {a, b});

@@ -12,5 +12,7 @@ Tensor linear(const Tensor& x, const Tensor& w);
 // bit-identical for any thread count. CUDA: cuBLAS, f32 without TF32, or bf16 with fp32
 // accumulation (cuda/runtime/blas.h).
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+// The same product, checked but not recorded: for ops whose own backward takes products.
+Tensor matrix_product(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b);
 
 }  // namespace ssa

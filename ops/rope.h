@@ -19,4 +19,19 @@ RopeTable rope_table(int64_t max_positions, int64_t head_dim, double theta, DTyp
 // The table has x's dtype, or f32 for a bf16 x (CUDA: the angles then keep fp32 precision).
 Tensor rope(const Tensor& x, const RopeTable& table, int64_t position_offset = 0);
 
+// Columns column .. of every row of a 2-D matrix.
+struct ColumnWindow {
+  Tensor matrix;
+  int64_t column;
+};
+
+// The same rotation, not recorded, between a column window of a matrix [B·T, width] and a
+// tensor [B, T, H, head_dim] of its own: for an op whose one product holds q and k side by side
+// (ops/attention_projections.h). rope_from_columns returns rope(window as x of `shape`);
+// rope_back_into_columns writes grad rotated back into the window.
+Tensor rope_from_columns(const ColumnWindow& x, const Shape& shape, const RopeTable& table,
+                         int64_t position_offset);
+void rope_back_into_columns(const Tensor& grad, const ColumnWindow& out, const RopeTable& table,
+                            int64_t position_offset);
+
 }  // namespace ssa

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "ops/attention.h"
+#include "ops/attention_projections.h"
 #include "ops/cross_entropy.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
@@ -226,6 +227,63 @@ std::vector<OpCase> rope_cpu() {
 std::vector<OpCase> rope_cuda() {
   return {rope_case(40, 5, input({2, 13, 3, 16}, 23)), rope_case(40, 0, input({2, 9, 2, 64}, 24)),
           rope_case(40, 5, input({2, 13, 3, 12}, 25))};
+}
+
+// ---- attention_projections
+
+struct Projections {
+  int64_t batch, seq, d_model, heads, kv_heads, head_dim;
+  bool gate;
+  int64_t position_offset;
+};
+constexpr int kAllOutputs = -1;
+
+// Inputs: h, wq, wk, wv (, wg), separate tensors (the stacked weight is then a copy). The case
+// returns one output (0 q, 1 k, 2 v, 3 gate_logits: the others get no gradient) or, for
+// kAllOutputs, Σ sum(output · output) over the outputs, so that every output's gradient reaches
+// the backward at once (a sum of squares: no cancellation to blur bf16's parity).
+OpCase attention_projections_case(const Projections& p, int output, uint64_t seed) {
+  std::vector<Tensor> in{input({p.batch, p.seq, p.d_model}, seed),
+                         input({p.heads * p.head_dim, p.d_model}, seed + 1),
+                         input({p.kv_heads * p.head_dim, p.d_model}, seed + 2),
+                         input({p.kv_heads * p.head_dim, p.d_model}, seed + 3)};
+  if (p.gate) in.push_back(input({p.heads, p.d_model}, seed + 4));
+  return {fmt::format("head_dim {} offset {} {}", p.head_dim, p.position_offset,
+                      output == kAllOutputs ? "all outputs" : fmt::format("output {}", output)),
+          [p, output](const auto& x) {
+            const DType table_dtype = x[0].dtype() == DType::bf16 ? DType::f32 : x[0].dtype();
+            const RopeTable table = rope_table(p.position_offset + p.seq, p.head_dim, 10000.0,
+                                               table_dtype, x[0].device());
+            const AttentionInputs out =
+                attention_projections(x[0], {x[1], x[2], x[3], p.gate ? x[4] : Tensor()},
+                                      p.head_dim, table, p.position_offset);
+            const std::vector<Tensor> outputs{out.q, out.k, out.v, out.gate_logits};
+            if (output != kAllOutputs) return outputs[static_cast<size_t>(output)];
+            Tensor total = sum(mul(outputs[0], outputs[0]));
+            for (size_t i = 1; i < outputs.size(); ++i)
+              if (outputs[i].defined()) total = add(total, sum(mul(outputs[i], outputs[i])));
+            return total;
+          },
+          std::move(in)};
+}
+
+// Each output alone, all four, no gate, KV heads 1 and 2, an offset.
+std::vector<OpCase> attention_projections_cpu() {
+  const Projections gated{2, 3, 5, 2, 1, 4, true, 1}, plain{1, 4, 6, 2, 2, 2, false, 0};
+  std::vector<OpCase> cases;
+  for (int output : {0, 1, 2, 3, kAllOutputs})
+    cases.push_back(attention_projections_case(gated, output, 41));
+  cases.push_back(attention_projections_case(plain, kAllOutputs, 47));
+  return cases;
+}
+
+// Rows of y 648 and 384 wide (16-byte packs of bf16: RoPE in packs) and 388 (pair by pair); k
+// alone (the other columns of dy zeros).
+std::vector<OpCase> attention_projections_cuda() {
+  return {attention_projections_case({1, 40, 64, 8, 1, 64, true, 0}, kAllOutputs, 51),
+          attention_projections_case({2, 37, 96, 4, 1, 64, false, 3}, kAllOutputs, 53),
+          attention_projections_case({2, 37, 96, 4, 1, 64, true, 3}, kAllOutputs, 55),
+          attention_projections_case({2, 13, 40, 2, 2, 8, true, 0}, 1, 57)};
 }
 
 std::vector<OpCase> swiglu_cpu() {
@@ -520,6 +578,8 @@ constexpr OpEntry kEntries[] = {
     {Op::embedding, kOpTolerance, embedding_cpu, embedding_cuda},
     {Op::rmsnorm, kOpTolerance, rmsnorm_cpu, rmsnorm_cuda},
     {Op::rope, kOpTolerance, rope_cpu, rope_cuda},
+    {Op::attention_projections, kOpTolerance, attention_projections_cpu,
+     attention_projections_cuda},
     {Op::swiglu, kOpTolerance, swiglu_cpu, swiglu_cuda},
     {Op::head_gate, kOpTolerance, head_gate_cpu, head_gate_cuda},
     {Op::cross_entropy, kOpTolerance, cross_entropy_cpu, cross_entropy_cuda},

@@ -19,7 +19,9 @@ AttentionWeights weights_in(const Tensor& buffer, const std::string& order) {
   AttentionWeights w;
   int64_t offset = 0;
   for (char name : order) {
-    const int64_t rows = name == 'q' ? kHeads * kHeadDim : name == 'g' ? kHeads : kKvHeads * kHeadDim;
+    const int64_t rows = name == 'q'   ? kHeads * kHeadDim
+                         : name == 'g' ? kHeads
+                                       : kKvHeads * kHeadDim;
     Tensor t = buffer.view(offset, {rows, kModel});
     t.set_requires_grad(true);
     (name == 'q' ? w.wq : name == 'k' ? w.wk : name == 'v' ? w.wv : w.wg) = t;
@@ -58,8 +60,9 @@ std::vector<double> grad_of(const Tensor& t) { return t.grad().to_vector(); }
 
 }  // namespace
 
-TEST_CASE("attention_projections: equal to separate linear ops and rope, the weights one view "
-          "of a buffer or not") {
+TEST_CASE(
+    "attention_projections: equal to separate linear ops and rope, the weights one view "
+    "of a buffer or not") {
   const RopeTable table = rope_table(12, kHeadDim, 10000.0, DType::f64);
   for (const std::string order : {"qkvg", "qvkg"}) {
     CAPTURE(order);
@@ -111,7 +114,7 @@ TEST_CASE("attention_projections: weights that do not fit name their shapes") {
                     doctest::Contains("wg [5, 6] (expected [4, 6]"));
   w = weights_in(weight_buffer(8), "qkvg");
   CHECK_THROWS_WITH(attention_projections(h, w, 3, table), doctest::Contains("head_dim 3"));
-  CHECK_THROWS_WITH(attention_projections(random_tensor({kBatch, kSeq, kModel + 1}, 7), w,
-                                          kHeadDim, table),
-                    doctest::Contains("(expected [out, 7])"));
+  CHECK_THROWS_WITH(
+      attention_projections(random_tensor({kBatch, kSeq, kModel + 1}, 7), w, kHeadDim, table),
+      doctest::Contains("(expected [out, 7])"));
 }

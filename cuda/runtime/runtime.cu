@@ -8,6 +8,21 @@
 namespace ssa::cuda {
 namespace {
 
+// Element i copies unit i % units of row i / units (cudaMemcpy2DAsync takes a copy engine, slow
+// for many short rows).
+template <typename Unit>
+struct CopyRowUnits {
+  char* dst;
+  const char* src;
+  size_t dst_pitch, src_pitch;
+  int64_t units;
+  __device__ void operator()(int64_t i) const {
+    const int64_t row = i / units, unit = i - row * units;
+    reinterpret_cast<Unit*>(dst + row * dst_pitch)[unit] =
+        reinterpret_cast<const Unit*>(src + row * src_pitch)[unit];
+  }
+};
+
 template <typename T>
 __device__ float as_float(T x) {
   return static_cast<float>(x);
@@ -143,6 +158,30 @@ void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, si
                             : (src_on_device ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, compute_stream()));
   if (!dst_on_device || !src_on_device) CUDA_CHECK(cudaStreamSynchronize(compute_stream()));
+}
+
+void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes,
+               size_t rows) {
+  const auto launch = [&](auto unit_zero) {
+    using Unit = decltype(unit_zero);
+    const int64_t units = static_cast<int64_t>(row_bytes / sizeof(Unit));
+    for_each(static_cast<int64_t>(rows) * units,
+             CopyRowUnits<Unit>{static_cast<char*>(dst), static_cast<const char*>(src), dst_pitch,
+                                src_pitch, units});
+  };
+  // The widest unit that every address, pitch and row length is a multiple of.
+  const uintptr_t all = reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src) |
+                        dst_pitch | src_pitch | row_bytes;
+  if (all % 16 == 0)
+    launch(uint4{});
+  else if (all % 8 == 0)
+    launch(uint2{});
+  else if (all % 4 == 0)
+    launch(uint32_t{});
+  else if (all % 2 == 0)
+    launch(uint16_t{});
+  else
+    launch(uint8_t{});
 }
 
 void convert(void* dst, DType dst_dtype, const void* src, DType src_dtype, int64_t n) {

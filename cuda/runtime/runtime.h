@@ -28,6 +28,10 @@ Allocator& device_allocator();
 // Device-to-device copies stay asynchronous; a copy from or to the host returns once the host
 // buffer may be read (device to host) or reused (host to device).
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes);
+// Device to device, asynchronous: `rows` rows of `row_bytes`, read `src_pitch` bytes apart
+// and written `dst_pitch` bytes apart (a column window of a matrix, or into one).
+void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes,
+               size_t rows);
 void convert(void* dst, DType dst_dtype, const void* src, DType src_dtype, int64_t n);
 // dst[i] = value (converted to dtype) for i < n.
 void fill(void* dst, DType dtype, double value, int64_t n);

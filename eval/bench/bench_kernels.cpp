@@ -64,7 +64,7 @@ Shapes shapes_of(const BenchConfig& c) {
           m.rope_theta};
 }
 
-// The distinct weight shapes [out, in] of a layer and the head, named by their weights.
+// The distinct products [out, in] of a layer and the head, named by their weights.
 struct WeightShape {
   std::string names;
   int64_t out, in;
@@ -80,9 +80,16 @@ std::vector<WeightShape> weight_shapes(const ModelConfig& model) {
       }
     shapes.push_back({name, out, in});
   };
-  const std::string first_layer = "layers.0.";
+  // wq, wk, wv and wg are one stacked product (ops/attention_projections.h).
+  const std::string first_layer = "layers.0.", projections = "layers.0.attn.w";
+  int64_t stacked_rows = 0;
   for (const ParamSpec& spec : decoder_param_specs(model))
-    if (spec.shape.rank == 2 && spec.name.starts_with(first_layer))
+    if (spec.name.starts_with(projections) && spec.name != projections + "o")
+      stacked_rows += spec.shape[0];
+  add(model.attention_gate ? "attn.wq+wk+wv+wg" : "attn.wq+wk+wv", stacked_rows, model.d_model);
+  for (const ParamSpec& spec : decoder_param_specs(model))
+    if (spec.shape.rank == 2 && spec.name.starts_with(first_layer) &&
+        (!spec.name.starts_with(projections) || spec.name == projections + "o"))
       add(spec.name.substr(first_layer.size()), spec.shape[0], spec.shape[1]);
   add("head", model.vocab_size, model.d_model);
   return shapes;
@@ -190,23 +197,27 @@ void rmsnorm_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   });
 }
 
-// On the queries [tokens, heads, head_dim]; the backward is the inverse rotation.
+// On the queries, as a training step runs it: the forward reads them from their columns of the
+// stacked projection [tokens, (heads + 2·kv_heads)·head_dim + heads] into [tokens, heads,
+// head_dim]; the backward writes the inverse rotation back into those columns.
 void rope_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
-  const int64_t rows = s.tokens * s.heads, half = s.head_dim / 2;
-  Tensor q = random_tensor({rows, 2 * half}, DType::bf16, 1.0, rng);
-  Tensor out = Tensor::empty({rows, 2 * half}, DType::bf16, Device::cuda);
+  const int64_t rows = s.tokens * s.heads, half = s.head_dim / 2, q_width = s.heads * s.head_dim;
+  const int64_t stacked_width = q_width + 2 * s.kv_heads * s.head_dim + s.heads;
+  Tensor stacked = random_tensor({s.tokens, stacked_width}, DType::bf16, 1.0, rng);
+  Tensor q = Tensor::empty({s.tokens, q_width}, DType::bf16, Device::cuda);
   const RopeTable table = rope_table(s.seq_len, s.head_dim, s.rope_theta, DType::f32, Device::cuda);
-  const cuda::RopeDims dims{rows, s.seq_len, s.heads, half, 0};
   const double bytes = 2 * static_cast<double>(q.numel()) * kBf16 +
                        2 * static_cast<double>(table.cos.numel()) * kF32;
-  auto rotate = [&](float direction) {
-    return [&, direction] {
-      cuda::rope(q.raw(), out.raw(), DType::bf16, table.cos.raw(), table.sin.raw(), DType::f32,
+  auto rotate = [&](const Tensor& from, int64_t from_stride, const Tensor& to, int64_t to_stride,
+                    float direction) {
+    const cuda::RopeDims dims{rows, s.seq_len, s.heads, half, 0, from_stride, to_stride};
+    return [&, dims, direction] {
+      cuda::rope(from.raw(), to.raw(), DType::bf16, table.cos.raw(), table.sin.raw(), DType::f32,
                  dims, direction);
     };
   };
-  bench.fused(s, "rope.fwd", bytes, rotate(1));
-  bench.fused(s, "rope.bwd", bytes, rotate(-1));
+  bench.fused(s, "rope.fwd", bytes, rotate(stacked, stacked_width, q, q_width, 1));
+  bench.fused(s, "rope.bwd", bytes, rotate(q, q_width, stacked, stacked_width, -1));
 }
 
 void swiglu_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
