@@ -11,27 +11,6 @@
 namespace ssa {
 namespace {
 
-class Events {
- public:
-  explicit Events(size_t count) : events_(count) {
-    for (cudaEvent_t& event : events_) CUDA_CHECK(cudaEventCreate(&event));
-  }
-  ~Events() {
-    for (cudaEvent_t event : events_) cudaEventDestroy(event);
-  }
-  Events(const Events&) = delete;
-  Events& operator=(const Events&) = delete;
-  void record(size_t index) { CUDA_CHECK(cudaEventRecord(events_[index], cuda::compute_stream())); }
-  double ms_between(size_t from, size_t to) const {
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, events_[from], events_[to]));
-    return ms;
-  }
-
- private:
-  std::vector<cudaEvent_t> events_;
-};
-
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const size_t n = values.size();
@@ -47,6 +26,25 @@ int64_t l2_cache_bytes() {
 
 }  // namespace
 
+CudaEvents::CudaEvents(size_t count) : events_(count) {
+  for (void*& event : events_) CUDA_CHECK(cudaEventCreate(reinterpret_cast<cudaEvent_t*>(&event)));
+}
+
+CudaEvents::~CudaEvents() {
+  for (void* event : events_) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+}
+
+void CudaEvents::record(size_t index) {
+  CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[index]), cuda::compute_stream()));
+}
+
+double CudaEvents::ms_between(size_t from, size_t to) const {
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(events_[from]),
+                                  static_cast<cudaEvent_t>(events_[to])));
+  return ms;
+}
+
 GpuTimer::GpuTimer(TimingOptions options)
     : options_(options),
       evict_(Tensor::empty({std::max<int64_t>(2 * l2_cache_bytes() / 4, 1)}, DType::f32,
@@ -57,7 +55,7 @@ std::vector<double> GpuTimer::median_phase_ms(
   for (int64_t i = 0; i < options_.warmup; ++i)
     for (const auto& phase : phases) phase();
   const size_t marks = phases.size() + 1;
-  Events events(marks * static_cast<size_t>(options_.repeats));
+  CudaEvents events(marks * static_cast<size_t>(options_.repeats));
   for (int64_t r = 0; r < options_.repeats; ++r) {
     evict_.fill(1.0);
     const size_t first = static_cast<size_t>(r) * marks;

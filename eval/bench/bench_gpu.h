@@ -12,6 +12,21 @@
 
 namespace ssa {
 
+// CUDA events recorded on the compute stream.
+class CudaEvents {
+ public:
+  explicit CudaEvents(size_t count);
+  ~CudaEvents();
+  CudaEvents(const CudaEvents&) = delete;
+  CudaEvents& operator=(const CudaEvents&) = delete;
+  void record(size_t index);
+  // Milliseconds from event `from` to event `to` (both recorded and reached).
+  double ms_between(size_t from, size_t to) const;
+
+ private:
+  std::vector<void*> events_;  // cudaEvent_t, kept out of this header
+};
+
 struct TimingOptions {
   int64_t warmup = 3;
   int64_t repeats = 10;

@@ -726,8 +726,10 @@ class Decoder(nn.Module):
         return loss
 
 
-def train_mode(c, mode, warmup, steps, compiled, weights="autocast", whole_model=False):
-    """Seconds of each step (the warm-up's first), the last loss and the peak GiB. weights:
+def train_mode(c, mode, warmup, steps, compiled, weights="autocast", whole_model=False,
+               breakdown=False):
+    """Seconds of each step (the warm-up's first), the last loss, the peak GiB, and with
+    breakdown one more step's phases (step_breakdown). weights:
     "autocast" (fp32 weights and AdamW state, bf16 compute under autocast) or "bf16" (every
     weight and moment in bf16, no autocast); whole_model: torch.compile on the whole loss
     instead of per block."""
@@ -748,29 +750,76 @@ def train_mode(c, mode, warmup, steps, compiled, weights="autocast", whole_model
                             lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps, fused=True)
     ids = torch.randint(0, c.vocab, (c.batch, c.seq_len), device="cuda")
     targets = torch.randint(0, c.vocab, (c.batch, c.seq_len), device="cuda")
+    def run(step, marks=None):
+        """One step; with marks, a CUDA event at each boundary of PHASES."""
+        mark = (lambda i: marks[i].record()) if marks else (lambda i: None)
+        path = "sparse" if mode == "sparse" or (mode == "ssa" and step % 2 == 1) else "full"
+        mark(0)
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=weights == "autocast"):
+            loss = loss_of(ids, targets, path, mode == "ssa")
+        mark(1)
+        loss.backward()
+        mark(2)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+        opt.step()
+        mark(3)
+        value = loss.item()
+        torch.cuda.synchronize()
+        return value
+
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     seconds, loss_value = [], 0.0
     for step in range(warmup + steps):
-        path = "sparse" if mode == "sparse" or (mode == "ssa" and step % 2 == 1) else "full"
         start = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=weights == "autocast"):
-            loss = loss_of(ids, targets, path, mode == "ssa")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
-        opt.step()
-        loss_value = loss.item()
-        torch.cuda.synchronize()
+        loss_value = run(step)
         seconds.append(time.perf_counter() - start)
-    return seconds, loss_value, torch.cuda.max_memory_allocated() / 2**30
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    phases = step_breakdown(lambda marks: run(warmup + steps, marks)) if breakdown else None
+    return seconds, loss_value, peak, phases
+
+
+PHASES = ("forward", "backward", "optimizer")
+
+
+def step_breakdown(run):
+    """ssa-bench train --breakdown's measure of one step: each phase's GPU time between CUDA
+    events, and the part of it when no kernel, copy or memset ran (the profiler's CUDA activity
+    only, so that it adds no work on the host)."""
+    marks = [torch.cuda.Event(enable_timing=True) for _ in range(len(PHASES) + 1)]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        run(marks)
+    spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events()
+                   if e.device_type == torch.autograd.DeviceType.CUDA)
+    busy, origin = [], spans[0][0] if spans else 0
+    for start, end in spans:  # their union, in ms from the first start
+        start, end = (start - origin) / 1e3, (end - origin) / 1e3
+        if busy and start <= busy[-1][1]:
+            busy[-1][1] = max(busy[-1][1], end)
+        else:
+            busy.append([start, end])
+    phases = []
+    for p, name in enumerate(PHASES):
+        begin, end = marks[0].elapsed_time(marks[p]), marks[0].elapsed_time(marks[p + 1])
+        kernels = sum(max(0.0, min(e, end) - max(s, begin)) for s, e in busy)
+        phases.append(dict(name=name, gpu_ms=end - begin, idle_ms=end - begin - kernels))
+    return phases
+
+
+def breakdown_line(phases):
+    """The line ssa-bench train --breakdown prints."""
+    total, idle = sum(p["gpu_ms"] for p in phases), sum(p["idle_ms"] for p in phases)
+    parts = " | ".join(f"{p['name']} {p['gpu_ms']:.2f} ms (idle {p['idle_ms']:.2f})" for p in phases)
+    return (f"breakdown (GPU ms; idle: no kernel, copy or memset running): {parts} | idle in all "
+            f"{idle:.2f} ms of {total:.2f} ({100 * idle / total:.1f}%)")
 
 
 def train_case(c, mode, args):
     """The row's measurements of one mode: tokens/s over the timed steps, and with --compile
     the warm-up's seconds beyond as many median steps (the compilation)."""
-    seconds, loss, peak = train_mode(c, mode, args.warmup, args.steps, args.compile, args.weights,
-                                     args.whole_model)
+    seconds, loss, peak, phases = train_mode(c, mode, args.warmup, args.steps, args.compile,
+                                             args.weights, args.whole_model, args.breakdown)
     warm, timed = seconds[:args.warmup], seconds[args.warmup:]
     tokens_per_s = c.tokens * len(timed) / sum(timed)
     step_s = statistics.median(timed)
@@ -778,6 +827,10 @@ def train_case(c, mode, args):
                mfu=tokens_per_s * c.flops_per_token() / PEAK_FLOPS, peak_gib=peak, loss=loss)
     if args.compile:
         row.update(compile=True, compile_s=max(sum(warm) - len(warm) * step_s, 0.0))
+    for phase in phases or []:
+        row.update({f"{phase['name']}_ms": phase["gpu_ms"], f"{phase['name']}_idle_ms": phase["idle_ms"]})
+    if phases:
+        row["breakdown"] = breakdown_line(phases)
     return row
 
 
@@ -799,6 +852,8 @@ def train(args):
                 print(f"{c.name} {mode}: step {row['step_ms']:.1f} ms (median) | "
                       f"{row['tokens_per_s']:.0f} tokens/s | MFU {100 * row['mfu']:.1f}% | peak memory "
                       f"{row['peak_gib']:.2f} GiB | last loss {row['loss']:.4f}{compile_s}", flush=True)
+                if "breakdown" in row:
+                    print(row.pop("breakdown"), flush=True)
             except Exception as error:  # out of memory, no kernel, a failed compile, the time limit
                 row["error"] = short_reason(error)
                 print(f"{c.name} {mode}: failed: {row['error']}", flush=True)
@@ -835,6 +890,8 @@ def main():
     t.add_argument("--whole-model", action="store_true",
                    help="with --compile: compile the whole loss, not each block")
     t.add_argument("--steps", type=int, default=6)
+    t.add_argument("--breakdown", action="store_true",
+                   help="time one more step's phases on the GPU, as ssa-bench train --breakdown")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_torch: no CUDA GPU is visible to PyTorch")

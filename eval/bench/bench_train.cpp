@@ -12,6 +12,7 @@
 #include "cuda/runtime/runtime.h"
 #include "eval/bench/bench.h"
 #include "eval/bench/bench_gpu.h"
+#include "eval/bench/bench_timeline.h"
 #include "train/optimizer.h"
 
 namespace ssa {
@@ -26,7 +27,11 @@ constexpr const char* kAbout =
     "during the steps, weights and optimizer state included. FLOPs per token are the model's\n"
     "with full causal attention in every mode (Decoder::flops_per_token), so the modes compare\n"
     "by time. In ssa mode the steps alternate between passing on the full and the sparse path\n"
-    "(training draws it with attention.p_full); both are computed every step.";
+    "(training draws it with attention.p_full); both are computed every step.\n"
+    "With --breakdown, one more step is timed on the GPU's timeline: forward (the loss, read back\n"
+    "to the host), backward, optimizer (gradient norm, clipping, AdamW), each from CUDA events at\n"
+    "its boundaries, and the part of each when no kernel, copy or memset ran (CUPTI's activity\n"
+    "records): the GPU waiting for the host's launches.";
 
 constexpr double kPeakFlops = 989e12;
 
@@ -55,34 +60,76 @@ ForwardOptions step_options(const TrainSettings& s, Mode mode, int64_t step) {
 struct StepTimes {
   std::vector<double> seconds;
   double last_loss = 0;
-  double flops_per_token = 0;  // with full attention
+  double flops_per_token = 0;     // with full attention
+  std::vector<PhaseTime> phases;  // of one more step, with --breakdown
 };
 
-StepTimes run_steps(const BenchConfig& config, Mode mode, int64_t warmup, int64_t steps) {
-  const TrainSettings& s = config.settings;
-  Decoder model(s.model, s.run.dtype, Device::cuda, s.run.compute_dtype);
-  Rng rng(s.run.seed);
+const std::vector<std::string> kPhases = {"forward", "backward", "optimizer"};
+
+// The model's parameters, drawn from rng first (then the ids and targets, as before).
+const Parameters& initialized(Decoder& model, Rng& rng) {
   model.params().initialize(rng);
-  AdamW optimizer(model.params(), s.adamw);
-  const Tensor ids = random_ids({s.run.micro_batch, s.run.seq_len}, s.model.vocab_size, rng);
-  const Tensor targets = random_ids(ids.shape(), s.model.vocab_size, rng);
-  const Parameters& params = model.params();
+  return model.params();
+}
+
+// One step as ssa-train takes it; marks the boundaries of kPhases when given a timeline.
+class Step {
+ public:
+  Step(const TrainSettings& s, Rng& rng)
+      : s_(s),
+        model_(s.model, s.run.dtype, Device::cuda, s.run.compute_dtype),
+        optimizer_(initialized(model_, rng), s.adamw),
+        ids_(random_ids({s.run.micro_batch, s.run.seq_len}, s.model.vocab_size, rng)),
+        targets_(random_ids(ids_.shape(), s.model.vocab_size, rng)) {}
+
+  double flops_per_token() const { return model_.flops_per_token(s_.run.seq_len); }
+
+  // Returns the loss.
+  double run(Mode mode, int64_t step, StepTimeline* timeline) {
+    const Parameters& params = model_.params();
+    auto mark = [timeline](size_t boundary) {
+      if (timeline) timeline->mark(boundary);
+    };
+    mark(0);
+    params.zero_grad();
+    Tensor loss = model_.loss(ids_, targets_, 0, step_options(s_, mode, step));
+    mark(1);
+    const double value = loss.item();
+    backward(loss);
+    mark(2);
+    const double norm = gradient_norm(params.flat_grad());
+    clip_gradient(params.flat_grad(), norm, s_.run.grad_clip);
+    optimizer_.step(s_.schedule.lr, params.mixed_precision() ? params.compute_flat() : Tensor());
+    mark(3);
+    synchronize_device();
+    return value;
+  }
+
+ private:
+  const TrainSettings& s_;
+  Decoder model_;
+  AdamW optimizer_;
+  Tensor ids_, targets_;
+};
+
+StepTimes run_steps(const BenchConfig& config, Mode mode, int64_t warmup, int64_t steps,
+                    bool breakdown) {
+  Rng rng(config.settings.run.seed);
+  Step step(config.settings, rng);
   StepTimes times;
-  times.flops_per_token = model.flops_per_token(s.run.seq_len);
+  times.flops_per_token = step.flops_per_token();
   synchronize_device();
   cuda::reset_peak_memory();
-  for (int64_t step = 0; step < warmup + steps; ++step) {
+  for (int64_t i = 0; i < warmup + steps; ++i) {
     const auto start = std::chrono::steady_clock::now();
-    params.zero_grad();
-    Tensor loss = model.loss(ids, targets, 0, step_options(s, mode, step));
-    times.last_loss = loss.item();
-    backward(loss);
-    const double norm = gradient_norm(params.flat_grad());
-    clip_gradient(params.flat_grad(), norm, s.run.grad_clip);
-    optimizer.step(s.schedule.lr, params.mixed_precision() ? params.compute_flat() : Tensor());
-    synchronize_device();
+    times.last_loss = step.run(mode, i, nullptr);
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    if (step >= warmup) times.seconds.push_back(elapsed.count());
+    if (i >= warmup) times.seconds.push_back(elapsed.count());
+  }
+  if (breakdown) {
+    StepTimeline timeline(kPhases);
+    step.run(mode, warmup + steps, &timeline);
+    times.phases = timeline.phases();
   }
   return times;
 }
@@ -91,6 +138,28 @@ double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const size_t n = values.size();
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// "forward 30.1 ms (idle 0.2) | ...": each phase's GPU time and the part of it without kernels.
+void print_breakdown(const std::vector<PhaseTime>& phases, JsonLine& json) {
+  std::string line;
+  double total = 0, idle = 0;
+  for (const PhaseTime& phase : phases) {
+    total += phase.gpu_ms;
+    idle += phase.gpu_ms - phase.busy_ms;
+    line += fmt::format("{}{} {:.2f} ms (idle {:.2f})", line.empty() ? "" : " | ", phase.name,
+                        phase.gpu_ms, phase.gpu_ms - phase.busy_ms);
+    json.add(phase.name + "_ms", phase.gpu_ms)
+        .add(phase.name + "_idle_ms", phase.gpu_ms - phase.busy_ms);
+  }
+  if (!StepTimeline::measures_activity()) {
+    fmt::print("breakdown (GPU ms; idle not measured: built without CUPTI): {}\n", line);
+    return;
+  }
+  fmt::print(
+      "breakdown (GPU ms; idle: no kernel, copy or memset running): {} | idle in all {:.2f} "
+      "ms of {:.2f} ({:.1f}%)\n",
+      line, idle, total, 100 * idle / total);
 }
 
 }  // namespace
@@ -103,6 +172,7 @@ int bench_train_command(const std::vector<std::string>& args) {
       .option("--steps", "N", "timed steps (default 6)")
       .option("--warmup", "N", "untimed steps first (default 2)")
       .option("--json", "PATH", "append one JSON object with the result")
+      .flag("--breakdown", "time one more step's phases on the GPU (see above)")
       .parse(args);
   const BenchConfig config = load_bench_config(line.get("--config"));
   const TrainSettings& s = config.settings;
@@ -120,7 +190,7 @@ int bench_train_command(const std::vector<std::string>& args) {
   json.add("config", config.name).add("mode", std::string(mode_name(mode)));
   json.add("batch", s.run.micro_batch).add("seq_len", s.run.seq_len).add("steps", steps);
   try {
-    const StepTimes times = run_steps(config, mode, warmup, steps);
+    const StepTimes times = run_steps(config, mode, warmup, steps, line.has("--breakdown"));
     double total = 0;
     for (double seconds : times.seconds) total += seconds;
     const double tokens_per_s = static_cast<double>(tokens * steps) / total;
@@ -136,6 +206,7 @@ int bench_train_command(const std::vector<std::string>& args) {
         .add("tokens_per_s", tokens_per_s)
         .add("mfu", mfu);
     json.add("peak_gib", peak_gib).add("loss", times.last_loss);
+    if (!times.phases.empty()) print_breakdown(times.phases, json);
     output.write(json);
     return 0;
   } catch (const std::exception& error) {

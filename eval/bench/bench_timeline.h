@@ -1,0 +1,39 @@
+#pragma once
+// One training step on the GPU's timeline, for `ssa-bench train --breakdown` (CUDA builds only):
+// each phase's time on the GPU, from CUDA events at its boundaries, and how much of it the GPU
+// spent running kernels, copies and memsets (CUPTI activity records, where the build found
+// CUPTI). The rest of a phase is the GPU idle between them: waiting for the host's launches.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eval/bench/bench_gpu.h"
+
+namespace ssa {
+
+struct PhaseTime {
+  std::string name;
+  double gpu_ms;   // from the phase's first boundary to its next, on the GPU
+  double busy_ms;  // kernels, copies and memsets within it; NaN without CUPTI
+};
+
+class StepTimeline {
+ public:
+  // Starts recording the GPU's activity; call with the device idle, right before the step.
+  explicit StepTimeline(std::vector<std::string> phase_names);
+  ~StepTimeline();
+  StepTimeline(const StepTimeline&) = delete;
+  StepTimeline& operator=(const StepTimeline&) = delete;
+  // Boundary i comes before phase i; boundary phases (the last) after the last phase.
+  void mark(size_t boundary);
+  // After the step and a synchronize of the device.
+  std::vector<PhaseTime> phases() const;
+  // Whether busy_ms is measured (the build has CUPTI).
+  static bool measures_activity();
+
+ private:
+  std::vector<std::string> names_;
+  CudaEvents events_;
+};
+
+}  // namespace ssa
