@@ -11,22 +11,26 @@
 #include "core/error.h"
 #ifdef SSA_HAVE_CUPTI
 #include <cupti.h>
+#include <cxxabi.h>
 #endif
 
 namespace ssa {
 namespace {
 
-// [start, end) in nanoseconds of the GPU's clock.
-using Interval = std::pair<uint64_t, uint64_t>;
+// [start, end) in nanoseconds of the GPU's clock, and what ran.
+struct Activity {
+  uint64_t start, end;
+  std::string name;
+  bool operator<(const Activity& other) const { return start < other.start; }
+};
 
 #ifdef SSA_HAVE_CUPTI
-constexpr CUpti_ActivityKind kActivities[] = {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL,
-                                              CUPTI_ACTIVITY_KIND_MEMCPY,
-                                              CUPTI_ACTIVITY_KIND_MEMSET};
+constexpr CUpti_ActivityKind kActivities[] = {
+    CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY, CUPTI_ACTIVITY_KIND_MEMSET};
 constexpr size_t kBufferBytes = size_t{8} << 20;
 
 std::mutex g_mutex;
-std::vector<Interval> g_intervals;  // delivered by CUPTI, possibly from its own thread
+std::vector<Activity> g_activity;  // delivered by CUPTI, possibly from its own thread
 
 void check_cupti(CUptiResult result, const char* call) {
   if (result == CUPTI_SUCCESS) return;
@@ -42,21 +46,23 @@ void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_recor
 }
 
 template <typename Record>
-Interval interval_of(const CUpti_Activity* record) {
+Activity activity_of(const CUpti_Activity* record, const char* name) {
   const auto* r = reinterpret_cast<const Record*>(record);
-  return {r->start, r->end};
+  return {r->start, r->end, name};
 }
 
 void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t valid) {
   CUpti_Activity* record = nullptr;
   std::lock_guard<std::mutex> lock(g_mutex);
   while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
-    if (record->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)
-      g_intervals.push_back(interval_of<CUpti_ActivityKernel10>(record));
-    else if (record->kind == CUPTI_ACTIVITY_KIND_MEMCPY)
-      g_intervals.push_back(interval_of<CUpti_ActivityMemcpy6>(record));
-    else if (record->kind == CUPTI_ACTIVITY_KIND_MEMSET)
-      g_intervals.push_back(interval_of<CUpti_ActivityMemset4>(record));
+    if (record->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) {
+      const char* name = reinterpret_cast<const CUpti_ActivityKernel10*>(record)->name;
+      g_activity.push_back(activity_of<CUpti_ActivityKernel10>(record, name ? name : "kernel"));
+    } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMCPY) {
+      g_activity.push_back(activity_of<CUpti_ActivityMemcpy6>(record, "memcpy"));
+    } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMSET) {
+      g_activity.push_back(activity_of<CUpti_ActivityMemset4>(record, "memset"));
+    }
   }
   std::free(buffer);
 }
@@ -69,7 +75,7 @@ void start_activity() {
   }();
   (void)registered;
   std::lock_guard<std::mutex> lock(g_mutex);
-  g_intervals.clear();
+  g_activity.clear();
   for (CUpti_ActivityKind kind : kActivities)
     check_cupti(cuptiActivityEnable(kind), "cuptiActivityEnable");
 }
@@ -78,15 +84,15 @@ void stop_activity() {
   for (CUpti_ActivityKind kind : kActivities) cuptiActivityDisable(kind);
 }
 
-// The union of the intervals, sorted and merged, in ms from the first start.
-std::vector<std::pair<double, double>> merged_ms(std::vector<Interval> intervals) {
-  std::sort(intervals.begin(), intervals.end());
+// The union of the activity, sorted and merged, in ms from the first start.
+std::vector<std::pair<double, double>> merged_ms(std::vector<Activity> activity) {
+  std::sort(activity.begin(), activity.end());
   std::vector<std::pair<double, double>> merged;
-  if (intervals.empty()) return merged;
-  const uint64_t origin = intervals.front().first;
-  for (const auto& [start, end] : intervals) {
-    const double s = 1e-6 * static_cast<double>(start - origin);
-    const double e = 1e-6 * static_cast<double>(end - origin);
+  if (activity.empty()) return merged;
+  const uint64_t origin = activity.front().start;
+  for (const Activity& a : activity) {
+    const double s = 1e-6 * static_cast<double>(a.start - origin);
+    const double e = 1e-6 * static_cast<double>(a.end - origin);
     if (!merged.empty() && s <= merged.back().second)
       merged.back().second = std::max(merged.back().second, e);
     else
@@ -95,10 +101,21 @@ std::vector<std::pair<double, double>> merged_ms(std::vector<Interval> intervals
   return merged;
 }
 
-std::vector<Interval> recorded_activity() {
+// A kernel's demangled name, cut to 100 characters.
+std::string readable(const std::string& name) {
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+  std::string out = status == 0 && demangled ? demangled : name;
+  std::free(demangled);
+  return out.size() > 100 ? out.substr(0, 100) + "..." : out;
+}
+
+std::vector<Activity> recorded_activity() {
   check_cupti(cuptiActivityFlushAll(0), "cuptiActivityFlushAll");
   std::lock_guard<std::mutex> lock(g_mutex);
-  return g_intervals;
+  std::vector<Activity> activity = g_activity;
+  std::sort(activity.begin(), activity.end());
+  return activity;
 }
 #else
 void start_activity() {}
@@ -126,6 +143,26 @@ bool StepTimeline::measures_activity() {
 
 // The first activity starts right after boundary 0 (the device was idle), so activity times
 // count from it.
+std::vector<IdleGap> StepTimeline::longest_gaps(size_t count) const {
+  std::vector<IdleGap> gaps;
+#ifdef SSA_HAVE_CUPTI
+  const std::vector<Activity> activity = recorded_activity();
+  uint64_t busy_until = 0;
+  for (size_t i = 0; i < activity.size(); ++i) {
+    if (i > 0 && activity[i].start > busy_until)
+      gaps.push_back({1e-6 * static_cast<double>(activity[i].start - busy_until),
+                      readable(activity[i - 1].name), readable(activity[i].name)});
+    busy_until = std::max(busy_until, activity[i].end);
+  }
+  std::sort(gaps.begin(), gaps.end(),
+            [](const IdleGap& a, const IdleGap& b) { return a.ms > b.ms; });
+  if (gaps.size() > count) gaps.resize(count);
+#else
+  (void)count;
+#endif
+  return gaps;
+}
+
 std::vector<PhaseTime> StepTimeline::phases() const {
   std::vector<PhaseTime> out;
 #ifdef SSA_HAVE_CUPTI

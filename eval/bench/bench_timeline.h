@@ -17,6 +17,12 @@ struct PhaseTime {
   double busy_ms;  // kernels, copies and memsets within it; NaN without CUPTI
 };
 
+// A stretch of the step with nothing running on the GPU, between two activities.
+struct IdleGap {
+  double ms;
+  std::string previous, next;  // the kernels (or "memcpy", "memset") around it, demangled
+};
+
 class StepTimeline {
  public:
   // Starts recording the GPU's activity; call with the device idle, right before the step.
@@ -26,8 +32,10 @@ class StepTimeline {
   StepTimeline& operator=(const StepTimeline&) = delete;
   // Boundary i comes before phase i; boundary phases (the last) after the last phase.
   void mark(size_t boundary);
-  // After the step and a synchronize of the device.
+  // After the step and a synchronize of the device (each reads the recorded activity once).
   std::vector<PhaseTime> phases() const;
+  // The `count` longest idle gaps, longest first (none without CUPTI).
+  std::vector<IdleGap> longest_gaps(size_t count) const;
   // Whether busy_ms is measured (the build has CUPTI).
   static bool measures_activity();
 

@@ -62,9 +62,11 @@ struct StepTimes {
   double last_loss = 0;
   double flops_per_token = 0;     // with full attention
   std::vector<PhaseTime> phases;  // of one more step, with --breakdown
+  std::vector<IdleGap> gaps;      // its longest idle gaps
 };
 
 const std::vector<std::string> kPhases = {"forward", "backward", "optimizer"};
+constexpr size_t kGapsShown = 5;
 
 // The model's parameters, drawn from rng first (then the ids and targets, as before).
 const Parameters& initialized(Decoder& model, Rng& rng) {
@@ -130,6 +132,7 @@ StepTimes run_steps(const BenchConfig& config, Mode mode, int64_t warmup, int64_
     StepTimeline timeline(kPhases);
     step.run(mode, warmup + steps, &timeline);
     times.phases = timeline.phases();
+    times.gaps = timeline.longest_gaps(kGapsShown);
   }
   return times;
 }
@@ -207,6 +210,8 @@ int bench_train_command(const std::vector<std::string>& args) {
         .add("mfu", mfu);
     json.add("peak_gib", peak_gib).add("loss", times.last_loss);
     if (!times.phases.empty()) print_breakdown(times.phases, json);
+    for (const IdleGap& gap : times.gaps)
+      fmt::print("  idle {:.3f} ms after {}\n    before {}\n", gap.ms, gap.previous, gap.next);
     output.write(json);
     return 0;
   } catch (const std::exception& error) {
