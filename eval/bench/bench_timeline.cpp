@@ -133,6 +133,14 @@ StepTimeline::~StepTimeline() { stop_activity(); }
 
 void StepTimeline::mark(size_t boundary) { events_.record(boundary); }
 
+void StepTimeline::restart() {
+#ifdef SSA_HAVE_CUPTI
+  check_cupti(cuptiActivityFlushAll(0), "cuptiActivityFlushAll");
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_activity.clear();
+#endif
+}
+
 bool StepTimeline::measures_activity() {
 #ifdef SSA_HAVE_CUPTI
   return true;

@@ -32,6 +32,8 @@ class StepTimeline {
   StepTimeline& operator=(const StepTimeline&) = delete;
   // Boundary i comes before phase i; boundary phases (the last) after the last phase.
   void mark(size_t boundary);
+  // Drops what was recorded so far (a step run to warm up the recording) and goes on recording.
+  void restart();
   // After the step and a synchronize of the device (each reads the recorded activity once).
   std::vector<PhaseTime> phases() const;
   // The `count` longest idle gaps, longest first (none without CUPTI).

@@ -28,10 +28,11 @@ constexpr const char* kAbout =
     "with full causal attention in every mode (Decoder::flops_per_token), so the modes compare\n"
     "by time. In ssa mode the steps alternate between passing on the full and the sparse path\n"
     "(training draws it with attention.p_full); both are computed every step.\n"
-    "With --breakdown, one more step is timed on the GPU's timeline: forward (the loss, read back\n"
-    "to the host), backward, optimizer (gradient norm, clipping, AdamW), each from CUDA events at\n"
-    "its boundaries, and the part of each when no kernel, copy or memset ran (CUPTI's activity\n"
-    "records): the GPU waiting for the host's launches.";
+    "With --breakdown, one more step (after one that warms up the recording) is timed on the\n"
+    "GPU's timeline: forward (the loss, read back to the host), backward, optimizer (gradient\n"
+    "norm, clipping, AdamW), each from CUDA events at its boundaries, and the part of each when\n"
+    "no kernel, copy or memset ran (CUPTI's activity records): the GPU waiting for the host's\n"
+    "launches. The five longest idle gaps follow, with the kernels around each.";
 
 constexpr double kPeakFlops = 989e12;
 
@@ -129,7 +130,10 @@ StepTimes run_steps(const BenchConfig& config, Mode mode, int64_t warmup, int64_
     if (i >= warmup) times.seconds.push_back(elapsed.count());
   }
   if (breakdown) {
+    // The first launches after CUPTI starts recording are slow: one step warms it up.
     StepTimeline timeline(kPhases);
+    step.run(mode, warmup + steps, &timeline);
+    timeline.restart();
     step.run(mode, warmup + steps, &timeline);
     times.phases = timeline.phases();
     times.gaps = timeline.longest_gaps(kGapsShown);
