@@ -786,13 +786,11 @@ PHASES = ("forward", "backward", "optimizer")
 def step_breakdown(run):
     """ssa-bench train --breakdown's measure of one step: each phase's GPU time between CUDA
     events, and the part of it when no kernel, copy or memset ran (the profiler's CUDA activity
-    only, so that it adds no work on the host)."""
+    only, so that it adds no work on the host). The step is the profiler's first: a run with a
+    profiler schedule to warm it up first recorded no activity (2026-12-03)."""
     marks = [torch.cuda.Event(enable_timing=True) for _ in range(len(PHASES) + 1)]
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA],
-                                schedule=torch.profiler.schedule(wait=0, warmup=1, active=1)) as prof:
-        for _ in range(2):  # the first step warms up the recording, as in ssa-bench
-            run(marks)
-            prof.step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        run(marks)
     spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events()
                    if e.device_type == torch.autograd.DeviceType.CUDA)
     busy, origin = [], spans[0][0] if spans else 0
