@@ -786,8 +786,8 @@ PHASES = ("forward", "backward", "optimizer")
 def step_breakdown(run):
     """ssa-bench train --breakdown's measure of one step: each phase's GPU time between CUDA
     events, and the part of it when no kernel, copy or memset ran (the profiler's CUDA activity
-    only, so that it adds no work on the host). The step is the profiler's first: a run with a
-    profiler schedule to warm it up first recorded no activity (2026-12-03)."""
+    only, so that it adds no work on the host). The step is the profiler's first (warming it up
+    with a profiler schedule left the recorded step without CUDA activity)."""
     marks = [torch.cuda.Event(enable_timing=True) for _ in range(len(PHASES) + 1)]
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         run(marks)
