@@ -8,8 +8,8 @@
 namespace ssa::cuda {
 namespace {
 
-// Element i copies unit i % units of row i / units (cudaMemcpy2DAsync takes a copy engine, slow
-// for many short rows).
+// Element i copies unit i % units of row i / units (a kernel, where cudaMemcpy2DAsync would go
+// through a copy engine).
 template <typename Unit>
 struct CopyRowUnits {
   char* dst;
