@@ -84,9 +84,8 @@ void stop_activity() {
   for (CUpti_ActivityKind kind : kActivities) cuptiActivityDisable(kind);
 }
 
-// The union of the activity, sorted and merged, in ms from the first start.
-std::vector<std::pair<double, double>> merged_ms(std::vector<Activity> activity) {
-  std::sort(activity.begin(), activity.end());
+// The union of the activity (sorted by start), in ms from the first start.
+std::vector<std::pair<double, double>> merged_ms(const std::vector<Activity>& activity) {
   std::vector<std::pair<double, double>> merged;
   if (activity.empty()) return merged;
   const uint64_t origin = activity.front().start;
