@@ -33,7 +33,7 @@ class Node {
   // One gradient per entry of inputs(); an undefined Tensor means "no gradient".
   virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;
   // What backward() calls: one gradient per output. A node of several outputs overrides it
-  // (and gives backward() the first output's gradient alone).
+  // (through MultiOutputNode).
   virtual std::vector<Tensor> backward_outputs(const std::vector<Tensor>& grad_outputs) {
     return backward(grad_outputs[0]);
   }
@@ -52,6 +52,18 @@ class Node {
   std::vector<Tensor> inputs_;
   int output_count_ = 1;
   uint64_t sequence_ = 0;
+};
+
+// A node of several outputs implements backward_outputs alone; backward(grad), given only the
+// first output's gradient, hands it on with the others undefined.
+class MultiOutputNode : public Node {
+ public:
+  std::vector<Tensor> backward(const Tensor& first) final {
+    std::vector<Tensor> grads(static_cast<size_t>(output_count()));
+    grads[0] = first;
+    return backward_outputs(grads);
+  }
+  std::vector<Tensor> backward_outputs(const std::vector<Tensor>& grad_outputs) override = 0;
 };
 
 bool grad_enabled();

@@ -83,7 +83,7 @@ Tensor copy_of_columns(const ColumnWindow& window, const Shape& shape) {
 }
 
 // inputs: h, wq, wk, wv (, wg); outputs: q, k, v (, gate_logits).
-class AttentionProjectionsNode : public Node {
+class AttentionProjectionsNode : public MultiOutputNode {
  public:
   AttentionProjectionsNode(Tensor h, Tensor stacked, StackedLayout layout, RopeTable table,
                            int64_t position_offset)
@@ -93,12 +93,6 @@ class AttentionProjectionsNode : public Node {
         table_(std::move(table)),
         position_offset_(position_offset) {}
   const char* name() const override { return "attention_projections"; }
-
-  std::vector<Tensor> backward(const Tensor& dq) override {
-    std::vector<Tensor> grads(static_cast<size_t>(output_count()));
-    grads[0] = dq;
-    return backward_outputs(grads);
-  }
 
   std::vector<Tensor> backward_outputs(const std::vector<Tensor>& grads) override {
     const Tensor dy = stacked_gradient(grads);

@@ -55,9 +55,8 @@ Tensor test_sum(const Tensor& a) {
 // Two outputs of one node: 2a and 3a. Counts its backward runs and the gradients it got.
 int g_split_runs = 0, g_split_gradients = 0;
 
-struct SplitNode : Node {
+struct SplitNode : MultiOutputNode {
   const char* name() const override { return "test_split"; }
-  std::vector<Tensor> backward(const Tensor& g) override { return backward_outputs({g, Tensor()}); }
   std::vector<Tensor> backward_outputs(const std::vector<Tensor>& grads) override {
     ++g_split_runs;
     Tensor da = Tensor::zeros(grads[0].defined() ? grads[0].shape() : grads[1].shape(), DType::f64);
@@ -113,6 +112,15 @@ TEST_CASE("a node of two outputs runs once, with the gradient of each output or 
   CHECK(g_split_runs == 1);
   CHECK(g_split_gradients == 1);
   CHECK(y.grad().at(0) == 54.0);
+
+  // backward(g) is backward_outputs({g, none}).
+  g_split_runs = g_split_gradients = 0;
+  auto [first, second] = test_split(leaf({1, 2}));
+  const std::vector<Tensor> grads =
+      first.grad_fn()->backward(Tensor::from({1, -1}, {2}, DType::f64));
+  CHECK(g_split_gradients == 1);
+  CHECK(grads[0].at(0) == 2.0);
+  CHECK(grads[0].at(1) == -2.0);
 }
 
 TEST_CASE("diamond graph: two paths from one activation") {
