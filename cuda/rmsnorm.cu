@@ -10,25 +10,51 @@ namespace {
 constexpr int kColumns = 32, kRowLanes = 8;  // a column-sum block: columns x row lanes
 constexpr int64_t kMinChunkRows = 64, kMaxChunks = 256;
 
+// What the norm reads: x, or x + residual rounded to T (the sum, also written out).
 template <typename T>
-__global__ void forward_kernel(const T* x, const T* weight, T* y, float* rstd, int64_t dim,
+struct NormInput {
+  const T* x;
+  const T* residual;  // null: the norm of x alone
+  T* sum;
+
+  __device__ float operator()(int64_t i) const {
+    return residual == nullptr ? to_float(x[i])
+                               : to_float(from_float<T>(to_float(x[i]) + to_float(residual[i])));
+  }
+  // P values from i, as floats; writes them to sum when adding.
+  template <int P>
+  __device__ void load(int64_t i, float (&v)[P]) const {
+    load_floats(x + i, v);
+    if (residual == nullptr) return;
+    float r[P];
+    load_floats(residual + i, r);
+#pragma unroll
+    for (int j = 0; j < P; ++j) v[j] = to_float(from_float<T>(v[j] + r[j]));
+    store_floats(sum + i, v);
+  }
+};
+
+template <typename T>
+__global__ void forward_kernel(NormInput<T> in, const T* weight, T* y, float* rstd, int64_t dim,
                                float eps) {
   const int64_t base = blockIdx.x * dim;
   float squares = 0;
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-    const float v = to_float(x[base + j]);
+    const float v = in(base + j);
+    if (in.residual != nullptr) in.sum[base + j] = from_float<T>(v);
     squares += v * v;
   }
   squares = block_sum(squares);
   const float r = 1.0f / sqrtf(squares / static_cast<float>(dim) + eps);
   if (threadIdx.x == 0) rstd[blockIdx.x] = r;
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x)
-    y[base + j] = from_float<T>(to_float(x[base + j]) * r * to_float(weight[j]));
+    y[base + j] = from_float<T>(in(base + j) * r * to_float(weight[j]));
 }
 
+// d_through (or null) is added to dx: the gradient that reaches a residual sum past its norm.
 template <typename T>
-__global__ void input_gradient_kernel(const T* x, const T* weight, const T* dy, const float* rstd,
-                                      T* dx, int64_t dim) {
+__global__ void input_gradient_kernel(const T* x, const T* weight, const T* dy, const T* d_through,
+                                      const float* rstd, T* dx, int64_t dim) {
   const int64_t base = blockIdx.x * dim;
   const float r = rstd[blockIdx.x];
   float dot = 0;  // Σ_j dy_j w_j x_j; times r it is Σ_j dx̂_j x̂_j
@@ -37,8 +63,9 @@ __global__ void input_gradient_kernel(const T* x, const T* weight, const T* dy, 
   const float mean_dot = block_sum(dot) * r / static_cast<float>(dim);
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
     const float x_hat = to_float(x[base + j]) * r;
-    dx[base + j] =
-        from_float<T>(r * (to_float(dy[base + j]) * to_float(weight[j]) - x_hat * mean_dot));
+    const float through = d_through == nullptr ? 0.0f : to_float(d_through[base + j]);
+    dx[base + j] = from_float<T>(
+        r * (to_float(dy[base + j]) * to_float(weight[j]) - x_hat * mean_dot) + through);
   }
 }
 
@@ -59,8 +86,8 @@ __device__ inline int64_t warp_row() {
 __device__ inline float warp_total(float v) { return __shfl_sync(kAllLanes, warp_sum(v), 0); }
 
 template <typename T, int kPieces>
-__global__ void forward_rows_kernel(const T* x, const T* weight, T* y, float* rstd, int64_t rows,
-                                    int dim, float eps) {
+__global__ void forward_rows_kernel(NormInput<T> in, const T* weight, T* y, float* rstd,
+                                    int64_t rows, int dim, float eps) {
   constexpr int P = kPack<T>;
   const int64_t row = warp_row();
   if (row >= rows) return;  // whole warps
@@ -69,7 +96,7 @@ __global__ void forward_rows_kernel(const T* x, const T* weight, T* y, float* rs
 #pragma unroll
   for (int k = 0; k < kPieces; ++k) {
     if (piece_column<T>(k) >= dim) continue;
-    load_floats(x + row * dim + piece_column<T>(k), v[k]);
+    in.load(row * dim + piece_column<T>(k), v[k]);
 #pragma unroll
     for (int j = 0; j < P; ++j) squares += v[k][j] * v[k][j];
   }
@@ -100,15 +127,17 @@ struct RowPiece {
 };
 
 // The backward row kernel: one block per chunk of chunk_rows rows, its warps taking the rows
-// warp, warp + kRowWarps, ... . Each row's dx as input_gradient_kernel (skipped when dx is null);
+// warp, warp + kRowWarps, ... . Each row's dx as input_gradient_kernel (skipped when dx is null,
+// d_through added when not null);
 // with partial not null, also partial[chunk, j] = Σ over the chunk's rows of dy[r, j] · x[r, j] ·
 // rstd[r], summed per lane in row order, then over the warps in order (dim floats of dynamic
 // shared memory). The row's second pass reads x and dy again (from L1): registers hold the
 // lane's dw sums instead, two blocks per SM.
 template <typename T, int kPieces>
 __global__ void __launch_bounds__(kThreads, 2)
-    backward_rows_kernel(const T* x, const T* weight, const T* dy, const float* rstd, T* dx,
-                         float* partial, int64_t rows, int dim, int64_t chunk_rows) {
+    backward_rows_kernel(const T* x, const T* weight, const T* dy, const T* d_through,
+                         const float* rstd, T* dx, float* partial, int64_t rows, int dim,
+                         int64_t chunk_rows) {
   constexpr int P = kPack<T>;
   extern __shared__ float column_sums[];
   const int warp = static_cast<int>(threadIdx.x) / kWarp;
@@ -137,7 +166,14 @@ __global__ void __launch_bounds__(kThreads, 2)
         dw[k][j] += v.g[j] * v.x[j] * r;
         out[j] = r * (v.g[j] * v.w[j] - v.x[j] * r * mean_dot);
       }
-      if (dx != nullptr) store_floats(dx + row * dim + col, out);
+      if (dx == nullptr) continue;
+      if (d_through != nullptr) {
+        float through[P];
+        load_floats(d_through + row * dim + col, through);
+#pragma unroll
+        for (int j = 0; j < P; ++j) out[j] += through[j];
+      }
+      store_floats(dx + row * dim + col, out);
     }
   }
   if (partial == nullptr) return;  // the whole block
@@ -241,25 +277,28 @@ int64_t chunk_rows_for(int64_t rows) {
 }  // namespace
 
 void rmsnorm_forward(const void* x, const void* weight, void* y, float* rstd, DType dtype,
-                     int64_t rows, int64_t dim, double eps) {
+                     int64_t rows, int64_t dim, double eps, const void* residual, void* sum) {
   if (rows == 0) return;
   with_storage_type(dtype, "rmsnorm", [&](auto zero) {
     using T = decltype(zero);
-    const bool by_rows = launch_rows<T>(dim, {x, weight, y}, [&](auto pieces) {
+    const NormInput<T> in{static_cast<const T*>(x), static_cast<const T*>(residual),
+                          static_cast<T*>(sum)};
+    const bool by_rows = launch_rows<T>(dim, {x, weight, y, residual, sum}, [&](auto pieces) {
       forward_rows_kernel<T, pieces.value><<<row_blocks(rows), kThreads, 0, compute_stream()>>>(
-          static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<T*>(y), rstd, rows,
-          static_cast<int>(dim), static_cast<float>(eps));
+          in, static_cast<const T*>(weight), static_cast<T*>(y), rstd, rows, static_cast<int>(dim),
+          static_cast<float>(eps));
     });
     if (!by_rows)
       forward_kernel<<<static_cast<unsigned>(rows), kThreads, 0, compute_stream()>>>(
-          static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<T*>(y), rstd, dim,
+          in, static_cast<const T*>(weight), static_cast<T*>(y), rstd, dim,
           static_cast<float>(eps));
     check_launch();
   });
 }
 
 void rmsnorm_backward(const void* x, const void* weight, const void* dy, const float* rstd,
-                      void* dx, void* dw, DType dtype, int64_t rows, int64_t dim) {
+                      void* dx, void* dw, DType dtype, int64_t rows, int64_t dim,
+                      const void* d_through) {
   if (rows == 0) return;
   const int64_t chunk_rows = chunk_rows_for(rows), chunks = (rows + chunk_rows - 1) / chunk_rows;
   std::optional<DeviceScratch> partial;
@@ -269,15 +308,16 @@ void rmsnorm_backward(const void* x, const void* weight, const void* dy, const f
     using T = decltype(zero);
     const auto* x_t = static_cast<const T*>(x);
     const auto* dy_t = static_cast<const T*>(dy);
-    const bool by_rows = launch_rows<T>(dim, {x, weight, dy, dx}, [&](auto pieces) {
+    const auto* through = static_cast<const T*>(d_through);
+    const bool by_rows = launch_rows<T>(dim, {x, weight, dy, dx, d_through}, [&](auto pieces) {
       backward_rows_kernel<T, pieces.value>
           <<<static_cast<unsigned>(chunks), kThreads, dim * sizeof(float), compute_stream()>>>(
-              x_t, static_cast<const T*>(weight), dy_t, rstd, static_cast<T*>(dx), sums, rows,
-              static_cast<int>(dim), chunk_rows);
+              x_t, static_cast<const T*>(weight), dy_t, through, rstd, static_cast<T*>(dx), sums,
+              rows, static_cast<int>(dim), chunk_rows);
     });
     if (!by_rows && dx != nullptr)
       input_gradient_kernel<<<static_cast<unsigned>(rows), kThreads, 0, compute_stream()>>>(
-          x_t, static_cast<const T*>(weight), dy_t, rstd, static_cast<T*>(dx), dim);
+          x_t, static_cast<const T*>(weight), dy_t, through, rstd, static_cast<T*>(dx), dim);
     check_launch();
     if (!by_rows && dw != nullptr)
       launch_column_sums(WeightTerm<T>{x_t, dy_t, rstd, dim}, sums, rows, dim, chunk_rows,

@@ -7,6 +7,7 @@
 #include "autograd/autograd.h"
 #include "ops/cpu_kernels.h"
 #include "ops/dispatch.h"
+#include "ops/elementwise.h"
 #ifdef SSA_HAVE_CUDA
 #include "cuda/rmsnorm.h"
 #endif
@@ -72,13 +73,17 @@ void weight_gradient(const T* x, const T* dy, T* dw, Rows rows, const double* rs
   }
 }
 
+// The norm's gradients from g, its output's: dx (plus d_through where defined) and dw, each
+// where defined. x is the norm's input.
 void backward_cpu(const Tensor& x, const Tensor& weight, const Tensor& g, const Tensor& rstd,
-                  const Tensor& dx, const Tensor& dw) {
+                  const Tensor& dx, const Tensor& dw, const Tensor& d_through) {
   dispatch_float(g, "rmsnorm backward", [&](auto zero) {
     using T = decltype(zero);
-    if (dx.defined())
+    if (dx.defined()) {
       input_gradient(x.data<T>(), weight.data<T>(), g.data<T>(), dx.data<T>(), rows_of(x),
                      rstd.data<double>());
+      if (d_through.defined()) accumulate_into(dx, d_through);
+    }
     if (dw.defined())
       weight_gradient(x.data<T>(), g.data<T>(), dw.data<T>(), rows_of(x), rstd.data<double>());
   });
@@ -86,57 +91,123 @@ void backward_cpu(const Tensor& x, const Tensor& weight, const Tensor& g, const 
 
 #ifdef SSA_HAVE_CUDA
 void backward_cuda(const Tensor& x, const Tensor& weight, const Tensor& g, const Tensor& rstd,
-                   const Tensor& dx, const Tensor& dw) {
+                   const Tensor& dx, const Tensor& dw, const Tensor& d_through) {
   const Rows rows = rows_of(x);
   cuda::rmsnorm_backward(x.raw(), weight.raw(), g.raw(), rstd.data<float>(),
                          dx.defined() ? dx.raw() : nullptr, dw.defined() ? dw.raw() : nullptr,
-                         x.dtype(), rows.count, rows.dim);
+                         x.dtype(), rows.count, rows.dim,
+                         d_through.defined() ? d_through.raw() : nullptr);
 }
 #endif
 
-// rstd: one value per row, f64 on the CPU, f32 on CUDA.
-struct RmsNormNode : Node {
+// What a norm's node keeps: its input x, the weight, and rstd (one value per row, f64 on the
+// CPU, f32 on CUDA).
+struct NormSaved {
   Tensor x, weight, rstd;
-  RmsNormNode(Tensor x_, Tensor weight_, Tensor rstd_)
-      : x(std::move(x_)), weight(std::move(weight_)), rstd(std::move(rstd_)) {}
-  const char* name() const override { return "rmsnorm"; }
-  std::vector<Tensor> backward(const Tensor& g) override {
+
+  // {dx, dw} from g, the norm's output gradient; dx includes d_through where that is defined.
+  // The flags say which to compute.
+  std::vector<Tensor> backward(const Tensor& g, bool want_dx, bool want_dw,
+                               const Tensor& d_through) const {
     Tensor dx, dw;
-    if (inputs()[0].requires_grad()) dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-    if (inputs()[1].requires_grad())
-      dw = Tensor::empty(weight.shape(), weight.dtype(), weight.device());
+    if (want_dx) dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    if (want_dw) dw = Tensor::empty(weight.shape(), weight.dtype(), weight.device());
     if (g.is_cpu())
-      backward_cpu(x, weight, g, rstd, dx, dw);
+      backward_cpu(x, weight, g, rstd, dx, dw, d_through);
     else
-      SSA_ON_CUDA("rmsnorm backward", backward_cuda(x, weight, g, rstd, dx, dw));
+      SSA_ON_CUDA("rmsnorm backward", backward_cuda(x, weight, g, rstd, dx, dw, d_through));
     return {dx, dw};
   }
-  void release() override { x = weight = rstd = Tensor(); }
 };
 
-}  // namespace
+struct RmsNormNode : Node {
+  NormSaved saved;
+  explicit RmsNormNode(NormSaved saved_) : saved(std::move(saved_)) {}
+  const char* name() const override { return "rmsnorm"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    return saved.backward(g, inputs()[0].requires_grad(), inputs()[1].requires_grad(), Tensor());
+  }
+  void release() override { saved = NormSaved(); }
+};
 
-Tensor rmsnorm(const Tensor& x, const Tensor& weight, double eps) {
-  check_same_kind({&x, &weight}, "rmsnorm");
+// inputs: x, residual, weight; outputs: sum, normed. x and residual share one gradient: the
+// sum's own plus what comes through the norm.
+struct AddRmsNormNode : MultiOutputNode {
+  NormSaved saved;  // saved.x is the sum
+  explicit AddRmsNormNode(NormSaved saved_) : saved(std::move(saved_)) {}
+  const char* name() const override { return "add_rmsnorm"; }
+  std::vector<Tensor> backward_outputs(const std::vector<Tensor>& grads) override {
+    const Tensor &d_sum = grads[0], &d_normed = grads[1];
+    const bool want_dx = inputs()[0].requires_grad() || inputs()[1].requires_grad();
+    if (!d_normed.defined()) return {d_sum, d_sum, Tensor()};
+    std::vector<Tensor> norm =
+        saved.backward(d_normed, want_dx, inputs()[2].requires_grad(), d_sum);
+    return {norm[0], norm[0], norm[1]};
+  }
+  void release() override { saved = NormSaved(); }
+};
+
+void check_norm(const Tensor& x, const Tensor& weight, double eps, const char* op) {
+  check_same_kind({&x, &weight}, op);
   SSA_CHECK(x.rank() >= 1 && x.shape().back() > 0 && weight.shape() == Shape{x.shape().back()},
-            "rmsnorm: x {} and weight {} (expected x [..., D], D > 0, weight [D])", x.shape().str(),
+            "{}: x {} and weight {} (expected x [..., D], D > 0, weight [D])", op, x.shape().str(),
             weight.shape().str());
-  SSA_CHECK(eps >= 0, "rmsnorm: eps {} is negative", eps);
+  SSA_CHECK(eps >= 0, "{}: eps {} is negative", op, eps);
+}
+
+// The norm of x (CPU), or on CUDA of x, or of x + residual written to sum when residual is
+// defined. Returns the saved state; writes the norm to y.
+NormSaved normalize_into(const Tensor& x, const Tensor& residual, const Tensor& sum,
+                         const Tensor& weight, const Tensor& y, double eps) {
   const Rows rows = rows_of(x);
-  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor rstd = Tensor::empty({rows.count}, x.is_cpu() ? DType::f64 : DType::f32, x.device());
   if (x.is_cpu()) {
     dispatch_float(x, "rmsnorm", [&](auto zero) {
       using T = decltype(zero);
       normalize(x.data<T>(), weight.data<T>(), y.data<T>(), rows, eps, rstd.data<double>());
     });
-  } else {
-    SSA_ON_CUDA("rmsnorm", cuda::rmsnorm_forward(x.raw(), weight.raw(), y.raw(), rstd.data<float>(),
-                                                 x.dtype(), rows.count, rows.dim, eps));
+    return {x, weight, rstd};
   }
+  SSA_ON_CUDA("rmsnorm", cuda::rmsnorm_forward(x.raw(), weight.raw(), y.raw(), rstd.data<float>(),
+                                               x.dtype(), rows.count, rows.dim, eps,
+                                               residual.defined() ? residual.raw() : nullptr,
+                                               sum.defined() ? sum.raw() : nullptr));
+  return {residual.defined() ? sum : x, weight, rstd};
+}
+
+}  // namespace
+
+Tensor rmsnorm(const Tensor& x, const Tensor& weight, double eps) {
+  check_norm(x, weight, eps, "rmsnorm");
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  NormSaved saved = normalize_into(x, Tensor(), Tensor(), weight, y, eps);
   if (!should_record({&x, &weight})) return y;
-  return record(y, std::make_shared<RmsNormNode>(x.detach(), weight.detach(), std::move(rstd)),
-                {x, weight});
+  saved.x = saved.x.detach();
+  saved.weight = saved.weight.detach();
+  return record(y, std::make_shared<RmsNormNode>(std::move(saved)), {x, weight});
+}
+
+NormedSum add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps) {
+  check_norm(x, weight, eps, "add_rmsnorm");
+  check_same_kind({&x, &residual}, "add_rmsnorm");
+  SSA_CHECK(residual.shape() == x.shape(), "add_rmsnorm: residual {} for x {} (expected equal)",
+            residual.shape().str(), x.shape().str());
+  NormedSum out{Tensor(), Tensor::empty(x.shape(), x.dtype(), x.device())};
+  NormSaved saved;
+  if (x.is_cpu()) {
+    NoGrad not_recording;
+    out.sum = add(x, residual);
+    saved = normalize_into(out.sum, Tensor(), Tensor(), weight, out.normed, eps);
+  } else {
+    out.sum = Tensor::empty(x.shape(), x.dtype(), x.device());
+    saved = normalize_into(x, residual, out.sum, weight, out.normed, eps);
+  }
+  if (!should_record({&x, &residual, &weight})) return out;
+  saved.x = saved.x.detach();  // the sum: this node's own output
+  saved.weight = saved.weight.detach();
+  record_outputs({out.sum, out.normed}, std::make_shared<AddRmsNormNode>(std::move(saved)),
+                 {x, residual, weight});
+  return out;
 }
 
 }  // namespace ssa

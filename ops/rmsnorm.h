@@ -6,4 +6,13 @@ namespace ssa {
 // y = x / sqrt(mean(x², last axis) + eps) · weight. x: [..., D], weight: [D].
 Tensor rmsnorm(const Tensor& x, const Tensor& weight, double eps);
 
+struct NormedSum {
+  Tensor sum;     // x + residual
+  Tensor normed;  // rmsnorm(sum, weight, eps)
+};
+// A residual stream's add and the norm after it, in one pass each way: the same values as
+// add(x, residual) followed by rmsnorm. Its backward adds sum's own gradient to the norm's
+// input gradient as it writes it.
+NormedSum add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps);
+
 }  // namespace ssa

@@ -286,6 +286,34 @@ std::vector<OpCase> attention_projections_cuda() {
           attention_projections_case({2, 13, 40, 2, 2, 8, true, 0}, 1, 57)};
 }
 
+// ---- add_rmsnorm
+
+// Inputs x, residual, weight; the case returns the norm (normed_only) or Σ sum(output · output)
+// over both outputs, so that the sum's gradient comes both ways. (The sum alone gives the weight
+// no gradient: tests/test_op_rmsnorm.cpp checks that case.)
+OpCase add_rmsnorm_case(const Shape& x, bool normed_only, uint64_t seed) {
+  return {normed_only ? "normed" : "both outputs",
+          [normed_only](const auto& in) {
+            const NormedSum out = add_rmsnorm(in[0], in[1], in[2], 1e-5);
+            if (normed_only) return out.normed;
+            return add(sum(mul(out.sum, out.sum)), sum(mul(out.normed, out.normed)));
+          },
+          {input(x, seed), input(x, seed + 1), input({x.back()}, seed + 2)}};
+}
+
+std::vector<OpCase> add_rmsnorm_cpu() {
+  return {add_rmsnorm_case({2, 3, 5}, true, 61), add_rmsnorm_case({2, 3, 5}, false, 61),
+          add_rmsnorm_case({4, 1}, false, 64)};
+}
+
+// As rmsnorm's: rows the row kernels cannot take (97), a partial last piece (520), whole pieces
+// (1024), and the block kernel for f32 (2048); the norm alone at 256.
+std::vector<OpCase> add_rmsnorm_cuda() {
+  return {add_rmsnorm_case({2, 13, 97}, false, 71), add_rmsnorm_case({7, 520}, false, 74),
+          add_rmsnorm_case({2, 3, 1024}, false, 77), add_rmsnorm_case({5, 2048}, false, 80),
+          add_rmsnorm_case({3, 100, 256}, true, 83)};
+}
+
 std::vector<OpCase> swiglu_cpu() {
   std::vector<OpCase> cases;
   for (const Shape& s : {Shape{1}, Shape{7}, Shape{3, 5}, Shape{2, 3, 11}}) {
@@ -577,6 +605,7 @@ constexpr OpEntry kEntries[] = {
     {Op::matmul, kOpTolerance, matmul_cpu, matmul_cuda},
     {Op::embedding, kOpTolerance, embedding_cpu, embedding_cuda},
     {Op::rmsnorm, kOpTolerance, rmsnorm_cpu, rmsnorm_cuda},
+    {Op::add_rmsnorm, kOpTolerance, add_rmsnorm_cpu, add_rmsnorm_cuda},
     {Op::rope, kOpTolerance, rope_cpu, rope_cuda},
     {Op::attention_projections, kOpTolerance, attention_projections_cpu,
      attention_projections_cuda},

@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "op_test_util.h"
+#include "ops/elementwise.h"
 #include "ops/rmsnorm.h"
 
 using namespace ssa;
@@ -69,4 +70,42 @@ TEST_CASE("rmsnorm: errors") {
   CHECK_THROWS_AS(rmsnorm(x, random_tensor({1, 5}, 2, DType::f32, false), 1e-5), Error);
   CHECK_THROWS_AS(rmsnorm(x, random_tensor({5}, 2, DType::f64, false), 1e-5), Error);
   CHECK_THROWS_AS(rmsnorm(x, random_tensor({5}, 2, DType::f32, false), -1), Error);
+}
+
+TEST_CASE("add_rmsnorm: equals add then rmsnorm, forward and every gradient") {
+  Tensor x = random_tensor({3, 2, 7}, 1), r = random_tensor({3, 2, 7}, 2);
+  Tensor w = random_tensor({7}, 3);
+  Tensor g_sum = random_tensor({3, 2, 7}, 4, DType::f64, false);
+  Tensor g_normed = random_tensor({3, 2, 7}, 5, DType::f64, false);
+  const NormedSum fused = add_rmsnorm(x, r, w, 1e-5);
+  backward(add(sum(mul(fused.sum, g_sum)), sum(mul(fused.normed, g_normed))));
+  const std::vector<double> dx = x.grad().to_vector(), dr = r.grad().to_vector(),
+                            dw = w.grad().to_vector();
+
+  Tensor x2 = random_tensor({3, 2, 7}, 1), r2 = random_tensor({3, 2, 7}, 2);
+  Tensor w2 = random_tensor({7}, 3);
+  const Tensor s = add(x2, r2), y = rmsnorm(s, w2, 1e-5);
+  CHECK(max_abs_diff(fused.sum.to_vector(), s.to_vector()) == 0);
+  CHECK(max_abs_diff(fused.normed.to_vector(), y.to_vector()) == 0);
+  backward(add(sum(mul(s, g_sum)), sum(mul(y, g_normed))));
+  CHECK(max_abs_diff(dx, x2.grad().to_vector()) < 1e-12);
+  CHECK(max_abs_diff(dr, r2.grad().to_vector()) < 1e-12);
+  CHECK(max_abs_diff(dw, w2.grad().to_vector()) < 1e-12);
+}
+
+TEST_CASE("add_rmsnorm: the sum alone gives x and residual its gradient and the weight none") {
+  Tensor x = random_tensor({2, 4}, 1), r = random_tensor({2, 4}, 2), w = random_tensor({4}, 3);
+  backward(sum(add_rmsnorm(x, r, w, 1e-5).sum));
+  CHECK(max_abs_diff(x.grad().to_vector(), std::vector<double>(8, 1.0)) == 0);
+  CHECK(max_abs_diff(r.grad().to_vector(), std::vector<double>(8, 1.0)) == 0);
+  CHECK_FALSE(w.grad().defined());
+}
+
+TEST_CASE("add_rmsnorm: errors name the shapes") {
+  Tensor x = random_tensor({2, 5}, 1, DType::f32, false),
+         w = random_tensor({5}, 2, DType::f32, false);
+  CHECK_THROWS_WITH_AS(add_rmsnorm(x, random_tensor({5, 2}, 3, DType::f32, false), w, 1e-5),
+                       doctest::Contains("residual [5, 2] for x [2, 5]"), Error);
+  CHECK_THROWS_AS(add_rmsnorm(x, random_tensor({2, 5}, 3, DType::f64, false), w, 1e-5), Error);
+  CHECK_THROWS_AS(add_rmsnorm(x, x, random_tensor({4}, 2, DType::f32, false), 1e-5), Error);
 }

@@ -195,6 +195,18 @@ void rmsnorm_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   bench.fused(s, "rmsnorm.bwd", 3 * rows * row * kBf16 + rows * kF32 + 2 * row * kBf16, [&] {
     cuda::rmsnorm_backward(x.raw(), w.raw(), dy.raw(), r, dx.raw(), dw.raw(), DType::bf16, n, d);
   });
+  // The residual add fused in: reads x and the branch, writes the sum and its norm; the
+  // backward also reads the sum's own gradient.
+  Tensor branch = random_tensor({n, d}, DType::bf16, 1.0, rng);
+  Tensor sum = Tensor::empty({n, d}, DType::bf16, Device::cuda);
+  bench.fused(s, "add_rmsnorm.fwd", 4 * rows * row * kBf16 + rows * kF32 + row * kBf16, [&] {
+    cuda::rmsnorm_forward(x.raw(), w.raw(), y.raw(), r, DType::bf16, n, d, 1e-5, branch.raw(),
+                          sum.raw());
+  });
+  bench.fused(s, "add_rmsnorm.bwd", 4 * rows * row * kBf16 + rows * kF32 + 2 * row * kBf16, [&] {
+    cuda::rmsnorm_backward(sum.raw(), w.raw(), dy.raw(), r, dx.raw(), dw.raw(), DType::bf16, n, d,
+                           branch.raw());
+  });
 }
 
 // On the queries, as a training step runs it: the forward reads them from their columns of the
