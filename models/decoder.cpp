@@ -101,13 +101,12 @@ Tensor alignment_loss(const Tensor& o_full, const Tensor& o_sparse, double beta)
   return add(term, term.detach());
 }
 
-AttentionInputs Decoder::attention_inputs(int64_t index, const Tensor& x, int64_t offset) {
+AttentionInputs Decoder::attention_inputs(int64_t index, const Tensor& h, int64_t offset) {
   const ModelConfig& c = config_;
   const std::string prefix = fmt::format("layers.{}.attn.", index);
-  const Tensor h = rmsnorm(x, p(fmt::format("layers.{}.attn_norm", index)), c.norm_eps);
   const AttentionWeights weights{p(prefix + "wq"), p(prefix + "wk"), p(prefix + "wv"),
                                  c.attention_gate ? p(prefix + "wg") : Tensor()};
-  return attention_projections(h, weights, c.head_dim, rope_for(offset + x.dim(1)), offset);
+  return attention_projections(h, weights, c.head_dim, rope_for(offset + h.dim(1)), offset);
 }
 
 Tensor Decoder::attention_output(int64_t index, const Tensor& o) {
@@ -115,9 +114,9 @@ Tensor Decoder::attention_output(int64_t index, const Tensor& o) {
                 p(fmt::format("layers.{}.attn.wo", index)));
 }
 
-Tensor Decoder::attention_block(int64_t index, const Tensor& x, const ForwardOptions& options,
+Tensor Decoder::attention_block(int64_t index, const Tensor& h, const ForwardOptions& options,
                                 Tensor* alignment) {
-  const auto [q, k, v, gate_logits] = attention_inputs(index, x, 0);
+  const auto [q, k, v, gate_logits] = attention_inputs(index, h, 0);
   if (options.probe) options.probe(index, q, k, v, gate_logits);
   Tensor o = attention_path(options.path, q, k, v, Tensor(), gate_logits, options);
   if (options.align) {
@@ -133,20 +132,23 @@ Tensor Decoder::attention_block(int64_t index, const Tensor& x, const ForwardOpt
 }
 
 // The new positions attend to the whole cache, themselves included once appended.
-Tensor Decoder::cached_attention_block(int64_t index, const Tensor& x,
+Tensor Decoder::cached_attention_block(int64_t index, const Tensor& h,
                                        const ForwardOptions& options, LayerCache& cache) {
-  const auto [q, k, v, gate_logits] = attention_inputs(index, x, cache.length());
+  const auto [q, k, v, gate_logits] = attention_inputs(index, h, cache.length());
   cache.append(k, v);
   const Tensor kbar = options.path == AttentionPath::sparse ? cache.block_means() : Tensor();
   return attention_output(index, attention_path(options.path, q, cache.keys(), cache.values(), kbar,
                                                 gate_logits, options));
 }
 
+Tensor Decoder::feed_forward(int64_t index, const Tensor& h) {
+  const std::string prefix = fmt::format("layers.{}.ffn.", index);
+  return linear(swiglu(linear(h, p(prefix + "w1")), linear(h, p(prefix + "w3"))), p(prefix + "w2"));
+}
+
 Tensor Decoder::ffn_block(int64_t index, const Tensor& x) {
-  const std::string prefix = fmt::format("layers.{}.", index);
-  Tensor h = rmsnorm(x, p(prefix + "ffn_norm"), config_.norm_eps);
-  return linear(swiglu(linear(h, p(prefix + "ffn.w1")), linear(h, p(prefix + "ffn.w3"))),
-                p(prefix + "ffn.w2"));
+  return feed_forward(index,
+                      rmsnorm(x, p(fmt::format("layers.{}.ffn_norm", index)), config_.norm_eps));
 }
 
 Tensor Decoder::recomputed_ffn_block(int64_t index, const Tensor& x) {
@@ -158,13 +160,28 @@ Tensor Decoder::recomputed_ffn_block(int64_t index, const Tensor& x) {
                     leaves);
 }
 
-Tensor Decoder::layer(int64_t index, const Tensor& x, const ForwardOptions& options,
-                      Tensor* alignment, KvCache* cache) {
-  Tensor attended = cache ? cached_attention_block(index, x, options, cache->layer(index))
-                          : attention_block(index, x, options, alignment);
-  Tensor after_attention = add(x, attended);
-  return add(after_attention, options.recompute_ffn ? recomputed_ffn_block(index, after_attention)
-                                                    : ffn_block(index, after_attention));
+const Tensor& Decoder::norm_after(int64_t index) const {
+  return index + 1 < config_.n_layers ? p(fmt::format("layers.{}.attn_norm", index + 1))
+                                      : p("final_norm");
+}
+
+// Each residual add is fused with the norm that reads its sum (add_rmsnorm); under
+// recompute_ffn the FFN block's norm is recomputed with it instead.
+NormedSum Decoder::layer(int64_t index, const NormedSum& stream, const ForwardOptions& options,
+                         Tensor* alignment, KvCache* cache) {
+  const double eps = config_.norm_eps;
+  Tensor attended = cache
+                        ? cached_attention_block(index, stream.normed, options, cache->layer(index))
+                        : attention_block(index, stream.normed, options, alignment);
+  if (options.recompute_ffn) {
+    Tensor after_attention = add(stream.sum, attended);
+    return add_rmsnorm(after_attention, recomputed_ffn_block(index, after_attention),
+                       norm_after(index), eps);
+  }
+  const NormedSum after_attention =
+      add_rmsnorm(stream.sum, attended, p(fmt::format("layers.{}.ffn_norm", index)), eps);
+  return add_rmsnorm(after_attention.sum, feed_forward(index, after_attention.normed),
+                     norm_after(index), eps);
 }
 
 Tensor Decoder::hidden(const Tensor& ids, const ForwardOptions& options, Tensor* alignment,
@@ -172,9 +189,10 @@ Tensor Decoder::hidden(const Tensor& ids, const ForwardOptions& options, Tensor*
   SSA_CHECK(ids.rank() == 2 && ids.dtype() == DType::i32,
             "decoder input must be i32 [B, T], got {}", ids.shape().str());
   Tensor x = embedding(ids.to(device()), p("embedding"));
-  for (int64_t i = 0; i < config_.n_layers; ++i) x = layer(i, x, options, alignment, cache);
-  Tensor normed = rmsnorm(x, p("final_norm"), config_.norm_eps);
-  return reshape(normed, {ids.dim(0) * ids.dim(1), config_.d_model});
+  NormedSum stream{x, rmsnorm(x, norm_after(-1), config_.norm_eps)};
+  for (int64_t i = 0; i < config_.n_layers; ++i)
+    stream = layer(i, stream, options, alignment, cache);
+  return reshape(stream.normed, {ids.dim(0) * ids.dim(1), config_.d_model});
 }
 
 Tensor Decoder::output_logits(const Tensor& hidden_states, const Tensor& ids) {

@@ -6,6 +6,7 @@
 #include "models/kv_cache.h"
 #include "models/parameters.h"
 #include "ops/attention_projections.h"
+#include "ops/rmsnorm.h"
 #include "ops/rope.h"
 
 namespace ssa {
@@ -55,18 +56,23 @@ class Decoder {
   Tensor hidden(const Tensor& ids, const ForwardOptions& options, Tensor* alignment,
                 KvCache* cache = nullptr);
   Tensor output_logits(const Tensor& hidden_states, const Tensor& ids);
-  Tensor layer(int64_t index, const Tensor& x, const ForwardOptions& options, Tensor* alignment,
-               KvCache* cache);
-  // One layer's attention inputs for x [B, T, d_model] at positions offset .. offset + T − 1
-  // (ops/attention_projections.h).
-  AttentionInputs attention_inputs(int64_t index, const Tensor& x, int64_t offset);
-  Tensor attention_block(int64_t index, const Tensor& x, const ForwardOptions& options,
+  // stream: the residual stream entering layer `index` (sum) and its attention norm (normed);
+  // returns the stream leaving it, normed by the next layer's attention norm or the final norm.
+  NormedSum layer(int64_t index, const NormedSum& stream, const ForwardOptions& options,
+                  Tensor* alignment, KvCache* cache);
+  // One layer's attention inputs for the normed stream h [B, T, d_model] at positions
+  // offset .. offset + T − 1 (ops/attention_projections.h).
+  AttentionInputs attention_inputs(int64_t index, const Tensor& h, int64_t offset);
+  Tensor attention_block(int64_t index, const Tensor& h, const ForwardOptions& options,
                          Tensor* alignment);
-  Tensor cached_attention_block(int64_t index, const Tensor& x, const ForwardOptions& options,
+  Tensor cached_attention_block(int64_t index, const Tensor& h, const ForwardOptions& options,
                                 LayerCache& cache);
   Tensor attention_output(int64_t index, const Tensor& o);
-  Tensor ffn_block(int64_t index, const Tensor& x);
+  Tensor feed_forward(int64_t index, const Tensor& h);          // SwiGLU of the normed stream
+  Tensor ffn_block(int64_t index, const Tensor& x);             // its norm, then feed_forward
   Tensor recomputed_ffn_block(int64_t index, const Tensor& x);  // options.recompute_ffn
+  // The weight of the norm that reads the stream leaving layer `index` (−1: the embedding).
+  const Tensor& norm_after(int64_t index) const;
   const Tensor& p(const std::string& name) const;
   const RopeTable& rope_for(int64_t positions);
 
