@@ -154,6 +154,12 @@ Tensor recomputed(std::function<Tensor(const Tensor&)> fn, const Tensor& input,
   return record(output, std::make_shared<RecomputeNode>(std::move(fn)), std::move(inputs));
 }
 
+Tensor gradient_buffer(const Tensor& input) {
+  if (!input.requires_grad() || input.grad_fn()) return Tensor();
+  Tensor buffer = input.grad();
+  return buffer.defined() && buffer.dtype() == DType::f32 ? buffer : Tensor();
+}
+
 void accumulate_into(const Tensor& dst, const Tensor& src) {
   SSA_CHECK(dst.shape() == src.shape(), "accumulate {} into {}", src.shape().str(),
             dst.shape().str());

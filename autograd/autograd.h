@@ -108,6 +108,12 @@ void backward(const Tensor& root, const Tensor& grad = Tensor(), const LeafFinal
 Tensor recomputed(std::function<Tensor(const Tensor&)> fn, const Tensor& input,
                   const std::vector<Tensor>& leaves);
 
+// For a backward that adds a leaf's gradient into its buffer itself (a product with beta = 1)
+// instead of returning it: input.grad() when input is a leaf requiring grad whose grad() is
+// already set and f32 (the model's flat gradient buffer), else an undefined tensor. A node that
+// adds into it returns no gradient for that input; backward() counts that input as done.
+Tensor gradient_buffer(const Tensor& input);
+
 // dst += src, elementwise, same shape and device (used for gradient accumulation). The dtypes
 // match, or src is bf16 and dst f32: a bf16 leaf (mixed precision's working copy of a weight)
 // whose grad() is a view of the fp32 flat gradient buffer accumulates into it.

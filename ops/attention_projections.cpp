@@ -53,6 +53,21 @@ Tensor stacked_weight(const std::vector<Tensor>& parts, int64_t rows) {
   return stacked;
 }
 
+// The weights' gradient buffers (autograd's gradient_buffer) as one [Σ rows, in] matrix, when
+// every weight has one and they lie in stacking order in one buffer; else undefined.
+Tensor stacked_gradient_buffer(const std::vector<Tensor>& weights) {
+  std::vector<Tensor> buffers;
+  int64_t rows = 0;
+  for (const Tensor& w : weights) {
+    buffers.push_back(gradient_buffer(w));
+    if (!buffers.back().defined()) return Tensor();
+    if (buffers.size() > 1 && !follows(buffers[buffers.size() - 2], buffers.back()))
+      return Tensor();
+    rows += w.dim(0);
+  }
+  return buffers[0].view(0, {rows, weights[0].dim(1)});
+}
+
 // Copies rows of `width` values between a column window of a matrix and a tensor whose rows are
 // `width` apart: from the window when `into_window` is false, into it when true.
 void copy_window_rows(const ColumnWindow& window, const Tensor& own, int64_t width,
@@ -100,12 +115,18 @@ class AttentionProjectionsNode : public MultiOutputNode {
     std::vector<Tensor> input_grads{
         inputs()[0].requires_grad() ? matrix_product(dy, stacked_, false, false).reshape(h_.shape())
                                     : Tensor()};
+    const Tensor h = h_.reshape({dy.dim(0), in});
+    const std::vector<Tensor> weights(inputs().begin() + 1, inputs().end());
+    const Tensor buffer = stacked_gradient_buffer(weights);
+    if (buffer.defined()) {
+      add_matrix_product(buffer, dy, h, true, false);
+      input_grads.resize(inputs().size());  // the weights': delivered
+      return input_grads;
+    }
     Tensor dw;
     int64_t row = 0;
-    for (size_t i = 1; i < inputs().size(); ++i) {
-      const Tensor& w = inputs()[i];
-      if (w.requires_grad() && !dw.defined())
-        dw = matrix_product(dy, h_.reshape({dy.dim(0), in}), true, false);
+    for (const Tensor& w : weights) {
+      if (w.requires_grad() && !dw.defined()) dw = matrix_product(dy, h, true, false);
       input_grads.push_back(w.requires_grad() ? dw.view(row * in, w.shape()) : Tensor());
       row += w.dim(0);
     }

@@ -124,7 +124,7 @@ struct LinearNode : Node {
     const Tensor dy = as_matrix(g);
     return {
         inputs()[0].requires_grad() ? product(dy, w, false, false).reshape(x.shape()) : Tensor(),
-        inputs()[1].requires_grad() ? product(dy, as_matrix(x), true, false) : Tensor()};
+        inputs()[1].requires_grad() ? weight_gradient(dy, as_matrix(x), inputs()[1]) : Tensor()};
   }
   void release() override { x = w = Tensor(); }
 };
@@ -177,6 +177,36 @@ Tensor linear(const Tensor& x, const Tensor& w) {
 Tensor matrix_product(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
   check_matmul(a, b, transpose_a, transpose_b);
   return product(a, b, transpose_a, transpose_b);
+}
+
+void add_matrix_product(const Tensor& c, const Tensor& a, const Tensor& b, bool transpose_a,
+                        bool transpose_b) {
+  check_matmul(a, b, transpose_a, transpose_b);
+  SSA_CHECK(a.rank() == 2, "add_matrix_product: a {} and b {} (expected 2-D)", a.shape().str(),
+            b.shape().str());
+  const GemmShape s{1,
+                    transpose_a ? a.dim(1) : a.dim(0),
+                    transpose_b ? b.dim(0) : b.dim(1),
+                    transpose_a ? a.dim(0) : a.dim(1),
+                    transpose_a,
+                    transpose_b};
+  SSA_CHECK(c.dtype() == DType::f32 && c.shape() == (Shape{s.m, s.n}) && c.device() == a.device(),
+            "add_matrix_product: c {} {} for a product of {}x{} (expected f32 on a's device)",
+            dtype_name(c.dtype()), c.shape().str(), s.m, s.n);
+  if (c.is_cpu()) {
+    accumulate_into(c, product(a, b, transpose_a, transpose_b));
+    return;
+  }
+  SSA_ON_CUDA("add_matrix_product",
+              cuda::gemm_accumulate(a.raw(), b.raw(), c.data<float>(), a.dtype(),
+                                    {s.batch, s.m, s.n, s.k, transpose_a, transpose_b}));
+}
+
+Tensor weight_gradient(const Tensor& dy, const Tensor& x, const Tensor& w) {
+  const Tensor buffer = gradient_buffer(w);
+  if (!buffer.defined()) return product(dy, x, true, false);
+  add_matrix_product(buffer, dy, x, true, false);
+  return Tensor();
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {

@@ -14,5 +14,13 @@ Tensor linear(const Tensor& x, const Tensor& w);
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 // The same product, checked but not recorded: for ops whose own backward takes products.
 Tensor matrix_product(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b);
+// c += op(a) · op(b) for 2-D operands, c in f32 (a and b f32 or bf16); on CUDA one product with
+// the sum written by cuBLAS (no product tensor, no separate add).
+void add_matrix_product(const Tensor& c, const Tensor& a, const Tensor& b, bool transpose_a,
+                        bool transpose_b);
+// A weight's gradient dyᵀ·x ([out, in] from dy [rows, out] and x [rows, in]) for the op input w:
+// added into w's gradient buffer where autograd has one (gradient_buffer; returns an undefined
+// tensor, as delivered), else returned.
+Tensor weight_gradient(const Tensor& dy, const Tensor& x, const Tensor& w);
 
 }  // namespace ssa

@@ -1,12 +1,77 @@
-// Errors of the ops on CUDA tensors: they name the op and the bad value. (The parity of every
-// op with the CPU: test_gpu_op_table.cpp.)
+// Errors of the ops on CUDA tensors: they name the op and the bad value; weight gradients added
+// by the product into their f32 buffers. (The parity of every op with the CPU:
+// test_gpu_op_table.cpp.)
 #include <doctest/doctest.h>
 
+#include "op_test_util.h"
+#include "ops/attention_projections.h"
 #include "ops/cross_entropy.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
+#include "ops/linear.h"
 
 using namespace ssa;
+using namespace ssa::test;
+
+namespace {
+
+// bf16 weights of these shapes as adjacent views of one buffer, each requiring grad; with
+// `buffered`, each grad() a view of one f32 buffer of ones (as the model's, after an earlier
+// gradient of 1), in the same order.
+std::vector<Tensor> bf16_weights(const std::vector<Shape>& shapes, bool buffered) {
+  int64_t total = 0;
+  for (const Shape& s : shapes) total += s.numel();
+  const Tensor values = random_tensor({total}, 5, DType::f32, false).to(Device::cuda);
+  const Tensor weights = values.to(DType::bf16);
+  const Tensor grads = Tensor::full({total}, 1.0, DType::f32, Device::cuda);
+  std::vector<Tensor> out;
+  int64_t offset = 0;
+  for (const Shape& s : shapes) {
+    out.push_back(weights.view(offset, s));
+    out.back().set_requires_grad(true);
+    if (buffered) out.back().set_grad(grads.view(offset, s));
+    offset += s.numel();
+  }
+  return out;
+}
+
+// Each buffered gradient minus its 1 against the gradient computed without buffers.
+void check_added_into_buffers(const std::vector<Tensor>& buffered,
+                              const std::vector<Tensor>& plain) {
+  for (size_t i = 0; i < buffered.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(buffered[i].grad().dtype() == DType::f32);
+    const std::vector<double> want = plain[i].grad().to(DType::f32).to_vector();
+    std::vector<double> got = buffered[i].grad().to_vector();
+    for (double& g : got) g -= 1.0;
+    CHECK(relative_error(got, want) < 2e-2);  // the plain gradient is rounded to bf16
+  }
+}
+
+}  // namespace
+
+TEST_CASE("gpu: weight gradients are added into their f32 buffers by the product") {
+  const Tensor x = random_tensor({3, 5, 16}, 1, DType::f32, false).to(Device::cuda).to(DType::bf16);
+  const Tensor dy = random_tensor({3, 5, 8}, 2, DType::f32, false).to(Device::cuda).to(DType::bf16);
+  std::vector<Tensor> weights[2];
+  for (bool buffered : {true, false}) {
+    weights[buffered] = bf16_weights({{8, 16}}, buffered);
+    backward(linear(x, weights[buffered][0]), dy);
+  }
+  check_added_into_buffers(weights[1], weights[0]);
+
+  // The attention projections: one product into the four adjacent buffers.
+  const std::vector<Shape> shapes{{4 * 8, 16}, {8, 16}, {8, 16}, {4, 16}};
+  const RopeTable table = rope_table(5, 8, 10000.0, DType::f32, Device::cuda);
+  std::vector<Tensor> projections[2];
+  for (bool buffered : {true, false}) {
+    const std::vector<Tensor> w = bf16_weights(shapes, buffered);
+    const AttentionInputs out = attention_projections(x, {w[0], w[1], w[2], w[3]}, 8, table, 0);
+    backward(add(add(sum(mul(out.q, out.q)), sum(mul(out.k, out.v))), sum(out.gate_logits)));
+    projections[buffered] = w;
+  }
+  check_added_into_buffers(projections[1], projections[0]);
+}
 
 TEST_CASE("gpu ops name themselves on bad input") {
   Tensor table = Tensor::zeros({10, 4}, DType::f32, Device::cuda);

@@ -33,10 +33,22 @@ int as_int(int64_t size) {
   return static_cast<int>(size);
 }
 
-}  // namespace
-
 // cuBLAS is column-major. A row-major matrix read column-major is its transpose, so row-major
 // C = op(A)·op(B) is computed as column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: B first, the ops as asked.
+// C = op(A)·op(B) + beta·C, with C of c_type.
+void gemm_ex(const void* a, const void* b, void* c, cudaDataType_t operand_type,
+             cudaDataType_t c_type, float beta, const GemmDims& d) {
+  const float one = 1;
+  const int lda = as_int(d.transpose_a ? d.m : d.k), ldb = as_int(d.transpose_b ? d.k : d.n);
+  CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      blas_handle(), d.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+      d.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N, as_int(d.n), as_int(d.m), as_int(d.k), &one, b,
+      operand_type, ldb, d.k * d.n, a, operand_type, lda, d.m * d.k, &beta, c, c_type, as_int(d.n),
+      d.m * d.n, as_int(d.batch), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace
+
 void gemm(const void* a, const void* b, void* c, DType dtype, const GemmDims& d) {
   const cudaDataType_t type = blas_type(dtype);
   if (d.batch == 0 || d.m == 0 || d.n == 0) return;
@@ -44,13 +56,13 @@ void gemm(const void* a, const void* b, void* c, DType dtype, const GemmDims& d)
     fill(c, dtype, 0.0, d.batch * d.m * d.n);
     return;
   }
-  const float one = 1, zero = 0;
-  const int lda = as_int(d.transpose_a ? d.m : d.k), ldb = as_int(d.transpose_b ? d.k : d.n);
-  CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-      blas_handle(), d.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-      d.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N, as_int(d.n), as_int(d.m), as_int(d.k), &one, b,
-      type, ldb, d.k * d.n, a, type, lda, d.m * d.k, &zero, c, type, as_int(d.n), d.m * d.n,
-      as_int(d.batch), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  gemm_ex(a, b, c, type, type, 0.0f, d);
+}
+
+void gemm_accumulate(const void* a, const void* b, float* c, DType dtype, const GemmDims& d) {
+  const cudaDataType_t type = blas_type(dtype);
+  if (d.batch == 0 || d.m == 0 || d.n == 0 || d.k == 0) return;
+  gemm_ex(a, b, c, type, CUDA_R_32F, 1.0f, d);
 }
 
 }  // namespace ssa::cuda
