@@ -2,16 +2,18 @@
 #ifdef SSA_HAVE_CUDA
 #include "eval/bench/bench_timeline.h"
 
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <utility>
 
 #include "core/error.h"
 #ifdef SSA_HAVE_CUPTI
 #include <cupti.h>
-#include <cxxabi.h>
 #endif
 
 namespace ssa {
@@ -84,6 +86,18 @@ void stop_activity() {
   for (CUpti_ActivityKind kind : kActivities) cuptiActivityDisable(kind);
 }
 
+std::vector<Activity> recorded_activity() {
+  check_cupti(cuptiActivityFlushAll(0), "cuptiActivityFlushAll");
+  std::lock_guard<std::mutex> lock(g_mutex);
+  std::vector<Activity> activity = g_activity;
+  std::sort(activity.begin(), activity.end());
+  return activity;
+}
+#else
+void start_activity() {}
+void stop_activity() {}
+#endif
+
 // The union of the activity (sorted by start), in ms from the first start.
 std::vector<std::pair<double, double>> merged_ms(const std::vector<Activity>& activity) {
   std::vector<std::pair<double, double>> merged;
@@ -100,26 +114,73 @@ std::vector<std::pair<double, double>> merged_ms(const std::vector<Activity>& ac
   return merged;
 }
 
+std::string demangled(const std::string& name) {
+  int status = 0;
+  char* text = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+  std::string out = status == 0 && text ? text : name;
+  std::free(text);
+  return out;
+}
+
 // A kernel's demangled name, cut to 100 characters.
 std::string readable(const std::string& name) {
-  int status = 0;
-  char* demangled = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
-  std::string out = status == 0 && demangled ? demangled : name;
-  std::free(demangled);
+  const std::string out = demangled(name);
   return out.size() > 100 ? out.substr(0, 100) + "..." : out;
 }
 
-std::vector<Activity> recorded_activity() {
-  check_cupti(cuptiActivityFlushAll(0), "cuptiActivityFlushAll");
-  std::lock_guard<std::mutex> lock(g_mutex);
-  std::vector<Activity> activity = g_activity;
-  std::sort(activity.begin(), activity.end());
-  return activity;
+// What groups a kernel's launches: its demangled name without the return type, the namespaces of
+// this project and the parameter list ("void ssa::cuda::(anonymous namespace)::f<float, 4>(float
+// const*)" gives "f<float, 4>"), cut to 90 characters; other names as they are.
+std::string function_name(const std::string& name) {
+  std::string out = demangled(name);
+  for (const std::string prefix : {"void ", "ssa::cuda::", "(anonymous namespace)::", "ssa::"})
+    for (size_t at = out.find(prefix); at != std::string::npos; at = out.find(prefix))
+      out.erase(at, prefix.size());
+  int depth = 0;  // of template brackets
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == '<') ++depth;
+    if (out[i] == '>') --depth;
+    if (out[i] == '(' && depth == 0) {
+      out.resize(i);
+      break;
+    }
+  }
+  return out.size() > 90 ? out.substr(0, 90) + "..." : out;
 }
-#else
-void start_activity() {}
-void stop_activity() {}
-#endif
+
+// The `count` longest stretches with nothing running, longest first.
+std::vector<IdleGap> longest_gaps(const std::vector<Activity>& activity, size_t count) {
+  std::vector<IdleGap> gaps;
+  uint64_t busy_until = 0;
+  for (size_t i = 0; i < activity.size(); ++i) {
+    if (i > 0 && activity[i].start > busy_until)
+      gaps.push_back({1e-6 * static_cast<double>(activity[i].start - busy_until),
+                      readable(activity[i - 1].name), readable(activity[i].name)});
+    busy_until = std::max(busy_until, activity[i].end);
+  }
+  std::sort(gaps.begin(), gaps.end(),
+            [](const IdleGap& a, const IdleGap& b) { return a.ms > b.ms; });
+  if (gaps.size() > count) gaps.resize(count);
+  return gaps;
+}
+
+// The `count` names of most GPU time (kernels by function: template arguments and parameters
+// dropped), most first.
+std::vector<ActivityTotal> largest_totals(const std::vector<Activity>& activity, size_t count) {
+  std::map<std::string, ActivityTotal> by_name;
+  for (const Activity& a : activity) {
+    const std::string name = function_name(a.name);
+    ActivityTotal& total = by_name.try_emplace(name, ActivityTotal{name, 0, 0.0}).first->second;
+    ++total.count;
+    total.ms += 1e-6 * static_cast<double>(a.end - a.start);
+  }
+  std::vector<ActivityTotal> totals;
+  for (auto& entry : by_name) totals.push_back(std::move(entry.second));
+  std::sort(totals.begin(), totals.end(),
+            [](const ActivityTotal& a, const ActivityTotal& b) { return a.ms > b.ms; });
+  if (totals.size() > count) totals.resize(count);
+  return totals;
+}
 
 }  // namespace
 
@@ -148,40 +209,21 @@ bool StepTimeline::measures_activity() {
 #endif
 }
 
-// The first activity starts right after boundary 0 (the device was idle), so activity times
-// count from it.
-std::vector<IdleGap> StepTimeline::longest_gaps(size_t count) const {
-  std::vector<IdleGap> gaps;
+StepReport StepTimeline::report(size_t gaps, size_t names) const {
 #ifdef SSA_HAVE_CUPTI
   const std::vector<Activity> activity = recorded_activity();
-  uint64_t busy_until = 0;
-  for (size_t i = 0; i < activity.size(); ++i) {
-    if (i > 0 && activity[i].start > busy_until)
-      gaps.push_back({1e-6 * static_cast<double>(activity[i].start - busy_until),
-                      readable(activity[i - 1].name), readable(activity[i].name)});
-    busy_until = std::max(busy_until, activity[i].end);
-  }
-  std::sort(gaps.begin(), gaps.end(),
-            [](const IdleGap& a, const IdleGap& b) { return a.ms > b.ms; });
-  if (gaps.size() > count) gaps.resize(count);
 #else
-  (void)count;
+  const std::vector<Activity> activity;
 #endif
-  return gaps;
-}
-
-std::vector<PhaseTime> StepTimeline::phases() const {
-  std::vector<PhaseTime> out;
-#ifdef SSA_HAVE_CUPTI
-  const std::vector<std::pair<double, double>> busy = merged_ms(recorded_activity());
-#else
-  const std::vector<std::pair<double, double>> busy;
-#endif
+  // The first activity starts right after boundary 0 (the device was idle), so activity times
+  // count from it.
+  const std::vector<std::pair<double, double>> busy = merged_ms(activity);
+  StepReport out{{}, longest_gaps(activity, gaps), largest_totals(activity, names)};
   for (size_t p = 0; p < names_.size(); ++p) {
     const double begin = events_.ms_between(0, p), end = events_.ms_between(0, p + 1);
     double busy_ms = measures_activity() ? 0 : std::numeric_limits<double>::quiet_NaN();
     for (const auto& [s, e] : busy) busy_ms += std::max(0.0, std::min(e, end) - std::max(s, begin));
-    out.push_back({names_[p], end - begin, busy_ms});
+    out.phases.push_back({names_[p], end - begin, busy_ms});
   }
   return out;
 }

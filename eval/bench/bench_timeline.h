@@ -23,6 +23,19 @@ struct IdleGap {
   std::string previous, next;  // the kernels (or "memcpy", "memset") around it, demangled
 };
 
+// The GPU time of the activities of one name (a kernel's function, "memcpy" or "memset").
+struct ActivityTotal {
+  std::string name;
+  int64_t count;
+  double ms;
+};
+
+struct StepReport {
+  std::vector<PhaseTime> phases;
+  std::vector<IdleGap> gaps;         // the longest first
+  std::vector<ActivityTotal> names;  // the most GPU time first
+};
+
 class StepTimeline {
  public:
   // Starts recording the GPU's activity; call with the device idle, right before the step.
@@ -34,10 +47,9 @@ class StepTimeline {
   void mark(size_t boundary);
   // Drops what was recorded so far (a step run to warm up the recording) and goes on recording.
   void restart();
-  // After the step and a synchronize of the device (each reads the recorded activity once).
-  std::vector<PhaseTime> phases() const;
-  // The `count` longest idle gaps, longest first (none without CUPTI).
-  std::vector<IdleGap> longest_gaps(size_t count) const;
+  // After the step and a synchronize of the device: every phase, the `gaps` longest idle gaps and
+  // the `names` activity names of most GPU time (no gaps or names without CUPTI).
+  StepReport report(size_t gaps, size_t names) const;
   // Whether busy_ms is measured (the build has CUPTI).
   static bool measures_activity();
 

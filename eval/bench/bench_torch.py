@@ -729,7 +729,7 @@ class Decoder(nn.Module):
 def train_mode(c, mode, warmup, steps, compiled, weights="autocast", whole_model=False,
                breakdown=False):
     """Seconds of each step (the warm-up's first), the last loss, the peak GiB, and with
-    breakdown one more step's phases (step_breakdown). weights:
+    breakdown one more step's phases and kernel totals (step_breakdown). weights:
     "autocast" (fp32 weights and AdamW state, bf16 compute under autocast) or "bf16" (every
     weight and moment in bf16, no autocast); whole_model: torch.compile on the whole loss
     instead of per block."""
@@ -776,8 +776,8 @@ def train_mode(c, mode, warmup, steps, compiled, weights="autocast", whole_model
         loss_value = run(step)
         seconds.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated() / 2**30
-    phases = step_breakdown(lambda marks: run(warmup + steps, marks)) if breakdown else None
-    return seconds, loss_value, peak, phases
+    report = step_breakdown(lambda marks: run(warmup + steps, marks)) if breakdown else None
+    return seconds, loss_value, peak, report
 
 
 PHASES = ("forward", "backward", "optimizer")
@@ -786,13 +786,19 @@ PHASES = ("forward", "backward", "optimizer")
 def step_breakdown(run):
     """ssa-bench train --breakdown's measure of one step: each phase's GPU time between CUDA
     events, and the part of it when no kernel, copy or memset ran (the profiler's CUDA activity
-    only, so that it adds no work on the host). The step is the profiler's first (warming it up
-    with a profiler schedule left the recorded step without CUDA activity)."""
+    only, so that it adds no work on the host); then the GPU time by kernel name, most first.
+    The step is the profiler's first (warming it up with a profiler schedule left the recorded
+    step without CUDA activity)."""
     marks = [torch.cuda.Event(enable_timing=True) for _ in range(len(PHASES) + 1)]
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         run(marks)
-    spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events()
-                   if e.device_type == torch.autograd.DeviceType.CUDA)
+    cuda_events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    spans = sorted((e.time_range.start, e.time_range.end) for e in cuda_events)
+    by_name = {}
+    for e in cuda_events:
+        total = by_name.setdefault(e.name[:90], [0.0, 0])
+        total[0] += (e.time_range.end - e.time_range.start) / 1e3
+        total[1] += 1
     busy, origin = [], spans[0][0] if spans else 0
     for start, end in spans:  # their union, in ms from the first start
         start, end = (start - origin) / 1e3, (end - origin) / 1e3
@@ -805,21 +811,29 @@ def step_breakdown(run):
         begin, end = marks[0].elapsed_time(marks[p]), marks[0].elapsed_time(marks[p + 1])
         kernels = sum(max(0.0, min(e, end) - max(s, begin)) for s, e in busy)
         phases.append(dict(name=name, gpu_ms=end - begin, idle_ms=end - begin - kernels))
-    return phases
+    names = sorted(by_name.items(), key=lambda item: -item[1][0])[:KERNELS_SHOWN]
+    return phases, names
 
 
-def breakdown_line(phases):
-    """The line ssa-bench train --breakdown prints."""
+KERNELS_SHOWN = 15
+
+
+def breakdown_lines(phases, names):
+    """The lines ssa-bench train --breakdown prints (without the idle gaps)."""
     total, idle = sum(p["gpu_ms"] for p in phases), sum(p["idle_ms"] for p in phases)
     parts = " | ".join(f"{p['name']} {p['gpu_ms']:.2f} ms (idle {p['idle_ms']:.2f})" for p in phases)
-    return (f"breakdown (GPU ms; idle: no kernel, copy or memset running): {parts} | idle in all "
-            f"{idle:.2f} ms of {total:.2f} ({100 * idle / total:.1f}%)")
+    lines = [f"breakdown (GPU ms; idle: no kernel, copy or memset running): {parts} | idle in all "
+             f"{idle:.2f} ms of {total:.2f} ({100 * idle / total:.1f}%)",
+             "GPU time by kernel (ms, launches, share of the busy time):"]
+    lines += [f"  {ms:8.3f} {count:5d} {100 * ms / (total - idle):5.1f}%  {name}"
+              for name, (ms, count) in names]
+    return "\n".join(lines)
 
 
 def train_case(c, mode, args):
     """The row's measurements of one mode: tokens/s over the timed steps, and with --compile
     the warm-up's seconds beyond as many median steps (the compilation)."""
-    seconds, loss, peak, phases = train_mode(c, mode, args.warmup, args.steps, args.compile,
+    seconds, loss, peak, report = train_mode(c, mode, args.warmup, args.steps, args.compile,
                                              args.weights, args.whole_model, args.breakdown)
     warm, timed = seconds[:args.warmup], seconds[args.warmup:]
     tokens_per_s = c.tokens * len(timed) / sum(timed)
@@ -828,10 +842,12 @@ def train_case(c, mode, args):
                mfu=tokens_per_s * c.flops_per_token() / PEAK_FLOPS, peak_gib=peak, loss=loss)
     if args.compile:
         row.update(compile=True, compile_s=max(sum(warm) - len(warm) * step_s, 0.0))
-    for phase in phases or []:
-        row.update({f"{phase['name']}_ms": phase["gpu_ms"], f"{phase['name']}_idle_ms": phase["idle_ms"]})
-    if phases:
-        row["breakdown"] = breakdown_line(phases)
+    if report:
+        phases, names = report
+        for phase in phases:
+            row.update({f"{phase['name']}_ms": phase["gpu_ms"],
+                        f"{phase['name']}_idle_ms": phase["idle_ms"]})
+        row["breakdown"] = breakdown_lines(phases, names)
     return row
 
 

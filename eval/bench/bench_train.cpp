@@ -61,13 +61,12 @@ ForwardOptions step_options(const TrainSettings& s, Mode mode, int64_t step) {
 struct StepTimes {
   std::vector<double> seconds;
   double last_loss = 0;
-  double flops_per_token = 0;     // with full attention
-  std::vector<PhaseTime> phases;  // of one more step, with --breakdown
-  std::vector<IdleGap> gaps;      // its longest idle gaps
+  double flops_per_token = 0;  // with full attention
+  StepReport breakdown;        // of one more step, with --breakdown
 };
 
 const std::vector<std::string> kPhases = {"forward", "backward", "optimizer"};
-constexpr size_t kGapsShown = 5;
+constexpr size_t kGapsShown = 5, kNamesShown = 15;
 
 // The model's parameters, drawn from rng first (then the ids and targets, as before).
 const Parameters& initialized(Decoder& model, Rng& rng) {
@@ -135,8 +134,7 @@ StepTimes run_steps(const BenchConfig& config, Mode mode, int64_t warmup, int64_
     step.run(mode, warmup + steps, &timeline);
     timeline.restart();
     step.run(mode, warmup + steps, &timeline);
-    times.phases = timeline.phases();
-    times.gaps = timeline.longest_gaps(kGapsShown);
+    times.breakdown = timeline.report(kGapsShown, kNamesShown);
   }
   return times;
 }
@@ -147,11 +145,12 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-// "forward 30.1 ms (idle 0.2) | ...": each phase's GPU time and the part of it without kernels.
-void print_breakdown(const std::vector<PhaseTime>& phases, JsonLine& json) {
+// "forward 30.1 ms (idle 0.2) | ...": each phase's GPU time and the part of it without kernels;
+// then the longest idle gaps and the kernels of most GPU time.
+void print_breakdown(const StepReport& report, JsonLine& json) {
   std::string line;
   double total = 0, idle = 0;
-  for (const PhaseTime& phase : phases) {
+  for (const PhaseTime& phase : report.phases) {
     total += phase.gpu_ms;
     idle += phase.gpu_ms - phase.busy_ms;
     line += fmt::format("{}{} {:.2f} ms (idle {:.2f})", line.empty() ? "" : " | ", phase.name,
@@ -167,6 +166,12 @@ void print_breakdown(const std::vector<PhaseTime>& phases, JsonLine& json) {
       "breakdown (GPU ms; idle: no kernel, copy or memset running): {} | idle in all {:.2f} "
       "ms of {:.2f} ({:.1f}%)\n",
       line, idle, total, 100 * idle / total);
+  for (const IdleGap& gap : report.gaps)
+    fmt::print("  idle {:.3f} ms after {}\n    before {}\n", gap.ms, gap.previous, gap.next);
+  fmt::print("GPU time by kernel (ms, launches, share of the busy time):\n");
+  for (const ActivityTotal& name : report.names)
+    fmt::print("  {:8.3f} {:5d} {:5.1f}%  {}\n", name.ms, name.count,
+               100 * name.ms / (total - idle), name.name);
 }
 
 }  // namespace
@@ -213,9 +218,7 @@ int bench_train_command(const std::vector<std::string>& args) {
         .add("tokens_per_s", tokens_per_s)
         .add("mfu", mfu);
     json.add("peak_gib", peak_gib).add("loss", times.last_loss);
-    if (!times.phases.empty()) print_breakdown(times.phases, json);
-    for (const IdleGap& gap : times.gaps)
-      fmt::print("  idle {:.3f} ms after {}\n    before {}\n", gap.ms, gap.previous, gap.next);
+    if (!times.breakdown.phases.empty()) print_breakdown(times.breakdown, json);
     output.write(json);
     return 0;
   } catch (const std::exception& error) {
