@@ -33,41 +33,6 @@ std::vector<Tensor> stacking_order(const AttentionWeights& w) {
   return parts;
 }
 
-bool follows(const Tensor& first, const Tensor& second) {
-  return first.same_storage(second) &&
-         static_cast<const char*>(first.raw()) + first.nbytes() == second.raw();
-}
-
-// [wq; wk; wv; wg] as one matrix: a view of their buffer when they lie in this order in it.
-Tensor stacked_weight(const std::vector<Tensor>& parts, int64_t rows) {
-  const int64_t in = parts[0].dim(1);
-  bool adjacent = true;
-  for (size_t i = 1; i < parts.size(); ++i) adjacent = adjacent && follows(parts[i - 1], parts[i]);
-  if (adjacent) return parts[0].view(0, {rows, in});
-  Tensor stacked = Tensor::empty({rows, in}, parts[0].dtype(), parts[0].device());
-  int64_t row = 0;
-  for (const Tensor& part : parts) {
-    stacked.view(row * in, part.shape()).copy_from(part);
-    row += part.dim(0);
-  }
-  return stacked;
-}
-
-// The weights' gradient buffers (autograd's gradient_buffer) as one [Σ rows, in] matrix, when
-// every weight has one and they lie in stacking order in one buffer; else undefined.
-Tensor stacked_gradient_buffer(const std::vector<Tensor>& weights) {
-  std::vector<Tensor> buffers;
-  int64_t rows = 0;
-  for (const Tensor& w : weights) {
-    buffers.push_back(gradient_buffer(w));
-    if (!buffers.back().defined()) return Tensor();
-    if (buffers.size() > 1 && !follows(buffers[buffers.size() - 2], buffers.back()))
-      return Tensor();
-    rows += w.dim(0);
-  }
-  return buffers[0].view(0, {rows, weights[0].dim(1)});
-}
-
 // Copies rows of `width` values between a column window of a matrix and a tensor whose rows are
 // `width` apart: from the window when `into_window` is false, into it when true.
 void copy_window_rows(const ColumnWindow& window, const Tensor& own, int64_t width,
@@ -115,21 +80,10 @@ class AttentionProjectionsNode : public MultiOutputNode {
     std::vector<Tensor> input_grads{
         inputs()[0].requires_grad() ? matrix_product(dy, stacked_, false, false).reshape(h_.shape())
                                     : Tensor()};
-    const Tensor h = h_.reshape({dy.dim(0), in});
     const std::vector<Tensor> weights(inputs().begin() + 1, inputs().end());
-    const Tensor buffer = stacked_gradient_buffer(weights);
-    if (buffer.defined()) {
-      add_matrix_product(buffer, dy, h, true, false);
-      input_grads.resize(inputs().size());  // the weights': delivered
-      return input_grads;
-    }
-    Tensor dw;
-    int64_t row = 0;
-    for (const Tensor& w : weights) {
-      if (w.requires_grad() && !dw.defined()) dw = matrix_product(dy, h, true, false);
-      input_grads.push_back(w.requires_grad() ? dw.view(row * in, w.shape()) : Tensor());
-      row += w.dim(0);
-    }
+    const std::vector<Tensor> weight_grads =
+        stacked_weight_gradients(dy, h_.reshape({dy.dim(0), in}), weights);
+    input_grads.insert(input_grads.end(), weight_grads.begin(), weight_grads.end());
     return input_grads;
   }
 
@@ -192,7 +146,7 @@ AttentionInputs attention_projections(const Tensor& h, const AttentionWeights& w
                                       int64_t position_offset) {
   const StackedLayout layout = checked_layout(h, weights, head_dim);
   const std::vector<Tensor> parts = stacking_order(weights);
-  const Tensor stacked = stacked_weight(parts, layout.width());
+  const Tensor stacked = stacked_rows(parts);
   const Tensor y =
       matrix_product(h.reshape({layout.batch * layout.seq, h.dim(2)}), stacked, false, true);
   AttentionInputs out;

@@ -202,6 +202,63 @@ void add_matrix_product(const Tensor& c, const Tensor& a, const Tensor& b, bool 
                                     {s.batch, s.m, s.n, s.k, transpose_a, transpose_b}));
 }
 
+namespace {
+
+bool follows(const Tensor& first, const Tensor& second) {
+  return first.same_storage(second) &&
+         static_cast<const char*>(first.raw()) + first.nbytes() == second.raw();
+}
+
+bool adjacent(const std::vector<Tensor>& parts) {
+  for (size_t i = 1; i < parts.size(); ++i)
+    if (!follows(parts[i - 1], parts[i])) return false;
+  return true;
+}
+
+int64_t total_rows(const std::vector<Tensor>& parts) {
+  int64_t rows = 0;
+  for (const Tensor& part : parts) rows += part.dim(0);
+  return rows;
+}
+
+}  // namespace
+
+Tensor stacked_rows(const std::vector<Tensor>& parts) {
+  const Shape shape{total_rows(parts), parts[0].dim(1)};
+  if (adjacent(parts)) return parts[0].view(0, shape);
+  Tensor stacked = Tensor::empty(shape, parts[0].dtype(), parts[0].device());
+  int64_t row = 0;
+  for (const Tensor& part : parts) {
+    stacked.view(row * shape.back(), part.shape()).copy_from(part);
+    row += part.dim(0);
+  }
+  return stacked;
+}
+
+std::vector<Tensor> stacked_weight_gradients(const Tensor& dy, const Tensor& x,
+                                             const std::vector<Tensor>& parts) {
+  std::vector<Tensor> buffers;
+  for (const Tensor& part : parts) buffers.push_back(gradient_buffer(part));
+  const bool all_buffered = std::all_of(buffers.begin(), buffers.end(),
+                                        [](const Tensor& buffer) { return buffer.defined(); });
+  std::vector<Tensor> grads(parts.size());
+  const int64_t in = x.dim(1);
+  if (all_buffered && adjacent(buffers)) {
+    add_matrix_product(buffers[0].view(0, {total_rows(parts), in}), dy, x, true, false);
+    return grads;
+  }
+  const bool any = std::any_of(parts.begin(), parts.end(),
+                               [](const Tensor& part) { return part.requires_grad(); });
+  if (!any) return grads;
+  const Tensor dw = matrix_product(dy, x, true, false);
+  int64_t row = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].requires_grad()) grads[i] = dw.view(row * in, parts[i].shape());
+    row += parts[i].dim(0);
+  }
+  return grads;
+}
+
 Tensor weight_gradient(const Tensor& dy, const Tensor& x, const Tensor& w) {
   const Tensor buffer = gradient_buffer(w);
   if (!buffer.defined()) return product(dy, x, true, false);
