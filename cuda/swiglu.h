@@ -6,16 +6,9 @@
 
 namespace ssa::cuda {
 
-// The operands' layout: rows of `width` elements; a and b (and da, db) have their rows `pitch`
-// elements apart (pitch == width: contiguous; 2·width: the two halves of one stacked product),
-// out and g are contiguous [rows, width].
-struct SwigluRows {
-  int64_t rows, width, pitch;
-};
-
-void swiglu_forward(const void* a, const void* b, void* out, DType dtype, const SwigluRows& rows);
+void swiglu_forward(const void* a, const void* b, void* out, DType dtype, int64_t n);
 // da = g · b · s · (1 + a · (1 − s)), db = g · a · s, with s = sigmoid(a).
 void swiglu_backward(const void* a, const void* b, const void* g, void* da, void* db, DType dtype,
-                     const SwigluRows& rows);
+                     int64_t n);
 
 }  // namespace ssa::cuda

@@ -333,22 +333,6 @@ std::vector<OpCase> swiglu_cuda() {
           {"a, a", [](const auto& x) { return swiglu(x[0], x[0]); }, {input({3, 64}, 26, 4.0)}}};
 }
 
-// Inputs h [..., in], w1 and w3 [width, in] (separate tensors: the stacked weight is a copy).
-OpCase swiglu_projections_case(const Shape& h, int64_t width, uint64_t seed) {
-  return {fmt::format("width {}", width),
-          [](const auto& x) { return swiglu_projections(x[0], x[1], x[2]); },
-          {input(h, seed), input({width, h.back()}, seed + 1), input({width, h.back()}, seed + 2)}};
-}
-
-std::vector<OpCase> swiglu_projections_cpu() {
-  return {swiglu_projections_case({2, 3, 4}, 5, 51), swiglu_projections_case({1, 6}, 1, 52)};
-}
-
-// Rows of 40 (runs of 8 within each half) and of 13 (element by element).
-std::vector<OpCase> swiglu_projections_cuda() {
-  return {swiglu_projections_case({2, 9, 32}, 40, 53), swiglu_projections_case({3, 7, 24}, 13, 54)};
-}
-
 OpCase head_gate_case(const Shape& o, uint64_t seed) {
   return {"",
           [](const auto& x) { return head_gate(x[0], x[1]); },
@@ -626,7 +610,6 @@ constexpr OpEntry kEntries[] = {
     {Op::attention_projections, kOpTolerance, attention_projections_cpu,
      attention_projections_cuda},
     {Op::swiglu, kOpTolerance, swiglu_cpu, swiglu_cuda},
-    {Op::swiglu_projections, kOpTolerance, swiglu_projections_cpu, swiglu_projections_cuda},
     {Op::head_gate, kOpTolerance, head_gate_cpu, head_gate_cuda},
     {Op::cross_entropy, kOpTolerance, cross_entropy_cpu, cross_entropy_cuda},
     {Op::smooth_l1, kOpTolerance, smooth_l1_cpu, smooth_l1_cuda},

@@ -232,25 +232,18 @@ void rope_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   bench.fused(s, "rope.bwd", bytes, rotate(q, q_width, stacked, stacked_width, -1));
 }
 
-// On the two halves of the stacked product [tokens, 2·ffn], as a training step runs it; the
-// backward writes both halves' gradients into one such matrix.
 void swiglu_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   const int64_t n = s.tokens * s.ffn;
-  Tensor y = random_tensor({s.tokens, 2 * s.ffn}, DType::bf16, 1.0, rng);
+  Tensor a = random_tensor({n}, DType::bf16, 1.0, rng);
+  Tensor b = random_tensor({n}, DType::bf16, 1.0, rng);
   Tensor g = random_tensor({n}, DType::bf16, 1.0, rng);
   Tensor out = Tensor::empty({n}, DType::bf16, Device::cuda);
-  Tensor dy = Tensor::empty({s.tokens, 2 * s.ffn}, DType::bf16, Device::cuda);
-  const cuda::SwigluRows rows{s.tokens, s.ffn, 2 * s.ffn};
-  const auto half = [&](const Tensor& t, int64_t column) {
-    return static_cast<char*>(t.raw()) + column * int64_t{2};
-  };
+  Tensor db = Tensor::empty({n}, DType::bf16, Device::cuda);
   const double elements = static_cast<double>(n);
-  bench.fused(s, "swiglu.fwd", 3 * elements * kBf16, [&] {
-    cuda::swiglu_forward(half(y, 0), half(y, s.ffn), out.raw(), DType::bf16, rows);
-  });
+  bench.fused(s, "swiglu.fwd", 3 * elements * kBf16,
+              [&] { cuda::swiglu_forward(a.raw(), b.raw(), out.raw(), DType::bf16, n); });
   bench.fused(s, "swiglu.bwd", 5 * elements * kBf16, [&] {
-    cuda::swiglu_backward(half(y, 0), half(y, s.ffn), g.raw(), half(dy, 0), half(dy, s.ffn),
-                          DType::bf16, rows);
+    cuda::swiglu_backward(a.raw(), b.raw(), g.raw(), out.raw(), db.raw(), DType::bf16, n);
   });
 }
 
