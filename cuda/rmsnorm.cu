@@ -51,7 +51,14 @@ __global__ void forward_kernel(NormInput<T> in, const T* weight, T* y, float* rs
     y[base + j] = from_float<T>(in(base + j) * r * to_float(weight[j]));
 }
 
-// d_through (or null) is added to dx: the gradient that reaches a residual sum past its norm.
+// a + b as the add kernel computes it: in f32, rounded once to T.
+template <typename T>
+__device__ T add_rounded(T a, T b) {
+  return from_float<T>(to_float(a) + to_float(b));
+}
+
+// d_through (or null) is added to dx, rounded to T first: the gradient that reaches a residual
+// sum past its norm, summed as autograd would sum the two.
 template <typename T>
 __global__ void input_gradient_kernel(const T* x, const T* weight, const T* dy, const T* d_through,
                                       const float* rstd, T* dx, int64_t dim) {
@@ -63,9 +70,9 @@ __global__ void input_gradient_kernel(const T* x, const T* weight, const T* dy, 
   const float mean_dot = block_sum(dot) * r / static_cast<float>(dim);
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
     const float x_hat = to_float(x[base + j]) * r;
-    const float through = d_through == nullptr ? 0.0f : to_float(d_through[base + j]);
-    dx[base + j] = from_float<T>(
-        r * (to_float(dy[base + j]) * to_float(weight[j]) - x_hat * mean_dot) + through);
+    const T own =
+        from_float<T>(r * (to_float(dy[base + j]) * to_float(weight[j]) - x_hat * mean_dot));
+    dx[base + j] = d_through == nullptr ? own : add_rounded(own, d_through[base + j]);
   }
 }
 
@@ -128,7 +135,7 @@ struct RowPiece {
 
 // The backward row kernel: one block per chunk of chunk_rows rows, its warps taking the rows
 // warp, warp + kRowWarps, ... . Each row's dx as input_gradient_kernel (skipped when dx is null,
-// d_through added when not null);
+// d_through added to it rounded when not null);
 // with partial not null, also partial[chunk, j] = Σ over the chunk's rows of dy[r, j] · x[r, j] ·
 // rstd[r], summed per lane in row order, then over the warps in order (dim floats of dynamic
 // shared memory). The row's second pass reads x and dy again (from L1): registers hold the
@@ -171,7 +178,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         float through[P];
         load_floats(d_through + row * dim + col, through);
 #pragma unroll
-        for (int j = 0; j < P; ++j) out[j] += through[j];
+        for (int j = 0; j < P; ++j) out[j] = to_float(from_float<T>(out[j])) + through[j];
       }
       store_floats(dx + row * dim + col, out);
     }
