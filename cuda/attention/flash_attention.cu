@@ -1,4 +1,4 @@
-// Flash attention: the entry points, the delta pass shared by both dtypes, and the f32 path
+// Flash attention: the entry points and the f32 path
 // (CUDA cores, full fp32, the testing mode). The bf16 tensor-core path is in
 // flash_attention_bf16.cu.
 #include <cuda_bf16.h>
@@ -7,6 +7,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "cuda/attention/attention_delta.h"
 #include "cuda/attention/flash_attention_bf16.h"
 
 namespace ssa::cuda::flash {
@@ -14,42 +15,10 @@ namespace {
 
 constexpr float kInf = INFINITY;
 
-// ---------------------------------------------------------------- delta = rowsum(dO ∘ O)
-
-constexpr int kDeltaRowsPerBlock = 8;  // one warp per row
-
-__device__ float to_float(float x) { return x; }
-__device__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-__device__ float warp_sum(float x) {
-  for (int lanes = 16; lanes > 0; lanes /= 2) x += __shfl_xor_sync(0xffffffffu, x, lanes);
-  return x;
-}
-
-// Row r = (b·Tq + t)·H + h of out / d_out gives delta[b, h, t].
-template <typename T>
-__global__ void delta_kernel(Problem pb, const T* out, const T* d_out, float* delta) {
-  const int64_t row = int64_t{blockIdx.x} * kDeltaRowsPerBlock + threadIdx.x / 32;
-  if (row >= int64_t{pb.batch} * pb.q_len * pb.heads) return;  // the whole warp leaves
-  const int lane = threadIdx.x % 32;
-  const T* o = out + row * pb.head_dim;
-  const T* d_o = d_out + row * pb.head_dim;
-  float sum = 0.f;
-  for (int c = lane; c < pb.head_dim; c += 32) sum += to_float(o[c]) * to_float(d_o[c]);
-  sum = warp_sum(sum);
-  if (lane != 0) return;
-  const int h = static_cast<int>(row % pb.heads);
-  const int64_t bt = row / pb.heads;
-  const int t = static_cast<int>(bt % pb.q_len), b = static_cast<int>(bt / pb.q_len);
-  delta[pb.row_stats(b, h) + t] = sum;
-}
-
-template <typename T>
-void compute_delta(const Problem& pb, const FlashBackward& args) {
-  const int64_t rows = int64_t{pb.batch} * pb.q_len * pb.heads;
-  const dim3 grid(static_cast<unsigned>((rows + kDeltaRowsPerBlock - 1) / kDeltaRowsPerBlock));
-  launch(delta_kernel<T>, grid, 32 * kDeltaRowsPerBlock, 0, pb, static_cast<const T*>(args.out),
-         static_cast<const T*>(args.d_out), args.delta);
+// delta = rowsum(dO ∘ O), kept per (batch, head) row of queries.
+void compute_delta(const Problem& pb, DType dtype, const FlashBackward& args) {
+  attention_delta(args.out, args.d_out, args.delta, dtype,
+                  {pb.batch, pb.q_len, pb.heads, pb.head_dim, true});
 }
 
 // ---------------------------------------------------------------- f32 path
@@ -417,10 +386,10 @@ void flash_attention_backward(const FlashDims& dims, DType dtype, const FlashBac
   flash::check_supported(dims, dtype);
   const flash::Problem pb = flash::make_problem(dims);
   if (dtype == DType::f32) {
-    flash::compute_delta<float>(pb, args);
+    flash::compute_delta(pb, dtype, args);
     flash::backward_f32(pb, args);
   } else {
-    flash::compute_delta<__nv_bfloat16>(pb, args);
+    flash::compute_delta(pb, dtype, args);
     flash::backward_bf16(pb, args);
   }
 }

@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <type_traits>
 
+#include "cuda/attention/attention_delta.h"
 #include "cuda/attention/sparse_attention.h"
 #include "cuda/attention/sparse_attention_dkdv.cuh"
 #include "cuda/attention/sparse_tiles.cuh"
@@ -101,19 +103,6 @@ __global__ void __launch_bounds__(kWarpThreads)
 }
 
 // ------------------------------------------------------------------ backward
-
-// delta[row] = Σ_x dO[row, x] · O[row, x], one warp per row of [B, Tq, H].
-template <typename T>
-__global__ void delta_kernel(const T* out, const T* d_out, float* delta, int64_t rows,
-                             int head_dim) {
-  const int64_t row = int64_t{blockIdx.x} * kWarps + threadIdx.x / 32;
-  if (row >= rows) return;
-  float sum = 0.f;
-  for (int x = threadIdx.x % 32; x < head_dim; x += 32)
-    sum += to_float(out[row * head_dim + x]) * to_float(d_out[row * head_dim + x]);
-  sum = warp_sum(sum);
-  if (threadIdx.x % 32 == 0) delta[row] = sum;
-}
 
 // Per warp: Q, dO [16][P], K [2][16][P], V [2][16][P], fp32 scratch.
 template <typename T, int D>
@@ -234,8 +223,9 @@ void backward_for(const SparseDims& dims, const Geometry& geo, const SparseBackw
                                 static_cast<T*>(args.dq),
                                 static_cast<T*>(args.dk),
                                 static_cast<T*>(args.dv)};
-  launch(delta_kernel<T>, dim3(static_cast<unsigned>((rows + kWarps - 1) / kWarps)), kWarpThreads,
-         0, ptr.out, ptr.d_out, ptr.delta, rows, D);
+  attention_delta(args.out, args.d_out, ptr.delta,
+                  std::is_same_v<T, float> ? DType::f32 : DType::bf16,
+                  {dims.batch, dims.q_len, dims.heads, D, false});
   launch(dq_kernel<T, D>, row_tile_grid(geo), kWarpThreads, kWarps * kDqWarpBytes<T, D>, geo, ptr);
 
   dkdv<T, D>(dims, geo, ptr);
