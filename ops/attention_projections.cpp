@@ -119,14 +119,14 @@ class AttentionProjectionsNode : public MultiOutputNode {
 };
 
 StackedLayout checked_layout(const Tensor& h, const AttentionWeights& w, int64_t head_dim) {
-  for (const Tensor& part : stacking_order(w))
-    check_same_kind({&h, &part}, "attention_projections");
   SSA_CHECK(h.rank() == 3, "attention_projections: h {} must be [B, T, d_model]", h.shape().str());
   const int64_t in = h.dim(2);
-  for (const Tensor& part : stacking_order(w))
+  for (const Tensor& part : stacking_order(w)) {
+    check_same_kind({&h, &part}, "attention_projections");
     SSA_CHECK(part.rank() == 2 && part.dim(1) == in,
               "attention_projections: a weight {} for h {} (expected [out, {}])",
               part.shape().str(), h.shape().str(), in);
+  }
   SSA_CHECK(head_dim > 0 && w.wq.dim(0) % head_dim == 0 && w.wk.dim(0) % head_dim == 0 &&
                 w.wv.dim(0) == w.wk.dim(0),
             "attention_projections: wq {}, wk {} and wv {} do not fit head_dim {} (expected "
