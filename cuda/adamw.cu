@@ -26,7 +26,8 @@ struct Update {
     Values<__nv_bfloat16, W> rounded;
 #pragma unroll
     for (int j = 0; j < W; ++j) {
-      const double g = x.grad.v[j], p = x.param.v[j];
+      const double g = static_cast<float>(static_cast<double>(x.grad.v[j]) * s.grad_scale);
+      const double p = x.param.v[j];
       const double m_j = s.beta1 * x.m.v[j] + (1 - s.beta1) * g;
       const double v_j = s.beta2 * x.v.v[j] + (1 - s.beta2) * g * g;
       new_m.v[j] = static_cast<float>(m_j);

@@ -7,6 +7,7 @@ namespace ssa::cuda {
 struct AdamWStep {
   double lr, beta1, beta2, eps, weight_decay;
   double bias1, bias2;  // 1 − beta^step, for the bias correction
+  double grad_scale;    // each gradient is read as float(gradient · grad_scale): the clipping
 };
 
 // One fused AdamW update of n fp32 parameters, in double as the CPU version, m and v updated in

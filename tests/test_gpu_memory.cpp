@@ -70,8 +70,7 @@ struct Batch {
 
 void train_step(TinyModel& model, AdamW& adam, const Batch& batch, const Tensor& bf16_copy) {
   backward(tiny_loss(tensors_of(model.params), batch.ids, batch.targets));
-  clip_gradient(model.params.flat_grad(), gradient_norm(model.params.flat_grad()), 1.0);
-  adam.step(1e-3, bf16_copy);
+  adam.step(1e-3, bf16_copy, clip_factor(gradient_norm(model.params.flat_grad()), 1.0));
   model.params.zero_grad();
 }
 

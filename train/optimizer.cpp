@@ -7,7 +7,6 @@
 #include "ops/dispatch.h"
 #ifdef SSA_HAVE_CUDA
 #include "cuda/adamw.h"
-#include "cuda/elementwise.h"
 #endif
 
 namespace ssa {
@@ -15,9 +14,9 @@ namespace {
 
 template <typename T>
 void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, double lr, double decay,
-                  const AdamWConfig& c, double bias1, double bias2) {
+                  const AdamWConfig& c, double bias1, double bias2, double grad_scale) {
   for (int64_t i = 0; i < n; ++i) {
-    double g = grad[i];
+    double g = static_cast<T>(grad[i] * grad_scale);
     double m_i = c.beta1 * m[i] + (1 - c.beta1) * g;
     double v_i = c.beta2 * v[i] + (1 - c.beta2) * g * g;
     m[i] = static_cast<T>(m_i);
@@ -32,11 +31,6 @@ double sum_squares(const T* x, int64_t n) {
   double total = 0;
   for (int64_t i = 0; i < n; ++i) total += static_cast<double>(x[i]) * x[i];
   return total;
-}
-
-template <typename T>
-void scale_in_place(T* x, int64_t n, double factor) {
-  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<T>(x[i] * factor);
 }
 
 // Bit i of word i / 32 is set where parameter begin + i decays (an i32 tensor: one bit per
@@ -77,7 +71,7 @@ AdamW::AdamW(const Parameters& params, AdamWConfig config, int64_t begin, int64_
   decay_bits_ = decay_bits(params, begin_, end_);
 }
 
-void AdamW::step(double lr, const Tensor& bf16_params) {
+void AdamW::step(double lr, const Tensor& bf16_params, double grad_scale) {
   ++step_count_;
   const double bias1 = 1 - std::pow(config_.beta1, static_cast<double>(step_count_));
   const double bias2 = 1 - std::pow(config_.beta2, static_cast<double>(step_count_));
@@ -89,21 +83,21 @@ void AdamW::step(double lr, const Tensor& bf16_params) {
               device_name(bf16_params.device()), params_.flat().shape().str(),
               device_name(params_.flat().device()));
   if (params_.flat().is_cpu()) {
-    step_cpu(lr, bias1, bias2);
+    step_cpu(lr, bias1, bias2, grad_scale);
     if (bf16_params.defined()) bf16_params.copy_from(params_.flat().view(begin_, {end_ - begin_}));
     return;
   }
-  SSA_ON_CUDA(
-      "AdamW",
-      cuda::adamw_update(
-          params_.flat().data<float>() + begin_, params_.flat_grad().data<float>() + begin_,
-          m_.data<float>(), v_.data<float>(),
-          reinterpret_cast<const uint32_t*>(decay_bits_.data<int32_t>()), end_ - begin_,
-          {lr, config_.beta1, config_.beta2, config_.eps, config_.weight_decay, bias1, bias2},
-          bf16_params.defined() ? bf16_params.raw() : nullptr));
+  SSA_ON_CUDA("AdamW",
+              cuda::adamw_update(
+                  params_.flat().data<float>() + begin_, params_.flat_grad().data<float>() + begin_,
+                  m_.data<float>(), v_.data<float>(),
+                  reinterpret_cast<const uint32_t*>(decay_bits_.data<int32_t>()), end_ - begin_,
+                  {lr, config_.beta1, config_.beta2, config_.eps, config_.weight_decay, bias1,
+                   bias2, grad_scale},
+                  bf16_params.defined() ? bf16_params.raw() : nullptr));
 }
 
-void AdamW::step_cpu(double lr, double bias1, double bias2) {
+void AdamW::step_cpu(double lr, double bias1, double bias2, double grad_scale) {
   const Tensor& flat = params_.flat();
   for (size_t i = 0; i < params_.size(); ++i) {
     const int64_t offset = std::max(begin_, params_.offsets()[i]);
@@ -114,7 +108,7 @@ void AdamW::step_cpu(double lr, double bias1, double bias2) {
       using T = decltype(zero);
       adamw_update(flat.data<T>() + offset, params_.flat_grad().data<T>() + offset,
                    m_.data<T>() + (offset - begin_), v_.data<T>() + (offset - begin_), n, lr, decay,
-                   config_, bias1, bias2);
+                   config_, bias1, bias2, grad_scale);
     };
     if (flat.dtype() == DType::f32)
       run(float{});
@@ -146,19 +140,8 @@ double gradient_norm(const Tensor& flat_grad) {
   return std::sqrt(squares);
 }
 
-void clip_gradient(const Tensor& flat_grad, double norm, double max_norm) {
-  if (!(norm > max_norm) || max_norm <= 0) return;
-  const double factor = max_norm / norm;
-  if (!flat_grad.is_cpu()) {
-    check_cuda_flat(flat_grad, "clip_gradient");
-    SSA_ON_CUDA("clip_gradient", cuda::scale(flat_grad.raw(), flat_grad.raw(), DType::f32, factor,
-                                             flat_grad.numel()));
-    return;
-  }
-  if (flat_grad.dtype() == DType::f32)
-    scale_in_place(flat_grad.data<float>(), flat_grad.numel(), factor);
-  else
-    scale_in_place(flat_grad.data<double>(), flat_grad.numel(), factor);
+double clip_factor(double norm, double max_norm) {
+  return norm > max_norm && max_norm > 0 ? max_norm / norm : 1.0;
 }
 
 }  // namespace ssa

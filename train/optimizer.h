@@ -23,8 +23,10 @@ class AdamW {
   // One update with learning rate lr; step_count counts updates from 1 (bias correction).
   // CPU: per parameter, in double; CUDA (f32 buffers): one fused pass, same math. A defined
   // bf16_params (shaped like the range, same device) also receives the updated parameters
-  // rounded to bf16: mixed precision's working copy, written in the same pass on CUDA.
-  void step(double lr, const Tensor& bf16_params = Tensor());
+  // rounded to bf16: mixed precision's working copy, written in the same pass on CUDA. Each
+  // gradient is read times grad_scale, rounded to the buffer's dtype (clip_factor: the clipping
+  // in the same pass; the gradient buffer keeps the unscaled values).
+  void step(double lr, const Tensor& bf16_params = Tensor(), double grad_scale = 1.0);
   int64_t step_count() const { return step_count_; }
   void set_step_count(int64_t n) { step_count_ = n; }
   const Tensor& first_moment() const { return m_; }  // flat, like the range
@@ -33,7 +35,7 @@ class AdamW {
   int64_t end() const { return end_; }
 
  private:
-  void step_cpu(double lr, double bias1, double bias2);
+  void step_cpu(double lr, double bias1, double bias2, double grad_scale);
 
   const Parameters& params_;
   AdamWConfig config_;
@@ -57,7 +59,8 @@ double learning_rate(const ScheduleConfig& schedule, int64_t step);
 // sqrt(sum of squares) of the flat gradient buffer, summed in double in a fixed order (CUDA: a
 // fixed two-pass tree; the host waits for the result).
 double gradient_norm(const Tensor& flat_grad);
-// Scales the gradient by max_norm / norm when norm > max_norm.
-void clip_gradient(const Tensor& flat_grad, double norm, double max_norm);
+// The factor that clips a gradient of this norm to max_norm: max_norm / norm when norm >
+// max_norm > 0, else 1 (AdamW::step's grad_scale).
+double clip_factor(double norm, double max_norm);
 
 }  // namespace ssa

@@ -152,9 +152,9 @@ StepResult Trainer::step_once() {
     result.comm_exposed_seconds += comm_->take_exposed_seconds();  // the weights' all-gather
     return result;
   }
-  clip_gradient(model_.params().flat_grad(), result.grad_norm, run.grad_clip);
   const Parameters& params = model_.params();
-  optimizer_->step(result.lr, params.mixed_precision() ? params.compute_flat() : Tensor());
+  optimizer_->step(result.lr, params.mixed_precision() ? params.compute_flat() : Tensor(),
+                   clip_factor(result.grad_norm, run.grad_clip));
   return result;
 }
 

@@ -369,8 +369,9 @@ void optimizer_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   Tensor bf16_param = Tensor::empty({n}, DType::bf16, Device::cuda);
   Tensor decay_bits = Tensor::full({(n + 31) / 32}, -1, DType::i32, Device::cuda);
   const int64_t step = 10;
+  // The gradient clipped (scaled) in the same pass, as in a step whose norm is over the limit.
   const cuda::AdamWStep update{
-      3e-4, 0.9, 0.95, 1e-8, 0.1, 1 - std::pow(0.9, step), 1 - std::pow(0.95, step)};
+      3e-4, 0.9, 0.95, 1e-8, 0.1, 1 - std::pow(0.9, step), 1 - std::pow(0.95, step), 0.5};
   // Reads parameter, gradient and both moments; writes parameter, moments and the bf16 copy.
   bench.fused(s, "adamw", count * (7 * kF32 + kBf16) + count / 8, [&] {
     cuda::adamw_update(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(),

@@ -100,8 +100,8 @@ class Step {
     backward(loss);
     mark(2);
     const double norm = gradient_norm(params.flat_grad());
-    clip_gradient(params.flat_grad(), norm, s_.run.grad_clip);
-    optimizer_.step(s_.schedule.lr, params.mixed_precision() ? params.compute_flat() : Tensor());
+    optimizer_.step(s_.schedule.lr, params.mixed_precision() ? params.compute_flat() : Tensor(),
+                    clip_factor(norm, s_.run.grad_clip));
     mark(3);
     synchronize_device();
     return value;

@@ -95,8 +95,8 @@ double ZeroOptimizer::gradient_norm() {
 }
 
 void ZeroOptimizer::step(double lr, double norm, double max_norm) {
-  clip_gradient(chunk(params_.flat_grad()), norm, max_norm);
-  optimizer_.step(lr, params_.mixed_precision() ? chunk(params_.compute_flat()) : Tensor());
+  optimizer_.step(lr, params_.mixed_precision() ? chunk(params_.compute_flat()) : Tensor(),
+                  clip_factor(norm, max_norm));
   comm_.all_gather(params_.compute_flat(), bounds_);
   comm_.wait();
 }
