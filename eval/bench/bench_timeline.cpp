@@ -148,6 +148,13 @@ std::string function_name(const std::string& name) {
   return out.size() > 90 ? out.substr(0, 90) + "..." : out;
 }
 
+// Sorts items by their ms, the largest first, and keeps the first `count`.
+template <typename Item>
+void keep_largest(std::vector<Item>& items, size_t count) {
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.ms > b.ms; });
+  if (items.size() > count) items.resize(count);
+}
+
 // The `count` longest stretches with nothing running, longest first.
 std::vector<IdleGap> longest_gaps(const std::vector<Activity>& activity, size_t count) {
   std::vector<IdleGap> gaps;
@@ -158,9 +165,7 @@ std::vector<IdleGap> longest_gaps(const std::vector<Activity>& activity, size_t 
                       readable(activity[i - 1].name), readable(activity[i].name)});
     busy_until = std::max(busy_until, activity[i].end);
   }
-  std::sort(gaps.begin(), gaps.end(),
-            [](const IdleGap& a, const IdleGap& b) { return a.ms > b.ms; });
-  if (gaps.size() > count) gaps.resize(count);
+  keep_largest(gaps, count);
   return gaps;
 }
 
@@ -176,9 +181,7 @@ std::vector<ActivityTotal> largest_totals(const std::vector<Activity>& activity,
   }
   std::vector<ActivityTotal> totals;
   for (auto& entry : by_name) totals.push_back(std::move(entry.second));
-  std::sort(totals.begin(), totals.end(),
-            [](const ActivityTotal& a, const ActivityTotal& b) { return a.ms > b.ms; });
-  if (totals.size() > count) totals.resize(count);
+  keep_largest(totals, count);
   return totals;
 }
 
