@@ -51,14 +51,15 @@ __global__ void forward_kernel(NormInput<T> in, const T* weight, T* y, float* rs
     y[base + j] = from_float<T>(in(base + j) * r * to_float(weight[j]));
 }
 
-// a + b as the add kernel computes it: in f32, rounded once to T.
+// The norm's input gradient `own` plus `through`, the gradient that reaches a residual sum past
+// its norm, summed as autograd sums two gradients: own rounded to T first, then added in f32
+// (the caller rounds the sum once more).
 template <typename T>
-__device__ T add_rounded(T a, T b) {
-  return from_float<T>(to_float(a) + to_float(b));
+__device__ float plus_through(float own, float through) {
+  return to_float(from_float<T>(own)) + through;
 }
 
-// d_through (or null) is added to dx, rounded to T first: the gradient that reaches a residual
-// sum past its norm, summed as autograd would sum the two.
+// d_through (or null) is added to dx (plus_through).
 template <typename T>
 __global__ void input_gradient_kernel(const T* x, const T* weight, const T* dy, const T* d_through,
                                       const float* rstd, T* dx, int64_t dim) {
@@ -70,9 +71,9 @@ __global__ void input_gradient_kernel(const T* x, const T* weight, const T* dy, 
   const float mean_dot = block_sum(dot) * r / static_cast<float>(dim);
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
     const float x_hat = to_float(x[base + j]) * r;
-    const T own =
-        from_float<T>(r * (to_float(dy[base + j]) * to_float(weight[j]) - x_hat * mean_dot));
-    dx[base + j] = d_through == nullptr ? own : add_rounded(own, d_through[base + j]);
+    const float own = r * (to_float(dy[base + j]) * to_float(weight[j]) - x_hat * mean_dot);
+    dx[base + j] = from_float<T>(
+        d_through == nullptr ? own : plus_through<T>(own, to_float(d_through[base + j])));
   }
 }
 
@@ -178,7 +179,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         float through[P];
         load_floats(d_through + row * dim + col, through);
 #pragma unroll
-        for (int j = 0; j < P; ++j) out[j] = to_float(from_float<T>(out[j])) + through[j];
+        for (int j = 0; j < P; ++j) out[j] = plus_through<T>(out[j], through[j]);
       }
       store_floats(dx + row * dim + col, out);
     }

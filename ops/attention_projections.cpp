@@ -82,7 +82,7 @@ class AttentionProjectionsNode : public MultiOutputNode {
                                     : Tensor()};
     const std::vector<Tensor> weights(inputs().begin() + 1, inputs().end());
     const std::vector<Tensor> weight_grads =
-        stacked_weight_gradients(dy, h_.reshape({dy.dim(0), in}), weights);
+        weight_gradients(dy, h_.reshape({dy.dim(0), in}), weights);
     input_grads.insert(input_grads.end(), weight_grads.begin(), weight_grads.end());
     return input_grads;
   }

@@ -124,7 +124,8 @@ struct LinearNode : Node {
     const Tensor dy = as_matrix(g);
     return {
         inputs()[0].requires_grad() ? product(dy, w, false, false).reshape(x.shape()) : Tensor(),
-        inputs()[1].requires_grad() ? weight_gradient(dy, as_matrix(x), inputs()[1]) : Tensor()};
+        inputs()[1].requires_grad() ? weight_gradients(dy, as_matrix(x), {inputs()[1]})[0]
+                                    : Tensor()};
   }
   void release() override { x = w = Tensor(); }
 };
@@ -235,8 +236,8 @@ Tensor stacked_rows(const std::vector<Tensor>& parts) {
   return stacked;
 }
 
-std::vector<Tensor> stacked_weight_gradients(const Tensor& dy, const Tensor& x,
-                                             const std::vector<Tensor>& parts) {
+std::vector<Tensor> weight_gradients(const Tensor& dy, const Tensor& x,
+                                     const std::vector<Tensor>& parts) {
   std::vector<Tensor> buffers;
   for (const Tensor& part : parts) buffers.push_back(gradient_buffer(part));
   const bool all_buffered = std::all_of(buffers.begin(), buffers.end(),
@@ -257,13 +258,6 @@ std::vector<Tensor> stacked_weight_gradients(const Tensor& dy, const Tensor& x,
     row += parts[i].dim(0);
   }
   return grads;
-}
-
-Tensor weight_gradient(const Tensor& dy, const Tensor& x, const Tensor& w) {
-  const Tensor buffer = gradient_buffer(w);
-  if (!buffer.defined()) return product(dy, x, true, false);
-  add_matrix_product(buffer, dy, x, true, false);
-  return Tensor();
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {

@@ -24,15 +24,11 @@ void add_matrix_product(const Tensor& c, const Tensor& a, const Tensor& b, bool 
 // several: a view of their buffer when they lie in this order in it (the model's parameters do),
 // else a copy.
 Tensor stacked_rows(const std::vector<Tensor>& parts);
-// The gradients of the parts of a stacked product y = x·stacked_rows(parts)ᵀ, from dy [rows,
+// The weight gradients of y = x·stacked_rows(parts)ᵀ (one part: y = x·wᵀ), from dy [rows,
 // Σ out_i] and x [rows, in]: one product dyᵀ·x, added into the parts' gradient buffers when each
 // has one (gradient_buffer) and they lie in this order in one buffer (every entry then undefined:
 // delivered), else returned as each part's rows (undefined for a part not requiring grad).
-std::vector<Tensor> stacked_weight_gradients(const Tensor& dy, const Tensor& x,
-                                             const std::vector<Tensor>& parts);
-// A weight's gradient dyᵀ·x ([out, in] from dy [rows, out] and x [rows, in]) for the op input w:
-// added into w's gradient buffer where autograd has one (gradient_buffer; returns an undefined
-// tensor, as delivered), else returned.
-Tensor weight_gradient(const Tensor& dy, const Tensor& x, const Tensor& w);
+std::vector<Tensor> weight_gradients(const Tensor& dy, const Tensor& x,
+                                     const std::vector<Tensor>& parts);
 
 }  // namespace ssa
