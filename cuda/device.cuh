@@ -65,6 +65,18 @@ inline int grid_for(int64_t n, int per_block = kThreads) {
 
 inline void check_launch() { CUDA_CHECK(cudaGetLastError()); }
 
+// Launches kernel on the compute stream with `smem_bytes` of dynamic shared memory (raising the
+// kernel's limit past the default 48 KiB when needed); an empty grid launches nothing.
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, int threads, size_t smem_bytes, Args... args) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
+  if (smem_bytes > 48 * 1024)
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(smem_bytes)));
+  kernel<<<grid, threads, smem_bytes, compute_stream()>>>(args...);
+  check_launch();
+}
+
 __device__ __forceinline__ int64_t first_index() {
   return blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
 }

@@ -8,7 +8,42 @@ namespace ssa::cuda {
 namespace {
 
 constexpr int kColumns = 32, kRowLanes = 8;  // a column-sum block: columns x row lanes
-constexpr int64_t kMinChunkRows = 64, kMaxChunks = 256;
+constexpr int64_t kMinChunkRows = 64, kWaveSms = 128;
+
+// A pack of kPack<T> elements kept as its 16 bytes (4 registers: bf16 pairs stay paired).
+template <typename T>
+__device__ uint4 load_bits(const T* p) {
+  return *reinterpret_cast<const uint4*>(p);
+}
+__device__ inline void store_bits(void* p, uint4 bits) {
+  asm("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(bits.x), "r"(bits.y), "r"(bits.z),
+      "r"(bits.w)
+      : "memory");
+}
+__device__ inline uint32_t word(const uint4& bits, int w) {
+  return w == 0 ? bits.x : w == 1 ? bits.y : w == 2 ? bits.z : bits.w;
+}
+// Element j of the pack, as a float (a bf16 is the high half of its float).
+template <typename T>
+__device__ float element(const uint4& bits, int j) {
+  if constexpr (std::is_same_v<T, float>) return __uint_as_float(word(bits, j));
+  const uint32_t w = word(bits, j / 2);
+  return __uint_as_float(j % 2 == 0 ? w << 16 : w & 0xffff0000u);
+}
+// The pack of v[0..kPack<T>) rounded to T.
+template <typename T>
+__device__ uint4 pack_bits(const float (&v)[kPack<T>]) {
+  uint32_t w[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    if constexpr (std::is_same_v<T, float>)
+      w[i] = __float_as_uint(v[i]);
+    else
+      w[i] = uint32_t{__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * i]))} |
+             uint32_t{__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * i + 1]))} << 16;
+  }
+  return uint4{w[0], w[1], w[2], w[3]};
+}
 
 // What the norm reads: x, or x + residual rounded to T (the sum, also written out).
 template <typename T>
@@ -21,16 +56,17 @@ struct NormInput {
     return residual == nullptr ? to_float(x[i])
                                : to_float(from_float<T>(to_float(x[i]) + to_float(residual[i])));
   }
-  // P values from i, as floats; writes them to sum when adding.
-  template <int P>
-  __device__ void load(int64_t i, float (&v)[P]) const {
-    load_floats(x + i, v);
-    if (residual == nullptr) return;
-    float r[P];
-    load_floats(residual + i, r);
+  // The pack at i (16-byte aligned); the sum's pack, also written to sum, when adding.
+  __device__ uint4 load_pack(int64_t i) const {
+    const uint4 v = load_bits(x + i);
+    if (residual == nullptr) return v;
+    const uint4 r = load_bits(residual + i);
+    float total[kPack<T>];
 #pragma unroll
-    for (int j = 0; j < P; ++j) v[j] = to_float(from_float<T>(v[j] + r[j]));
-    store_floats(sum + i, v);
+    for (int j = 0; j < kPack<T>; ++j) total[j] = element<T>(v, j) + element<T>(r, j);
+    const uint4 rounded = pack_bits<T>(total);
+    store_bits(sum + i, rounded);
+    return rounded;
   }
 };
 
@@ -93,20 +129,28 @@ __device__ inline int64_t warp_row() {
 // Every lane gets lane 0's warp_sum.
 __device__ inline float warp_total(float v) { return __shfl_sync(kAllLanes, warp_sum(v), 0); }
 
+// Blocks per SM the row kernels are built for: the row's packs stay in registers (kept as T,
+// converted to float where used), so rows of more pieces need more registers.
+template <int kPieces>
+constexpr int kForwardBlocksPerSm = kPieces <= 4 ? 6 : 4;
+template <int kPieces>
+constexpr int kBackwardBlocksPerSm = kPieces <= 4 ? 3 : 2;
+
 template <typename T, int kPieces>
-__global__ void forward_rows_kernel(NormInput<T> in, const T* weight, T* y, float* rstd,
-                                    int64_t rows, int dim, float eps) {
+__global__ void __launch_bounds__(kThreads, kForwardBlocksPerSm<kPieces>)
+    forward_rows_kernel(NormInput<T> in, const T* weight, T* y, float* rstd, int64_t rows, int dim,
+                        float eps) {
   constexpr int P = kPack<T>;
   const int64_t row = warp_row();
   if (row >= rows) return;  // whole warps
-  float v[kPieces][P];
+  uint4 v[kPieces];
   float squares = 0;
 #pragma unroll
   for (int k = 0; k < kPieces; ++k) {
     if (piece_column<T>(k) >= dim) continue;
-    in.load(row * dim + piece_column<T>(k), v[k]);
+    v[k] = in.load_pack(row * dim + piece_column<T>(k));
 #pragma unroll
-    for (int j = 0; j < P; ++j) squares += v[k][j] * v[k][j];
+    for (int j = 0; j < P; ++j) squares += element<T>(v[k], j) * element<T>(v[k], j);
   }
   const float r = 1.0f / sqrtf(warp_total(squares) / static_cast<float>(dim) + eps);
   if (threadIdx.x % kWarp == 0) rstd[row] = r;
@@ -114,91 +158,91 @@ __global__ void forward_rows_kernel(NormInput<T> in, const T* weight, T* y, floa
   for (int k = 0; k < kPieces; ++k) {
     const int col = piece_column<T>(k);
     if (col >= dim) continue;
-    float w[P];
-    load_floats(weight + col, w);
+    float out[P];
+    load_floats(weight + col, out);
 #pragma unroll
-    for (int j = 0; j < P; ++j) v[k][j] = v[k][j] * r * w[j];
-    store_floats(y + row * dim + col, v[k]);
+    for (int j = 0; j < P; ++j) out[j] = element<T>(v[k], j) * r * out[j];
+    store_floats(y + row * dim + col, out);
   }
 }
 
-// P columns from col of one row (x and dy at row_base + col, the weight at col), as floats.
-template <int P>
-struct RowPiece {
-  float x[P], g[P], w[P];
-  template <typename T>
-  __device__ RowPiece(const T* xs, const T* dy, const T* weight, int64_t row_base, int col) {
-    load_floats(xs + row_base + col, x);
-    load_floats(dy + row_base + col, g);
-    load_floats(weight + col, w);
-  }
-};
-
 // The backward row kernel: one block per chunk of chunk_rows rows, its warps taking the rows
-// warp, warp + kRowWarps, ... . Each row's dx as input_gradient_kernel (skipped when dx is null,
-// d_through added to it rounded when not null);
-// with partial not null, also partial[chunk, j] = Σ over the chunk's rows of dy[r, j] · x[r, j] ·
-// rstd[r], summed per lane in row order, then over the warps in order (dim floats of dynamic
-// shared memory). The row's second pass reads x and dy again (from L1): registers hold the
-// lane's dw sums instead, two blocks per SM.
+// warp, warp + kRowWarps, ... . Each row's dx as input_gradient_kernel (skipped when dx is null;
+// d_through, when not null, added by plus_through), from the row's x, dy and d_through packs,
+// loaded together into registers. With partial not null, also partial[chunk, j] = Σ over the
+// chunk's rows of dy[r, j] · x[r, j] · rstd[r]: each warp sums its rows in order into its own
+// slice of shared memory (kRowWarps · kPieces · kWarp · P floats, slot (k · P/4 + h) · kWarp +
+// lane holding the 4 columns from piece_column(k) + 4h), then the warps' sums are added in warp
+// order.
 template <typename T, int kPieces>
-__global__ void __launch_bounds__(kThreads, 2)
+__global__ void __launch_bounds__(kThreads, kBackwardBlocksPerSm<kPieces>)
     backward_rows_kernel(const T* x, const T* weight, const T* dy, const T* d_through,
                          const float* rstd, T* dx, float* partial, int64_t rows, int dim,
                          int64_t chunk_rows) {
-  constexpr int P = kPack<T>;
-  extern __shared__ float column_sums[];
-  const int warp = static_cast<int>(threadIdx.x) / kWarp;
+  constexpr int P = kPack<T>, kQuads = P / 4, kSlots = kPieces * kQuads * kWarp;
+  extern __shared__ float4 warp_sums[];  // [kRowWarps][kSlots]
+  const int warp = static_cast<int>(threadIdx.x) / kWarp, lane = threadIdx.x % kWarp;
+  float4* dw = warp_sums + warp * kSlots + lane;  // the lane's slots, kWarp apart
+#pragma unroll
+  for (int q = 0; q < kPieces * kQuads; ++q) dw[q * kWarp] = float4{};
   const int64_t end = min(rows, (blockIdx.x + 1) * chunk_rows);
-  float dw[kPieces][P] = {};
   for (int64_t row = blockIdx.x * chunk_rows + warp; row < end; row += kRowWarps) {
+    uint4 xs[kPieces], gs[kPieces], ts[kPieces];
+#pragma unroll
+    for (int k = 0; k < kPieces; ++k) {
+      const int col = piece_column<T>(k);
+      if (col >= dim) continue;
+      xs[k] = load_bits(x + row * dim + col);
+      gs[k] = load_bits(dy + row * dim + col);
+      if (d_through != nullptr) ts[k] = load_bits(d_through + row * dim + col);
+    }
     const float r = rstd[row];
     float dot = 0;  // Σ_j dy_j w_j x_j; times r it is Σ_j dx̂_j x̂_j
 #pragma unroll
     for (int k = 0; k < kPieces; ++k) {
       const int col = piece_column<T>(k);
       if (col >= dim) continue;
-      const RowPiece<P> v(x, dy, weight, row * dim, col);
+      float w[P];
+      load_floats(weight + col, w);
 #pragma unroll
-      for (int j = 0; j < P; ++j) dot += v.g[j] * v.w[j] * v.x[j];
+      for (int j = 0; j < P; ++j) dot += element<T>(gs[k], j) * w[j] * element<T>(xs[k], j);
     }
     const float mean_dot = warp_total(dot) * r / static_cast<float>(dim);
 #pragma unroll
-    for (int k = 0; k < kPieces; ++k) {  // the row again, now from L1
+    for (int k = 0; k < kPieces; ++k) {
       const int col = piece_column<T>(k);
       if (col >= dim) continue;
-      const RowPiece<P> v(x, dy, weight, row * dim, col);
-      float out[P];
+      float w[P], out[P], terms[P];
+      load_floats(weight + col, w);
 #pragma unroll
       for (int j = 0; j < P; ++j) {
-        dw[k][j] += v.g[j] * v.x[j] * r;
-        out[j] = r * (v.g[j] * v.w[j] - v.x[j] * r * mean_dot);
+        const float g = element<T>(gs[k], j), xj = element<T>(xs[k], j);
+        terms[j] = g * xj * r;
+        out[j] = r * (g * w[j] - xj * r * mean_dot);
+        if (d_through != nullptr) out[j] = plus_through<T>(out[j], element<T>(ts[k], j));
       }
-      if (dx == nullptr) continue;
-      if (d_through != nullptr) {
-        float through[P];
-        load_floats(d_through + row * dim + col, through);
 #pragma unroll
-        for (int j = 0; j < P; ++j) out[j] = plus_through<T>(out[j], through[j]);
+      for (int h = 0; h < kQuads; ++h) {
+        float4& sum = dw[(k * kQuads + h) * kWarp];
+        sum = float4{sum.x + terms[4 * h], sum.y + terms[4 * h + 1], sum.z + terms[4 * h + 2],
+                     sum.w + terms[4 * h + 3]};
       }
-      store_floats(dx + row * dim + col, out);
+      if (dx != nullptr) store_floats(dx + row * dim + col, out);
     }
   }
   if (partial == nullptr) return;  // the whole block
-  for (int turn = 0; turn < kRowWarps; ++turn) {
-    if (warp == turn)
-#pragma unroll
-      for (int k = 0; k < kPieces; ++k) {
-        const int col = piece_column<T>(k);
-        if (col >= dim) continue;
-#pragma unroll
-        for (int j = 0; j < P; ++j)
-          column_sums[col + j] = turn == 0 ? dw[k][j] : column_sums[col + j] + dw[k][j];
-      }
-    __syncthreads();
+  __syncthreads();
+  for (int slot = threadIdx.x; slot < kSlots; slot += blockDim.x) {
+    const int col =
+        ((slot / (kQuads * kWarp)) * kWarp + slot % kWarp) * P + slot / kWarp % kQuads * 4;
+    if (col >= dim) continue;
+    float4 sum = warp_sums[slot];
+    for (int w = 1; w < kRowWarps; ++w) {
+      const float4 more = warp_sums[w * kSlots + slot];
+      sum = float4{sum.x + more.x, sum.y + more.y, sum.z + more.z, sum.w + more.w};
+    }
+    *reinterpret_cast<float4*>(partial + blockIdx.x * int64_t(dim) + col) = sum;
   }
-  for (int j = threadIdx.x; j < dim; j += blockDim.x)
-    partial[blockIdx.x * int64_t(dim) + j] = column_sums[j];
 }
 
 // Column sums in a fixed order: out[c, j] = Σ_{r in chunk c} term(r, j), for 32 columns per
@@ -274,11 +318,16 @@ unsigned row_blocks(int64_t rows) {
   return static_cast<unsigned>((rows + kRowWarps - 1) / kRowWarps);
 }
 
-// Rows per chunk of the weight gradient's partial sums: at least kMinChunkRows, at most
-// kMaxChunks chunks. The chunking depends on the shape only, never on the device.
-int64_t chunk_rows_for(int64_t rows) {
+// Rows per chunk of the weight gradient's partial sums: at least kMinChunkRows, at most one
+// wave of the backward row kernel on a GPU of kWaveSms SMs (or more). The chunking depends on the
+// shape only, never on the device.
+template <typename T>
+int64_t chunk_rows_for(int64_t rows, int64_t dim) {
+  const int64_t pieces = (dim + kWarp * kPack<T> - 1) / (kWarp * kPack<T>);
+  const int64_t max_chunks =
+      kWaveSms * (pieces <= 4 ? kBackwardBlocksPerSm<4> : kBackwardBlocksPerSm<8>);
   const int64_t chunks =
-      std::clamp<int64_t>((rows + kMinChunkRows - 1) / kMinChunkRows, 1, kMaxChunks);
+      std::clamp<int64_t>((rows + kMinChunkRows - 1) / kMinChunkRows, 1, max_chunks);
   return (rows + chunks - 1) / chunks;
 }
 
@@ -308,20 +357,21 @@ void rmsnorm_backward(const void* x, const void* weight, const void* dy, const f
                       void* dx, void* dw, DType dtype, int64_t rows, int64_t dim,
                       const void* d_through) {
   if (rows == 0) return;
-  const int64_t chunk_rows = chunk_rows_for(rows), chunks = (rows + chunk_rows - 1) / chunk_rows;
-  std::optional<DeviceScratch> partial;
-  if (dw != nullptr) partial.emplace(chunks * dim * sizeof(float));
-  float* sums = dw != nullptr ? partial->as<float>() : nullptr;
   with_storage_type(dtype, "rmsnorm backward", [&](auto zero) {
     using T = decltype(zero);
+    const int64_t chunk_rows = chunk_rows_for<T>(rows, dim);
+    const int64_t chunks = (rows + chunk_rows - 1) / chunk_rows;
+    std::optional<DeviceScratch> partial;
+    if (dw != nullptr) partial.emplace(chunks * dim * sizeof(float));
+    float* sums = dw != nullptr ? partial->as<float>() : nullptr;
     const auto* x_t = static_cast<const T*>(x);
     const auto* dy_t = static_cast<const T*>(dy);
     const auto* through = static_cast<const T*>(d_through);
     const bool by_rows = launch_rows<T>(dim, {x, weight, dy, dx, d_through}, [&](auto pieces) {
-      backward_rows_kernel<T, pieces.value>
-          <<<static_cast<unsigned>(chunks), kThreads, dim * sizeof(float), compute_stream()>>>(
-              x_t, static_cast<const T*>(weight), dy_t, through, rstd, static_cast<T*>(dx), sums,
-              rows, static_cast<int>(dim), chunk_rows);
+      const size_t warp_sums = sizeof(float) * kRowWarps * pieces.value * kWarp * kPack<T>;
+      launch(backward_rows_kernel<T, pieces.value>, dim3(static_cast<unsigned>(chunks)), kThreads,
+             warp_sums, x_t, static_cast<const T*>(weight), dy_t, through, rstd,
+             static_cast<T*>(dx), sums, rows, static_cast<int>(dim), chunk_rows);
     });
     if (!by_rows && dx != nullptr)
       input_gradient_kernel<<<static_cast<unsigned>(rows), kThreads, 0, compute_stream()>>>(

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cuda/attention/flash_attention.h"
+#include "cuda/device.cuh"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/stream.h"
 
@@ -56,17 +57,5 @@ struct Problem {
 Problem make_problem(const FlashDims& dims);
 
 __host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
-
-// Launches kernel on the compute stream with `smem_bytes` of dynamic shared memory (raising the
-// kernel's limit past the default 48 KiB when needed); an empty grid launches nothing.
-template <typename... Params, typename... Args>
-void launch(void (*kernel)(Params...), dim3 grid, int threads, size_t smem_bytes, Args... args) {
-  if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
-  if (smem_bytes > 48 * 1024)
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(smem_bytes)));
-  kernel<<<grid, threads, smem_bytes, compute_stream()>>>(args...);
-  CUDA_CHECK(cudaGetLastError());
-}
 
 }  // namespace ssa::cuda::flash

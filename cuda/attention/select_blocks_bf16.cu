@@ -24,7 +24,6 @@ namespace {
 
 using flash::ceil_div;
 using flash::kLog2e;
-using flash::launch;
 
 constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;

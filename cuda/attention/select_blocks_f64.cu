@@ -12,7 +12,6 @@ namespace ssa::cuda {
 namespace {
 
 using flash::ceil_div;
-using flash::launch;
 
 // One warp per query position t (of one KV head), four per CTA; the CTA streams the candidate
 // block means through shared memory as doubles, 64 blocks per tile, two per lane. Two sweeps:

@@ -14,7 +14,6 @@ namespace ssa::cuda::sparse {
 using flash::ceil_div;
 using flash::kLn2;
 using flash::kLog2e;
-using flash::launch;
 
 constexpr int kWarps = 4;  // warps per CTA; each works on its own tile
 constexpr int kWarpThreads = 32 * kWarps;
