@@ -289,6 +289,10 @@ bool Tensor::same_storage(const Tensor& other) const {
   return defined() && other.defined() && impl_->storage == other.impl_->storage;
 }
 
+bool Tensor::sole_holder() const {
+  return defined() && impl_.use_count() == 1 && impl_->storage.use_count() == 1;
+}
+
 bool Tensor::requires_grad() const { return defined() && impl_->requires_grad; }
 
 const Tensor& Tensor::set_requires_grad(bool enabled) const {

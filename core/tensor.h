@@ -88,6 +88,9 @@ class Tensor {
   double item() const;
   std::vector<double> to_vector() const;
   bool same_storage(const Tensor& other) const;
+  // True when this handle alone reaches the data: no other handle to this tensor, and no view,
+  // reshape or detached copy of its storage.
+  bool sole_holder() const;
 
   // Autograd (see autograd/autograd.h for the contract).
   bool requires_grad() const;

@@ -1,6 +1,7 @@
 // The caching allocator (statistics, no cudaMalloc in a repeated step, the message of an
 // allocation that does not fit), device fill, and mixed precision: bf16 leaves whose gradients
-// accumulate into the fp32 flat gradient buffer.
+// accumulate into the fp32 flat gradient buffer; cross-entropy's gradient written over logits that
+// nothing else holds.
 #include <cuda_runtime.h>
 
 #include "cuda/runtime/memory.h"
@@ -156,4 +157,33 @@ TEST_CASE("device fill writes every element in the tensor's dtype") {
   CHECK(bf16.at(1000) == 1.5);
   CHECK(i32.at(6) == -3);
   CHECK(f32.at(4) == 0.0);
+}
+
+TEST_CASE(
+    "cross_entropy: the gradient of logits nothing else holds takes no second [N, V] tensor") {
+  constexpr int64_t kRows = 256, kWide = 32768, kIn = 64;
+  const auto leaf = [](const Shape& shape, uint64_t seed) {
+    Tensor t = random_tensor(shape, seed, DType::f32, false).to(Device::cuda);
+    t.set_requires_grad(true);
+    return t;
+  };
+  Tensor x = leaf({kRows, kIn}, 7), w = leaf({kWide, kIn}, 8);
+  const Tensor targets = random_ids({kRows}, kWide, 9).to(Device::cuda);
+  // Bytes the backward pass adds to those held before it, at its peak.
+  const auto backward_growth = [&](bool keep_logits) {
+    x.set_grad(Tensor());
+    w.set_grad(Tensor());
+    Tensor logits = linear(x, w);
+    Tensor loss = cross_entropy(logits, targets);
+    if (!keep_logits) logits = Tensor();
+    const size_t before = cuda::memory_stats().allocated;
+    cuda::reset_peak_memory();
+    backward(loss);
+    return cuda::memory_stats().peak - before;
+  };
+  const size_t logits_bytes = kRows * kWide * sizeof(float);
+  const size_t kept = backward_growth(true), dropped = backward_growth(false);
+  std::printf("cross_entropy backward growth: logits kept %zu, dropped %zu bytes\n", kept, dropped);
+  CHECK(kept >= logits_bytes);
+  CHECK(dropped + logits_bytes <= kept);
 }

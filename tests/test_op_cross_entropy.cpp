@@ -2,6 +2,7 @@
 
 #include "op_test_util.h"
 #include "ops/cross_entropy.h"
+#include "ops/linear.h"
 
 using namespace ssa;
 using namespace ssa::test;
@@ -72,6 +73,26 @@ TEST_CASE("cross_entropy: gradient rows are softmax − onehot, zero for ignored
     CHECK(logits.grad().at(v) == doctest::Approx(expected).epsilon(1e-12));
     CHECK(logits.grad().at(3 + v) == 0.0);
   }
+}
+
+TEST_CASE("cross_entropy: the gradient overwrites logits nothing else holds, and only those") {
+  Tensor held = random_tensor({3, 5}, 4);
+  const std::vector<double> before = held.to_vector();
+  backward(cross_entropy(held, targets_of({1, 0, 4})));
+  CHECK(held.to_vector() == before);
+
+  Tensor x = random_tensor({3, 4}, 5), w = random_tensor({5, 4}, 6);
+  Tensor logits = linear(x, w);
+  backward(cross_entropy(logits, targets_of({1, 0, 4})));
+  const std::vector<double> kept = logits.to_vector(), dx = x.grad().to_vector(),
+                            dw = w.grad().to_vector();
+  CHECK(kept == linear(x, w).to_vector());
+  x.set_grad(Tensor());
+  w.set_grad(Tensor());
+  Tensor loss = cross_entropy(linear(x, w), targets_of({1, 0, 4}));  // logits: the node's alone
+  backward(loss);
+  CHECK(x.grad().to_vector() == dx);
+  CHECK(w.grad().to_vector() == dw);
 }
 
 TEST_CASE("cross_entropy: errors") {
