@@ -15,6 +15,27 @@ namespace {
 thread_local bool g_grad_enabled = true;
 uint64_t g_next_sequence = 1;
 
+using PendingGradients = std::unordered_map<Node*, std::vector<Tensor>>;
+// The node that backward() runs (the innermost backward(), under recomputation): the gradients
+// pending for other nodes' outputs, and those pending_gradient() handed to the node.
+struct RunningNode {
+  PendingGradients* pending;
+  std::vector<const TensorImpl*> handed;
+};
+thread_local RunningNode* g_running = nullptr;
+
+// While alive, `node` is the running one; then the enclosing backward()'s returns.
+class RunningScope {
+ public:
+  explicit RunningScope(RunningNode* node) : previous_(g_running) { g_running = node; }
+  ~RunningScope() { g_running = previous_; }
+  RunningScope(const RunningScope&) = delete;
+  RunningScope& operator=(const RunningScope&) = delete;
+
+ private:
+  RunningNode* previous_;
+};
+
 template <typename T, typename Source>
 void add_cpu(T* dst, const Source* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] += static_cast<T>(src[i]);
@@ -211,6 +232,17 @@ Tensor sum_of(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
+Tensor pending_gradient(const Tensor& input) {
+  if (g_running == nullptr || !input.defined() || !input.grad_fn()) return Tensor();
+  const auto it = g_running->pending->find(input.grad_fn().get());
+  const auto index = static_cast<size_t>(input.output_index());
+  if (it == g_running->pending->end() || index >= it->second.size()) return Tensor();
+  const Tensor& sum = it->second[index];
+  if (!sum.sole_holder()) return Tensor();
+  g_running->handed.push_back(sum.impl());
+  return sum;
+}
+
 void backward(const Tensor& root, const Tensor& grad, const LeafFinal& on_final) {
   SSA_CHECK(root.requires_grad(), "backward() on a tensor that does not require grad");
   Tensor seed = grad;
@@ -230,7 +262,7 @@ void backward(const Tensor& root, const Tensor& grad, const LeafFinal& on_final)
   std::unordered_map<Node*, int> waiting = count_consumers(root_node.get());
   LeafCounts leaves(waiting, on_final);
   // The gradients that reached each node so far, one slot per output.
-  std::unordered_map<Node*, std::vector<Tensor>> pending;
+  PendingGradients pending;
   auto slot = [&pending](const Tensor& output) -> Tensor& {
     std::vector<Tensor>& slots = pending[output.grad_fn().get()];
     slots.resize(static_cast<size_t>(output.grad_fn()->output_count()));
@@ -253,8 +285,18 @@ void backward(const Tensor& root, const Tensor& grad, const LeafFinal& on_final)
     std::vector<Tensor> grad_outputs = std::move(grad_it->second);
     pending.erase(grad_it);
 
-    std::vector<Tensor> grads = node->backward_outputs(grad_outputs);
+    RunningNode running{&pending, {}};
+    std::vector<Tensor> grads;
+    {
+      const RunningScope scope(&running);
+      grads = node->backward_outputs(grad_outputs);
+    }
     grad_outputs.clear();
+    auto added_in_place = [&running](const Tensor& sum, const Tensor& grad) {
+      return sum.defined() && grad.impl() == sum.impl() &&
+             std::find(running.handed.begin(), running.handed.end(), sum.impl()) !=
+                 running.handed.end();
+    };
     SSA_CHECK(grads.size() == node->inputs().size(), "{} returned {} gradients for {} inputs",
               node->name(), grads.size(), node->inputs().size());
     for (size_t i = 0; i < grads.size(); ++i) {
@@ -271,8 +313,9 @@ void backward(const Tensor& root, const Tensor& grad, const LeafFinal& on_final)
         continue;
       }
       Tensor& sum = slot(input);
-      // A backward may hand one tensor to several inputs: sum into a fresh one.
-      sum = sum.defined() ? sum_of(sum, grads[i]) : grads[i];
+      // A backward may hand one tensor to several inputs: sum into a fresh one (unless the node
+      // added its gradient into the pending sum itself).
+      if (!added_in_place(sum, grads[i])) sum = sum.defined() ? sum_of(sum, grads[i]) : grads[i];
       if (--waiting[producer.get()] == 0) ready.push(producer);
     }
     node->release();

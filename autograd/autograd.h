@@ -97,6 +97,13 @@ Tensor record(const Tensor& output, std::shared_ptr<Node> node, std::vector<Tens
 void record_outputs(const std::vector<Tensor>& outputs, std::shared_ptr<Node> node,
                     std::vector<Tensor> inputs);
 
+// During a node's backward: the gradient summed so far for `input`, one of the node's inputs made
+// by an op, from the consumers of `input` whose backward ran before, when backward() alone
+// holds it; otherwise (a leaf, no gradient yet, or a tensor held elsewhere) undefined. The node
+// may add its own gradient for `input` into it in place and return it as that gradient:
+// backward() then sums nothing more (a product can write the sum itself).
+Tensor pending_gradient(const Tensor& input);
+
 // Backpropagates from `root`. `grad` defaults to 1 for a one-element root.
 void backward(const Tensor& root, const Tensor& grad = Tensor(), const LeafFinal& on_final = {});
 

@@ -122,12 +122,23 @@ struct LinearNode : Node {
   const char* name() const override { return "linear"; }
   std::vector<Tensor> backward(const Tensor& g) override {
     const Tensor dy = as_matrix(g);
-    return {
-        inputs()[0].requires_grad() ? product(dy, w, false, false).reshape(x.shape()) : Tensor(),
-        inputs()[1].requires_grad() ? weight_gradients(dy, as_matrix(x), {inputs()[1]})[0]
-                                    : Tensor()};
+    return {inputs()[0].requires_grad() ? input_gradient(dy) : Tensor(),
+            inputs()[1].requires_grad() ? weight_gradients(dy, as_matrix(x), {inputs()[1]})[0]
+                                        : Tensor()};
   }
   void release() override { x = w = Tensor(); }
+
+  // dx = dy·w, added by the product itself into the gradient already summed for x when
+  // backward() offers it (x read by several products, as the feed-forward's w1 and w3 read
+  // theirs): no product tensor and no separate sum.
+  Tensor input_gradient(const Tensor& dy) const {
+    const Tensor pending = pending_gradient(inputs()[0]);
+    if (pending.defined() && pending.dtype() == dy.dtype() && pending.shape() == x.shape()) {
+      add_matrix_product(as_matrix(pending), dy, w, false, false);
+      return pending;
+    }
+    return product(dy, w, false, false).reshape(x.shape());
+  }
 };
 
 // With c = op(a)·op(b): d op(a) = dc·op(b)ᵀ and d op(b) = op(a)ᵀ·dc, each transposed back when
@@ -191,15 +202,18 @@ void add_matrix_product(const Tensor& c, const Tensor& a, const Tensor& b, bool 
                     transpose_a ? a.dim(0) : a.dim(1),
                     transpose_a,
                     transpose_b};
-  SSA_CHECK(c.dtype() == DType::f32 && c.shape() == (Shape{s.m, s.n}) && c.device() == a.device(),
-            "add_matrix_product: c {} {} for a product of {}x{} (expected f32 on a's device)",
-            dtype_name(c.dtype()), c.shape().str(), s.m, s.n);
+  SSA_CHECK((c.dtype() == DType::f32 || c.dtype() == a.dtype()) && c.shape() == (Shape{s.m, s.n}) &&
+                c.device() == a.device(),
+            "add_matrix_product: c {} {} for a {} product of {}x{} (expected f32 or {} on a's "
+            "device)",
+            dtype_name(c.dtype()), c.shape().str(), dtype_name(a.dtype()), s.m, s.n,
+            dtype_name(a.dtype()));
   if (c.is_cpu()) {
     accumulate_into(c, product(a, b, transpose_a, transpose_b));
     return;
   }
   SSA_ON_CUDA("add_matrix_product",
-              cuda::gemm_accumulate(a.raw(), b.raw(), c.data<float>(), a.dtype(),
+              cuda::gemm_accumulate(a.raw(), b.raw(), c.raw(), a.dtype(), c.dtype(),
                                     {s.batch, s.m, s.n, s.k, transpose_a, transpose_b}));
 }
 

@@ -5,7 +5,9 @@
 
 namespace ssa {
 
-// y[..., out] = x[..., in] · w[out, in]ᵀ (w in PyTorch's layout). Backward: dx = dy·w, dw = dyᵀ·x.
+// y[..., out] = x[..., in] · w[out, in]ᵀ (w in PyTorch's layout). Backward: dx = dy·w (added into
+// the gradient backward() has summed for x so far, when it offers it: pending_gradient), dw =
+// dyᵀ·x (weight_gradients).
 Tensor linear(const Tensor& x, const Tensor& w);
 
 // c = op(a) · op(b), op = transpose when asked. 2-D [m,k]·[k,n], or batched 3-D with equal
@@ -16,8 +18,8 @@ Tensor linear(const Tensor& x, const Tensor& w);
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 // The same product, checked but not recorded: for ops whose own backward takes products.
 Tensor matrix_product(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b);
-// c += op(a) · op(b) for 2-D operands, c in f32 (a and b f32 or bf16); on CUDA one product with
-// the sum written by cuBLAS (no product tensor, no separate add).
+// c += op(a) · op(b) for 2-D operands, c in f32 or a's dtype (a and b f32 or bf16); on CUDA one
+// product with the sum written by cuBLAS (no product tensor, no separate add).
 void add_matrix_product(const Tensor& c, const Tensor& a, const Tensor& b, bool transpose_a,
                         bool transpose_b);
 // Weights [out_i, in] stacked by rows into one [Σ out_i, in] matrix, for one product in place of

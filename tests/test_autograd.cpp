@@ -86,6 +86,37 @@ Tensor leaf(std::vector<double> values) {
   return t;
 }
 
+// c·a, whose backward adds c·g into the gradient pending for a when backward() offers it
+// (counting the offers), and keeps each gradient it returns when g_keep_returned is set.
+int g_offers = 0;
+bool g_keep_returned = false;
+std::vector<Tensor> g_kept;
+
+struct ScaleNode : Node {
+  double c;
+  explicit ScaleNode(double c_) : c(c_) {}
+  const char* name() const override { return "test_scale"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor grad = pending_gradient(inputs()[0]);
+    if (grad.defined()) {
+      ++g_offers;
+      for (int64_t i = 0; i < g.numel(); ++i) grad.data<double>()[i] += c * g.at(i);
+    } else {
+      grad = Tensor::empty(g.shape(), DType::f64);
+      for (int64_t i = 0; i < g.numel(); ++i) grad.data<double>()[i] = c * g.at(i);
+    }
+    if (g_keep_returned) g_kept.push_back(grad);
+    return {grad};
+  }
+};
+
+Tensor test_scale(const Tensor& a, double c) {
+  Tensor out = Tensor::empty(a.shape(), DType::f64);
+  for (int64_t i = 0; i < a.numel(); ++i) out.data<double>()[i] = c * a.at(i);
+  if (!should_record({&a})) return out;
+  return record(out, std::make_shared<ScaleNode>(c), {a});
+}
+
 }  // namespace
 
 TEST_CASE("a tensor used twice gets the sum of both gradients") {
@@ -121,6 +152,26 @@ TEST_CASE("a node of two outputs runs once, with the gradient of each output or 
   CHECK(g_split_gradients == 1);
   CHECK(grads[0].at(0) == 2.0);
   CHECK(grads[0].at(1) == -2.0);
+}
+
+TEST_CASE("a node may add its gradient into the one pending for its input, held by nothing else") {
+  for (const bool keep : {false, true}) {
+    g_offers = 0;
+    g_keep_returned = keep;
+    Tensor x = leaf({1, 2});
+    Tensor h = test_mul(x, x);  // h = x², made by an op; y = (2h)(3h) = 6x⁴
+    backward(test_sum(test_mul(test_scale(h, 2), test_scale(h, 3))));
+    CHECK(g_offers == (keep ? 0 : 1));  // a kept gradient is never offered
+    CHECK(x.grad().at(0) == 24.0);
+    CHECK(x.grad().at(1) == 192.0);
+    g_kept.clear();
+  }
+  g_keep_returned = false;
+  g_offers = 0;
+  Tensor x = leaf({1, 2});
+  backward(test_sum(test_scale(x, 2)));  // a leaf: its gradient is never pending
+  CHECK(g_offers == 0);
+  CHECK(x.grad().at(1) == 2.0);
 }
 
 TEST_CASE("diamond graph: two paths from one activation") {

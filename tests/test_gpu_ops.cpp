@@ -1,5 +1,6 @@
 // Errors of the ops on CUDA tensors: they name the op and the bad value; weight gradients added
-// by the product into their f32 buffers. (The parity of every op with the CPU:
+// by the product into their f32 buffers, and input gradients into the one summed so far. (The
+// parity of every op with the CPU:
 // test_gpu_op_table.cpp.)
 #include <doctest/doctest.h>
 
@@ -71,6 +72,25 @@ TEST_CASE("gpu: weight gradients are added into their f32 buffers by the product
     projections[buffered] = w;
   }
   check_added_into_buffers(projections[1], projections[0]);
+}
+
+TEST_CASE("gpu: a product adds its input gradient into the one summed so far, in bf16") {
+  // Two products of one activation h = x ⊙ x: the second's dh is written into the first's by
+  // cuBLAS (beta = 1, one rounding); against the same graph on the CPU in f64.
+  std::vector<double> grads[2];
+  for (const Device device : {Device::cpu, Device::cuda}) {
+    const DType dtype = device == Device::cpu ? DType::f64 : DType::bf16;
+    auto leaf = [&](const Shape& shape, uint64_t seed) {
+      Tensor t = random_tensor(shape, seed, DType::f32, false).to(device).to(dtype);
+      t.set_requires_grad(true);
+      return t;
+    };
+    Tensor x = leaf({6, 32}, 11), w1 = leaf({24, 32}, 12), w3 = leaf({40, 32}, 13);
+    const Tensor h = mul(x, x);
+    backward(add(sum(mul(linear(h, w1), linear(h, w1))), sum(linear(h, w3))));
+    grads[device == Device::cuda] = x.grad().to(Device::cpu).to(DType::f64).to_vector();
+  }
+  CHECK(relative_error(grads[1], grads[0]) < 3e-2);
 }
 
 TEST_CASE("gpu ops name themselves on bad input") {

@@ -117,6 +117,21 @@ TEST_CASE("linear and matmul: a gradient only for inputs that require it") {
   }
 }
 
+TEST_CASE("linear: two products of one activation sum their input gradients") {
+  // loss = Σ (h·w1ᵀ + h·w3ᵀ) with h = x ⊙ x: dh[r, j] = Σ_o w1[o, j] + w3[o, j], dx = 2x ⊙ dh.
+  // The second product's backward adds its dh into the first's (pending_gradient).
+  Tensor x = random_tensor({3, 4}, 5), w1 = random_tensor({2, 4}, 6), w3 = random_tensor({5, 4}, 7);
+  const Tensor h = mul(x, x);
+  backward(add(sum(linear(h, w1)), sum(linear(h, w3))));
+  for (int64_t r = 0; r < 3; ++r)
+    for (int64_t j = 0; j < 4; ++j) {
+      double dh = 0;
+      for (int64_t o = 0; o < 2; ++o) dh += w1.at(o * 4 + j);
+      for (int64_t o = 0; o < 5; ++o) dh += w3.at(o * 4 + j);
+      CHECK(x.grad().at(r * 4 + j) == doctest::Approx(2 * x.at(r * 4 + j) * dh).epsilon(1e-12));
+    }
+}
+
 TEST_CASE("linear and matmul: shape and dtype errors") {
   Tensor x = random_tensor({2, 5}, 1, DType::f64, false);
   CHECK_THROWS_AS(linear(x, random_tensor({3, 4}, 2, DType::f64, false)), Error);

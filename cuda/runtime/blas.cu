@@ -59,10 +59,14 @@ void gemm(const void* a, const void* b, void* c, DType dtype, const GemmDims& d)
   gemm_ex(a, b, c, type, type, 0.0f, d);
 }
 
-void gemm_accumulate(const void* a, const void* b, float* c, DType dtype, const GemmDims& d) {
+void gemm_accumulate(const void* a, const void* b, void* c, DType dtype, DType c_dtype,
+                     const GemmDims& d) {
   const cudaDataType_t type = blas_type(dtype);
+  SSA_CHECK(c_dtype == DType::f32 || c_dtype == dtype,
+            "matmul: cannot add a {} product into {} (expected f32 or {})", dtype_name(dtype),
+            dtype_name(c_dtype), dtype_name(dtype));
   if (d.batch == 0 || d.m == 0 || d.n == 0 || d.k == 0) return;
-  gemm_ex(a, b, c, type, CUDA_R_32F, 1.0f, d);
+  gemm_ex(a, b, c, type, blas_type(c_dtype), 1.0f, d);
 }
 
 }  // namespace ssa::cuda
