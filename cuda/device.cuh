@@ -146,13 +146,18 @@ __device__ __forceinline__ uint32_t pack_word(const Pack<__nv_bfloat16>& pack, i
          uint32_t{__bfloat16_as_ushort(pack.v[2 * w + 1])} << 16;
 }
 
-// *p = pack as one 16-byte store (p in global memory). Written in PTX: nvcc compiled a plain
-// assignment of the struct, and even of a uint4, into four to eight narrower stores.
+// *p = words as one 16-byte store (p in global memory, 16-byte aligned). Written in PTX: nvcc
+// compiled a plain assignment of a struct, and even of a uint4, into four to eight narrower
+// stores.
+__device__ __forceinline__ void store_words(void* p, uint4 words) {
+  asm("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(words.x), "r"(words.y), "r"(words.z),
+      "r"(words.w)
+      : "memory");
+}
 template <typename T>
 __device__ __forceinline__ void store_pack(T* p, const Pack<T>& pack) {
-  asm("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(pack_word(pack, 0)),
-      "r"(pack_word(pack, 1)), "r"(pack_word(pack, 2)), "r"(pack_word(pack, 3))
-      : "memory");
+  store_words(
+      p, uint4{pack_word(pack, 0), pack_word(pack, 1), pack_word(pack, 2), pack_word(pack, 3)});
 }
 
 // N consecutive elements from p as floats: in whole packs when N is a multiple of kPack<T> (p

@@ -15,11 +15,6 @@ template <typename T>
 __device__ uint4 load_bits(const T* p) {
   return *reinterpret_cast<const uint4*>(p);
 }
-__device__ inline void store_bits(void* p, uint4 bits) {
-  asm("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(bits.x), "r"(bits.y), "r"(bits.z),
-      "r"(bits.w)
-      : "memory");
-}
 __device__ inline uint32_t word(const uint4& bits, int w) {
   return w == 0 ? bits.x : w == 1 ? bits.y : w == 2 ? bits.z : bits.w;
 }
@@ -65,7 +60,7 @@ struct NormInput {
 #pragma unroll
     for (int j = 0; j < kPack<T>; ++j) total[j] = element<T>(v, j) + element<T>(r, j);
     const uint4 rounded = pack_bits<T>(total);
-    store_bits(sum + i, rounded);
+    store_words(sum + i, rounded);
     return rounded;
   }
 };
