@@ -51,25 +51,38 @@ __device__ inline void mask_scores(float (&s)[NT][4], Hidden hidden) {
       if (hidden(frag_row(e), frag_col(nt, e))) s[nt][e] = -INFINITY;
 }
 
-// The backward's probabilities from a warp's transposed blocks (rows keys, columns queries, in
+// The backward's probabilities from a warp's transposed block (rows keys, columns queries, in
 // the accumulator layout): pt holds K·Qᵀ and becomes Pᵀ = exp2(pt·scale_log2 − lse·log2(e)),
-// dpt holds V·dOᵀ and becomes dSᵀ = Pᵀ ∘ (dpt − delta), lse and delta read per query column;
-// Pᵀ is 0 where seen(row, column) is false.
+// lse read per query column; Pᵀ is 0 where seen(row, column) is false.
+template <int NT, typename Seen>
+__device__ inline void transposed_probabilities(float (&pt)[NT][4], const float* lse,
+                                                float scale_log2, Seen seen) {
+#pragma unroll
+  for (int qt = 0; qt < NT; ++qt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int col = frag_col(qt, e);
+      pt[qt][e] =
+          seen(frag_row(e), col) ? fast_exp2(fmaf(pt[qt][e], scale_log2, -lse[col] * kLog2e)) : 0.f;
+    }
+}
+// dpt holds V·dOᵀ (transposed like pt) and becomes dSᵀ = Pᵀ ∘ (dpt − delta), delta read per
+// query column.
+template <int NT>
+__device__ inline void transposed_score_gradients(const float (&pt)[NT][4], float (&dpt)[NT][4],
+                                                  const float* delta) {
+#pragma unroll
+  for (int qt = 0; qt < NT; ++qt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dpt[qt][e] = pt[qt][e] * (dpt[qt][e] - delta[frag_col(qt, e)]);
+}
+// Both: Pᵀ, then dSᵀ.
 template <int NT, typename Seen>
 __device__ inline void backward_probabilities(float (&pt)[NT][4], float (&dpt)[NT][4],
                                               const float* lse, const float* delta,
                                               float scale_log2, Seen seen) {
-#pragma unroll
-  for (int qt = 0; qt < NT; ++qt) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int col = frag_col(qt, e);
-      const float p =
-          seen(frag_row(e), col) ? fast_exp2(fmaf(pt[qt][e], scale_log2, -lse[col] * kLog2e)) : 0.f;
-      pt[qt][e] = p;
-      dpt[qt][e] = p * (dpt[qt][e] - delta[col]);
-    }
-  }
+  transposed_probabilities(pt, lse, scale_log2, seen);
+  transposed_score_gradients(pt, dpt, delta);
 }
 // For kernels that set hidden scores to −inf beforehand.
 struct AllSeen {

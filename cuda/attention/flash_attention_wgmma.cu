@@ -23,7 +23,7 @@ __global__ void __launch_bounds__(kThreads)
                    float* lse) {
   extern __shared__ unsigned char smem_raw[];
   bf16_t* q_tile = aligned_tiles(smem_raw);
-  const TileRing ring = ring_at(q_tile + kWgmmaRows * wg::kCols);
+  const TileRing ring = TileRing::placed_at(q_tile + kWgmmaRows * wg::kCols);
   const int m0 = (gridDim.x - 1 - blockIdx.x) * kWgmmaRows, h = blockIdx.y, b = blockIdx.z;
   const int row0 = m0 + warp_row0();
   const int kv = h / pb.group();
@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(kThreads)
   store_rows<64>(out + pb.q_head(b, h), pb.q_stride(), row0, pb.q_len, o, 1.f);
 }
 
-constexpr size_t kForwardSmem = kSmemSlack + kRowsBytes + kRingBytes;
+constexpr size_t kForwardSmem = kSmemSlack + kRowsBytes + TileRing::kBytes;
 
 using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
                                  const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,

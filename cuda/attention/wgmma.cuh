@@ -4,10 +4,10 @@
 // from shared to global memory, and turn counters between CTAs, for the head_dim-64 attention
 // kernels (included by .cu files only).
 //
-// A warpgroup is 4 consecutive warps (128 threads); one product is a 64 × 64 fp32 block per
-// warpgroup, warp w holding rows 16w..16w+15 in the accumulator layout of mma.cuh
+// A warpgroup is 4 consecutive warps (128 threads); one product is a 64 × 64 (or 64 × 128) fp32
+// block per warpgroup, warp w holding rows 16w..16w+15 in the accumulator layout of mma.cuh
 // (d[nt][e] at frag_row(e), frag_col(nt, e)). The A operand is in registers, in mma.sync's
-// A-fragment layout (4 k-steps of 16 columns), or a shared tile like B; B is a shared-memory
+// A-fragment layout (k-steps of 16 columns), or a shared tile like B; B is a shared-memory
 // tile read through a matrix descriptor.
 //
 // Shared tiles: rows of 64 bf16 (128 bytes), in the 128-byte swizzle wgmma reads: the
@@ -59,10 +59,11 @@ __device__ __forceinline__ void load_a(uint32_t (&a)[4][4], const bf16_t* tile, 
 }
 
 // A fragments from an accumulator block (rounded to bf16): the product's result as the next
-// product's A, k running along the accumulator's columns.
-__device__ __forceinline__ void to_a(uint32_t (&a)[4][4], const float (&d)[8][4]) {
+// product's A, k running along the accumulator's columns (NT / 2 k-steps of 16).
+template <int NT>
+__device__ __forceinline__ void to_a(uint32_t (&a)[NT / 2][4], const float (&d)[NT][4]) {
 #pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
+  for (int kk = 0; kk < NT / 2; ++kk) {
     a[kk][0] = pack_bf16(d[2 * kk][0], d[2 * kk][1]);
     a[kk][1] = pack_bf16(d[2 * kk][2], d[2 * kk][3]);
     a[kk][2] = pack_bf16(d[2 * kk + 1][0], d[2 * kk + 1][1]);
@@ -106,6 +107,26 @@ template <int pending>
 __device__ __forceinline__ void wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(pending) : "memory");
 }
+// The accumulator operands of one product: rows d[0..N/4) of a warpgroup's block, and the
+// matching register list of the instruction.
+#define SSA_WGMMA_D4(d, i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+#define SSA_WGMMA_D32(d)                                                          \
+  SSA_WGMMA_D4(d, 0), SSA_WGMMA_D4(d, 1), SSA_WGMMA_D4(d, 2), SSA_WGMMA_D4(d, 3), \
+      SSA_WGMMA_D4(d, 4), SSA_WGMMA_D4(d, 5), SSA_WGMMA_D4(d, 6), SSA_WGMMA_D4(d, 7)
+#define SSA_WGMMA_D64(d)                                                                  \
+  SSA_WGMMA_D32(d), SSA_WGMMA_D4(d, 8), SSA_WGMMA_D4(d, 9), SSA_WGMMA_D4(d, 10),          \
+      SSA_WGMMA_D4(d, 11), SSA_WGMMA_D4(d, 12), SSA_WGMMA_D4(d, 13), SSA_WGMMA_D4(d, 14), \
+      SSA_WGMMA_D4(d, 15)
+#define SSA_WGMMA_REGS_0_31                                                                    \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
+  "%20, "                                                                                      \
+  "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define SSA_WGMMA_D32_LIST "{" SSA_WGMMA_REGS_0_31 "}"
+#define SSA_WGMMA_D64_LIST                                                                       \
+  "{" SSA_WGMMA_REGS_0_31                                                                        \
+  ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, " \
+  "%50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+
 // d (+)= A · B for one k-step: m64n64k16, A from registers, B through `desc`
 // (TRANS_B = 0: K-major, 1: MN-major); d is overwritten when `accumulate` is false.
 template <int TRANS_B>
@@ -114,16 +135,10 @@ __device__ __forceinline__ void mma_step(float (&d)[8][4], const uint32_t (&a)[4
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
-      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " SSA_WGMMA_D32_LIST
+      ", "
       "{%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
-        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
-        "+f"(d[7][2]), "+f"(d[7][3])
+      : SSA_WGMMA_D32(d)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(int{accumulate}), "n"(TRANS_B));
 #else
   __trap();  // built without sm_90a: the launchers never choose these kernels
@@ -136,41 +151,53 @@ __device__ __forceinline__ void issue_a_bt(float (&d)[8][4], const uint32_t (&a)
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) mma_step<0>(d, a[kk], k_major(b_tile, kk), accumulate || kk > 0);
 }
-// Issues d += A · B over k = 64, B an MN-major tile of 64 rows (k) (the caller commits).
-__device__ __forceinline__ void issue_a_b(float (&d)[8][4], const uint32_t (&a)[4][4],
+// Issues d += A · B over k = 16 · KK, B an MN-major tile of 16 · KK rows (k) (the caller
+// commits).
+template <int KK>
+__device__ __forceinline__ void issue_a_b(float (&d)[8][4], const uint32_t (&a)[KK][4],
                                           const bf16_t* b_tile) {
 #pragma unroll
-  for (int kk = 0; kk < 4; ++kk) mma_step<1>(d, a[kk], mn_major(b_tile, kk), true);
+  for (int kk = 0; kk < KK; ++kk) mma_step<1>(d, a[kk], mn_major(b_tile, kk), true);
 }
 
-// d (+)= A · B for one k-step, m64n32k16, both operands through descriptors: A MN-major (m
-// along the row), B K-major (k along the row).
-__device__ __forceinline__ void mma_step_n32(float (&d)[4][4], uint64_t a_desc, uint64_t b_desc,
-                                             bool accumulate) {
+// d (+)= A · Bᵀ for one k-step, m64n128k16, both operands K-major tiles through descriptors.
+__device__ __forceinline__ void mma_step_n128(float (&d)[16][4], uint64_t a_desc, uint64_t b_desc,
+                                              bool accumulate) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
-      "%16, %17, p, 1, 1, 1, 0;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " SSA_WGMMA_D64_LIST
+      ", "
+      "%64, %65, p, 1, 1, 0, 0;\n}\n"
+      : SSA_WGMMA_D64(d)
       : "l"(a_desc), "l"(b_desc), "r"(int{accumulate}));
 #else
   __trap();
 #endif
 }
-// Issues d = Aᵀ · Bᵀ over k = 128 (the caller commits): A is a 128-row tile (k along its rows,
-// m along its 64 columns), B is 32 rows (n) from `b_row0` of two 64-row tiles holding k 0..63
-// and 64..127 along their columns.
-__device__ __forceinline__ void issue_at_bt_n32(float (&d)[4][4], const bf16_t* a_tile,
-                                                const bf16_t* b_tiles, int b_row0) {
+// Issues d = A · Bᵀ over k = 64 (the caller commits): A the 64 rows (m) of a K-major tile from
+// `a_rows`, B a K-major tile of 128 rows (n).
+__device__ __forceinline__ void issue_ss_n128(float (&d)[16][4], const bf16_t* a_rows,
+                                              const bf16_t* b_tile) {
 #pragma unroll
-  for (int kk = 0; kk < 8; ++kk) {
-    const bf16_t* b_tile = b_tiles + kk / 4 * 64 * kCols + b_row0 * kCols;
-    mma_step_n32(d, mn_major(a_tile, kk), k_major(b_tile, kk % 4), kk > 0);
-  }
+  for (int kk = 0; kk < 4; ++kk) mma_step_n128(d, k_major(a_rows, kk), k_major(b_tile, kk), kk > 0);
+}
+
+// d (+)= A · B for one k-step, m64n64k16, both operands through descriptors: A K-major, B
+// MN-major.
+__device__ __forceinline__ void mma_step_ss(float (&d)[8][4], uint64_t a_desc, uint64_t b_desc,
+                                            bool accumulate) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " SSA_WGMMA_D32_LIST
+      ", "
+      "%32, %33, p, 1, 1, 0, 1;\n}\n"
+      : SSA_WGMMA_D32(d)
+      : "l"(a_desc), "l"(b_desc), "r"(int{accumulate}));
+#else
+  __trap();
+#endif
 }
 
 // Stores the four 8 × 8 bf16 matrices of a warp's fragments (register i: matrix i, its rows
@@ -216,6 +243,12 @@ __device__ __forceinline__ void bulk_commit() {
 template <int pending>
 __device__ __forceinline__ void bulk_wait() {
   asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(pending) : "memory");
+}
+
+// Waits until at most `pending` of them still read their source (which may then be reused).
+template <int pending>
+__device__ __forceinline__ void bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(pending) : "memory");
 }
 
 // ---- turns between CTAs: a counter in global memory, acquired and released at GPU scope

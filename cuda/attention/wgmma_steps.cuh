@@ -1,11 +1,10 @@
 #pragma once
 // The CTA of the head_dim-64 attention kernels on Hopper (flash_attention_wgmma.cu, the forward;
 // flash_attention_wgmma_backward.cu, the backward): kWarpgroups computing warpgroups, each owning
-// 64 rows of the CTA's tile (queries in the forward, keys in the backward) and keeping the
-// operands it multiplies on every step in registers as A fragments; the streamed tiles loaded by
-// TMA into a ring of kStages stages, in wgmma's swizzled layout; buffers used in turn with the
+// 64 rows of the CTA's tile (queries in the forward, keys in the backward); the streamed tiles
+// loaded by TMA into a ring of stages, in wgmma's swizzled layout; buffers used in turn with the
 // mbarriers that say when they are filled and emptied; the split into warp roles; and the
-// software pipeline of the steps, each step's second products running while the next step's
+// forward's software pipeline, each step's second product running while the next step's
 // exponentials are computed (included by those .cu files only).
 #include <cuda.h>
 
@@ -20,7 +19,7 @@ namespace ssa::cuda::flash {
 
 constexpr int kWarpgroups = 2;
 constexpr int kThreads = kWarpgroups * wg::kWarpgroup;
-constexpr int kStep = 64;                 // keys per step (forward) or queries per step (backward)
+constexpr int kStep = 64;                 // keys per step of the forward
 constexpr int kTile = kStep * wg::kCols;  // elements of one 64-row tile
 constexpr int kStages = 3;
 static_assert(kWgmmaRows == 64 * kWarpgroups, "a warpgroup owns 64 rows");
@@ -28,7 +27,7 @@ static_assert(kWgmmaRows == 64 * kWarpgroups, "a warpgroup owns 64 rows");
 // The warp-specialised kernels add a producer warpgroup after the computing ones; it keeps
 // kProducerRegisters per thread and gives the rest to them (65536 per SM, one CTA).
 constexpr int kSpecialisedThreads = kThreads + wg::kWarpgroup;
-constexpr int kProducerRegisters = 24, kConsumerRegisters = 240;
+constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
 static_assert(wg::kWarpgroup * kProducerRegisters + kThreads * kConsumerRegisters <= 65536);
 __device__ inline bool producer_thread() { return threadIdx.x >= kThreads; }
 
@@ -80,29 +79,39 @@ struct Slots {
   }
 };
 
-// The streamed tiles: per step two 64-row tiles (K and V, or Q and dO) loaded by TMA into a
-// ring of kStages stages. A stage is refilled once emptied: each computing warp arrives when its
-// products reading the stage have completed.
-struct TileRing {
-  bf16_t* tiles;  // [kStages][2][64][64]
-  Slots<kStages> slots;
+// The streamed tiles: per step two tiles of ROWS rows (K and V, or Q and dO), each loaded by
+// TMA in boxes of 64 rows, into a ring of STAGES stages. A stage is refilled once emptied: each
+// computing warp arrives when its products reading the stage have completed.
+template <int STAGES, int ROWS>
+struct StreamRing {
+  static constexpr int kTileElements = ROWS * wg::kCols, kBoxes = ROWS / 64;
+  static constexpr int kStepBytes = 2 * kBoxes * wg::kBoxBytes;
+  static constexpr size_t kBytes =
+      sizeof(bf16_t) * 2 * STAGES * kTileElements + sizeof(uint64_t) * 2 * STAGES;
+  bf16_t* tiles;  // [STAGES][2][ROWS][64]
+  Slots<STAGES> slots;
 
   // Thread 0, once, then wg::barrier_init_fence and a CTA barrier before the first load;
   // `load_arrivals` threads arrive per step when its loads are issued.
   __device__ void init(int load_arrivals) const { slots.init(load_arrivals, kThreads / 32); }
-  __device__ const bf16_t* first(int step) const { return tiles + 2 * (step % kStages) * kTile; }
-  __device__ const bf16_t* second(int step) const { return first(step) + kTile; }
-  // Starts the step's tiles, rows [row0, row0 + 64) of `head` in both tensors.
+  __device__ const bf16_t* first(int step) const {
+    return tiles + 2 * (step % STAGES) * kTileElements;
+  }
+  __device__ const bf16_t* second(int step) const { return first(step) + kTileElements; }
+  // Starts the step's tiles, rows [row0, row0 + ROWS) of `head` in both tensors.
   __device__ void load(int step, const CUtensorMap& a, const CUtensorMap& b, int head, int row0,
                        int batch) const {
     uint64_t* bar = slots.filled_barrier(step);
-    wg::load_box(tiles + 2 * (step % kStages) * kTile, a, head, row0, batch, bar);
-    wg::load_box(tiles + (2 * (step % kStages) + 1) * kTile, b, head, row0, batch, bar);
+    bf16_t* stage = tiles + 2 * (step % STAGES) * kTileElements;
+    for (int box = 0; box < kBoxes; ++box) {
+      wg::load_box(stage + box * kTile, a, head, row0 + box * 64, batch, bar);
+      wg::load_box(stage + kTileElements + box * kTile, b, head, row0 + box * 64, batch, bar);
+    }
   }
   // Thread 0: the stage's one arrival, expecting the step's tiles, and their loads.
   __device__ void issue(int step, const CUtensorMap& a, const CUtensorMap& b, int head, int row0,
                         int batch) const {
-    wg::barrier_expect(slots.filled_barrier(step), 2 * wg::kBoxBytes);
+    wg::barrier_expect(slots.filled_barrier(step), kStepBytes);
     load(step, a, b, head, row0, batch);
   }
   // The producer warp: fills the stages in turn, each once emptied. Lane 0 expects the step's
@@ -113,7 +122,7 @@ struct TileRing {
     for (int step = 0; step < steps; ++step) {
       slots.wait_emptied(step);
       if (threadIdx.x % 32 == 0) {
-        wg::barrier_expect_bytes(slots.filled_barrier(step), 2 * wg::kBoxBytes);
+        wg::barrier_expect_bytes(slots.filled_barrier(step), kStepBytes);
         load(step);
       }
       rows(step);
@@ -125,13 +134,14 @@ struct TileRing {
   __device__ void release(int step) const {
     if (threadIdx.x % 32 == 0) slots.empty(step);
   }
+  // The ring whose tiles start at `at`, its barriers after them.
+  __device__ static StreamRing placed_at(bf16_t* at) {
+    uint64_t* filled = reinterpret_cast<uint64_t*>(at + 2 * STAGES * kTileElements);
+    return {at, {filled, filled + STAGES}};
+  }
 };
-constexpr size_t kRingBytes = sizeof(bf16_t) * 2 * kStages * kTile + sizeof(uint64_t) * 2 * kStages;
-// The ring whose tiles start at `tiles`, its barriers after them.
-__device__ inline TileRing ring_at(bf16_t* tiles) {
-  uint64_t* filled = reinterpret_cast<uint64_t*>(tiles + 2 * kStages * kTile);
-  return {tiles, {filled, filled + kStages}};
-}
+// The forward's ring of K/V tiles.
+using TileRing = StreamRing<kStages, kStep>;
 
 // A warp-specialised CTA's own operand rows: kWgmmaRows rows of two tensors (the backward's K and
 // V), loaded once by TMA on `ready`.
