@@ -27,7 +27,7 @@ using QueryRing = StreamRing<kQueryStages, kQueryStep>;
 // state no CTA waits for its turn. The sums are the same on every run.
 constexpr int kDqTileFloats = kQueryStep * wg::kCols;
 constexpr int kDqTileBytes = sizeof(float) * kDqTileFloats;
-constexpr int kDsBuffers = 2;
+constexpr int kDsBuffers = 2, kStagingBuffers = 1;
 constexpr int kDsTile = kQueryStep * wg::kCols;  // one warpgroup's dS: 128 queries × its 64 keys
 struct DqSums {
   float* sums;  // [B, H, query tiles][kDqTileFloats], in the layout of DqShares::stage
@@ -43,16 +43,19 @@ __device__ int last_key_tile(const Problem& pb, int m0) {
 // warpgroups (each one's dQ product reads both tiles), and the step's dQ, staged for the writer
 // thread, which adds it to the sums.
 struct DqShares {
-  bf16_t* ds;                  // [kDsBuffers][2][128 queries][64 keys], swizzled
-  float* staging;              // [kDqTileFloats]
-  Slots<kDsBuffers> ds_slots;  // filled and emptied by every computing warp
-  Slots<1> staged;             // filled by every computing warp, emptied by the writer
+  bf16_t* ds;                     // [kDsBuffers][2][128 queries][64 keys], swizzled
+  float* staging;                 // [kStagingBuffers][kDqTileFloats]
+  Slots<kDsBuffers> ds_slots;     // filled and emptied by every computing warp
+  Slots<kStagingBuffers> staged;  // filled by every computing warp, emptied by the writer
 
   __device__ void init() const {
     ds_slots.init(kThreads / 32, kThreads / 32);
     staged.init(kThreads / 32, 1);
   }
   __device__ const bf16_t* ds_tiles(int step) const { return ds + step % kDsBuffers * 2 * kDsTile; }
+  __device__ float* staged_tile(int step) const {
+    return staging + step % kStagingBuffers * kDqTileFloats;
+  }
   // The warp's dSᵀ block (16 keys × 128 queries, as A fragments) into its warpgroup's tile of
   // the step's dS, transposed.
   __device__ void store_ds(int step, const uint32_t (&frag)[8][4]) const {
@@ -84,8 +87,8 @@ struct DqShares {
   // w·1024 + nt·128 + t holds dq[nt][0..3] of thread t of warpgroup w (dq_from_sums reads it).
   __device__ void stage(int step, const float (&dq)[8][4]) const {
     staged.wait_emptied(step);
-    float4* dst = reinterpret_cast<float4*>(staging) + threadIdx.x / wg::kWarpgroup * 1024 +
-                  threadIdx.x % wg::kWarpgroup;
+    float4* dst = reinterpret_cast<float4*>(staged_tile(step)) +
+                  threadIdx.x / wg::kWarpgroup * 1024 + threadIdx.x % wg::kWarpgroup;
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt)
       dst[nt * 128] = make_float4(dq[nt][0], dq[nt][1], dq[nt][2], dq[nt][3]);
@@ -105,8 +108,9 @@ struct DqShares {
 // delta beside them; one more producer thread adds the staged dQ to the sums. CTAs run KV tile
 // fastest, from the last down, so that every CTA whose turn one waits for was launched before
 // it, and a group's dQ sums stay in L2 while it runs.
-// smem: K, V [rows][64]; dS [kDsBuffers][2][128][64]; staged dQ [128·64 f32]; the Q/dO ring;
-// the barriers of the ring, K/V, dS and the staging; lse and delta [kQueryStages][128] each.
+// smem: K, V [rows][64]; dS [kDsBuffers][2][128][64]; staged dQ [kStagingBuffers][128·64 f32]; the
+// Q/dO ring; the barriers of the ring, K/V, dS and the staging; lse and delta [kQueryStages][128]
+// each.
 __global__ void __launch_bounds__(kSpecialisedThreads, 1)
     backward_kernel(Problem pb, const __grid_constant__ CUtensorMap q_map,
                     const __grid_constant__ CUtensorMap do_map,
@@ -117,15 +121,16 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
   bf16_t* v_tile = k_tile + kWgmmaRows * wg::kCols;
   bf16_t* ds_tiles = v_tile + kWgmmaRows * wg::kCols;
   float* staging = reinterpret_cast<float*>(ds_tiles + kDsBuffers * 2 * kDsTile);
-  const QueryRing ring = QueryRing::placed_at(reinterpret_cast<bf16_t*>(staging + kDqTileFloats));
+  const QueryRing ring =
+      QueryRing::placed_at(reinterpret_cast<bf16_t*>(staging + kStagingBuffers * kDqTileFloats));
   const RowTiles rows{k_tile, v_tile, ring.slots.emptied + kQueryStages};
   uint64_t* ds_barriers = rows.ready + 1;
   uint64_t* staging_barriers = ds_barriers + 2 * kDsBuffers;
   const DqShares shares{ds_tiles,
                         staging,
                         {ds_barriers, ds_barriers + kDsBuffers},
-                        {staging_barriers, staging_barriers + 1}};
-  float* lse_rows = reinterpret_cast<float*>(staging_barriers + 2);
+                        {staging_barriers, staging_barriers + kStagingBuffers}};
+  float* lse_rows = reinterpret_cast<float*>(staging_barriers + 2 * kStagingBuffers);
   float* delta_rows = lse_rows + kQueryStages * kQueryStep;
   const int key_tiles = ceil_div(pb.k_len, kWgmmaRows);
   const int key_tile = key_tiles - 1 - static_cast<int>(blockIdx.x) % key_tiles;
@@ -169,9 +174,9 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
       wg::fence_async_global();
       float* sum = dq.sums + (turn - dq.turns) * int64_t{kDqTileFloats};
       if (mine == 0)
-        wg::bulk_store(sum, shares.staging, kDqTileBytes);
+        wg::bulk_store(sum, shares.staged_tile(step), kDqTileBytes);
       else
-        wg::bulk_add(sum, shares.staging, kDqTileBytes);
+        wg::bulk_add(sum, shares.staged_tile(step), kDqTileBytes);
       wg::bulk_commit();
       wg::bulk_wait_read<0>();
       shares.staged.empty(step);
@@ -275,9 +280,11 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 constexpr size_t kBackwardSmem = kSmemSlack + 2 * kRowsBytes +
-                                 sizeof(bf16_t) * kDsBuffers * 2 * kDsTile + kDqTileBytes +
-                                 QueryRing::kBytes + sizeof(uint64_t) * (1 + 2 * kDsBuffers + 2) +
+                                 sizeof(bf16_t) * kDsBuffers * 2 * kDsTile +
+                                 kStagingBuffers * kDqTileBytes + QueryRing::kBytes +
+                                 sizeof(uint64_t) * (1 + 2 * kDsBuffers + 2 * kStagingBuffers) +
                                  sizeof(float) * 2 * kQueryStages * kQueryStep;
+static_assert(kBackwardSmem <= 227 * 1024, "the backward's shared memory fits one CTA per SM");
 
 }  // namespace
 
