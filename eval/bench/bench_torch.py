@@ -19,7 +19,8 @@ hf_files/parallel.py, selection included) on the sparse path and in the pair: DI
 parallel.py as native_sparse_attention/ops/parallel.py beside native-sparse-attention's
 native_sparse_attention/ops/utils.py and flash-linear-attention's fla/ package (no code of
 theirs is in this repository; scripts/authors_kernel.sh assembles DIR from checkouts of the
-three); without it those columns say "not run".
+three); without it those columns say "not run". train --authors-kernel DIR makes their kernel
+the model's sparse path (sparse and ssa modes) instead of the plain-PyTorch one.
 
 attention and train take --compile: the same code under torch.compile (default mode), timed
 after warm-up runs that absorb the compilation, whose seconds are reported apart ("compile_s":
@@ -379,6 +380,7 @@ def flash_has_gqa():
 
 
 FLASH_GQA = None  # set by attention() and train() before any attention runs (or is compiled)
+AUTHORS_KERNEL = None  # train --authors-kernel: their parallel_nsa as the model's sparse path
 
 
 def causal_attention(q, k, v):
@@ -663,6 +665,8 @@ class Block(nn.Module):
         def gated(p):
             if p == "full":
                 return causal_attention(q, k, v) * gate
+            if AUTHORS_KERNEL:
+                return authors_sparse_attention(AUTHORS_KERNEL, q, k, v, c.block_size, c.top_k) * gate
             return block_sparse_attention(q, k, v, c.block_size, c.top_k) * gate
 
         o, alignment = gated(path), None
@@ -852,16 +856,19 @@ def train_case(c, mode, args):
 
 
 def train(args):
+    global AUTHORS_KERNEL
     configs, out = [BenchConfig(p) for p in args.configs.split(",")], Output(args.json, args.compile)
     init_flash_gqa()
+    AUTHORS_KERNEL = load_authors_kernel(args.authors_kernel) if args.authors_kernel else None
+    sparse_path = "the authors' kernel" if AUTHORS_KERNEL else "plain PyTorch"
     compiled = f", torch.compile ({'whole model' if args.whole_model else 'per block'})"
     print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-          f"{compiled if args.compile else ''}, weights {args.weights}")
+          f"{compiled if args.compile else ''}, weights {args.weights}, sparse path {sparse_path}")
     for c in configs:
         for mode in args.modes.split(","):
             row = dict(bench="train", case=f"{c.name} {mode}", config=c.name, mode=mode,
                        batch=c.batch, seq_len=c.seq_len, steps=args.steps, weights=args.weights,
-                       whole_model=args.whole_model)
+                       whole_model=args.whole_model, sparse_path=sparse_path)
             try:
                 with time_limit(args.case_timeout):
                     row.update(train_case(c, mode, args))
@@ -909,6 +916,9 @@ def main():
     t.add_argument("--steps", type=int, default=6)
     t.add_argument("--breakdown", action="store_true",
                    help="time one more step's phases on the GPU, as ssa-bench train --breakdown")
+    t.add_argument("--authors-kernel", default="",
+                   help="a directory with the SSA authors' parallel_nsa (module docstring): the "
+                        "sparse and ssa modes' sparse path")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_torch: no CUDA GPU is visible to PyTorch")
