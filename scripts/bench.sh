@@ -13,8 +13,8 @@
 # OUT_DIR are kept and joined into tables.md), BENCHES (which benchmarks, default "kernels
 # attention train"), ATTENTION_SHAPES (one attention run per ";"-separated list of shape flags,
 # default "--batch 1 --kv-heads 1"), AUTHORS_KERNEL (a directory with the SSA authors' Triton
-# kernel, see eval/bench/bench_torch.py: timed beside our sparse path). A failing benchmark is
-# logged and the others go on.
+# kernel, see eval/bench/bench_torch.py: timed beside our sparse path, and PyTorch's sparse path
+# in training). A failing benchmark is logged and the others go on.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/bench}
@@ -80,9 +80,9 @@ for c in $configs; do
     done
   fi
   runs torch && log "${torch_bench[@]}" train --configs "configs/$c.conf" --modes full,sparse,ssa \
-    --steps "$steps" --json "$out/torch.jsonl"
+    --steps "$steps" "${authors[@]}" --json "$out/torch.jsonl"
   runs torch-compile && log "${torch_bench[@]}" train --configs "configs/$c.conf" \
-    --modes full,sparse,ssa --steps "$steps" "${compiled[@]}"
+    --modes full,sparse,ssa --steps "$steps" "${authors[@]}" "${compiled[@]}"
 done
 python3 eval/bench/compare.py "$out/ssa.jsonl" "$out/torch.jsonl" "$out/torch_compile.jsonl" \
   >"$out/tables.md"
