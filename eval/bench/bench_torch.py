@@ -20,7 +20,8 @@ parallel.py as native_sparse_attention/ops/parallel.py beside native-sparse-atte
 native_sparse_attention/ops/utils.py and flash-linear-attention's fla/ package (no code of
 theirs is in this repository; scripts/authors_kernel.sh assembles DIR from checkouts of the
 three); without it those columns say "not run". train --authors-kernel DIR makes their kernel
-the model's sparse path (sparse and ssa modes) instead of the plain-PyTorch one.
+the model's sparse path (sparse and ssa modes) instead of the plain-PyTorch one; under
+--compile their call stays outside the compiled graphs, which break around it.
 
 attention and train take --compile: the same code under torch.compile (default mode), timed
 after warm-up runs that absorb the compilation, whose seconds are reported apart ("compile_s":
@@ -474,9 +475,12 @@ def load_authors_kernel(root):
     return importlib.import_module("native_sparse_attention.ops.parallel").parallel_nsa
 
 
+@torch.compiler.disable
 def authors_sparse_attention(parallel_nsa, q, k, v, block_size, top_k):
     """Their sparse path as their SSA model calls it: selection by their top-k kernel (over
-    mean-pooled keys), attention over the selected blocks, the selection gate at 1."""
+    mean-pooled keys), attention over the selected blocks, the selection gate at 1. Left out of
+    torch.compile (a graph break around it): their functions launch Triton kernels of their
+    own, which dynamo would otherwise trace into, and tracing them takes minutes."""
     gate = torch.ones(q.shape[:3], device=q.device, dtype=q.dtype)
     o, _ = parallel_nsa(q=q, k=k, v=v, g_cmp=0, g_slc=gate, g_swa=0, block_size=block_size,
                         block_counts=top_k, window_size=0, head_first=False)
