@@ -52,7 +52,7 @@ struct DqShares {
     ds_slots.init(kThreads / 32, kThreads / 32);
     staged.init(kThreads / 32, 1);
   }
-  __device__ const bf16_t* ds_tiles(int step) const { return ds + step % kDsBuffers * 2 * kDsTile; }
+  __device__ bf16_t* ds_tiles(int step) const { return ds + step % kDsBuffers * 2 * kDsTile; }
   __device__ float* staged_tile(int step) const {
     return staging + step % kStagingBuffers * kDqTileFloats;
   }
@@ -60,7 +60,7 @@ struct DqShares {
   // the step's dS, transposed.
   __device__ void store_ds(int step, const uint32_t (&frag)[8][4]) const {
     ds_slots.wait_emptied(step);
-    bf16_t* own = ds + step % kDsBuffers * 2 * kDsTile + threadIdx.x / wg::kWarpgroup * kDsTile;
+    bf16_t* own = ds_tiles(step) + threadIdx.x / wg::kWarpgroup * kDsTile;
     const int lane = threadIdx.x % 32, matrix = lane / 8;
     const int key = threadIdx.x / 32 % 4 * 16 + (matrix & 1) * 8;
 #pragma unroll

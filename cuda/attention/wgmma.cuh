@@ -268,7 +268,8 @@ __device__ __forceinline__ void pass_turn(int* turn) {
 
 // A [batch, rows, heads, 64] bf16 tensor as TMA sees it: boxes of 64 rows of one head, written
 // to shared memory in the swizzle above; rows past the end read as zeros.
-constexpr int kBoxBytes = 64 * kRowBytes;
+constexpr int kBoxRows = 64;
+constexpr int kBoxBytes = kBoxRows * kRowBytes;
 
 // A barrier whose phases complete after `arrivals` arrivals (and any bytes they expect).
 __device__ __forceinline__ void barrier_init(uint64_t* bar, int arrivals = 1) {
@@ -323,7 +324,8 @@ __device__ __forceinline__ void claim_registers() {
 #endif
 }
 
-// Copies rows [row0, row0 + 64) of head `head` of batch `batch` into `tile`; completes on `bar`.
+// Copies rows [row0, row0 + kBoxRows) of head `head` of batch `batch` into `tile`; completes on
+// `bar`.
 __device__ __forceinline__ void load_box(bf16_t* tile, const CUtensorMap& map, int head, int row0,
                                          int batch, uint64_t* bar) {
   asm volatile(

@@ -19,8 +19,8 @@ namespace ssa::cuda::flash {
 
 constexpr int kWarpgroups = 2;
 constexpr int kThreads = kWarpgroups * wg::kWarpgroup;
-constexpr int kStep = 64;                 // keys per step of the forward
-constexpr int kTile = kStep * wg::kCols;  // elements of one 64-row tile
+constexpr int kStep = 64;                        // keys per step of the forward
+constexpr int kTile = wg::kBoxRows * wg::kCols;  // elements of one 64-row tile (a TMA box)
 constexpr int kStages = 3;
 static_assert(kWgmmaRows == 64 * kWarpgroups, "a warpgroup owns 64 rows");
 
@@ -79,12 +79,25 @@ struct Slots {
   }
 };
 
+// Rows [row0, row0 + BOXES · 64) of `head` in two tensors into `first` and `second`, a TMA box
+// of 64 rows at a time, completing on `bar` (which expects 2 · BOXES · wg::kBoxBytes).
+template <int BOXES>
+__device__ inline void load_rows_pair(bf16_t* first, bf16_t* second, const CUtensorMap& a,
+                                      const CUtensorMap& b, int head, int row0, int batch,
+                                      uint64_t* bar) {
+  for (int box = 0; box < BOXES; ++box) {
+    const int row = row0 + box * wg::kBoxRows;
+    wg::load_box(first + box * kTile, a, head, row, batch, bar);
+    wg::load_box(second + box * kTile, b, head, row, batch, bar);
+  }
+}
+
 // The streamed tiles: per step two tiles of ROWS rows (K and V, or Q and dO), each loaded by
 // TMA in boxes of 64 rows, into a ring of STAGES stages. A stage is refilled once emptied: each
 // computing warp arrives when its products reading the stage have completed.
 template <int STAGES, int ROWS>
 struct StreamRing {
-  static constexpr int kTileElements = ROWS * wg::kCols, kBoxes = ROWS / 64;
+  static constexpr int kTileElements = ROWS * wg::kCols, kBoxes = ROWS / wg::kBoxRows;
   static constexpr int kStepBytes = 2 * kBoxes * wg::kBoxBytes;
   static constexpr size_t kBytes =
       sizeof(bf16_t) * 2 * STAGES * kTileElements + sizeof(uint64_t) * 2 * STAGES;
@@ -101,12 +114,9 @@ struct StreamRing {
   // Starts the step's tiles, rows [row0, row0 + ROWS) of `head` in both tensors.
   __device__ void load(int step, const CUtensorMap& a, const CUtensorMap& b, int head, int row0,
                        int batch) const {
-    uint64_t* bar = slots.filled_barrier(step);
     bf16_t* stage = tiles + 2 * (step % STAGES) * kTileElements;
-    for (int box = 0; box < kBoxes; ++box) {
-      wg::load_box(stage + box * kTile, a, head, row0 + box * 64, batch, bar);
-      wg::load_box(stage + kTileElements + box * kTile, b, head, row0 + box * 64, batch, bar);
-    }
+    load_rows_pair<kBoxes>(stage, stage + kTileElements, a, b, head, row0, batch,
+                           slots.filled_barrier(step));
   }
   // Thread 0: the stage's one arrival, expecting the step's tiles, and their loads.
   __device__ void issue(int step, const CUtensorMap& a, const CUtensorMap& b, int head, int row0,
@@ -154,10 +164,7 @@ struct RowTiles {
   __device__ void load(const CUtensorMap& a, const CUtensorMap& b, int head, int row0,
                        int batch) const {
     wg::barrier_expect(ready, 2 * kWarpgroups * wg::kBoxBytes);
-    for (int box = 0; box < kWarpgroups; ++box) {
-      wg::load_box(first + box * kTile, a, head, row0 + box * kStep, batch, ready);
-      wg::load_box(second + box * kTile, b, head, row0 + box * kStep, batch, ready);
-    }
+    load_rows_pair<kWarpgroups>(first, second, a, b, head, row0, batch, ready);
   }
   __device__ void wait() const { wg::barrier_wait(ready, 0); }
 };
