@@ -128,16 +128,22 @@ __device__ inline void tile_s_b(float (&acc)[1][NT][4], const float (&s)[1][2 * 
 // ------------------------------------------------------------------ loads and stores
 
 // ROWS rows of D elements into a warp's tile: row r from src + row_of(r)·D, zeros where
-// row_of(r) < 0. Issues cp.async only (the caller commits and waits).
+// row_of(r) < 0. Issues cp.async only (the caller commits and waits). All of the lane's rows
+// are looked up before the first copy: each cp.async is a memory clobber, so a lookup that
+// reads memory (dK/dV's rows in shared memory) placed between two copies waits on its own.
 template <typename T, int D, int ROWS, typename RowOf>
 __device__ inline void load_rows(T* tile, const T* src, RowOf row_of) {
   constexpr int kPieces = D * static_cast<int>(sizeof(T)) / 16, kPieceElems = 16 / sizeof(T);
+  constexpr int kPasses = ROWS * kPieces / 32;
   static_assert(ROWS * kPieces % 32 == 0, "whole passes of the warp");
   const int lane = threadIdx.x % 32;
+  int64_t rows[kPasses];
 #pragma unroll
-  for (int pass = 0; pass < ROWS * kPieces / 32; ++pass) {
+  for (int pass = 0; pass < kPasses; ++pass) rows[pass] = row_of((pass * 32 + lane) / kPieces);
+#pragma unroll
+  for (int pass = 0; pass < kPasses; ++pass) {
     const int piece = pass * 32 + lane, r = piece / kPieces, c = piece % kPieces * kPieceElems;
-    const int64_t row = row_of(r);
+    const int64_t row = rows[pass];
     cp_async_16(tile + r * kPitch<T, D> + c, row >= 0 ? src + row * D + c : src, row >= 0);
   }
 }
