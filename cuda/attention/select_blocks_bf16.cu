@@ -278,6 +278,32 @@ __device__ void offer_tile(TopList (&lists)[Lanes<G>::kLists],
   }
 }
 
+// The block of the segment's best (score, block): score descending, then block ascending.
+// A whole warp reduces in two steps on the scores' bits, which order as the scores do for
+// scores ≥ 0 (sums of probabilities; kNoScore counts as 0 there and loses on its block,
+// INT_MAX). Smaller segments go through a shuffle butterfly.
+template <int kSegment>
+__device__ int segment_best(float s, int j) {
+  if constexpr (kSegment == 32) {
+    const unsigned key = s > 0.f ? __float_as_uint(s) : 0u;
+    const unsigned best = __reduce_max_sync(0xffffffffu, key);
+    return __reduce_min_sync(0xffffffffu, key == best ? j : INT_MAX);
+  } else {
+    float best_s = s;
+    int best_j = j;
+#pragma unroll
+    for (int lanes = 1; lanes < kSegment; lanes *= 2) {
+      const float other_s = __shfl_xor_sync(0xffffffffu, best_s, lanes);
+      const int other_j = __shfl_xor_sync(0xffffffffu, best_j, lanes);
+      if (other_s > best_s || (other_s == best_s && other_j < best_j)) {
+        best_s = other_s;
+        best_j = other_j;
+      }
+    }
+    return best_j;
+  }
+}
+
 // The `count` best candidates over the lists of the lane's segment (one list per lane at
 // `mine`, kSlots entries, sorted), in order, into chosen[0 .. count) (written by the segment's
 // first lane). Each round every lane proposes its best unused entry and the segment's best
@@ -290,17 +316,7 @@ __device__ void merge_lists(const float* mine_score, const int* mine_block, int 
   for (int round = 0; round < count; ++round) {
     const float s = next < kSlots ? mine_score[next] : kNoScore;
     const int j = next < kSlots ? mine_block[next] : INT_MAX;
-    float best_s = s;
-    int best_j = j;
-#pragma unroll
-    for (int lanes = 1; lanes < kSegment; lanes *= 2) {
-      const float other_s = __shfl_xor_sync(0xffffffffu, best_s, lanes);
-      const int other_j = __shfl_xor_sync(0xffffffffu, best_j, lanes);
-      if (other_s > best_s || (other_s == best_s && other_j < best_j)) {
-        best_s = other_s;
-        best_j = other_j;
-      }
-    }
+    const int best_j = segment_best<kSegment>(s, j);
     if (best_j == j && next < kSlots) ++next;
     if (lane % kSegment == 0) chosen[round] = best_j;
   }
