@@ -56,12 +56,10 @@ __global__ void __launch_bounds__(kWarpThreads)
   ChunkWalk walk(geo, ptr.selection, b, kv, f0 / g, last_f / g);
   const LaneRows rows = lane_rows(geo, b, kv, f0);
 
-  load_rows<T, D, kRows>(q_tile, ptr.q, [&](int r) { return geo.group_row(b, kv, f0 + r); });
+  load_rows<T, D, kRows>([&](int r) { return geo.group_row(b, kv, f0 + r); },
+                         TileSource<T>{q_tile, ptr.q});
   bool more = walk.next();
-  if (more) {
-    load_keys<T, D>(k_tiles, ptr.k, geo, b, kv, walk.key0);
-    load_keys<T, D>(v_tiles, ptr.v, geo, b, kv, walk.key0);
-  }
+  if (more) load_keys<T, D>({k_tiles, ptr.k}, {v_tiles, ptr.v}, geo, b, kv, walk.key0);
   cp_async_commit();
 
   OnlineSoftmax softmax;
@@ -71,8 +69,8 @@ __global__ void __launch_bounds__(kWarpThreads)
     const unsigned positions = walk.positions;
     more = walk.next();
     if (more) {
-      load_keys<T, D>(k_tiles + (stage ^ 1) * kTile, ptr.k, geo, b, kv, walk.key0);
-      load_keys<T, D>(v_tiles + (stage ^ 1) * kTile, ptr.v, geo, b, kv, walk.key0);
+      load_keys<T, D>({k_tiles + (stage ^ 1) * kTile, ptr.k},
+                      {v_tiles + (stage ^ 1) * kTile, ptr.v}, geo, b, kv, walk.key0);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -129,13 +127,9 @@ __global__ void __launch_bounds__(kWarpThreads) dq_kernel(Geometry geo, Backward
   const LaneRows rows = lane_rows(geo, b, kv, f0);
   auto row_of = [&](int r) { return geo.group_row(b, kv, f0 + r); };
 
-  load_rows<T, D, kRows>(q_tile, ptr.q, row_of);
-  load_rows<T, D, kRows>(do_tile, ptr.d_out, row_of);
+  load_rows<T, D, kRows>(row_of, TileSource<T>{q_tile, ptr.q}, TileSource<T>{do_tile, ptr.d_out});
   bool more = walk.next();
-  if (more) {
-    load_keys<T, D>(k_tiles, ptr.k, geo, b, kv, walk.key0);
-    load_keys<T, D>(v_tiles, ptr.v, geo, b, kv, walk.key0);
-  }
+  if (more) load_keys<T, D>({k_tiles, ptr.k}, {v_tiles, ptr.v}, geo, b, kv, walk.key0);
   cp_async_commit();
   float lse_log2[2], delta[2];
 #pragma unroll
@@ -151,8 +145,8 @@ __global__ void __launch_bounds__(kWarpThreads) dq_kernel(Geometry geo, Backward
     const unsigned positions = walk.positions;
     more = walk.next();
     if (more) {
-      load_keys<T, D>(k_tiles + (stage ^ 1) * kTile, ptr.k, geo, b, kv, walk.key0);
-      load_keys<T, D>(v_tiles + (stage ^ 1) * kTile, ptr.v, geo, b, kv, walk.key0);
+      load_keys<T, D>({k_tiles + (stage ^ 1) * kTile, ptr.k},
+                      {v_tiles + (stage ^ 1) * kTile, ptr.v}, geo, b, kv, walk.key0);
       cp_async_commit();
       cp_async_wait<1>();
     } else {

@@ -95,12 +95,12 @@ __global__ void __launch_bounds__(kWarpThreads)
       cp_async_4(step_delta + stage * NQ + r, inside ? ptr.delta + row : ptr.delta, inside);
     }
     __syncwarp();
-    load_rows<T, D, NQ>(q_tiles + stage * NQ * P, ptr.q, [&](int r) { return row_of[r]; });
-    load_rows<T, D, NQ>(do_tiles + stage * NQ * P, ptr.d_out, [&](int r) { return row_of[r]; });
+    load_rows<T, D, NQ>([&](int r) { return row_of[r]; },
+                        TileSource<T>{q_tiles + stage * NQ * P, ptr.q},
+                        TileSource<T>{do_tiles + stage * NQ * P, ptr.d_out});
   };
 
-  load_keys<T, D>(k_tile, ptr.k, geo, b, kv, key0);
-  load_keys<T, D>(v_tile, ptr.v, geo, b, kv, key0);
+  load_keys<T, D>({k_tile, ptr.k}, {v_tile, ptr.v}, geo, b, kv, key0);
   issue(0, 0);
   cp_async_commit();
 

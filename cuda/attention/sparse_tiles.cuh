@@ -127,24 +127,44 @@ __device__ inline void tile_s_b(float (&acc)[1][NT][4], const float (&s)[1][2 * 
 
 // ------------------------------------------------------------------ loads and stores
 
-// ROWS rows of D elements into a warp's tile: row r from src + row_of(r)·D, zeros where
+// A warp copies a tile's rows in 16-byte pieces: lane l takes piece l % kPerRow of rows
+// l / kPerRow + pass · kRowsPerPass, at element column `col`.
+template <typename T, int D>
+struct Pieces {
+  static constexpr int kPerRow = D * static_cast<int>(sizeof(T)) / 16;
+  static constexpr int kRowsPerPass = 32 / kPerRow;
+  static_assert(32 % kPerRow == 0, "a pass covers whole rows");
+  int row0 = static_cast<int>(threadIdx.x % 32) / kPerRow;
+  int col = static_cast<int>(threadIdx.x % 32) % kPerRow * (16 / static_cast<int>(sizeof(T)));
+  __device__ int row(int pass) const { return row0 + pass * kRowsPerPass; }
+};
+
+// A warp's shared-memory tile and the global rows it is filled from.
+template <typename T>
+struct TileSource {
+  T* tile;
+  const T* src;
+};
+
+// ROWS rows of D elements into each source's tile: row r from src + row_of(r)·D, zeros where
 // row_of(r) < 0. Issues cp.async only (the caller commits and waits). All of the lane's rows
 // are looked up before the first copy: each cp.async is a memory clobber, so a lookup that
 // reads memory (dK/dV's rows in shared memory) placed between two copies waits on its own.
-template <typename T, int D, int ROWS, typename RowOf>
-__device__ inline void load_rows(T* tile, const T* src, RowOf row_of) {
-  constexpr int kPieces = D * static_cast<int>(sizeof(T)) / 16, kPieceElems = 16 / sizeof(T);
-  constexpr int kPasses = ROWS * kPieces / 32;
-  static_assert(ROWS * kPieces % 32 == 0, "whole passes of the warp");
-  const int lane = threadIdx.x % 32;
+template <typename T, int D, int ROWS, typename RowOf, typename... Sources>
+__device__ inline void load_rows(RowOf row_of, Sources... sources) {
+  using L = Pieces<T, D>;
+  constexpr int kPasses = ROWS / L::kRowsPerPass;
+  static_assert(ROWS % L::kRowsPerPass == 0, "whole passes of the warp");
+  const L lane;
   int64_t rows[kPasses];
 #pragma unroll
-  for (int pass = 0; pass < kPasses; ++pass) rows[pass] = row_of((pass * 32 + lane) / kPieces);
+  for (int pass = 0; pass < kPasses; ++pass) rows[pass] = row_of(lane.row(pass));
 #pragma unroll
   for (int pass = 0; pass < kPasses; ++pass) {
-    const int piece = pass * 32 + lane, r = piece / kPieces, c = piece % kPieces * kPieceElems;
-    const int64_t row = rows[pass];
-    cp_async_16(tile + r * kPitch<T, D> + c, row >= 0 ? src + row * D + c : src, row >= 0);
+    const bool inside = rows[pass] >= 0;
+    const int64_t at = inside ? rows[pass] * D + lane.col : 0;
+    const int to = lane.row(pass) * kPitch<T, D> + lane.col;
+    (cp_async_16(sources.tile + to, sources.src + at, inside), ...);
   }
 }
 
@@ -198,7 +218,7 @@ __device__ inline LaneRows lane_rows(const Geometry& geo, int b, int kv, int f0)
 // current chunk's block.
 struct ChunkWalk {
   const int32_t* row;     // this lane's selection row, or null
-  int width, slot, head;  // head: the block at slot, INT_MAX past the row's end
+  int width, slot, head;  // head: the entry at slot as read, −1 for padding or past the end
   int block_size, last_key;
   int key0 = 0, block_end = 0;
   unsigned positions = 0;
@@ -209,15 +229,17 @@ struct ChunkWalk {
                                          : nullptr),
         width(geo.width),
         slot(-1),
-        head(INT_MAX),
+        head(-1),
         block_size(geo.block_size),
         last_key(geo.position(last)) {
     advance_lane();
   }
 
+  // The entry is only compared at the next block boundary, so its read's latency hides behind
+  // the chunks in between.
   __device__ void advance_lane() {
     ++slot;
-    head = row != nullptr && slot < width && row[slot] >= 0 ? row[slot] : INT_MAX;
+    head = row != nullptr && slot < width ? row[slot] : -1;
   }
 
   // Moves to the next chunk; false at the end.
@@ -226,23 +248,35 @@ struct ChunkWalk {
       key0 += kKeys;
       return true;
     }
-    const int block = __reduce_min_sync(kFullMask, head);
+    const int mine = head >= 0 ? head : INT_MAX;
+    const int block = __reduce_min_sync(kFullMask, mine);
     if (block == INT_MAX) return false;
-    positions = __ballot_sync(kFullMask, head == block);
-    if (head == block) advance_lane();
+    positions = __ballot_sync(kFullMask, mine == block);
+    if (mine == block) advance_lane();
     key0 = block * block_size;
     block_end = key0 + block_size;
     return true;
   }
 };
 
-// Keys key0 .. key0 + 15 of K (or V) for (b, kv); keys past the end read as zeros.
+// Keys key0 .. key0 + 15 of (b, kv) into both tiles (K and V); keys past the end read as
+// zeros. Consecutive keys lie kv_heads·D elements apart, so a lane's later rows are its first
+// plus whole passes.
 template <typename T, int D>
-__device__ inline void load_keys(T* tile, const T* src, const Geometry& geo, int b, int kv,
-                                 int key0) {
-  load_rows<T, D, kKeys>(tile, src, [&](int r) {
-    return key0 + r < geo.k_len ? geo.kv_row(b, key0 + r, kv) : int64_t{-1};
-  });
+__device__ inline void load_keys(TileSource<T> k, TileSource<T> v, const Geometry& geo, int b,
+                                 int kv, int key0) {
+  using L = Pieces<T, D>;
+  const L lane;
+  const int64_t first = geo.kv_row(b, key0 + lane.row0, kv) * D + lane.col;
+  const int64_t pass_stride = int64_t{geo.kv_heads} * D * L::kRowsPerPass;
+#pragma unroll
+  for (int pass = 0; pass < kKeys / L::kRowsPerPass; ++pass) {
+    const bool inside = key0 + lane.row(pass) < geo.k_len;
+    const int64_t at = inside ? first + pass * pass_stride : 0;
+    const int to = lane.row(pass) * kPitch<T, D> + lane.col;
+    cp_async_16(k.tile + to, k.src + at, inside);
+    cp_async_16(v.tile + to, v.src + at, inside);
+  }
 }
 
 template <int NT>
