@@ -32,7 +32,8 @@ struct KeyLists {
   int groups, blocks, unit_entries;
 };
 
-// Per warp: K [16][P], V [16][P], Q [2][NQ][P], dO [2][NQ][P]; per stage and row its
+// A CTA is one warp: nine fit an SM by shared memory (CTAs of four warps fit twice: eight).
+// Its shared memory: K [16][P], V [16][P], Q [2][NQ][P], dO [2][NQ][P]; per stage and row its
 // [B, Tq, H] row (int64), position (int), lse·log2e and delta (floats); fp32 scratch.
 template <typename T, int D>
 constexpr size_t kDkdvWarpBytes = sizeof(T) * (2 * kRows + 4 * kQueryStep<T, D>)*kPitch<T, D> +
@@ -42,15 +43,15 @@ constexpr size_t kDkdvWarpBytes = sizeof(T) * (2 * kRows + 4 * kQueryStep<T, D>)
 
 // dK, dV of 16 keys (sub-chunk `sub` of block g) from one unit of g's list. Steps of NQ rows:
 // Pᵀ = exp2(K·Qᵀ·scale_log2 − lse·log2e), dSᵀ = Pᵀ ∘ (V·dOᵀ − delta), dV += Pᵀ·dO, dK += dSᵀ·Q
-// (times scale when written). Grid: ⌈(upper bound on units) · (block_size / 16) / 4⌉ CTAs.
+// (times scale when written). Grid: (upper bound on units) · (block_size / 16) one-warp CTAs.
 template <typename T, int D>
-__global__ void __launch_bounds__(kWarpThreads)
+__global__ void __launch_bounds__(32)
     dkdv_kernel(Geometry geo, BackwardPointers<T> ptr, KeyLists lists) {
   constexpr int P = kPitch<T, D>, NQ = kQueryStep<T, D>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int lane = threadIdx.x;
   const int subs = geo.block_size / kRows;
-  const int64_t task = int64_t{blockIdx.x} * kWarps + warp;
+  const int64_t task = blockIdx.x;
   const int64_t unit = task / subs;
   const int sub = static_cast<int>(task % subs);
   if (unit >= lists.unit_start[lists.groups]) return;
@@ -70,7 +71,7 @@ __global__ void __launch_bounds__(kWarpThreads)
   const int key0 = g % lists.blocks * geo.block_size + sub * kRows;
   if (key0 >= geo.k_len) return;  // the block's last keys lie past the end
 
-  T* k_tile = reinterpret_cast<T*>(smem_raw + warp * kDkdvWarpBytes<T, D>);
+  T* k_tile = reinterpret_cast<T*>(smem_raw);
   T* v_tile = k_tile + kRows * P;
   T* q_tiles = v_tile + kRows * P;
   T* do_tiles = q_tiles + 2 * NQ * P;
@@ -304,8 +305,8 @@ void dkdv(const SparseDims& dims, const Geometry& geo, const BackwardPointers<T>
                                subs * kRows * D);
   const KeyLists lists = build_key_lists(dims, ptr.selection, storage);
   const int64_t tasks = (storage.max_slots / 2 + groups) * subs;  // ≥ units · subs
-  launch(dkdv_kernel<T, D>, dim3(static_cast<unsigned>((tasks + kWarps - 1) / kWarps)),
-         kWarpThreads, kWarps * kDkdvWarpBytes<T, D>, geo, ptr, lists);
+  launch(dkdv_kernel<T, D>, dim3(static_cast<unsigned>(tasks)), 32, kDkdvWarpBytes<T, D>, geo, ptr,
+         lists);
   for_each(dims.batch * dims.k_len * dims.kv_heads * D,
            SumPartials<T>{lists, ptr.dk, ptr.dv, dims.k_len, dims.kv_heads, dims.block_size, D,
                           geo.scale});
