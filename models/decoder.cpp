@@ -84,9 +84,7 @@ Tensor attention_path(AttentionPath path, const Tensor& q, const Tensor& k, cons
   if (path == AttentionPath::full) {
     o = attention(q, k, v);
   } else {
-    const Tensor means = kbar.defined() ? kbar : block_means(k, options.block_size);
-    const Tensor selection = select_blocks(q, means, k.dim(1), options.block_size, options.top_k);
-    o = sparse_attention(q, k, v, selection, options.block_size);
+    o = block_sparse_attention(q, k, v, options.block_size, options.top_k, kbar);
   }
   return gate_logits.defined() ? head_gate(o, gate_logits) : o;
 }

@@ -454,12 +454,10 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
   return attend_selected(q, k, v, selection, dims);
 }
 
-// The selection comes from select_blocks, valid by construction: not checked again (on the GPU
-// the check would wait for the device).
 Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t block_size,
-                              int64_t top_k) {
-  const Tensor selection =
-      select_blocks(q, block_means(k, block_size), k.dim(1), block_size, top_k);
+                              int64_t top_k, const Tensor& kbar) {
+  const Tensor means = kbar.defined() ? kbar : block_means(k, block_size);
+  const Tensor selection = select_blocks(q, means, k.dim(1), block_size, top_k);
   return attend_selected(q, k, v, selection, check_sparse_inputs(q, k, v, selection, block_size));
 }
 

@@ -28,8 +28,10 @@ Tensor select_blocks(const Tensor& q, const Tensor& kbar, int64_t k_len, int64_t
 Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& selection,
                         int64_t block_size);
 
-// sparse_attention(q, k, v, select_blocks(q, block_means(k, bs), Tk, bs, top_k), bs).
+// sparse_attention(q, k, v, select_blocks(q, kbar, Tk, bs, top_k), bs), kbar = block_means(k,
+// bs) when undefined (a decoder may pass its running means). The selection is valid by
+// construction, so it is not checked again: on the GPU the check would wait for the device.
 Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t block_size,
-                              int64_t top_k);
+                              int64_t top_k, const Tensor& kbar = Tensor());
 
 }  // namespace ssa
