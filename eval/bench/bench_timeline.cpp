@@ -3,6 +3,7 @@
 #include "eval/bench/bench_timeline.h"
 
 #include <cxxabi.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -28,11 +29,13 @@ struct Activity {
 
 #ifdef SSA_HAVE_CUPTI
 constexpr CUpti_ActivityKind kActivities[] = {
-    CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY, CUPTI_ACTIVITY_KIND_MEMSET};
+    CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY, CUPTI_ACTIVITY_KIND_MEMSET,
+    CUPTI_ACTIVITY_KIND_RUNTIME};
 constexpr size_t kBufferBytes = size_t{8} << 20;
 
 std::mutex g_mutex;
-std::vector<Activity> g_activity;  // delivered by CUPTI, possibly from its own thread
+std::vector<Activity> g_activity;    // delivered by CUPTI, possibly from its own thread
+std::vector<Activity> g_host_calls;  // CUDA runtime calls of the host, on the same clock
 
 void check_cupti(CUptiResult result, const char* call) {
   if (result == CUPTI_SUCCESS) return;
@@ -64,9 +67,20 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
       g_activity.push_back(activity_of<CUpti_ActivityMemcpy6>(record, "memcpy"));
     } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMSET) {
       g_activity.push_back(activity_of<CUpti_ActivityMemset4>(record, "memset"));
+    } else if (record->kind == CUPTI_ACTIVITY_KIND_RUNTIME) {
+      const char* name = nullptr;
+      const auto* call = reinterpret_cast<const CUpti_ActivityAPI*>(record);
+      cuptiGetCallbackName(CUPTI_CB_DOMAIN_RUNTIME_API, call->cbid, &name);
+      g_host_calls.push_back(activity_of<CUpti_ActivityAPI>(record, name ? name : "runtime call"));
     }
   }
   std::free(buffer);
+}
+
+void clear_recorded() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_activity.clear();
+  g_host_calls.clear();
 }
 
 void start_activity() {
@@ -76,8 +90,7 @@ void start_activity() {
     return true;
   }();
   (void)registered;
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_activity.clear();
+  clear_recorded();
   for (CUpti_ActivityKind kind : kActivities)
     check_cupti(cuptiActivityEnable(kind), "cuptiActivityEnable");
 }
@@ -86,12 +99,14 @@ void stop_activity() {
   for (CUpti_ActivityKind kind : kActivities) cuptiActivityDisable(kind);
 }
 
-std::vector<Activity> recorded_activity() {
+// The GPU's activity and the host's runtime calls, each sorted by start.
+std::pair<std::vector<Activity>, std::vector<Activity>> recorded_activity() {
   check_cupti(cuptiActivityFlushAll(0), "cuptiActivityFlushAll");
   std::lock_guard<std::mutex> lock(g_mutex);
-  std::vector<Activity> activity = g_activity;
+  std::vector<Activity> activity = g_activity, host_calls = g_host_calls;
   std::sort(activity.begin(), activity.end());
-  return activity;
+  std::sort(host_calls.begin(), host_calls.end());
+  return {activity, host_calls};
 }
 #else
 void start_activity() {}
@@ -155,14 +170,34 @@ void keep_largest(std::vector<Item>& items, size_t count) {
   if (items.size() > count) items.resize(count);
 }
 
+// What the host was in during [start, end): "cudaMemcpy 3.912 ms, cudaLaunchKernel 0.041 ms",
+// the runtime calls by time within the stretch (at most three), or "no CUDA runtime call".
+std::string host_during(const std::vector<Activity>& host_calls, uint64_t start, uint64_t end) {
+  std::map<std::string, uint64_t> ns_by_name;
+  for (const Activity& call : host_calls)
+    if (call.start < end && call.end > start)
+      ns_by_name[call.name] += std::min(call.end, end) - std::max(call.start, start);
+  std::vector<std::pair<uint64_t, std::string>> calls;
+  for (const auto& [name, ns] : ns_by_name) calls.emplace_back(ns, name);
+  std::sort(calls.rbegin(), calls.rend());
+  if (calls.size() > 3) calls.resize(3);
+  std::string out;
+  for (const auto& [ns, name] : calls)
+    out += fmt::format("{}{} {:.3f} ms", out.empty() ? "" : ", ", name,
+                       1e-6 * static_cast<double>(ns));
+  return out.empty() ? "no CUDA runtime call" : out;
+}
+
 // The `count` longest stretches with nothing running, longest first.
-std::vector<IdleGap> longest_gaps(const std::vector<Activity>& activity, size_t count) {
+std::vector<IdleGap> longest_gaps(const std::vector<Activity>& activity,
+                                  const std::vector<Activity>& host_calls, size_t count) {
   std::vector<IdleGap> gaps;
   uint64_t busy_until = 0;
   for (size_t i = 0; i < activity.size(); ++i) {
     if (i > 0 && activity[i].start > busy_until)
       gaps.push_back({1e-6 * static_cast<double>(activity[i].start - busy_until),
-                      readable(activity[i - 1].name), readable(activity[i].name)});
+                      readable(activity[i - 1].name), readable(activity[i].name),
+                      host_during(host_calls, busy_until, activity[i].start)});
     busy_until = std::max(busy_until, activity[i].end);
   }
   keep_largest(gaps, count);
@@ -199,8 +234,11 @@ void StepTimeline::mark(size_t boundary) { events_.record(boundary); }
 void StepTimeline::restart() {
 #ifdef SSA_HAVE_CUPTI
   check_cupti(cuptiActivityFlushAll(0), "cuptiActivityFlushAll");
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_activity.clear();
+  clear_recorded();
+  // After a flush, CUPTI holds up the host's next CUDA call by milliseconds (4-5 ms at bench-1b
+  // on an H200): this call takes the delay, so that the GPU does not sit idle after the step's
+  // first boundary as it never does in a step without recording.
+  synchronize_device();
 #endif
 }
 
@@ -214,14 +252,14 @@ bool StepTimeline::measures_activity() {
 
 StepReport StepTimeline::report(size_t gaps, size_t names) const {
 #ifdef SSA_HAVE_CUPTI
-  const std::vector<Activity> activity = recorded_activity();
+  const auto [activity, host_calls] = recorded_activity();
 #else
-  const std::vector<Activity> activity;
+  const std::vector<Activity> activity, host_calls;
 #endif
   // The first activity starts right after boundary 0 (the device was idle), so activity times
   // count from it.
   const std::vector<std::pair<double, double>> busy = merged_ms(activity);
-  StepReport out{{}, longest_gaps(activity, gaps), largest_totals(activity, names)};
+  StepReport out{{}, longest_gaps(activity, host_calls, gaps), largest_totals(activity, names)};
   for (size_t p = 0; p < names_.size(); ++p) {
     const double begin = events_.ms_between(0, p), end = events_.ms_between(0, p + 1);
     double busy_ms = measures_activity() ? 0 : std::numeric_limits<double>::quiet_NaN();

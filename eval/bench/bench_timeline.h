@@ -21,6 +21,7 @@ struct PhaseTime {
 struct IdleGap {
   double ms;
   std::string previous, next;  // the kernels (or "memcpy", "memset") around it, demangled
+  std::string host;            // the host's CUDA runtime calls during it, the longest first
 };
 
 // The GPU time of the activities of one name (a kernel's function, "memcpy" or "memset").

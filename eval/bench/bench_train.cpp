@@ -32,7 +32,8 @@ constexpr const char* kAbout =
     "GPU's timeline: forward (the loss, read back to the host), backward, optimizer (gradient\n"
     "norm, clipping, AdamW), each from CUDA events at its boundaries, and the part of each when\n"
     "no kernel, copy or memset ran (CUPTI's activity records): the GPU waiting for the host's\n"
-    "launches. The five longest idle gaps follow, with the kernels around each.";
+    "launches. The five longest idle gaps follow, with the kernels around each and the CUDA\n"
+    "runtime calls the host was in meanwhile (none: the host was computing).";
 
 constexpr double kPeakFlops = 989e12;
 
@@ -167,7 +168,8 @@ void print_breakdown(const StepReport& report, JsonLine& json) {
       "ms of {:.2f} ({:.1f}%)\n",
       line, idle, total, 100 * idle / total);
   for (const IdleGap& gap : report.gaps)
-    fmt::print("  idle {:.3f} ms after {}\n    before {}\n", gap.ms, gap.previous, gap.next);
+    fmt::print("  idle {:.3f} ms after {}\n    before {}\n    host in: {}\n", gap.ms, gap.previous,
+               gap.next, gap.host);
   fmt::print("GPU time by kernel (ms, launches, share of the busy time):\n");
   for (const ActivityTotal& name : report.names)
     fmt::print("  {:8.3f} {:5d} {:5.1f}%  {}\n", name.ms, name.count,
