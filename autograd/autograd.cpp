@@ -64,7 +64,6 @@ class LeafCounts {
  public:
   LeafCounts(const std::unordered_map<Node*, int>& nodes, const LeafFinal& on_final)
       : on_final_(on_final) {
-    if (!on_final_) return;
     std::vector<Node*> ordered;
     for (const auto& entry : nodes) ordered.push_back(entry.first);
     std::sort(ordered.begin(), ordered.end(),
@@ -79,17 +78,21 @@ class LeafCounts {
   }
   // One edge into `input` is done (a gradient delivered or none given).
   void done(const Tensor& input) {
-    if (!on_final_ || !is_leaf(input)) return;
-    if (--remaining_[input.impl()] == 0) on_final_(input);
+    if (!is_leaf(input)) return;
+    if (--remaining_[input.impl()] == 0) final(input);
   }
   // Leaves behind nodes that never ran (a branch that got no gradient) are final too.
   void finish() {
     for (const Tensor& leaf : leaves_)
-      if (remaining_[leaf.impl()] > 0) on_final_(leaf);
+      if (remaining_[leaf.impl()] > 0) final(leaf);
   }
 
  private:
   static bool is_leaf(const Tensor& t) { return t.defined() && !t.grad_fn() && t.requires_grad(); }
+  void final(const Tensor& leaf) const {
+    settle_gradient(leaf);
+    if (on_final_) on_final_(leaf);
+  }
   const LeafFinal& on_final_;
   std::unordered_map<TensorImpl*, int> remaining_;
   std::vector<Tensor> leaves_;  // first reached first
@@ -98,9 +101,12 @@ class LeafCounts {
 void deliver_to_leaf(const Tensor& leaf, const Tensor& grad) {
   if (!leaf.grad().defined()) {
     leaf.set_grad(grad.clone());
-    return;
+  } else if (leaf.grad_unwritten()) {
+    leaf.grad().copy_from(grad);
+    leaf.set_grad_unwritten(false);
+  } else {
+    accumulate_into(leaf.grad(), grad);
   }
-  accumulate_into(leaf.grad(), grad);
 }
 
 // inputs: {the input, the leaves fn reads}; the leaves' gradients are delivered by the inner
@@ -179,6 +185,12 @@ Tensor gradient_buffer(const Tensor& input) {
   if (!input.requires_grad() || input.grad_fn()) return Tensor();
   Tensor buffer = input.grad();
   return buffer.defined() && buffer.dtype() == DType::f32 ? buffer : Tensor();
+}
+
+void settle_gradient(const Tensor& leaf) {
+  if (!leaf.grad_unwritten()) return;
+  leaf.grad().zero();
+  leaf.set_grad_unwritten(false);
 }
 
 void accumulate_into(const Tensor& dst, const Tensor& src) {

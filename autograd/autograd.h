@@ -6,6 +6,9 @@
 //    backward() adds into leaf.grad(); gradients pile up over several backward() calls until
 //    the caller zeroes them. A leaf whose grad() is already set (a view into the model's flat
 //    gradient buffer) is accumulated in place; otherwise a zero gradient is created first.
+//    Zeroing may be deferred by marking grad() unwritten (Tensor::set_grad_unwritten): the first
+//    gradient then overwrites it, and a leaf that this backward() reaches but gives no gradient
+//    has its grad() zeroed once final, so every reached leaf leaves backward() written.
 //  - Activation gradients are internal: summed over all uses of the activation, handed to its
 //    Node once, and freed as soon as that Node has run.
 //  - backward() consumes the graph: each Node drops its inputs and saved tensors after running.
@@ -115,11 +118,15 @@ void backward(const Tensor& root, const Tensor& grad = Tensor(), const LeafFinal
 Tensor recomputed(std::function<Tensor(const Tensor&)> fn, const Tensor& input,
                   const std::vector<Tensor>& leaves);
 
-// For a backward that adds a leaf's gradient into its buffer itself (a product with beta = 1)
-// instead of returning it: input.grad() when input is a leaf requiring grad whose grad() is
-// already set and f32 (the model's flat gradient buffer), else an undefined tensor. A node that
-// adds into it returns no gradient for that input; backward() counts that input as done.
+// For a backward that writes a leaf's gradient into its buffer itself (a product with beta = 1,
+// or beta = 0 while input.grad_unwritten()) instead of returning it: input.grad() when input is
+// a leaf requiring grad whose grad() is already set and f32 (the model's flat gradient buffer),
+// else an undefined tensor. A node that writes into it marks it written and returns no gradient
+// for that input; backward() counts that input as done.
 Tensor gradient_buffer(const Tensor& input);
+
+// Zeroes leaf.grad() if it is unwritten, and marks it written.
+void settle_gradient(const Tensor& leaf);
 
 // dst += src, elementwise, same shape and device (used for gradient accumulation). The dtypes
 // match, or src is bf16 and dst f32: a bf16 leaf (mixed precision's working copy of a weight)

@@ -302,6 +302,15 @@ const Tensor& Tensor::set_requires_grad(bool enabled) const {
 
 Tensor Tensor::grad() const { return impl_->grad; }
 
+bool Tensor::grad_unwritten() const {
+  return impl_->grad.defined() && impl_->grad.impl()->unwritten_gradient;
+}
+
+void Tensor::set_grad_unwritten(bool unwritten) const {
+  SSA_CHECK(impl_->grad.defined() || !unwritten, "an unwritten gradient needs a grad() buffer");
+  if (impl_->grad.defined()) impl_->grad.impl()->unwritten_gradient = unwritten;
+}
+
 void Tensor::set_grad(const Tensor& grad) const {
   if (grad.defined()) {
     SSA_CHECK(grad.shape() == shape() && grad.device() == device(),

@@ -97,6 +97,11 @@ class Tensor {
   const Tensor& set_requires_grad(bool enabled) const;
   Tensor grad() const;
   void set_grad(const Tensor& grad) const;
+  // An unwritten grad() holds no gradient, whatever its bytes (a zeroing that was never run): the
+  // next gradient delivered overwrites it instead of adding to it. The mark belongs to the
+  // gradient tensor, so leaves sharing one grad() share it.
+  bool grad_unwritten() const;
+  void set_grad_unwritten(bool unwritten) const;
   const std::shared_ptr<Node>& grad_fn() const;
   // Which of grad_fn's outputs this tensor is (0 unless the node has several).
   int output_index() const;
@@ -119,6 +124,7 @@ struct TensorImpl {
   DType dtype = DType::f32;
   bool requires_grad = false;
   Tensor grad;
+  bool unwritten_gradient = false;  // of a tensor that is some leaf's grad()
   std::shared_ptr<Node> grad_fn;
   int output_index = 0;
   std::string name;

@@ -136,9 +136,10 @@ int grads_command(const std::vector<std::string>& args) {
   out.reals["cross_entropy"] = model->last_cross_entropy();
   out.reals["alignment"] = model->last_alignment();
   out.tensors = {{"batch/inputs", batch.inputs}, {"batch/targets", batch.targets}};
+  const Tensor& flat_grad = params.flat_grad();
   double squared_norm = 0;
   for (size_t i = 0; i < params.size(); ++i) {
-    const Tensor grad = params[i].grad().to(Device::cpu);
+    const Tensor grad = flat_grad.view(params.offsets()[i], params[i].shape()).to(Device::cpu);
     for (double g : grad.to_vector()) squared_norm += g * g;
     out.tensors.emplace_back("grads/" + params.specs()[i].name, grad);
   }

@@ -24,6 +24,35 @@ Parameters::Parameters(std::vector<ParamSpec> specs, DType dtype, Device device,
   }
 }
 
+void Parameters::zero_grad() const {
+  for (const Tensor& t : tensors_) t.set_grad_unwritten(true);
+}
+
+const Tensor& Parameters::flat_grad() const {
+  grad_slice(0, count());
+  return flat_grad_;
+}
+
+Tensor Parameters::grad_slice(int64_t begin, int64_t end) const {
+  // Each run of adjacent unwritten parameters, [run_begin, run_end), is zeroed by one fill.
+  int64_t run_begin = 0, run_end = 0;
+  auto zero_run = [&] {
+    if (run_end > run_begin) flat_grad_.view(run_begin, {run_end - run_begin}).zero();
+  };
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const int64_t first = offsets_[i], last = first + tensors_[i].numel();
+    if (last <= begin || first >= end || !tensors_[i].grad_unwritten()) continue;
+    if (first != run_end) {
+      zero_run();
+      run_begin = first;
+    }
+    run_end = last;
+    tensors_[i].set_grad_unwritten(false);
+  }
+  zero_run();
+  return flat_grad_.view(begin, {end - begin});
+}
+
 const Tensor& Parameters::get(const std::string& name) const {
   for (size_t i = 0; i < specs_.size(); ++i)
     if (specs_[i].name == name) return tensors_[i];

@@ -32,7 +32,11 @@ class Parameters {
   const std::vector<int64_t>& offsets() const { return offsets_; }
   int64_t count() const { return flat_.numel(); }
   const Tensor& flat() const { return flat_; }  // the master weights
-  const Tensor& flat_grad() const { return flat_grad_; }
+  // The gradient buffer, every parameter's slice written: those still unwritten since
+  // zero_grad() (no backward reached them) are zeroed first.
+  const Tensor& flat_grad() const;
+  // flat_grad()'s elements [begin, end), the parameters within the range written.
+  Tensor grad_slice(int64_t begin, int64_t end) const;
   // What the model computes with: flat() itself, or its bf16 copy under mixed precision.
   const Tensor& compute_flat() const { return compute_flat_; }
   bool mixed_precision() const { return !compute_flat_.same_storage(flat_); }
@@ -44,7 +48,9 @@ class Parameters {
 
   // Draws every parameter in table order from rng (normal(0, std) or ones).
   void initialize(Rng& rng) const;
-  void zero_grad() const { flat_grad_.zero(); }
+  // Marks every parameter's gradient unwritten: the next gradient overwrites it (autograd.h), so
+  // the buffer is zeroed only where no backward writes.
+  void zero_grad() const;
 
  private:
   std::vector<ParamSpec> specs_;

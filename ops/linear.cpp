@@ -134,7 +134,7 @@ struct LinearNode : Node {
   Tensor input_gradient(const Tensor& dy) const {
     const Tensor pending = pending_gradient(inputs()[0]);
     if (pending.defined() && pending.dtype() == dy.dtype() && pending.shape() == x.shape()) {
-      add_matrix_product(as_matrix(pending), dy, w, false, false);
+      matrix_product_into(as_matrix(pending), dy, w, false, false, true);
       return pending;
     }
     return product(dy, w, false, false).reshape(x.shape());
@@ -191,10 +191,10 @@ Tensor matrix_product(const Tensor& a, const Tensor& b, bool transpose_a, bool t
   return product(a, b, transpose_a, transpose_b);
 }
 
-void add_matrix_product(const Tensor& c, const Tensor& a, const Tensor& b, bool transpose_a,
-                        bool transpose_b) {
+void matrix_product_into(const Tensor& c, const Tensor& a, const Tensor& b, bool transpose_a,
+                         bool transpose_b, bool add) {
   check_matmul(a, b, transpose_a, transpose_b);
-  SSA_CHECK(a.rank() == 2, "add_matrix_product: a {} and b {} (expected 2-D)", a.shape().str(),
+  SSA_CHECK(a.rank() == 2, "matrix_product_into: a {} and b {} (expected 2-D)", a.shape().str(),
             b.shape().str());
   const GemmShape s{1,
                     transpose_a ? a.dim(1) : a.dim(0),
@@ -204,17 +204,21 @@ void add_matrix_product(const Tensor& c, const Tensor& a, const Tensor& b, bool 
                     transpose_b};
   SSA_CHECK((c.dtype() == DType::f32 || c.dtype() == a.dtype()) && c.shape() == (Shape{s.m, s.n}) &&
                 c.device() == a.device(),
-            "add_matrix_product: c {} {} for a {} product of {}x{} (expected f32 or {} on a's "
+            "matrix_product_into: c {} {} for a {} product of {}x{} (expected f32 or {} on a's "
             "device)",
             dtype_name(c.dtype()), c.shape().str(), dtype_name(a.dtype()), s.m, s.n,
             dtype_name(a.dtype()));
   if (c.is_cpu()) {
-    accumulate_into(c, product(a, b, transpose_a, transpose_b));
+    const Tensor result = product(a, b, transpose_a, transpose_b);
+    if (add)
+      accumulate_into(c, result);
+    else
+      c.copy_from(result);
     return;
   }
-  SSA_ON_CUDA("add_matrix_product",
-              cuda::gemm_accumulate(a.raw(), b.raw(), c.raw(), a.dtype(), c.dtype(),
-                                    {s.batch, s.m, s.n, s.k, transpose_a, transpose_b}));
+  SSA_ON_CUDA("matrix_product_into",
+              cuda::gemm_into(a.raw(), b.raw(), c.raw(), a.dtype(), c.dtype(),
+                              {s.batch, s.m, s.n, s.k, transpose_a, transpose_b}, add));
 }
 
 namespace {
@@ -259,7 +263,13 @@ std::vector<Tensor> weight_gradients(const Tensor& dy, const Tensor& x,
   std::vector<Tensor> grads(parts.size());
   const int64_t in = x.dim(1);
   if (all_buffered && adjacent(buffers)) {
-    add_matrix_product(buffers[0].view(0, {total_rows(parts), in}), dy, x, true, false);
+    const bool overwrite = std::all_of(parts.begin(), parts.end(),
+                                       [](const Tensor& part) { return part.grad_unwritten(); });
+    if (!overwrite)
+      for (const Tensor& part : parts) settle_gradient(part);
+    matrix_product_into(buffers[0].view(0, {total_rows(parts), in}), dy, x, true, false,
+                        !overwrite);
+    for (const Tensor& part : parts) part.set_grad_unwritten(false);
     return grads;
   }
   const bool any = std::any_of(parts.begin(), parts.end(),

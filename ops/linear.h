@@ -18,18 +18,20 @@ Tensor linear(const Tensor& x, const Tensor& w);
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 // The same product, checked but not recorded: for ops whose own backward takes products.
 Tensor matrix_product(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b);
-// c += op(a) · op(b) for 2-D operands, c in f32 or a's dtype (a and b f32 or bf16); on CUDA one
-// product with the sum written by cuBLAS (no product tensor, no separate add).
-void add_matrix_product(const Tensor& c, const Tensor& a, const Tensor& b, bool transpose_a,
-                        bool transpose_b);
+// c += op(a) · op(b) (add) or c = op(a) · op(b) for 2-D operands, c in f32 or a's dtype (a and b
+// f32 or bf16); on CUDA one product with the result written by cuBLAS (no product tensor, no
+// separate add).
+void matrix_product_into(const Tensor& c, const Tensor& a, const Tensor& b, bool transpose_a,
+                         bool transpose_b, bool add);
 // Weights [out_i, in] stacked by rows into one [Σ out_i, in] matrix, for one product in place of
 // several: a view of their buffer when they lie in this order in it (the model's parameters do),
 // else a copy.
 Tensor stacked_rows(const std::vector<Tensor>& parts);
 // The weight gradients of y = x·stacked_rows(parts)ᵀ (one part: y = x·wᵀ), from dy [rows,
-// Σ out_i] and x [rows, in]: one product dyᵀ·x, added into the parts' gradient buffers when each
+// Σ out_i] and x [rows, in]: one product dyᵀ·x, written into the parts' gradient buffers when each
 // has one (gradient_buffer) and they lie in this order in one buffer (every entry then undefined:
-// delivered), else returned as each part's rows (undefined for a part not requiring grad).
+// delivered; the product overwrites them when all are unwritten, else adds), else returned as
+// each part's rows (undefined for a part not requiring grad).
 std::vector<Tensor> weight_gradients(const Tensor& dy, const Tensor& x,
                                      const std::vector<Tensor>& parts);
 

@@ -117,6 +117,17 @@ Tensor test_scale(const Tensor& a, double c) {
   return record(out, std::make_shared<ScaleNode>(c), {a});
 }
 
+// a itself, whose backward gives a its gradient and b none (b only rides along in the graph).
+struct FirstNode : Node {
+  const char* name() const override { return "test_first"; }
+  std::vector<Tensor> backward(const Tensor& g) override { return {g, Tensor()}; }
+};
+
+Tensor test_first(const Tensor& a, const Tensor& b) {
+  Tensor out = a.detach().clone();
+  return record(out, std::make_shared<FirstNode>(), {a, b});
+}
+
 }  // namespace
 
 TEST_CASE("a tensor used twice gets the sum of both gradients") {
@@ -204,6 +215,21 @@ TEST_CASE("a preset gradient view is accumulated in place (flat gradient buffer)
   CHECK(flat_grad.at(2) == 2.0);
   CHECK(flat_grad.at(3) == 4.0);
   CHECK(flat_grad.at(0) == 0.0);
+}
+
+TEST_CASE("an unwritten gradient is overwritten by the first gradient, then accumulated") {
+  Tensor flat_grad = Tensor::full({4}, 99.0, DType::f64);  // stale values, never zeroed
+  Tensor x = leaf({1, 2}), y = leaf({3, 4});
+  x.set_grad(flat_grad.view(0, {2}));
+  y.set_grad(flat_grad.view(2, {2}));
+  x.set_grad_unwritten(true);
+  y.set_grad_unwritten(true);
+  backward(test_sum(test_mul(test_first(x, y), x)));  // Σ x²; y reached, given no gradient
+  CHECK(!x.grad_unwritten());
+  CHECK(!y.grad_unwritten());
+  CHECK(flat_grad.to_vector() == std::vector<double>{2, 4, 0, 0});
+  backward(test_sum(test_mul(x, y)));  // written now: added to
+  CHECK(flat_grad.to_vector() == std::vector<double>{5, 8, 1, 2});
 }
 
 TEST_CASE("no-grad records nothing and detach stops the gradient") {

@@ -36,8 +36,11 @@ struct Gradients {
   std::vector<std::vector<double>> per_parameter;
 };
 
+// The buffer holds NaNs before zero_grad(): a gradient added to it instead of overwriting it, or
+// a slice left unwritten, shows.
 Gradients gradients_of(Trainer& trainer, const Batch& batch, const ForwardOptions& options) {
   Decoder& model = trainer.model();
+  model.params().flat_grad().fill(std::nan(""));
   model.params().zero_grad();
   Tensor loss = model.loss(batch.inputs, batch.targets, 0, options);
   backward(loss);

@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "autograd/autograd.h"
 #include "models/decoder.h"
 #include "op_test_util.h"
 
@@ -36,6 +37,27 @@ TEST_CASE("parameters are named views into one flat buffer, gradients likewise")
   // w1/w3 10·6 each, w2 6·10; final norm 6.
   CHECK(params.count() == 66 + 2 * (12 + 96 + 96 + 24 + 96 + 180) + 6);
   CHECK_THROWS_AS(params.get("layers.2.attn.wq"), Error);
+}
+
+TEST_CASE("zero_grad defers the zeroing: stale gradients are overwritten or zeroed, never read") {
+  ModelConfig c = tiny_config();
+  Decoder model(c, DType::f32, Device::cpu);
+  Rng rng(2);
+  model.params().initialize(rng);
+  const Parameters& params = model.params();
+  const Tensor ids = random_ids({2, 8}, c.vocab_size, 3),
+               targets = random_ids({2, 8}, c.vocab_size, 4);
+  backward(model.loss(ids, targets));
+  const std::vector<double> expected = params.flat_grad().to_vector();  // from a zeroed buffer
+
+  params.flat_grad().fill(std::nan(""));
+  params.zero_grad();
+  CHECK(params.flat_grad().to_vector() == std::vector<double>(expected.size(), 0.0));
+
+  params.flat_grad().fill(std::nan(""));
+  params.zero_grad();
+  backward(model.loss(ids, targets));
+  CHECK(params.flat_grad().to_vector() == expected);
 }
 
 TEST_CASE("initialisation: normal(0, 0.02), output projections scaled, norms ones") {

@@ -50,23 +50,21 @@ void gemm_ex(const void* a, const void* b, void* c, cudaDataType_t operand_type,
 }  // namespace
 
 void gemm(const void* a, const void* b, void* c, DType dtype, const GemmDims& d) {
-  const cudaDataType_t type = blas_type(dtype);
-  if (d.batch == 0 || d.m == 0 || d.n == 0) return;
-  if (d.k == 0) {
-    fill(c, dtype, 0.0, d.batch * d.m * d.n);
-    return;
-  }
-  gemm_ex(a, b, c, type, type, 0.0f, d);
+  gemm_into(a, b, c, dtype, dtype, d, false);
 }
 
-void gemm_accumulate(const void* a, const void* b, void* c, DType dtype, DType c_dtype,
-                     const GemmDims& d) {
+void gemm_into(const void* a, const void* b, void* c, DType dtype, DType c_dtype, const GemmDims& d,
+               bool add) {
   const cudaDataType_t type = blas_type(dtype);
   SSA_CHECK(c_dtype == DType::f32 || c_dtype == dtype,
-            "matmul: cannot add a {} product into {} (expected f32 or {})", dtype_name(dtype),
+            "matmul: cannot write a {} product into {} (expected f32 or {})", dtype_name(dtype),
             dtype_name(c_dtype), dtype_name(dtype));
-  if (d.batch == 0 || d.m == 0 || d.n == 0 || d.k == 0) return;
-  gemm_ex(a, b, c, type, blas_type(c_dtype), 1.0f, d);
+  if (d.batch == 0 || d.m == 0 || d.n == 0) return;
+  if (d.k == 0) {
+    if (!add) fill(c, c_dtype, 0.0, d.batch * d.m * d.n);
+    return;
+  }
+  gemm_ex(a, b, c, type, blas_type(c_dtype), add ? 1.0f : 0.0f, d);
 }
 
 }  // namespace ssa::cuda

@@ -16,10 +16,11 @@ struct GemmDims {
 // f32: fp32 compute without TF32 (CUBLAS_COMPUTE_32F); bf16: bf16 operands and result, fp32
 // accumulation. Deterministic: the same inputs give the same bits on the same GPU.
 void gemm(const void* a, const void* b, void* c, DType dtype, const GemmDims& dims);
-// c[i] += op(a[i]) · op(b[i]) with a, b of dtype (f32 or bf16) and c of c_dtype (f32, or dtype),
-// fp32 accumulation, c rounded once: a weight gradient added into the f32 gradient buffer, or an
-// input gradient into the one already summed, by the product itself. Deterministic.
-void gemm_accumulate(const void* a, const void* b, void* c, DType dtype, DType c_dtype,
-                     const GemmDims& dims);
+// c[i] += op(a[i]) · op(b[i]) (add), or c[i] = op(a[i]) · op(b[i]), with a, b of dtype (f32 or
+// bf16) and c of c_dtype (f32, or dtype), fp32 accumulation, c rounded once: a weight gradient
+// written into the f32 gradient buffer, or an input gradient added into the one already summed,
+// by the product itself. Deterministic.
+void gemm_into(const void* a, const void* b, void* c, DType dtype, DType c_dtype,
+               const GemmDims& dims, bool add);
 
 }  // namespace ssa::cuda

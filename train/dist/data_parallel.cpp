@@ -44,7 +44,7 @@ LeafFinal GradientBuckets::on_final() {
 }
 
 void GradientBuckets::reduce(Bucket& bucket) {
-  comm_.all_reduce_sum(params_.flat_grad().view(bucket.begin, {bucket.end - bucket.begin}));
+  comm_.all_reduce_sum(params_.grad_slice(bucket.begin, bucket.end));
   bucket.reduced = true;
 }
 
