@@ -4,6 +4,26 @@
 namespace ssa::cuda {
 namespace {
 
+// The step's constants as the kernel uses them: in float, but for the gradient's scale (the
+// product is rounded once, as on the CPU).
+struct FloatStep {
+  float lr, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay;
+  float inverse_bias1, inverse_bias2;
+  double grad_scale;
+
+  explicit FloatStep(const AdamWStep& s)
+      : lr(static_cast<float>(s.lr)),
+        beta1(static_cast<float>(s.beta1)),
+        one_minus_beta1(static_cast<float>(1 - s.beta1)),
+        beta2(static_cast<float>(s.beta2)),
+        one_minus_beta2(static_cast<float>(1 - s.beta2)),
+        eps(static_cast<float>(s.eps)),
+        weight_decay(static_cast<float>(s.weight_decay)),
+        inverse_bias1(static_cast<float>(1 / s.bias1)),
+        inverse_bias2(static_cast<float>(1 / s.bias2)),
+        grad_scale(s.grad_scale) {}
+};
+
 template <int W>
 struct Update {
   float* param;
@@ -11,7 +31,7 @@ struct Update {
   float* m;
   float* v;
   const uint32_t* decay_bits;
-  AdamWStep s;
+  FloatStep s;
   __nv_bfloat16* bf16_param;
   struct Operands {
     Values<float, W> param, grad, m, v;
@@ -26,16 +46,14 @@ struct Update {
     Values<__nv_bfloat16, W> rounded;
 #pragma unroll
     for (int j = 0; j < W; ++j) {
-      const double g = static_cast<float>(static_cast<double>(x.grad.v[j]) * s.grad_scale);
-      const double p = x.param.v[j];
-      const double m_j = s.beta1 * x.m.v[j] + (1 - s.beta1) * g;
-      const double v_j = s.beta2 * x.v.v[j] + (1 - s.beta2) * g * g;
-      new_m.v[j] = static_cast<float>(m_j);
-      new_v.v[j] = static_cast<float>(v_j);
-      const double update = (m_j / s.bias1) / (sqrt(v_j / s.bias2) + s.eps);
+      const float g = static_cast<float>(static_cast<double>(x.grad.v[j]) * s.grad_scale);
+      const float p = x.param.v[j];
+      new_m.v[j] = fmaf(s.beta1, x.m.v[j], s.one_minus_beta1 * g);
+      new_v.v[j] = fmaf(s.beta2, x.v.v[j], s.one_minus_beta2 * g * g);
+      const float update =
+          new_m.v[j] * s.inverse_bias1 / (sqrtf(new_v.v[j] * s.inverse_bias2) + s.eps);
       const bool decays = (x.decay_word >> ((i * W + j) % 32)) & 1u;
-      const double decay_rate = decays ? s.weight_decay : 0.0;
-      new_param.v[j] = static_cast<float>(p - s.lr * (update + decay_rate * p));
+      new_param.v[j] = p - s.lr * (update + (decays ? s.weight_decay : 0.f) * p);
       rounded.v[j] = __float2bfloat16(new_param.v[j]);
     }
     values_at<W>(param, i) = new_param;
@@ -61,7 +79,7 @@ void adamw_update(float* param, const float* grad, float* m, float* v, const uin
                   int64_t n, const AdamWStep& step, void* bf16_param) {
   auto* rounded = static_cast<__nv_bfloat16*>(bf16_param);
   for_each_run<kPack<float>>(n, {param, grad, m, v, bf16_param}, [&](auto w) {
-    return Update<w.value>{param, grad, m, v, decay_bits, step, rounded};
+    return Update<w.value>{param, grad, m, v, decay_bits, FloatStep(step), rounded};
   });
 }
 
