@@ -229,13 +229,21 @@ Tensor Decoder::loss(const Tensor& ids, const Tensor& targets, double divisor,
   Tensor flat_targets = targets.to(device()).reshape({targets.numel()});
   Tensor alignment;
   Tensor ce = cross_entropy(linear(hidden(ids, options, &alignment), head), flat_targets, divisor);
-  last_cross_entropy_ = ce.item();
-  last_alignment_ = 0;
+  last_cross_entropy_ = ce.detach();
+  last_alignment_ = Tensor();
   if (!options.align) return ce;
   const double share = divisor > 0 ? static_cast<double>(targets.numel()) / divisor : 1.0;
   Tensor mean_alignment = scale(alignment, 1.0 / static_cast<double>(config_.n_layers));
-  last_alignment_ = mean_alignment.item();
+  last_alignment_ = mean_alignment.detach();
   return add(ce, scale(mean_alignment, options.align_weight * share));
+}
+
+double Decoder::last_cross_entropy() const {
+  return last_cross_entropy_.defined() ? last_cross_entropy_.item() : 0.0;
+}
+
+double Decoder::last_alignment() const {
+  return last_alignment_.defined() ? last_alignment_.item() : 0.0;
 }
 
 double Decoder::flops_per_token(int64_t seq_len) const {

@@ -42,9 +42,10 @@ class Decoder {
   // over layers of the alignment loss, weighted by this batch's share B·T / divisor.
   Tensor loss(const Tensor& ids, const Tensor& targets, double divisor = 0,
               const ForwardOptions& options = {});
-  // The parts of the last loss(): cross-entropy and mean alignment loss (0 without align).
-  double last_cross_entropy() const { return last_cross_entropy_; }
-  double last_alignment() const { return last_alignment_; }
+  // The parts of the last loss(): cross-entropy and mean alignment loss (0 without align). Read
+  // from the device when asked (a wait for it), so that loss() itself never waits.
+  double last_cross_entropy() const;
+  double last_alignment() const;
 
   // Training FLOPs per token at sequence length T (forward + backward, matmuls and causal
   // attention), for MFU.
@@ -79,7 +80,7 @@ class Decoder {
   ModelConfig config_;
   Parameters params_;
   RopeTable rope_;
-  double last_cross_entropy_ = 0, last_alignment_ = 0;
+  Tensor last_cross_entropy_, last_alignment_;  // detached scalars; undefined: 0
 };
 
 }  // namespace ssa

@@ -116,12 +116,13 @@ StepResult Trainer::step_once() {
     Batch batch = files_.train.next_batch(run.micro_batch);
     Tensor loss =
         model_.loss(batch.inputs, batch.targets, static_cast<double>(step_tokens), options);
-    result.loss += loss.item();
-    result.cross_entropy += model_.last_cross_entropy();
-    result.alignment += model_.last_alignment() / static_cast<double>(run.grad_accum * world);
     // Only the last micro-step communicates; its buckets as soon as backward finishes them.
     const bool communicate = micro + 1 == run.grad_accum && world > 1 && !zero_;
     backward(loss, Tensor(), communicate ? buckets_.on_final() : LeafFinal());
+    // Read once the backward is queued: a read waits for the GPU, which then has work.
+    result.loss += loss.item();
+    result.cross_entropy += model_.last_cross_entropy();
+    result.alignment += model_.last_alignment() / static_cast<double>(run.grad_accum * world);
   }
   if (zero_)
     zero_->reduce_gradients();

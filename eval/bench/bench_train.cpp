@@ -97,9 +97,9 @@ class Step {
     params.zero_grad();
     Tensor loss = model_.loss(ids_, targets_, 0, step_options(s_, mode, step));
     mark(1);
-    const double value = loss.item();
     backward(loss);
     mark(2);
+    const double value = loss.item();  // after queueing the backward, as ssa-train reads it
     const double norm = gradient_norm(params.flat_grad());
     optimizer_.step(s_.schedule.lr, params.mixed_precision() ? params.compute_flat() : Tensor(),
                     clip_factor(norm, s_.run.grad_clip));
