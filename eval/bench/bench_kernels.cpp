@@ -119,8 +119,8 @@ class KernelBench {
 
   void gemm(const std::string& config, const std::string& names, const std::string& pass,
             const cuda::GemmDims& dims, const Tensor& a, const Tensor& b, const Tensor& c) const {
-    const double ms =
-        timer_.median_ms([&] { cuda::gemm(a.raw(), b.raw(), c.raw(), DType::bf16, dims); });
+    const double ms = timer_.median_ms(
+        [&] { cuda::gemm_into(a.raw(), b.raw(), c.raw(), DType::bf16, c.dtype(), dims, false); });
     const double tflops = gemm_flops(dims.m, dims.n, dims.k) / ms / 1e9;
     const std::string mnk = fmt::format("{}x{}x{}", dims.m, dims.n, dims.k);
     fmt::print("{:<11} {:<22} {:<4} {:<20} {:>9.3f} {:>8.1f}\n", config, names, pass, mnk, ms,
@@ -165,9 +165,12 @@ void gemm_rows(const Shapes& s, const WeightShape& w, const KernelBench& bench, 
   Tensor y = Tensor::empty({n, w.out}, DType::bf16, Device::cuda);
   Tensor dx = Tensor::empty({n, w.in}, DType::bf16, Device::cuda);
   Tensor dw = Tensor::empty({w.out, w.in}, DType::bf16, Device::cuda);
+  Tensor dw_f32 = Tensor::empty({w.out, w.in}, DType::f32, Device::cuda);
   bench.gemm(s.config, w.names, "fwd", {1, n, w.out, w.in, false, true}, x, weight, y);
   bench.gemm(s.config, w.names, "dx", {1, n, w.in, w.out, false, false}, dy, weight, dx);
   bench.gemm(s.config, w.names, "dw", {1, w.out, w.in, n, true, false}, dy, x, dw);
+  // As a training step runs it: written in fp32 into the gradient buffer.
+  bench.gemm(s.config, w.names, "dw32", {1, w.out, w.in, n, true, false}, dy, x, dw_f32);
 }
 
 void square_gemm_row(const KernelBench& bench, Rng& rng) {
