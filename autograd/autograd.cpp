@@ -59,15 +59,17 @@ std::unordered_map<Node*, int> count_consumers(Node* root) {
   return consumers;
 }
 
-// The leaves a backward() reaches, in a fixed order, each with the gradients still to come.
+// The leaves a backward() reaches, each with the gradients still to come; in a fixed order when
+// there is an on_final to call (zeroing the unreached ones needs none).
 class LeafCounts {
  public:
   LeafCounts(const std::unordered_map<Node*, int>& nodes, const LeafFinal& on_final)
       : on_final_(on_final) {
     std::vector<Node*> ordered;
     for (const auto& entry : nodes) ordered.push_back(entry.first);
-    std::sort(ordered.begin(), ordered.end(),
-              [](Node* a, Node* b) { return a->sequence() > b->sequence(); });
+    if (on_final_)
+      std::sort(ordered.begin(), ordered.end(),
+                [](Node* a, Node* b) { return a->sequence() > b->sequence(); });
     for (Node* node : ordered)
       for (const Tensor& input : node->inputs())
         if (is_leaf(input)) {
@@ -95,7 +97,7 @@ class LeafCounts {
   }
   const LeafFinal& on_final_;
   std::unordered_map<TensorImpl*, int> remaining_;
-  std::vector<Tensor> leaves_;  // first reached first
+  std::vector<Tensor> leaves_;  // with on_final_: first reached first
 };
 
 void deliver_to_leaf(const Tensor& leaf, const Tensor& grad) {
