@@ -9,6 +9,9 @@ TEST_CASE("ssa-bench: usage and mistakes") {
   Result help = run("ssa-bench --help");
   CHECK(help.exit_code == 0);
   CHECK(contains(help.output, "attention"));
+  Result train_help = run("ssa-bench train --help");
+  CHECK(train_help.exit_code == 0);
+  CHECK(contains(train_help.output, "--kernels"));
   Result unknown = run("ssa-bench fly");
   CHECK(unknown.exit_code == 2);
   CHECK(contains(unknown.output, "unknown command 'fly'"));

@@ -67,7 +67,7 @@ struct StepTimes {
 };
 
 const std::vector<std::string> kPhases = {"forward", "backward", "optimizer"};
-constexpr size_t kGapsShown = 5, kNamesShown = 15;
+constexpr size_t kGapsShown = 5;
 
 // The model's parameters, drawn from rng first (then the ids and targets, as before).
 const Parameters& initialized(Decoder& model, Rng& rng) {
@@ -115,8 +115,9 @@ class Step {
   Tensor ids_, targets_;
 };
 
+// With breakdown, the report lists the `names_shown` kernels with the most GPU time.
 StepTimes run_steps(const BenchConfig& config, Mode mode, int64_t warmup, int64_t steps,
-                    bool breakdown) {
+                    bool breakdown, size_t names_shown) {
   Rng rng(config.settings.run.seed);
   Step step(config.settings, rng);
   StepTimes times;
@@ -135,7 +136,7 @@ StepTimes run_steps(const BenchConfig& config, Mode mode, int64_t warmup, int64_
     step.run(mode, warmup + steps, &timeline);
     timeline.restart();
     step.run(mode, warmup + steps, &timeline);
-    times.breakdown = timeline.report(kGapsShown, kNamesShown);
+    times.breakdown = timeline.report(kGapsShown, names_shown);
   }
   return times;
 }
@@ -187,6 +188,7 @@ int bench_train_command(const std::vector<std::string>& args) {
       .option("--warmup", "N", "untimed steps first (default 2)")
       .option("--json", "PATH", "append one JSON object with the result")
       .flag("--breakdown", "time one more step's phases on the GPU (see above)")
+      .option("--kernels", "N", "with --breakdown: the kernels listed by GPU time (default 15)")
       .parse(args);
   const BenchConfig config = load_bench_config(line.get("--config"));
   const TrainSettings& s = config.settings;
@@ -204,7 +206,8 @@ int bench_train_command(const std::vector<std::string>& args) {
   json.add("config", config.name).add("mode", std::string(mode_name(mode)));
   json.add("batch", s.run.micro_batch).add("seq_len", s.run.seq_len).add("steps", steps);
   try {
-    const StepTimes times = run_steps(config, mode, warmup, steps, line.has("--breakdown"));
+    const StepTimes times = run_steps(config, mode, warmup, steps, line.has("--breakdown"),
+                                      static_cast<size_t>(line.get_int("--kernels", 15, 1)));
     double total = 0;
     for (double seconds : times.seconds) total += seconds;
     const double tokens_per_s = static_cast<double>(tokens * steps) / total;
