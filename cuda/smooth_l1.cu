@@ -4,15 +4,27 @@
 namespace ssa::cuda {
 namespace {
 
+// beta's constants, rounded to float from double once on the host: the kernels multiply where
+// the CPU op divides (a float division is a dozen instructions, enough to hold SmoothL1's
+// forward below the memory's pace). At beta = 1 (the default) the results equal division's.
+struct Beta {
+  float beta, half_beta, inverse, half_inverse;  // inverses unused (inf) at beta = 0
+  explicit Beta(double b)
+      : beta(static_cast<float>(b)),
+        half_beta(static_cast<float>(0.5 * b)),
+        inverse(static_cast<float>(1.0 / b)),
+        half_inverse(static_cast<float>(0.5 / b)) {}
+};
+
 // ½d²/beta where |d| < beta, |d| − ½beta elsewhere.
-__device__ float smooth_l1_of(float d, float beta) {
+__device__ float smooth_l1_of(float d, const Beta& b) {
   const float size = fabsf(d);
-  return size < beta ? 0.5f * d * d / beta : size - 0.5f * beta;
+  return size < b.beta ? d * d * b.half_inverse : size - b.half_beta;
 }
 
 // d SmoothL1 / dd: d / beta inside the quadratic zone, sign(d) outside.
-__device__ float smooth_l1_slope(float d, float beta) {
-  if (fabsf(d) < beta) return d / beta;
+__device__ float smooth_l1_slope(float d, const Beta& b) {
+  if (fabsf(d) < b.beta) return d * b.inverse;
   return static_cast<float>((d > 0) - (d < 0));
 }
 
@@ -21,7 +33,7 @@ template <typename T, int W>
 struct Term {
   const T* a;
   const T* b;
-  float beta;
+  Beta beta;
   __device__ double operator()(int64_t i) const {
     const Values<T, W> x = values_at<W>(a, i), y = values_at<W>(b, i);
     float sum = 0;
@@ -47,7 +59,7 @@ struct Backward {
   const G* g;
   T* da;
   T* db;
-  float beta;
+  Beta beta;
   double inverse_count;
   struct Operands {
     Values<T, W> x, y;
@@ -78,9 +90,8 @@ void smooth_l1_forward(const void* a, const void* b, DType dtype, int64_t n, dou
       const auto* a_t = static_cast<const T*>(a);
       const auto* b_t = static_cast<const T*>(b);
       const StoreMean<Out> mean{static_cast<Out*>(loss), static_cast<double>(n)};
-      const auto f = static_cast<float>(beta);
       with_run_width<kPack<T>>(n, {a, b}, [&](auto w) {
-        deterministic_sum(n / w.value, Term<T, w.value>{a_t, b_t, f}, mean);
+        deterministic_sum(n / w.value, Term<T, w.value>{a_t, b_t, Beta(beta)}, mean);
       });
     });
   });
@@ -95,7 +106,7 @@ void smooth_l1_backward(const void* a, const void* b, const void* g, DType g_dty
       for_each_run<kPack<T>>(n, {a, b, da, db}, [&](auto w) {
         return Backward<T, G, w.value>{static_cast<const T*>(a),    static_cast<const T*>(b),
                                        static_cast<const G*>(g),    static_cast<T*>(da),
-                                       static_cast<T*>(db),         static_cast<float>(beta),
+                                       static_cast<T*>(db),         Beta(beta),
                                        1.0 / static_cast<double>(n)};
       });
     });

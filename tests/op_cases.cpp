@@ -407,11 +407,13 @@ std::vector<OpCase> smooth_l1_cpu() {
   return cases;
 }
 
-// beta 1 and plain L1, element by element (385 elements); in runs of 8 (384).
+// beta 1 and plain L1, element by element (385 elements); in runs of 8 (384), also at a beta
+// whose inverse float is inexact (the kernels multiply by it).
 std::vector<OpCase> smooth_l1_cuda() {
   return {smooth_l1_case(1.0, input({5, 77}, 36, 2.0), input({5, 77}, 37, 2.0)),
           smooth_l1_case(0.0, input({5, 77}, 38, 2.0), input({5, 77}, 39, 2.0)),
-          smooth_l1_case(1.0, input({4, 96}, 40, 2.0), input({4, 96}, 41, 2.0))};
+          smooth_l1_case(1.0, input({4, 96}, 40, 2.0), input({4, 96}, 41, 2.0)),
+          smooth_l1_case(0.3, input({4, 96}, 42, 2.0), input({4, 96}, 43, 2.0))};
 }
 
 // ---- attention
