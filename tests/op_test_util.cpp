@@ -13,6 +13,16 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype, bool requir
   return t;
 }
 
+Tensor grown_along_sequence(const Tensor& keys, double tokens_per_step) {
+  std::vector<double> values = keys.to_vector();
+  const int64_t token_elements = keys.dim(2) * keys.dim(3);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const int64_t token = static_cast<int64_t>(i) / token_elements % keys.dim(1);
+    values[i] *= 1.0 + static_cast<double>(token) / tokens_per_step;
+  }
+  return Tensor::from(values, keys.shape(), DType::f64).to(keys.dtype());
+}
+
 Tensor random_ids(const Shape& shape, int64_t n, uint64_t seed) {
   Tensor t = Tensor::empty(shape, DType::i32);
   Rng rng(seed);

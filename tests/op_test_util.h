@@ -15,6 +15,9 @@ namespace ssa::test {
 // A CPU tensor of uniform(-scale, scale) values drawn from `seed`, requiring grad if asked.
 Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype = DType::f64,
                      bool requires_grad = true, double scale = 1.0);
+// keys [B, T, heads, d] with token t's values scaled by 1 + t / tokens_per_step, in keys'
+// dtype: scores that grow along the sequence, so that a row's running max keeps moving.
+Tensor grown_along_sequence(const Tensor& keys, double tokens_per_step);
 // Random i32 ids in [0, n).
 Tensor random_ids(const Shape& shape, int64_t n, uint64_t seed);
 // Largest |a - b| over elements (same shape, or same length).

@@ -68,6 +68,7 @@ struct StepTimes {
 
 const std::vector<std::string> kPhases = {"forward", "backward", "optimizer"};
 constexpr size_t kGapsShown = 5;
+constexpr int64_t kDefaultNamesShown = 15;  // --kernels
 
 // The model's parameters, drawn from rng first (then the ids and targets, as before).
 const Parameters& initialized(Decoder& model, Rng& rng) {
@@ -206,8 +207,9 @@ int bench_train_command(const std::vector<std::string>& args) {
   json.add("config", config.name).add("mode", std::string(mode_name(mode)));
   json.add("batch", s.run.micro_batch).add("seq_len", s.run.seq_len).add("steps", steps);
   try {
-    const StepTimes times = run_steps(config, mode, warmup, steps, line.has("--breakdown"),
-                                      static_cast<size_t>(line.get_int("--kernels", 15, 1)));
+    const StepTimes times =
+        run_steps(config, mode, warmup, steps, line.has("--breakdown"),
+                  static_cast<size_t>(line.get_int("--kernels", kDefaultNamesShown, 1)));
     double total = 0;
     for (double seconds : times.seconds) total += seconds;
     const double tokens_per_s = static_cast<double>(tokens * steps) / total;
