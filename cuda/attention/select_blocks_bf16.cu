@@ -43,10 +43,9 @@ struct Problem : SelectShape {
 
 // Which rows and lists a lane holds for G query heads per KV head. Lane 4·g + u holds rows g
 // and g + 8 of its warp's 16 (the mma accumulator layout; "half" 0 and 1) and columns 2u, 2u + 1
-// of each 8-column n-tile. After the head sum every lane of a position holds its block scores,
-// and the lanes split them: the lane keeps the n-tiles nt with nt % kStride == sub(g) of the
-// half it owns. G = 1 needs no sum and keeps both halves (two lists); G = 16 has one position,
-// whose rows fill both halves.
+// of each 8-column n-tile. The head sum splits a position's block scores among its lanes: the
+// lane keeps the n-tiles nt with nt % kStride == sub(g) of the half it owns. G = 1 needs no sum and
+// keeps both halves (two lists); G = 16 has one position, whose rows fill both halves.
 template <int G>
 struct Lanes {
   static_assert(G == 1 || G == 2 || G == 4 || G == 8 || G == 16, "G divides 16");
@@ -203,77 +202,82 @@ struct RowStats {
   }
 };
 
-// Block scores of one tile for the lane's positions: p = 2^(x − lse2) summed over the G heads
-// (a fixed shuffle tree), sums[h][nt][c] for row half h (G = 16: one value for both).
+// The scores of one tile's columns that the lane offers: p = 2^(x − lse2) summed over the G heads
+// of each position, by a reduce-scatter across the lanes that hold them. The lane's values are
+// x[(half · 8 + nt) · 2 + c] (G = 16: x[nt · 2 + c], its two halves added first); at shuffle level
+// l (partner lane 4·2^l away) a lane keeps the half of its live values whose split bit matches
+// bit l of its g, adding the partner's copies of them, so the additions pair as a butterfly's
+// would (the same bits). The split bits are the n-tile's low bits, then (G < 16) the half:
+// owned[list][k][c] ends as the column c of n-tile sub(g) + k · kStride of the lane's list.
 template <int G>
-__device__ void head_sums(float (&sums)[G == 16 ? 1 : 2][8][2], const float (&s)[8][4], int j0,
-                          const int (&own)[2], bool masked, const RowStats& stats,
-                          float scale_log2) {
-  float p[8][4];
+constexpr int kSumLevels = G == 16 || G == 8 ? 3
+                           : G == 4          ? 2
+                           : G == 2          ? 1
+                                             : 0;
+template <int G>
+__host__ __device__ constexpr int split_bit(int level) {
+  return G == 16 || level < kSumLevels<G> - 1 ? 2 << level : 16;
+}
+template <int G>
+using OwnedSums = float[Lanes<G>::kLists][8 / Lanes<G>::kStride][2];
+
+template <int G>
+__device__ void head_sums(OwnedSums<G>& owned, const float (&s)[8][4], int j0, const int (&own)[2],
+                          bool masked, const RowStats& stats, float scale_log2) {
+  using L = Lanes<G>;
+  constexpr int kValues = G == 16 ? 16 : 32;
+  float x[kValues];
 #pragma unroll
   for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const int half = e >> 1;
-      p[nt][e] = !masked || j0 + frag_col(nt, e) < own[half]
-                     ? fast_exp2(fmaf(s[nt][e], scale_log2, -stats.lse2[half]))
-                     : 0.f;
+      const int half = e >> 1, c = e & 1;
+      const float p = !masked || j0 + frag_col(nt, e) < own[half]
+                          ? fast_exp2(fmaf(s[nt][e], scale_log2, -stats.lse2[half]))
+                          : 0.f;
+      if constexpr (G == 16)
+        x[nt * 2 + c] = half == 0 ? p : x[nt * 2 + c] + p;
+      else
+        x[(half * 8 + nt) * 2 + c] = p;
     }
+  const int g = threadIdx.x % 32 / 4;
+  int split = 0;  // the bits split so far: values with one of them set are no longer live
 #pragma unroll
-  for (int nt = 0; nt < 8; ++nt)
+  for (int level = 0; level < kSumLevels<G>; ++level) {
+    const int bit = split_bit<G>(level);
+    const bool upper = (g >> level & 1) != 0;
 #pragma unroll
-    for (int c = 0; c < 2; ++c) {
-      if constexpr (G == 16) {
-        float x = p[nt][c] + p[nt][c + 2];
-        for (int lanes = 4; lanes < 32; lanes *= 2) x += __shfl_xor_sync(0xffffffffu, x, lanes);
-        sums[0][nt][c] = x;
-      } else {
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          float x = p[nt][2 * half + c];
-          for (int lanes = 4; lanes < 4 * G; lanes *= 2)
-            x += __shfl_xor_sync(0xffffffffu, x, lanes);
-          sums[half][nt][c] = x;
-        }
-      }
+    for (int i = 0; i < kValues; ++i) {
+      if ((i & (bit | split)) != 0) continue;
+      const float keep = upper ? x[i | bit] : x[i];
+      const float send = upper ? x[i] : x[i | bit];
+      x[i] = keep + __shfl_xor_sync(0xffffffffu, send, 4 << level);
     }
+    split |= bit;
+  }
+#pragma unroll
+  for (int list = 0; list < L::kLists; ++list)
+#pragma unroll
+    for (int k = 0; k < 8 / L::kStride; ++k)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) owned[list][k][c] = x[(list * 8 + k * L::kStride) * 2 + c];
 }
 
-// sums[half][nt][c] without a run-time index into the register array.
+// Offers the tile's candidates in the columns the lane owns to its lists, in block order.
 template <int G>
-__device__ float half_sum(const float (&sums)[G == 16 ? 1 : 2][8][2], int half, int nt, int c) {
-  if constexpr (G == 16)
-    return sums[0][nt][c];
-  else
-    return half == 0 ? sums[0][nt][c] : sums[1][nt][c];
-}
-
-// Offers the tile's candidates in the columns the lane owns to its lists. The owned sums are
-// first gathered into compile-time slots (moves under a predicate), so each offer is emitted
-// once per owned column rather than once per column of the tile.
-template <int G>
-__device__ void offer_tile(TopList (&lists)[Lanes<G>::kLists],
-                           const float (&sums)[G == 16 ? 1 : 2][8][2], int j0, const int (&own)[2],
-                           bool masked) {
+__device__ void offer_tile(TopList (&lists)[Lanes<G>::kLists], const OwnedSums<G>& owned, int j0,
+                           const int (&own)[2], bool masked) {
   using L = Lanes<G>;
-  constexpr int kOwned = 8 / L::kStride;  // n-tiles per lane
   const int g = threadIdx.x % 32 / 4, u = threadIdx.x % 4, sub = L::sub(g);
 #pragma unroll
   for (int list = 0; list < L::kLists; ++list) {
-    const int half = L::half_of_list(g, list);
-    const int own_block = half == 0 ? own[0] : own[1];
-    float mine[kOwned][2];
+    const int own_block = L::half_of_list(g, list) == 0 ? own[0] : own[1];
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-      for (int c = 0; c < 2; ++c)
-        if (nt % L::kStride == sub) mine[nt / L::kStride][c] = half_sum<G>(sums, half, nt, c);
-#pragma unroll
-    for (int k = 0; k < kOwned; ++k)
+    for (int k = 0; k < 8 / L::kStride; ++k)
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int j = j0 + 8 * (sub + k * L::kStride) + 2 * u + c;
-        if (!masked || j < own_block) lists[list].offer(mine[k][c], j);
+        if (!masked || j < own_block) lists[list].offer(owned[list][k][c], j);
       }
   }
 }
@@ -430,9 +434,9 @@ __global__ void __launch_bounds__(kThreads)
       if (step < tile_count) {
         stats.add(s, j0, own, masked, pb.scale_log2);
       } else {
-        float sums[G == 16 ? 1 : 2][8][2];
-        head_sums<G>(sums, s, j0, own, masked, stats, pb.scale_log2);
-        offer_tile<G>(lists, sums, j0, own, masked);
+        OwnedSums<G> owned;
+        head_sums<G>(owned, s, j0, own, masked, stats, pb.scale_log2);
+        offer_tile<G>(lists, owned, j0, own, masked);
       }
     }
     __syncthreads();  // the stage is refilled next step; after the last, the arena is reused
