@@ -24,6 +24,12 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool ins
                "r"(inside ? 16 : 0)
                : "memory");
 }
+// The same through L1 (cp.async.ca): for rows that neighbouring warps of an SM may read again.
+__device__ __forceinline__ void cp_async_16_cached(void* dst, const void* src, bool inside) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)), "l"(src),
+               "r"(inside ? 16 : 0)
+               : "memory");
+}
 __device__ __forceinline__ void cp_async_4(void* dst, const void* src, bool inside) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(dst)), "l"(src),
                "r"(inside ? 4 : 0)

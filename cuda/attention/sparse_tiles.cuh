@@ -261,7 +261,9 @@ struct ChunkWalk {
 
 // Keys key0 .. key0 + 15 of (b, kv) into both tiles (K and V); keys past the end read as
 // zeros. Consecutive keys lie kv_heads·D elements apart, so a lane's later rows are its first
-// plus whole passes.
+// plus whole passes. Through L1 (cp.async.ca): neighbouring queries share their own block (and
+// in a trained model more), and the forward and dQ ran faster so than through L2 alone
+// (docs/PERF.md).
 template <typename T, int D>
 __device__ inline void load_keys(TileSource<T> k, TileSource<T> v, const Geometry& geo, int b,
                                  int kv, int key0) {
@@ -274,8 +276,8 @@ __device__ inline void load_keys(TileSource<T> k, TileSource<T> v, const Geometr
     const bool inside = key0 + lane.row(pass) < geo.k_len;
     const int64_t at = inside ? first + pass * pass_stride : 0;
     const int to = lane.row(pass) * kPitch<T, D> + lane.col;
-    cp_async_16(k.tile + to, k.src + at, inside);
-    cp_async_16(v.tile + to, v.src + at, inside);
+    cp_async_16_cached(k.tile + to, k.src + at, inside);
+    cp_async_16_cached(v.tile + to, v.src + at, inside);
   }
 }
 
