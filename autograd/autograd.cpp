@@ -257,6 +257,13 @@ Tensor pending_gradient(const Tensor& input) {
   return sum;
 }
 
+Tensor pending_gradient_like(const Tensor& input, const Tensor& like) {
+  Tensor pending = pending_gradient(input);
+  const bool fits = pending.defined() && pending.dtype() == like.dtype() &&
+                    pending.shape() == like.shape() && pending.device() == like.device();
+  return fits ? pending : Tensor();
+}
+
 void backward(const Tensor& root, const Tensor& grad, const LeafFinal& on_final) {
   SSA_CHECK(root.requires_grad(), "backward() on a tensor that does not require grad");
   Tensor seed = grad;

@@ -106,6 +106,9 @@ void record_outputs(const std::vector<Tensor>& outputs, std::shared_ptr<Node> no
 // may add its own gradient for `input` into it in place and return it as that gradient:
 // backward() then sums nothing more (a product can write the sum itself).
 Tensor pending_gradient(const Tensor& input);
+// pending_gradient(input) when a gradient like `like` (the same dtype, shape and device) can be
+// added into it; otherwise undefined.
+Tensor pending_gradient_like(const Tensor& input, const Tensor& like);
 
 // Backpropagates from `root`. `grad` defaults to 1 for a one-element root.
 void backward(const Tensor& root, const Tensor& grad = Tensor(), const LeafFinal& on_final = {});

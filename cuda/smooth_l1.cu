@@ -52,7 +52,13 @@ struct StoreMean {
   }
 };
 
-template <typename T, typename G, int W>
+// own rounded to T, added to summed in float, rounded again.
+template <typename T>
+__device__ T added(T summed, float own) {
+  return from_float<T>(to_float(summed) + to_float(from_float<T>(own)));
+}
+
+template <typename T, typename G, int W, AddInto kAdd>
 struct Backward {
   const T* a;
   const T* b;
@@ -62,22 +68,37 @@ struct Backward {
   Beta beta;
   double inverse_count;
   struct Operands {
-    Values<T, W> x, y;
+    Values<T, W> x, y, summed;  // summed: the values at da or db that the gradient is added to
   };
-  __device__ Operands load(int64_t i) const { return {values_at<W>(a, i), values_at<W>(b, i)}; }
+  __device__ Operands load(int64_t i) const {
+    Operands v{values_at<W>(a, i), values_at<W>(b, i), {}};
+    if constexpr (kAdd != AddInto::none) v.summed = values_at<W>(kAdd == AddInto::da ? da : db, i);
+    return v;
+  }
   __device__ void store(int64_t i, const Operands& v) const {
     const float scale = static_cast<float>(to_float(*g) * inverse_count);
     Values<T, W> d_a, d_b;
 #pragma unroll
     for (int j = 0; j < W; ++j) {
       const float grad = scale * smooth_l1_slope(to_float(v.x.v[j]) - to_float(v.y.v[j]), beta);
-      d_a.v[j] = from_float<T>(grad);
-      d_b.v[j] = from_float<T>(-grad);
+      d_a.v[j] = kAdd == AddInto::da ? added(v.summed.v[j], grad) : from_float<T>(grad);
+      d_b.v[j] = kAdd == AddInto::db ? added(v.summed.v[j], -grad) : from_float<T>(-grad);
     }
     values_at<W>(da, i) = d_a;
     values_at<W>(db, i) = d_b;
   }
 };
+
+template <typename T, typename G, AddInto kAdd>
+void launch_backward(const void* a, const void* b, const void* g, void* da, void* db, int64_t n,
+                     double beta) {
+  for_each_run<kPack<T>>(n, {a, b, da, db}, [&](auto w) {
+    return Backward<T, G, w.value, kAdd>{static_cast<const T*>(a),    static_cast<const T*>(b),
+                                         static_cast<const G*>(g),    static_cast<T*>(da),
+                                         static_cast<T*>(db),         Beta(beta),
+                                         1.0 / static_cast<double>(n)};
+  });
+}
 
 }  // namespace
 
@@ -98,17 +119,17 @@ void smooth_l1_forward(const void* a, const void* b, DType dtype, int64_t n, dou
 }
 
 void smooth_l1_backward(const void* a, const void* b, const void* g, DType g_dtype, void* da,
-                        void* db, DType dtype, int64_t n, double beta) {
+                        void* db, DType dtype, int64_t n, double beta, AddInto add_into) {
   with_storage_type(dtype, "smooth_l1 backward", [&](auto zero) {
     using T = decltype(zero);
     with_storage_type(g_dtype, "smooth_l1 backward", [&](auto g_zero) {
       using G = decltype(g_zero);
-      for_each_run<kPack<T>>(n, {a, b, da, db}, [&](auto w) {
-        return Backward<T, G, w.value>{static_cast<const T*>(a),    static_cast<const T*>(b),
-                                       static_cast<const G*>(g),    static_cast<T*>(da),
-                                       static_cast<T*>(db),         Beta(beta),
-                                       1.0 / static_cast<double>(n)};
-      });
+      if (add_into == AddInto::da)
+        launch_backward<T, G, AddInto::da>(a, b, g, da, db, n, beta);
+      else if (add_into == AddInto::db)
+        launch_backward<T, G, AddInto::db>(a, b, g, da, db, n, beta);
+      else
+        launch_backward<T, G, AddInto::none>(a, b, g, da, db, n, beta);
     });
   });
 }

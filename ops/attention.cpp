@@ -169,24 +169,26 @@ struct AttentionNode : Node {
         dims(dims_) {}
   const char* name() const override { return "attention"; }
   std::vector<Tensor> backward(const Tensor& g) override {
-    Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device());
     Tensor dk = Tensor::empty(k.shape(), k.dtype(), k.device());
     Tensor dv = Tensor::empty(v.shape(), v.dtype(), v.device());
     if (q.is_cpu()) {
+      Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device());
       backward_on_cpu(g, dq, dk, dv);
-    } else {
-      check_same_kind({&q, &g}, "attention backward");
-      // The delta workspace (rowsum(dO ∘ O), f32 [B, H, Tq]) is freed on return; the kernels
-      // that use it are already queued on the compute stream, ahead of any later user of its
-      // memory.
-      SSA_ON_CUDA("attention backward",
-                  const Tensor delta =
-                      Tensor::empty({dims.batch, dims.heads, dims.q_len}, DType::f32, Device::cuda);
-                  cuda::flash_attention_backward(
-                      kernel_dims<cuda::FlashDims>(dims), q.dtype(),
-                      {q.raw(), k.raw(), v.raw(), out.raw(), g.raw(), lse.data<float>(),
-                       delta.data<float>(), dq.raw(), dk.raw(), dv.raw()}));
+      return {dq, dk, dv};
     }
+    check_same_kind({&q, &g}, "attention backward");
+    // q's gradient summed so far (the other path's, in ssa mode) takes this one in place.
+    const Tensor pending = pending_gradient_like(inputs()[0], q);
+    const Tensor dq = pending.defined() ? pending : Tensor::empty(q.shape(), q.dtype(), q.device());
+    // The delta workspace (rowsum(dO ∘ O), f32 [B, H, Tq]) is freed on return; the kernels that
+    // use it are already queued on the compute stream, ahead of any later user of its memory.
+    SSA_ON_CUDA("attention backward",
+                const Tensor delta =
+                    Tensor::empty({dims.batch, dims.heads, dims.q_len}, DType::f32, Device::cuda);
+                cuda::flash_attention_backward(
+                    kernel_dims<cuda::FlashDims>(dims), q.dtype(),
+                    {q.raw(), k.raw(), v.raw(), out.raw(), g.raw(), lse.data<float>(),
+                     delta.data<float>(), dq.raw(), dk.raw(), dv.raw(), pending.defined()}));
     return {dq, dk, dv};
   }
   void backward_on_cpu(const Tensor& g, const Tensor& dq, const Tensor& dk,

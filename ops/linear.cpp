@@ -132,8 +132,8 @@ struct LinearNode : Node {
   // backward() offers it (x read by several products, as the feed-forward's w1 and w3 read
   // theirs): no product tensor and no separate sum.
   Tensor input_gradient(const Tensor& dy) const {
-    const Tensor pending = pending_gradient(inputs()[0]);
-    if (pending.defined() && pending.dtype() == dy.dtype() && pending.shape() == x.shape()) {
+    const Tensor pending = pending_gradient_like(inputs()[0], x);
+    if (pending.defined()) {
       matrix_product_into(as_matrix(pending), dy, w, false, false, true);
       return pending;
     }

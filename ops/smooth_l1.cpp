@@ -63,20 +63,32 @@ struct SmoothL1Node : Node {
       : a(std::move(a_)), b(std::move(b_)), beta(beta_) {}
   const char* name() const override { return "smooth_l1"; }
   std::vector<Tensor> backward(const Tensor& g) override {
+    if (!g.is_cpu()) return backward_on_cuda(g);
     Tensor da = Tensor::empty(a.shape(), a.dtype(), a.device());
     Tensor db = Tensor::empty(b.shape(), b.dtype(), b.device());
-    if (!g.is_cpu()) {
-      SSA_ON_CUDA("smooth_l1 backward",
-                  cuda::smooth_l1_backward(a.raw(), b.raw(), g.raw(), g.dtype(), da.raw(), db.raw(),
-                                           a.dtype(), a.numel(), beta));
-      return {da, db};
-    }
     const double scale = g.item() / static_cast<double>(a.numel());
     dispatch_float(a, "smooth_l1 backward", [&](auto zero) {
       using T = decltype(zero);
       smooth_l1_backward(a.data<T>(), b.data<T>(), da.data<T>(), db.data<T>(), a.numel(), beta,
                          scale);
     });
+    return {da, db};
+  }
+  // The gradient already summed for a or b (in ssa mode, the output projection's, for the
+  // output the layer passes on) takes this one's in place.
+  std::vector<Tensor> backward_on_cuda([[maybe_unused]] const Tensor& g) const {
+    const Tensor pending_a = pending_gradient_like(inputs()[0], a);
+    const Tensor pending_b = pending_a.defined() ? Tensor() : pending_gradient_like(inputs()[1], b);
+    const Tensor da =
+        pending_a.defined() ? pending_a : Tensor::empty(a.shape(), a.dtype(), a.device());
+    const Tensor db =
+        pending_b.defined() ? pending_b : Tensor::empty(b.shape(), b.dtype(), b.device());
+    SSA_ON_CUDA("smooth_l1 backward",
+                cuda::smooth_l1_backward(a.raw(), b.raw(), g.raw(), g.dtype(), da.raw(), db.raw(),
+                                         a.dtype(), a.numel(), beta,
+                                         pending_a.defined()   ? cuda::AddInto::da
+                                         : pending_b.defined() ? cuda::AddInto::db
+                                                               : cuda::AddInto::none));
     return {da, db};
   }
   void release() override { a = b = Tensor(); }

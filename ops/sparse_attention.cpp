@@ -188,18 +188,22 @@ struct SparseAttentionNode : Node {
         dims(dims_) {}
   const char* name() const override { return "sparse_attention"; }
   std::vector<Tensor> backward(const Tensor& g) override {
-    Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device());
     Tensor dk = Tensor::empty(k.shape(), k.dtype(), k.device());
     Tensor dv = Tensor::empty(v.shape(), v.dtype(), v.device());
     if (!q.is_cpu()) {
       check_same_kind({&q, &g}, "sparse_attention backward");
+      // q's gradient summed so far (the full path's, in ssa mode) takes this one in place.
+      const Tensor pending = pending_gradient_like(inputs()[0], q);
+      const Tensor dq =
+          pending.defined() ? pending : Tensor::empty(q.shape(), q.dtype(), q.device());
       SSA_ON_CUDA("sparse_attention backward",
                   cuda::sparse_attention_backward(
                       device_dims(dims), q.dtype(),
                       {q.raw(), k.raw(), v.raw(), out.raw(), g.raw(), selection.data<int32_t>(),
-                       lse.data<float>(), dq.raw(), dk.raw(), dv.raw()}));
+                       lse.data<float>(), dq.raw(), dk.raw(), dv.raw(), pending.defined()}));
       return {dq, dk, dv};
     }
+    Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device());
     dispatch_float(g, "sparse_attention backward", [&](auto zero) {
       using T = decltype(zero);
       const BackwardTensors<T> t{q.data<T>(),

@@ -1,5 +1,6 @@
 // Errors of the ops on CUDA tensors: they name the op and the bad value; weight gradients added
-// by the product into their f32 buffers, and input gradients into the one summed so far. (The
+// by the product into their f32 buffers, and input gradients (a product's, SmoothL1's) into the
+// one summed so far. (The
 // parity of every op with the CPU:
 // test_gpu_op_table.cpp.)
 #include <doctest/doctest.h>
@@ -10,6 +11,7 @@
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
+#include "ops/smooth_l1.h"
 
 using namespace ssa;
 using namespace ssa::test;
@@ -91,6 +93,32 @@ TEST_CASE("gpu: a product adds its input gradient into the one summed so far, in
     grads[device == Device::cuda] = x.grad().to(Device::cpu).to(DType::f64).to_vector();
   }
   CHECK(relative_error(grads[1], grads[0]) < 3e-2);
+}
+
+// In ssa mode the alignment loss's backward runs after the output projection's, which has given
+// one side (the output the layer passes on) a gradient: SmoothL1 adds its own into it, with the
+// bits of the separate sum. Either side, both dtypes.
+TEST_CASE("gpu: smooth_l1 adds its gradient into the one summed so far, as a separate sum would") {
+  for (const DType dtype : {DType::f32, DType::bf16}) {
+    for (const bool on_a : {true, false}) {
+      CAPTURE(dtype_name(dtype));
+      CAPTURE(on_a);
+      auto draw = [&](uint64_t seed) {
+        return random_tensor({4, 100}, seed, DType::f32, false, 2.0).to(Device::cuda).to(dtype);
+      };
+      const Tensor weights = draw(23);
+      Tensor a = draw(21), b = draw(22), a_alone = a.clone(), b_alone = b.clone();
+      for (Tensor* t : {&a, &b, &a_alone, &b_alone}) t->set_requires_grad(true);
+      // scale(·, 1) makes each side an op's output, whose gradients autograd sums; the product's
+      // backward (recorded later) runs first.
+      const Tensor x = scale(a, 1.0), y = scale(b, 1.0);
+      backward(add(smooth_l1(x, y, 1.0), sum(mul(on_a ? x : y, weights))));
+      backward(smooth_l1(a_alone, b_alone, 1.0));
+      const Tensor summed = add(on_a ? a_alone.grad() : b_alone.grad(), weights);
+      CHECK((on_a ? a : b).grad().to_vector() == summed.to_vector());
+      CHECK((on_a ? b : a).grad().to_vector() == (on_a ? b_alone : a_alone).grad().to_vector());
+    }
+  }
 }
 
 TEST_CASE("gpu ops name themselves on bad input") {

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "op_test_util.h"
+#include "ops/attention.h"
+#include "ops/elementwise.h"
 #include "ops/sparse_attention.h"
 #include "parity_tolerances.h"
 
@@ -258,6 +260,37 @@ TEST_SUITE("gpu sparse attention") {
     for (size_t i = 0; i < want.size(); ++i) {
       CAPTURE(i);  // out, dq, dk, dv
       CHECK(relative_error(got[i], want[i]) <= kAttentionBf16Tolerance);
+    }
+  }
+
+  // In ssa mode both paths read q, and the second backward adds its dq into the first's instead
+  // of a separate sum: the same bits as that sum, whichever path runs second, both dtypes.
+  TEST_CASE("sparse and full attention: the second backward adds its dq into the first's") {
+    const Config c{2, 200, 200, 8, 2, 64, 16, 4};
+    for (const DType dtype : {DType::f32, DType::bf16}) {
+      CAPTURE(dtype_name(dtype));
+      const Inputs in = random_inputs(c, dtype, 81);
+      const Tensor selection = gpu_selection(c, in, dtype);
+      const Tensor k = on(in.k, dtype, Device::cuda), v = on(in.v, dtype, Device::cuda);
+      const Tensor d_out = on(in.d_out, dtype, Device::cuda);
+      auto full = [&](const Tensor& q) { return attention(q, k, v); };
+      auto sparse = [&](const Tensor& q) {
+        return sparse_attention(q, k, v, selection, c.block_size);
+      };
+      // The gradient of q through the paths, q made an op's output by scale(·, 1); the later
+      // path's backward runs first.
+      auto dq_through = [&](auto... paths) {
+        Tensor q = on(in.q, dtype, Device::cuda);
+        q.set_requires_grad(true);
+        const Tensor scaled = scale(q, 1.0);
+        Tensor out;
+        ((out = out.defined() ? add(out, paths(scaled)) : paths(scaled)), ...);
+        backward(out, d_out);
+        return q.grad();
+      };
+      const Tensor summed = add(dq_through(full), dq_through(sparse));
+      CHECK(dq_through(full, sparse).to_vector() == summed.to_vector());
+      CHECK(dq_through(sparse, full).to_vector() == summed.to_vector());
     }
   }
 

@@ -52,8 +52,11 @@ Gradients gradients_of(Trainer& trainer, const Batch& batch, const ForwardOption
   return result;
 }
 
+// path: the attention path the layers pass on (in ssa mode the other runs too, and its backward
+// first).
 void check_gradients_match(const std::string& gpu_overrides, const std::string& attention,
-                           double loss_tolerance, double grad_tolerance) {
+                           double loss_tolerance, double grad_tolerance,
+                           AttentionPath path = AttentionPath::full) {
   TempDir dir("gpu_gradients");
   write_tiny_shards(dir);
   Trainer cpu(settings_for(dir, attention));
@@ -66,6 +69,7 @@ void check_gradients_match(const std::string& gpu_overrides, const std::string& 
   options.block_size = 16;
   options.top_k = 2;
   options.align = attention.find("ssa") != std::string::npos;
+  options.path = path;
   Gradients expected = gradients_of(cpu, batch, options), got = gradients_of(gpu, batch, options);
   CHECK(got.loss == doctest::Approx(expected.loss).epsilon(loss_tolerance));
   const Parameters& params = cpu.model().params();
@@ -75,9 +79,9 @@ void check_gradients_match(const std::string& gpu_overrides, const std::string& 
     CHECK_MESSAGE(error < grad_tolerance, params.specs()[i].name, ": relative error ", error);
     worst = std::max(worst, error);
   }
-  std::printf("gpu vs cpu, %s%s: loss %.6f vs %.6f, worst gradient relative error %.2e\n",
+  std::printf("gpu vs cpu, %s%s, %s path: loss %.6f vs %.6f, worst gradient relative error %.2e\n",
               gpu_overrides.find("bf16") != std::string::npos ? "bf16" : "f32",
-              options.align ? " ssa" : "", got.loss, expected.loss, worst);
+              options.align ? " ssa" : "", path_name(path), got.loss, expected.loss, worst);
 }
 
 std::vector<double> master_weights(Trainer& trainer) {
@@ -112,6 +116,9 @@ TEST_CASE("gpu training: one step's loss and every parameter gradient match the 
   check_gradients_match(kCudaF32, kSsa, kF32Tolerance, kF32Tolerance);
   check_gradients_match(kCudaBf16, "", kBf16LossTolerance, kBf16GradTolerance);
   check_gradients_match(kCudaBf16, kSsa, kBf16LossTolerance, kBf16GradTolerance);
+  check_gradients_match(kCudaF32, kSsa, kF32Tolerance, kF32Tolerance, AttentionPath::sparse);
+  check_gradients_match(kCudaBf16, kSsa, kBf16LossTolerance, kBf16GradTolerance,
+                        AttentionPath::sparse);
 }
 
 TEST_CASE("gpu training: 50 steps of the quickstart shape follow the CPU's loss curve") {

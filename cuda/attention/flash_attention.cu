@@ -103,10 +103,11 @@ __device__ void scores_times(float (&acc)[4][DP / 16], const float* s, const flo
   }
 }
 
-// Writes acc · factor to rows [row0 + 4·ty + i] (those below `limit`), columns < head_dim.
+// Writes acc · factor to rows [row0 + 4·ty + i] (those below `limit`), columns < head_dim, or
+// with `add` adds it there.
 template <int DP>
 __device__ void store_rows(float* dst, int64_t stride, int row0, int limit, int head_dim,
-                           const float (&acc)[4][DP / 16], float factor) {
+                           const float (&acc)[4][DP / 16], float factor, bool add = false) {
   const Lane2d me = lane_2d();
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -114,7 +115,9 @@ __device__ void store_rows(float* dst, int64_t stride, int row0, int limit, int 
 #pragma unroll
     for (int j = 0; j < DP / 16; ++j) {
       const int c = me.tx + 16 * j;
-      if (row < limit && c < head_dim) dst[row * stride + c] = acc[i][j] * factor;
+      if (row >= limit || c >= head_dim) continue;
+      float& at = dst[row * stride + c];
+      at = add ? at + acc[i][j] * factor : acc[i][j] * factor;
     }
   }
 }
@@ -256,11 +259,11 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // dQ for one (query tile, head, batch) over the KV tiles it sees:
-// dS = P ∘ (dO·Vᵀ − delta), dQ += dS·K·scale.
+// dS = P ∘ (dO·Vᵀ − delta), dQ += dS·K·scale; written to dq, or added there (add_dq).
 template <int DP>
 __global__ void __launch_bounds__(kThreads)
     dq_f32_kernel(Problem pb, const float* q, const float* k, const float* v, const float* d_out,
-                  const float* lse, const float* delta, float* dq) {
+                  const float* lse, const float* delta, float* dq, bool add_dq) {
   extern __shared__ float smem_f32[];
   float* q_tile = smem_f32;
   float* do_tile = q_tile + kTileFloats<DP>;
@@ -305,7 +308,8 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     scores_times<DP>(dq_acc, ds_tile, k_tile);
   }
-  store_rows<DP>(dq + pb.q_head(b, h), pb.q_stride(), m0, pb.q_len, pb.head_dim, dq_acc, pb.scale);
+  store_rows<DP>(dq + pb.q_head(b, h), pb.q_stride(), m0, pb.q_len, pb.head_dim, dq_acc, pb.scale,
+                 add_dq);
 }
 
 // Calls f(std::integral_constant<int, DP>) with the padded head_dim DP ∈ {16, 32, 64, 128}.
@@ -340,7 +344,7 @@ void backward_f32(const Problem& pb, const FlashBackward& args) {
            args.lse, args.delta, static_cast<float*>(args.dk), static_cast<float*>(args.dv));
     launch(dq_f32_kernel<DP>, dim3(ceil_div(pb.q_len, kTile), pb.heads, pb.batch), kThreads,
            sizeof(float) * (4 * kTileFloats<DP> + kScoreFloats), pb, q, k, v, d_out, args.lse,
-           args.delta, static_cast<float*>(args.dq));
+           args.delta, static_cast<float*>(args.dq), args.add_dq);
   });
 }
 

@@ -25,7 +25,10 @@ struct FlashBackward {
   const void *q, *k, *v, *out, *d_out;
   const float* lse;    // as written by the forward
   float* delta;        // workspace, filled here: rowsum(dO ∘ O)
-  void *dq, *dk, *dv;  // written, not accumulated
+  void *dq, *dk, *dv;  // written, except dq when add_dq
+  // dq is added into (the gradient already summed for q): this one rounded to the dtype, then
+  // the sum, as autograd adds two gradients; the separate sum kernel is not needed.
+  bool add_dq = false;
 };
 
 // dtype f32: CUDA-core kernels in full fp32, any head_dim ≤ 128. dtype bf16: tensor-core kernels

@@ -278,7 +278,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(Problem pb, BackwardPointe
 #pragma unroll
   for (int mb = 0; mb < MB; ++mb)
     store_rows<D>(ptr.dq + pb.q_head(b, h), pb.q_stride(), m0 + warp_row0 + 16 * mb, pb.q_len,
-                  dq[mb], pb.scale);
+                  dq[mb], pb.scale, ptr.add_dq);
 }
 
 // ------------------------------------------------------------------ launchers
@@ -376,7 +376,8 @@ void backward_bf16(const Problem& pb, const FlashBackward& args) {
                              static_cast<bf16_t*>(args.dv),
                              nullptr,
                              nullptr,
-                             1};
+                             1,
+                             args.add_dq};
   if (pb.head_dim == 64)
     backward_for<64>(pb, ptr);
   else

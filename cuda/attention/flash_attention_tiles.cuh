@@ -19,6 +19,7 @@ struct BackwardPointers {
   // over its heads, f32 [head_splits, B, Tk, Hkv, D] each, summed by sum_head_splits.
   float *dk_parts, *dv_parts;
   int head_splits;
+  bool add_dq;  // dq added into (FlashBackward::add_dq)
 };
 
 // The query steps of one KV tile's backward pass (the keys from n0) in one CTA: the query heads
@@ -99,18 +100,20 @@ __device__ inline void load_row_values(float* values, const float* src, int row0
 }
 
 // Writes acc · factor (a warp's 16 × D block) as T (bf16 or f32) to rows row0 + frag_row below
-// `limit`.
+// `limit`, or with `add` adds it there (add_pair).
 template <int D, typename T>
 __device__ inline void store_rows(T* dst, int64_t stride, int row0, int limit,
-                                  const float (&acc)[D / 8][4], float factor) {
+                                  const float (&acc)[D / 8][4], float factor, bool add = false) {
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int row = row0 + frag_row(2 * half);
     if (row >= limit) continue;
 #pragma unroll
-    for (int nt = 0; nt < D / 8; ++nt)
-      store_pair(dst + row * stride + frag_col(nt, 0), acc[nt][2 * half] * factor,
-                 acc[nt][2 * half + 1] * factor);
+    for (int nt = 0; nt < D / 8; ++nt) {
+      T* at = dst + row * stride + frag_col(nt, 0);
+      const float a = acc[nt][2 * half] * factor, b = acc[nt][2 * half + 1] * factor;
+      add ? add_pair(at, a, b) : store_pair(at, a, b);
+    }
   }
 }
 

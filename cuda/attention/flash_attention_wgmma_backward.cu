@@ -245,10 +245,11 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
 }
 
 // dQ = sum · scale as bf16 for one half (64 queries) of a query tile, per head and batch, zero
-// where the tile sees no key: the staged layout of DqShares::stage is turned into rows through
-// shared memory, so each thread writes 16 consecutive columns.
+// where the tile sees no key, written or (add) added into dq as add_pair adds: the staged layout
+// of DqShares::stage is turned into rows through shared memory, so each thread writes 16
+// consecutive columns.
 __global__ void __launch_bounds__(kThreads)
-    dq_from_sums(Problem pb, const float* sums, bf16_t* dq) {
+    dq_from_sums(Problem pb, const float* sums, bf16_t* dq, bool add) {
   __shared__ float rows[64][wg::kCols + 1];
   const int tile = blockIdx.x / 2, half = blockIdx.x % 2, h = blockIdx.y, b = blockIdx.z;
   const bool seen = last_key_tile(pb, tile * kQueryStep) >= 0;
@@ -271,10 +272,17 @@ __global__ void __launch_bounds__(kThreads)
   const int row = threadIdx.x / 4, col0 = threadIdx.x % 4 * 16;
   const int t = tile * kQueryStep + half * 64 + row;
   if (t >= pb.q_len) return;
-  alignas(16) bf16_t out[16];
-#pragma unroll
-  for (int i = 0; i < 16; ++i) out[i] = __float2bfloat16_rn(rows[row][col0 + i] * pb.scale);
   uint4* dst = reinterpret_cast<uint4*>(dq + pb.q_head(b, h) + t * pb.q_stride() + col0);
+  alignas(16) bf16_t out[16];
+  if (add) {
+    reinterpret_cast<uint4*>(out)[0] = dst[0];
+    reinterpret_cast<uint4*>(out)[1] = dst[1];
+  }
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const bf16_t own = __float2bfloat16_rn(rows[row][col0 + i] * pb.scale);
+    out[i] = add ? __float2bfloat16_rn(__bfloat162float(out[i]) + __bfloat162float(own)) : own;
+  }
   dst[0] = reinterpret_cast<const uint4*>(out)[0];
   dst[1] = reinterpret_cast<const uint4*>(out)[1];
 }
@@ -303,7 +311,7 @@ void backward_wgmma(const Problem& pb, const BackwardPointers& ptr) {
          rows_map(ptr.v, pb.batch, pb.k_len, pb.kv_heads), ptr,
          DqSums{sums.as<float>(), turns.as<int>(), query_tiles});
   launch(dq_from_sums, dim3(2 * query_tiles, pb.heads, pb.batch), kThreads, 0, pb,
-         static_cast<const float*>(sums.as<float>()), ptr.dq);
+         static_cast<const float*>(sums.as<float>()), ptr.dq, ptr.add_dq);
 }
 
 }  // namespace ssa::cuda::flash

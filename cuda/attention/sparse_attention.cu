@@ -170,7 +170,7 @@ __global__ void __launch_bounds__(kWarpThreads) dq_kernel(Geometry geo, Backward
     tile_s_b<1, D / 8, P>(dq, ds, k_tile, scratch);
     __syncwarp();  // the stage is refilled next step
   }
-  store_rows<D>(ptr.dq, dq[0], geo.scale, row_of);
+  store_rows<D>(ptr.dq, dq[0], geo.scale, row_of, ptr.add_dq);
 }
 
 // ------------------------------------------------------------------ launchers
@@ -216,7 +216,8 @@ void backward_for(const SparseDims& dims, const Geometry& geo, const SparseBackw
                                 delta.as<float>(),
                                 static_cast<T*>(args.dq),
                                 static_cast<T*>(args.dk),
-                                static_cast<T*>(args.dv)};
+                                static_cast<T*>(args.dv),
+                                args.add_dq};
   attention_delta(args.out, args.d_out, ptr.delta,
                   std::is_same_v<T, float> ? DType::f32 : DType::bf16,
                   {dims.batch, dims.q_len, dims.heads, D, false});

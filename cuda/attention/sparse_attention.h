@@ -26,8 +26,9 @@ struct SparseForward {
 struct SparseBackward {
   const void *q, *k, *v, *out, *d_out;
   const int32_t* selection;
-  const float* lse;    // as written by the forward
-  void *dq, *dk, *dv;  // written, not accumulated
+  const float* lse;     // as written by the forward
+  void *dq, *dk, *dv;   // written, except dq when add_dq
+  bool add_dq = false;  // dq added into, as FlashBackward's (cuda/attention/flash_attention.h)
 };
 
 // dtype f32: fp32 arithmetic throughout (the testing mode). bf16: tensor cores (mma.sync,

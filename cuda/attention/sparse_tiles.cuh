@@ -168,18 +168,21 @@ __device__ inline void load_rows(RowOf row_of, Sources... sources) {
   }
 }
 
-// Writes acc · factor (a warp's 16 × D block) to rows dst + row_of(r)·D where row_of(r) ≥ 0.
+// Writes acc · factor (a warp's 16 × D block) to rows dst + row_of(r)·D where row_of(r) ≥ 0,
+// or with `add` adds it there (add_pair).
 template <int D, typename T, typename RowOf>
-__device__ inline void store_rows(T* dst, const float (&acc)[D / 8][4], float factor,
-                                  RowOf row_of) {
+__device__ inline void store_rows(T* dst, const float (&acc)[D / 8][4], float factor, RowOf row_of,
+                                  bool add = false) {
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int64_t row = row_of(frag_row(2 * half));
     if (row < 0) continue;
 #pragma unroll
-    for (int nt = 0; nt < D / 8; ++nt)
-      store_pair(dst + row * D + frag_col(nt, 0), acc[nt][2 * half] * factor,
-                 acc[nt][2 * half + 1] * factor);
+    for (int nt = 0; nt < D / 8; ++nt) {
+      T* at = dst + row * D + frag_col(nt, 0);
+      const float a = acc[nt][2 * half] * factor, b = acc[nt][2 * half + 1] * factor;
+      add ? add_pair(at, a, b) : store_pair(at, a, b);
+    }
   }
 }
 
@@ -298,6 +301,7 @@ struct BackwardPointers {
   const float* lse;
   float* delta;  // rowsum(dO ∘ O), [B, Tq, H]
   T *dq, *dk, *dv;
+  bool add_dq;  // dq added into (SparseBackward::add_dq)
 };
 
 }  // namespace ssa::cuda::sparse
