@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -264,11 +265,16 @@ TEST_SUITE("gpu sparse attention") {
   }
 
   // In ssa mode both paths read q, and the second backward adds its dq into the first's instead
-  // of a separate sum: the same bits as that sum, whichever path runs second, both dtypes.
+  // of a separate sum: the same bits as that sum, whichever path runs second, both dtypes, and
+  // in bf16 both full-attention kernel families (SSA_NO_WGMMA: the mma.sync ones).
   TEST_CASE("sparse and full attention: the second backward adds its dq into the first's") {
     const Config c{2, 200, 200, 8, 2, 64, 16, 4};
-    for (const DType dtype : {DType::f32, DType::bf16}) {
+    for (const auto& [dtype, no_wgmma] :
+         {std::pair{DType::f32, false}, std::pair{DType::bf16, false},
+          std::pair{DType::bf16, true}}) {
       CAPTURE(dtype_name(dtype));
+      CAPTURE(no_wgmma);
+      if (no_wgmma) setenv("SSA_NO_WGMMA", "1", 1);
       const Inputs in = random_inputs(c, dtype, 81);
       const Tensor selection = gpu_selection(c, in, dtype);
       const Tensor k = on(in.k, dtype, Device::cuda), v = on(in.v, dtype, Device::cuda);
@@ -291,6 +297,7 @@ TEST_SUITE("gpu sparse attention") {
       const Tensor summed = add(dq_through(full), dq_through(sparse));
       CHECK(dq_through(full, sparse).to_vector() == summed.to_vector());
       CHECK(dq_through(sparse, full).to_vector() == summed.to_vector());
+      unsetenv("SSA_NO_WGMMA");
     }
   }
 
