@@ -264,6 +264,12 @@ Tensor pending_gradient_like(const Tensor& input, const Tensor& like) {
   return fits ? pending : Tensor();
 }
 
+GradientTarget gradient_target(const Tensor& input, const Tensor& like) {
+  Tensor pending = pending_gradient_like(input, like);
+  if (pending.defined()) return {std::move(pending), true};
+  return {Tensor::empty(like.shape(), like.dtype(), like.device()), false};
+}
+
 void backward(const Tensor& root, const Tensor& grad, const LeafFinal& on_final) {
   SSA_CHECK(root.requires_grad(), "backward() on a tensor that does not require grad");
   Tensor seed = grad;

@@ -109,6 +109,13 @@ Tensor pending_gradient(const Tensor& input);
 // pending_gradient(input) when a gradient like `like` (the same dtype, shape and device) can be
 // added into it; otherwise undefined.
 Tensor pending_gradient_like(const Tensor& input, const Tensor& like);
+// Where a node writes its gradient for `input`: into the pending sum (adds), or a new tensor
+// like `like`.
+struct GradientTarget {
+  Tensor tensor;
+  bool adds = false;
+};
+GradientTarget gradient_target(const Tensor& input, const Tensor& like);
 
 // Backpropagates from `root`. `grad` defaults to 1 for a one-element root.
 void backward(const Tensor& root, const Tensor& grad = Tensor(), const LeafFinal& on_final = {});

@@ -34,6 +34,13 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
   return __float2bfloat16(x);  // round to nearest even, as core's bf16
 }
 
+// A gradient `own` added into the gradient summed so far, as autograd sums two gradients: own
+// rounded to T first, then the sum in float, rounded again.
+template <typename T>
+__device__ __forceinline__ T added(T summed, float own) {
+  return from_float<T>(to_float(summed) + to_float(from_float<T>(own)));
+}
+
 // 2^x on the special-function unit (relative error ~2^-22, subnormals flushed; 2^-inf = 0).
 __device__ __forceinline__ float fast_exp2(float x) {
   float y;

@@ -52,12 +52,6 @@ struct StoreMean {
   }
 };
 
-// own rounded to T, added to summed in float, rounded again.
-template <typename T>
-__device__ T added(T summed, float own) {
-  return from_float<T>(to_float(summed) + to_float(from_float<T>(own)));
-}
-
 template <typename T, typename G, int W, AddInto kAdd>
 struct Backward {
   const T* a;

@@ -178,8 +178,7 @@ struct AttentionNode : Node {
     }
     check_same_kind({&q, &g}, "attention backward");
     // q's gradient summed so far (the other path's, in ssa mode) takes this one in place.
-    const Tensor pending = pending_gradient_like(inputs()[0], q);
-    const Tensor dq = pending.defined() ? pending : Tensor::empty(q.shape(), q.dtype(), q.device());
+    const auto [dq, adds] = gradient_target(inputs()[0], q);
     // The delta workspace (rowsum(dO ∘ O), f32 [B, H, Tq]) is freed on return; the kernels that
     // use it are already queued on the compute stream, ahead of any later user of its memory.
     SSA_ON_CUDA("attention backward",
@@ -188,7 +187,7 @@ struct AttentionNode : Node {
                 cuda::flash_attention_backward(
                     kernel_dims<cuda::FlashDims>(dims), q.dtype(),
                     {q.raw(), k.raw(), v.raw(), out.raw(), g.raw(), lse.data<float>(),
-                     delta.data<float>(), dq.raw(), dk.raw(), dv.raw(), pending.defined()}));
+                     delta.data<float>(), dq.raw(), dk.raw(), dv.raw(), adds}));
     return {dq, dk, dv};
   }
   void backward_on_cpu(const Tensor& g, const Tensor& dq, const Tensor& dk,

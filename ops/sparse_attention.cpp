@@ -193,14 +193,12 @@ struct SparseAttentionNode : Node {
     if (!q.is_cpu()) {
       check_same_kind({&q, &g}, "sparse_attention backward");
       // q's gradient summed so far (the full path's, in ssa mode) takes this one in place.
-      const Tensor pending = pending_gradient_like(inputs()[0], q);
-      const Tensor dq =
-          pending.defined() ? pending : Tensor::empty(q.shape(), q.dtype(), q.device());
+      const auto [dq, adds] = gradient_target(inputs()[0], q);
       SSA_ON_CUDA("sparse_attention backward",
                   cuda::sparse_attention_backward(
                       device_dims(dims), q.dtype(),
                       {q.raw(), k.raw(), v.raw(), out.raw(), g.raw(), selection.data<int32_t>(),
-                       lse.data<float>(), dq.raw(), dk.raw(), dv.raw(), pending.defined()}));
+                       lse.data<float>(), dq.raw(), dk.raw(), dv.raw(), adds}));
       return {dq, dk, dv};
     }
     Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device());

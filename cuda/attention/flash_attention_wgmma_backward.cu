@@ -245,7 +245,7 @@ __global__ void __launch_bounds__(kSpecialisedThreads, 1)
 }
 
 // dQ = sum · scale as bf16 for one half (64 queries) of a query tile, per head and batch, zero
-// where the tile sees no key, written or (add) added into dq as add_pair adds: the staged layout
+// where the tile sees no key, written or (add) added into dq as `added` adds: the staged layout
 // of DqShares::stage is turned into rows through shared memory, so each thread writes 16
 // consecutive columns.
 __global__ void __launch_bounds__(kThreads)
@@ -280,8 +280,8 @@ __global__ void __launch_bounds__(kThreads)
   }
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
-    const bf16_t own = __float2bfloat16_rn(rows[row][col0 + i] * pb.scale);
-    out[i] = add ? __float2bfloat16_rn(__bfloat162float(out[i]) + __bfloat162float(own)) : own;
+    const float own = rows[row][col0 + i] * pb.scale;
+    out[i] = add ? added(out[i], own) : from_float<bf16_t>(own);
   }
   dst[0] = reinterpret_cast<const uint4*>(out)[0];
   dst[1] = reinterpret_cast<const uint4*>(out)[1];

@@ -161,16 +161,14 @@ __device__ __forceinline__ void store_pair(bf16_t* p, float a, float b) {
   *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
 }
 
-// The pair added into the two values at p, as autograd sums two gradients: rounded to the
-// type first, then the sum in f32, rounded once more.
+// The pair added into the two values at p as `added` adds a gradient.
 __device__ __forceinline__ void add_pair(float* p, float a, float b) {
   const float2 old = *reinterpret_cast<const float2*>(p);
-  store_pair(p, old.x + a, old.y + b);
+  store_pair(p, added(old.x, a), added(old.y, b));
 }
 __device__ __forceinline__ void add_pair(bf16_t* p, float a, float b) {
-  const float2 old = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
-  const float2 own = __bfloat1622float2(__floats2bfloat162_rn(a, b));
-  store_pair(p, old.x + own.x, old.y + own.y);
+  __nv_bfloat162& pair = *reinterpret_cast<__nv_bfloat162*>(p);
+  pair = __nv_bfloat162(added(pair.x, a), added(pair.y, b));
 }
 
 __device__ __forceinline__ float quad_max(float x) {
