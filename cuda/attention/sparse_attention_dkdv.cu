@@ -28,6 +28,7 @@ struct KeyLists {
   const int* entry_start;          // [groups + 1]: the block's first entry
   const int* unit_start;           // [groups + 1]: the block's first unit (exclusive scan)
   const int* partial_start;        // [groups + 1]: its first partial slot (blocks of ≥ 2 units)
+  const int* unit_block;           // [units]: the block a unit belongs to
   float *partial_dk, *partial_dv;  // [slots][block_size / 16][16][D]
   int groups, blocks, unit_entries;
 };
@@ -55,14 +56,7 @@ __global__ void __launch_bounds__(32)
   const int64_t unit = task / subs;
   const int sub = static_cast<int>(task % subs);
   if (unit >= lists.unit_start[lists.groups]) return;
-  int g = 0;  // the last block whose first unit is ≤ unit
-  for (int high = lists.groups; high - g > 1;) {
-    const int mid = (g + high) / 2;
-    if (lists.unit_start[mid] <= unit)
-      g = mid;
-    else
-      high = mid;
-  }
+  const int g = lists.unit_block[unit];
   const int units = lists.unit_start[g + 1] - lists.unit_start[g];
   const int chunk = static_cast<int>(unit - lists.unit_start[g]);
   const int first_entry = lists.entry_start[g] + chunk * lists.unit_entries;
@@ -82,20 +76,27 @@ __global__ void __launch_bounds__(32)
   float* scratch = step_delta + 2 * NQ;
   const int g_heads = geo.group(), rows = entries * g_heads, steps = ceil_div(rows, NQ);
 
-  // Row r of the unit: entry first_entry + r / G, head kv·G + r % G.
+  // Row r of the unit: entry first_entry + r / G, head kv·G + r % G. Lane r < NQ loads row r
+  // of each step, its query read a step ahead so the read's latency hides behind a step.
+  auto query_at = [&](int step) {
+    const int unit_row = step * NQ + lane;
+    return lane < NQ && unit_row < rows ? lists.query[first_entry + unit_row / g_heads] : 0;
+  };
+  int query = query_at(0);
   auto issue = [&](int step, int stage) {
-    int64_t* row_of = step_rows + stage * NQ;
-    for (int r = lane; r < NQ; r += 32) {
-      const int unit_row = step * NQ + r;
+    const int t = query;
+    query = query_at(step + 1);
+    if (lane < NQ) {
+      const int unit_row = step * NQ + lane;
       const bool inside = unit_row < rows;
-      const int t = inside ? lists.query[first_entry + unit_row / g_heads] : 0;
       const int64_t row = inside ? geo.q_row(b, t, kv * g_heads + unit_row % g_heads) : -1;
-      row_of[r] = row;
-      step_positions[stage * NQ + r] = inside ? geo.position(t) : -1;
-      cp_async_4(step_lse + stage * NQ + r, inside ? ptr.lse + row : ptr.lse, inside);
-      cp_async_4(step_delta + stage * NQ + r, inside ? ptr.delta + row : ptr.delta, inside);
+      step_rows[stage * NQ + lane] = row;
+      step_positions[stage * NQ + lane] = inside ? geo.position(t) : -1;
+      cp_async_4(step_lse + stage * NQ + lane, inside ? ptr.lse + row : ptr.lse, inside);
+      cp_async_4(step_delta + stage * NQ + lane, inside ? ptr.delta + row : ptr.delta, inside);
     }
     __syncwarp();
+    const int64_t* row_of = step_rows + stage * NQ;
     load_rows<T, D, NQ>([&](int r) { return row_of[r]; },
                         TileSource<T>{q_tiles + stage * NQ * P, ptr.q},
                         TileSource<T>{do_tiles + stage * NQ * P, ptr.d_out});
@@ -186,6 +187,15 @@ struct ListBounds {
   }
 };
 
+// Each unit's block: block g's units are unit_start[g] .. unit_start[g + 1] − 1.
+struct UnitBlocks {
+  const int* unit_start;
+  int* unit_block;
+  __device__ void operator()(int64_t g) const {
+    for (int u = unit_start[g]; u < unit_start[g + 1]; ++u) unit_block[u] = static_cast<int>(g);
+  }
+};
+
 // dK, dV of blocks with no unit (zeros) or several (their partial sums, in unit order).
 template <typename T>
 struct SumPartials {
@@ -216,8 +226,8 @@ struct SumPartials {
 
 // Device memory of the key lists for one backward call.
 struct KeyListStorage {
-  int64_t entries, groups, unit_entries, slot_floats, max_slots;
-  DeviceScratch keys, sorted_keys, queries, sorted_queries, bounds, partials;
+  int64_t entries, groups, unit_entries, slot_floats, max_slots, max_units;
+  DeviceScratch keys, sorted_keys, queries, sorted_queries, bounds, unit_blocks, partials;
 
   KeyListStorage(int64_t entries_, int64_t groups_, int64_t unit_entries_, int64_t slot_floats_)
       : entries(entries_),
@@ -225,11 +235,13 @@ struct KeyListStorage {
         unit_entries(unit_entries_),
         slot_floats(slot_floats_),
         max_slots(2 * ceil_div64(entries_, unit_entries_) + 1),
+        max_units(max_slots / 2 + groups_),  // a block's units ≤ its entries / unit + 1
         keys(entries_ * sizeof(uint32_t)),
         sorted_keys(entries_ * sizeof(uint32_t)),
         queries(entries_ * sizeof(int32_t)),
         sorted_queries(entries_ * sizeof(int32_t)),
         bounds(5 * (groups_ + 1) * sizeof(int)),
+        unit_blocks(max_units * sizeof(int)),
         partials(2 * max_slots * slot_floats_ * sizeof(float)) {}
   static int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
   int* bound(int which) const { return bounds.as<int>() + which * (groups + 1); }
@@ -275,11 +287,13 @@ KeyLists build_key_lists(const SparseDims& dims, const int32_t* selection,
                                            storage.bound(which + 2), groups + 1, compute_stream());
     });
   }
+  for_each(groups, UnitBlocks{storage.bound(3), storage.unit_blocks.as<int>()});
   float* partials = storage.partials.as<float>();
   return {storage.sorted_queries.as<int32_t>(),
           storage.bound(0),
           storage.bound(3),
           storage.bound(4),
+          storage.unit_blocks.as<int>(),
           partials,
           partials + storage.max_slots * storage.slot_floats,
           groups,
@@ -304,7 +318,7 @@ void dkdv(const SparseDims& dims, const Geometry& geo, const BackwardPointers<T>
   const KeyListStorage storage(entries, groups, unit_entries(entries, geo.group()),
                                subs * kRows * D);
   const KeyLists lists = build_key_lists(dims, ptr.selection, storage);
-  const int64_t tasks = (storage.max_slots / 2 + groups) * subs;  // ≥ units · subs
+  const int64_t tasks = storage.max_units * subs;
   launch(dkdv_kernel<T, D>, dim3(static_cast<unsigned>(tasks)), 32, kDkdvWarpBytes<T, D>, geo, ptr,
          lists);
   for_each(dims.batch * dims.k_len * dims.kv_heads * D,
