@@ -16,7 +16,7 @@ namespace {
 
 // Rows (query × head) per dK/dV unit: at least kMinUnitRows, more once the lists hold over
 // kTargetUnits units of that size.
-constexpr int64_t kMinUnitRows = 512, kMaxUnitRows = 4096, kTargetUnits = 4096;
+constexpr int64_t kMinUnitRows = 512, kMaxUnitRows = 4096, kTargetUnits = 8192;
 // Query rows per dK/dV step: a tile row of at most 128 bytes allows 32 within the warp's
 // shared-memory share.
 template <typename T, int D>
