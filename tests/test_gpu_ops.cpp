@@ -1,8 +1,6 @@
 // Errors of the ops on CUDA tensors: they name the op and the bad value; weight gradients added
 // by the product into their f32 buffers, and input gradients (a product's, SmoothL1's) into the
-// one summed so far. (The
-// parity of every op with the CPU:
-// test_gpu_op_table.cpp.)
+// one summed so far. (The parity of every op with the CPU: test_gpu_op_table.cpp.)
 #include <doctest/doctest.h>
 
 #include "op_test_util.h"
