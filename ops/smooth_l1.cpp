@@ -77,19 +77,17 @@ struct SmoothL1Node : Node {
   // The gradient already summed for a or b (in ssa mode, the output projection's, for the
   // output the layer passes on) takes this one's in place.
   std::vector<Tensor> backward_on_cuda([[maybe_unused]] const Tensor& g) const {
-    const Tensor pending_a = pending_gradient_like(inputs()[0], a);
-    const Tensor pending_b = pending_a.defined() ? Tensor() : pending_gradient_like(inputs()[1], b);
-    const Tensor da =
-        pending_a.defined() ? pending_a : Tensor::empty(a.shape(), a.dtype(), a.device());
-    const Tensor db =
-        pending_b.defined() ? pending_b : Tensor::empty(b.shape(), b.dtype(), b.device());
+    const GradientTarget da = gradient_target(inputs()[0], a);
+    const GradientTarget db = da.adds
+                                  ? GradientTarget{Tensor::empty(b.shape(), b.dtype(), b.device())}
+                                  : gradient_target(inputs()[1], b);
     SSA_ON_CUDA("smooth_l1 backward",
-                cuda::smooth_l1_backward(a.raw(), b.raw(), g.raw(), g.dtype(), da.raw(), db.raw(),
-                                         a.dtype(), a.numel(), beta,
-                                         pending_a.defined()   ? cuda::AddInto::da
-                                         : pending_b.defined() ? cuda::AddInto::db
-                                                               : cuda::AddInto::none));
-    return {da, db};
+                cuda::smooth_l1_backward(a.raw(), b.raw(), g.raw(), g.dtype(), da.tensor.raw(),
+                                         db.tensor.raw(), a.dtype(), a.numel(), beta,
+                                         da.adds   ? cuda::AddInto::da
+                                         : db.adds ? cuda::AddInto::db
+                                                   : cuda::AddInto::none));
+    return {da.tensor, db.tensor};
   }
   void release() override { a = b = Tensor(); }
 };
