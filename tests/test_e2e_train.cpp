@@ -73,6 +73,22 @@ TEST_CASE(
   CHECK(std::filesystem::exists(out + "/" + checkpoint_file_name(6)));
 }
 
+TEST_CASE("resuming from an earlier checkpoint into a dir with later ones is refused") {
+  TinyJob job("e2e_rewind");
+  const std::string out = job.dir.file("out");
+  REQUIRE(job.train("--train.steps=6 --train.ckpt_every=3 --train.keep_last=0").exit_code == 0);
+  const std::string earlier = out + "/" + checkpoint_file_name(3);
+  const std::string later = out + "/" + checkpoint_file_name(6);
+  const std::string saved = file_bytes(later);
+  Result rewound = job.train("--train.steps=9 --resume " + earlier);
+  CHECK(rewound.exit_code == 1);
+  CHECK_MESSAGE(contains(rewound.output, "holds checkpoints past step 3, where " + earlier +
+                                             " resumes (" + later + ")"),
+                rewound.output);
+  CHECK(file_bytes(later) == saved);
+  CHECK(std::filesystem::exists(earlier));
+}
+
 TEST_CASE("config mistakes end with one message naming the key") {
   TinyJob job("e2e_config");
   struct Case {
@@ -86,6 +102,8 @@ TEST_CASE("config mistakes end with one message naming the key") {
            {"--train.on_nonfinite=ignore", "stop, skip"},
            {"--nosuch.key=1", "nosuch"},
            {"--config /nonexistent.conf", "/nonexistent.conf"},
+           {"--config " + job.dir.path(), "is not a regular file"},
+           {"--config ''", "cannot open config file ''"},
            {"--model.n_kv_heads=3", "n_kv_heads"},
            {"--train.dtype=bf16", "train.dtype = bf16 (mixed precision) needs train.device = cuda"},
            {"--train.device=tpu", "cpu, cuda"},

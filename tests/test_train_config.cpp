@@ -134,6 +134,10 @@ TEST_CASE("config: load_file reads a file and names it in errors") {
   CHECK(config.get_int("model.d_model") == 128);
   CHECK(contains_all(error_of([&] { config.load_file("/nonexistent/x.cfg"); }),
                      {"/nonexistent/x.cfg"}));
+  const std::string directory = std::filesystem::path(file.path).parent_path().string();
+  CHECK(contains_all(error_of([&] { config.load_file(directory); }),
+                     {"config file", directory, "is not a regular file"}));
+  CHECK(contains_all(error_of([&] { config.load_file(""); }), {"cannot open config file ''"}));
 }
 
 TEST_CASE("config: every user error names the key, the value and what is allowed") {

@@ -529,7 +529,7 @@ std::string checkpoint_file_name(int64_t step) {
   return fmt::format("ckpt_{:08d}.h5", step);
 }
 
-std::vector<std::string> list_checkpoints(const std::string& dir) {
+std::vector<std::string> list_checkpoints(const std::string& dir, int64_t after_step) {
   std::error_code error;
   if (!std::filesystem::exists(dir, error)) return {};
   std::filesystem::directory_iterator entries(dir, error);
@@ -537,7 +537,8 @@ std::vector<std::string> list_checkpoints(const std::string& dir) {
   std::vector<std::pair<int64_t, std::string>> found;
   for (const auto& entry : entries) {
     int64_t step = step_of_file_name(entry.path().filename().string());
-    if (step >= 0 && entry.is_regular_file()) found.emplace_back(step, entry.path().string());
+    if (step >= 0 && step > after_step && entry.is_regular_file())
+      found.emplace_back(step, entry.path().string());
   }
   std::sort(found.begin(), found.end());
   std::vector<std::string> paths;

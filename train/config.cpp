@@ -7,12 +7,12 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace ssa {
 namespace {
@@ -154,14 +154,6 @@ std::string file_value(std::string_view rest, const std::string& where) {
   fail("{}: the string {} has no closing quote", where, rest);
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open config file {}", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 }  // namespace
 
 Config::Config(std::vector<ConfigEntry> schema) : schema_(std::move(schema)) {
@@ -182,7 +174,10 @@ Config::Config(std::vector<ConfigEntry> schema) : schema_(std::move(schema)) {
   }
 }
 
-void Config::load_file(const std::string& path) { load_text(read_file(path), path); }
+void Config::load_file(const std::string& path) {
+  constexpr size_t kMaxConfigBytes = 16 << 20;
+  load_text(read_regular_file(path, "config file", kMaxConfigBytes), path);
+}
 
 void Config::load_text(std::string_view text, const std::string& origin) {
   Config loaded = *this;  // committed only if the whole text is valid

@@ -30,7 +30,8 @@ another number of ranks. Rank 0 logs and writes checkpoints; any rank's error en
 
 struct TrainFlags {
   std::string config_path;
-  std::string resume;  // "", "auto" or a checkpoint path
+  bool has_config = false;  // --config given (an empty path is then an error)
+  std::string resume;       // "", "auto" or a checkpoint path
   bool print_config = false;
   std::vector<std::string> overrides;  // for Config::apply_overrides
 };
@@ -47,6 +48,7 @@ TrainFlags parse_flags(const std::vector<std::string>& args) {
   TrainFlags flags;
   flags.overrides = line.parse_known(args);
   flags.config_path = line.get("--config", "");
+  flags.has_config = line.has("--config");
   flags.resume = line.get("--resume", "");
   flags.print_config = line.has("--print-config");
   return flags;
@@ -54,7 +56,7 @@ TrainFlags parse_flags(const std::vector<std::string>& args) {
 
 Config resolve_config(const TrainFlags& flags) {
   Config config = default_train_config();
-  if (!flags.config_path.empty()) config.load_file(flags.config_path);
+  if (flags.has_config) config.load_file(flags.config_path);
   std::vector<const char*> argv{"ssa-train"};
   for (const std::string& arg : flags.overrides) argv.push_back(arg.c_str());
   std::vector<std::string> unknown =

@@ -407,6 +407,17 @@ void Trainer::load_state(const Checkpoint& ckpt, const std::string& path) {
   zero_->load_moments(first, second);
 }
 
+// Checkpoints of later steps in out_dir belong to a run that went on past this one's start:
+// pruning would keep them over this run's own, and --resume auto would pick them.
+void Trainer::refuse_later_checkpoints(const std::string& path) const {
+  const std::vector<std::string> later = list_checkpoints(settings_.run.out_dir, step_);
+  if (later.empty()) return;
+  fail(
+      "train.out_dir '{}' holds checkpoints past step {}, where {} resumes ({}); they belong to "
+      "the run that went on from there. Move them out of '{}', or choose another train.out_dir",
+      settings_.run.out_dir, step_, path, fmt::join(later, ", "), settings_.run.out_dir);
+}
+
 void Trainer::resume_from(const std::string& path) {
   Checkpoint ckpt = read_checkpoint(path);
   ModelConfig stored = model_config_from(checkpoint_config(ckpt, path));
@@ -414,8 +425,9 @@ void Trainer::resume_from(const std::string& path) {
   if (!diff.empty())
     fail("checkpoint {} was trained with another model config (checkpoint vs this run):\n  {}",
          path, fmt::join(diff, "\n  "));
-  load_state(ckpt, path);
   step_ = ckpt.integer("step", path);
+  refuse_later_checkpoints(path);
+  load_state(ckpt, path);
   tokens_seen_ = ckpt.integer("tokens_seen", path);
   skipped_steps_ = ckpt.integer("skipped_steps", path);
   rng_ = Rng(static_cast<uint64_t>(ckpt.integer("rng_seed", path)),

@@ -87,6 +87,7 @@ class Trainer {
   // The full flat buffers a checkpoint holds, with their group names: parameters, AdamW
   // moments (gathered from every rank under ZeRO-1: a collective).
   std::vector<std::pair<std::string, Tensor>> state_buffers();
+  void refuse_later_checkpoints(const std::string& path) const;
   void load_state(const Checkpoint& ckpt, const std::string& path);
   // Fails on a rank whose parameters differ from rank 0's (a checksum of the master weights).
   void check_identical_start();
