@@ -53,6 +53,12 @@ Loader::Loader(const std::vector<std::string>& files, int64_t seq_len, int64_t v
          windows_per_epoch(), UINT32_MAX);
 }
 
+const Shard& Loader::shard_with_largest_id() const {
+  return *std::max_element(shards_.begin(), shards_.end(), [](const Shard& a, const Shard& b) {
+    return a.largest_id() < b.largest_id();
+  });
+}
+
 void Loader::set_state(const LoaderState& state) {
   if (state.position >= static_cast<uint64_t>(windows_per_epoch()))
     fail(

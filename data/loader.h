@@ -38,6 +38,8 @@ class Loader {
   void set_state(const LoaderState& state);
   int64_t windows_per_epoch() const { return window_starts_.back(); }
   int64_t seq_len() const { return seq_len_; }
+  // The shard holding the largest token id (the first such), for a check against a tokenizer.
+  const Shard& shard_with_largest_id() const;
 
  private:
   // The window at `index` of the whole stream (epoch * windows_per_epoch + position).

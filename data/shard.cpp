@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace ssa {
 
@@ -98,6 +99,7 @@ void write_shard(const std::string& path, std::span<const uint32_t> tokens, Shar
 }
 
 Shard::Shard(const std::string& path, int64_t vocab_size) : path_(path) {
+  require_regular_file(path, "token shard");  // before open(), which blocks on a FIFO
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) fail("cannot open token shard {}: {}", path, std::strerror(errno));
   struct stat info {};
@@ -152,6 +154,7 @@ Shard& Shard::operator=(Shard&& other) noexcept {
     tokens_ = std::exchange(other.tokens_, nullptr);
     count_ = std::exchange(other.count_, 0);
     version_ = other.version_;
+    largest_id_ = other.largest_id_;
   }
   return *this;
 }
@@ -179,11 +182,13 @@ void Shard::read(int64_t start, int64_t count, int32_t* out) const {
 
 namespace {
 
+// Returns the largest id.
 template <typename T>
-void check_ids_below(const T* tokens, int64_t count, int64_t vocab_size, const std::string& path) {
+uint32_t check_ids_below(const T* tokens, int64_t count, int64_t vocab_size,
+                         const std::string& path) {
   // A branch-free max first (vectorises); the offending index only when there is one.
   T largest = *std::max_element(tokens, tokens + count);
-  if (static_cast<int64_t>(largest) < vocab_size) return;
+  if (static_cast<int64_t>(largest) < vocab_size) return largest;
   const T* bad = std::find_if(tokens, tokens + count,
                               [&](T id) { return static_cast<int64_t>(id) >= vocab_size; });
   fail("token shard {} has token id {} at index {}, not below the vocab size {}", path, *bad,
@@ -192,12 +197,11 @@ void check_ids_below(const T* tokens, int64_t count, int64_t vocab_size, const s
 
 }  // namespace
 
-void Shard::check_tokens(int64_t vocab_size) const {
-  if (version_ == ShardVersion::u16) {
-    check_ids_below(static_cast<const uint16_t*>(tokens_), count_, vocab_size, path_);
-  } else {
-    check_ids_below(static_cast<const uint32_t*>(tokens_), count_, vocab_size, path_);
-  }
+void Shard::check_tokens(int64_t vocab_size) {
+  largest_id_ =
+      version_ == ShardVersion::u16
+          ? check_ids_below(static_cast<const uint16_t*>(tokens_), count_, vocab_size, path_)
+          : check_ids_below(static_cast<const uint32_t*>(tokens_), count_, vocab_size, path_);
 }
 
 }  // namespace ssa

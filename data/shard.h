@@ -38,11 +38,13 @@ class Shard {
   // The token width as our version: u16, or u32 (our version 2 and llm.c's Llama 3 shards).
   ShardVersion version() const { return version_; }
   uint32_t operator[](int64_t index) const;
+  // The largest token id it holds.
+  uint32_t largest_id() const { return largest_id_; }
   // Copies tokens [start, start + count) widened to int32 into `out`.
   void read(int64_t start, int64_t count, int32_t* out) const;
 
  private:
-  void check_tokens(int64_t vocab_size) const;
+  void check_tokens(int64_t vocab_size);
   void unmap();
 
   std::string path_;
@@ -51,6 +53,7 @@ class Shard {
   const void* tokens_ = nullptr;
   int64_t count_ = 0;
   ShardVersion version_ = ShardVersion::u16;
+  uint32_t largest_id_ = 0;
 };
 
 }  // namespace ssa

@@ -8,10 +8,10 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <iterator>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace ssa {
 
@@ -44,6 +44,7 @@ constexpr size_t kMaxCacheEntries = 1 << 19;
 void check_merges(const std::vector<Tokenizer::Pair>& merges, const std::string& source) {
   std::unordered_map<uint64_t, size_t> seen;
   std::vector<uint64_t> token_bytes(Tokenizer::kFirstMerge, 1);  // by id
+  uint64_t total_bytes = Tokenizer::kFirstMerge;
   for (size_t r = 0; r < merges.size(); ++r) {
     auto [left, right] = merges[r];
     uint32_t id = Tokenizer::kFirstMerge + static_cast<uint32_t>(r);
@@ -60,15 +61,11 @@ void check_merges(const std::vector<Tokenizer::Pair>& merges, const std::string&
     if (token_bytes.back() > Tokenizer::kMaxTokenBytes)
       fail("{}: merge {} joins ({}, {}) into a token of {} bytes; at most {} are allowed", source,
            r, left, right, token_bytes.back(), Tokenizer::kMaxTokenBytes);
+    total_bytes += token_bytes.back();
+    if (total_bytes > Tokenizer::kMaxTotalTokenBytes)
+      fail("{}: the tokens up to merge {} take {} bytes in all; at most {} are allowed", source, r,
+           total_bytes, Tokenizer::kMaxTotalTokenBytes);
   }
-}
-
-std::vector<char> read_file(const std::string& path, const char* what) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) fail("cannot open {} {}: {}", what, path, std::strerror(errno));
-  std::vector<char> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  if (file.bad()) fail("cannot read {} {}", what, path);
-  return bytes;
 }
 
 }  // namespace
@@ -108,7 +105,7 @@ Tokenizer::Tokenizer(std::vector<Pair> merges, const std::string& source)
 }
 
 Tokenizer Tokenizer::load(const std::string& path) {
-  std::vector<char> bytes = read_file(path, "tokenizer file");
+  const std::string bytes = read_regular_file(path, "tokenizer file", kMaxFileBytes);
   int32_t header[kHeaderInts] = {};
   if (bytes.size() < sizeof(header))
     fail("tokenizer file {} is truncated: {} bytes, shorter than its {}-byte header", path,

@@ -34,9 +34,15 @@ class Tokenizer {
   // The longest token a merge may make: a few merges that each join a token with itself would
   // otherwise ask for 2^merges bytes.
   static constexpr uint64_t kMaxTokenBytes = 1 << 16;
+  // All tokens' bytes together, which the tokenizer keeps: a small file of long merges could
+  // otherwise ask for gigabytes.
+  static constexpr uint64_t kMaxTotalTokenBytes = uint64_t{1} << 28;
+  // The largest tokenizer file read (2^27 merges).
+  static constexpr size_t kMaxFileBytes = size_t{1} << 30;
 
   // `source` names where the merges came from, for the error about an invalid merge (an id not
-  // below its own, <|endoftext|>, a pair twice, a token longer than kMaxTokenBytes).
+  // below its own, <|endoftext|>, a pair twice, a token longer than kMaxTokenBytes, tokens of more
+  // than kMaxTotalTokenBytes in all).
   explicit Tokenizer(std::vector<Pair> merges = {}, const std::string& source = "merge list");
 
   // Learns vocab_size - 257 merges (fewer if the text runs out of pairs). The most frequent

@@ -175,6 +175,21 @@ TEST_CASE("a tokenizer file whose merges double a token's length is refused, not
   CHECK(Tokenizer(merges).token_bytes(256 + 16) == std::string(65536, 'a'));
 }
 
+TEST_CASE("merges whose tokens take too many bytes in all are refused before they are built") {
+  // A token of 2^14 bytes (14 doublings), 256 of 2^14 + 1 (one more byte each), then pairs of
+  // those (32770 bytes each): 8192 such pairs pass 2^28 bytes in all.
+  std::vector<Tokenizer::Pair> merges = {{'a', 'a'}};
+  for (uint32_t r = 1; r < 14; ++r) merges.emplace_back(256 + r, 256 + r);
+  const uint32_t long_token = 256 + 14, first_longer = long_token + 1;
+  for (uint32_t byte = 0; byte < 256; ++byte) merges.emplace_back(long_token, byte);
+  for (uint32_t pair = 0; pair < 8192; ++pair)
+    merges.emplace_back(first_longer + pair / 256, first_longer + pair % 256);
+  std::string message = error_of([&] { Tokenizer(merges, "test merges"); });
+  CHECK_MESSAGE(test::contains_all(message, {"test merges: the tokens up to merge ",
+                                             " bytes in all; at most 268435456 are allowed"}),
+                message);
+}
+
 namespace {
 
 // The textbook BPE: in each chunk, repeatedly join every occurrence (left to right) of the

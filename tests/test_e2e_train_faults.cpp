@@ -68,6 +68,8 @@ TEST_CASE("a mistake in the run's files ends it before step 1 with one line nami
   std::ofstream(job.dir.file("not_a_dir")) << "a file";
   std::vector<uint32_t> beyond_vocab(100, kTinyVocab);  // ids the vocabulary does not have
   write_shard(job.dir.file("bad_val_000000.bin"), beyond_vocab);
+  std::vector<uint32_t> beyond_bytes(1000, 300);  // ids a byte tokenizer (257 ids) cannot decode
+  write_shard(job.dir.file("wide_000000.bin"), beyond_bytes);
   // The tiny config without its data.val line: the default pattern, which matches nothing here.
   std::string no_val = tiny_config_text(job.dir);
   no_val.erase(no_val.find("val = "),
@@ -92,6 +94,11 @@ TEST_CASE("a mistake in the run's files ends it before step 1 with one line nami
             "data.tokenizer: " + job.dir.file("bytes.tok") +
                 " has 257 ids, more than model.vocab_size = 48; set model.vocab_size to at least "
                 "257"},
+           {"--model.vocab_size=512 --data.train=" + job.dir.file("wide_000000.bin") +
+                " --data.tokenizer=" + byte_tokenizer(job.dir),
+            "data.train: token shard " + job.dir.file("wide_000000.bin") +
+                " holds id 300, but the tokenizer " + job.dir.file("bytes.tok") +
+                " (data.tokenizer) has 257 ids"},
            {"--train.out_dir=" + job.dir.file("not_a_dir/out"),
             "train.out_dir: cannot create '" + job.dir.file("not_a_dir/out") + "'"},
            {"--train.out_dir=/sys", "train.out_dir: cannot write a file in '/sys'"},

@@ -66,14 +66,32 @@ void check_writable(const std::string& dir) {
   if (!written) fail("train.out_dir: cannot write a file in '{}': {}", dir, std::strerror(error));
 }
 
+// Shards encoded with another tokenizer would train fine and sample nonsense.
+void check_tokenizer_covers(const std::string& key, const Loader& shards,
+                            const std::string& tokenizer_path, int64_t tokenizer_ids) {
+  const Shard& shard = shards.shard_with_largest_id();
+  if (shard.largest_id() < tokenizer_ids) return;
+  fail(
+      "{}: token shard {} holds id {}, but the tokenizer {} (data.tokenizer) has {} ids: the "
+      "shards were encoded with another tokenizer",
+      key, shard.path(), shard.largest_id(), tokenizer_path, tokenizer_ids);
+}
+
 }  // namespace
 
 RunFiles open_run_files(const TrainSettings& s, int rank, int world) {
   RunFiles files{open_shards("data.train", s.run.train_glob, s, true, rank, world), std::nullopt};
-  if (!s.run.val_glob.empty())  // opened to check it; each validation opens it again
-    open_shards("data.val", s.run.val_glob, s, false, rank, world,
-                " (validation runs after the last step; set data.val = \"\" to train without it)");
   files.tokenizer = open_tokenizer(s);
+  const int64_t tokenizer_ids = files.tokenizer ? files.tokenizer->vocab_size() : 0;
+  if (files.tokenizer)
+    check_tokenizer_covers("data.train", files.train, s.run.tokenizer_path, tokenizer_ids);
+  if (!s.run.val_glob.empty()) {  // opened to check it; each validation opens it again
+    const Loader val = open_shards(
+        "data.val", s.run.val_glob, s, false, rank, world,
+        " (validation runs after the last step; set data.val = \"\" to train without it)");
+    if (files.tokenizer)
+      check_tokenizer_covers("data.val", val, s.run.tokenizer_path, tokenizer_ids);
+  }
   if (rank == 0) check_out_dir(s.run.out_dir, s.run.ckpt_every < 0 ? 0 : checkpoint_bytes(s.model));
   return files;
 }
