@@ -108,10 +108,12 @@ std::string CommandLine::get(const std::string& option, const std::string& fallb
   return has(option) ? values_.at(option) : fallback;
 }
 
-int64_t CommandLine::get_int(const std::string& option, int64_t fallback, int64_t minimum) const {
+int64_t CommandLine::get_int(const std::string& option, int64_t fallback, int64_t minimum,
+                             int64_t maximum) const {
   if (!has(option)) return fallback;
   int64_t value = parse_number<int64_t>(option, values_.at(option));
   if (value < minimum) usage_error("{} must be at least {}, got {}", option, minimum, value);
+  if (value > maximum) usage_error("{} must be at most {}, got {}", option, maximum, value);
   return value;
 }
 

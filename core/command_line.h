@@ -47,7 +47,8 @@ class CommandLine {
   // The value of a required option.
   std::string get(const std::string& option) const;
   std::string get(const std::string& option, const std::string& fallback) const;
-  int64_t get_int(const std::string& option, int64_t fallback, int64_t minimum) const;
+  int64_t get_int(const std::string& option, int64_t fallback, int64_t minimum,
+                  int64_t maximum = INT64_MAX) const;
   double get_double(const std::string& option, double fallback, double minimum) const;
   // A comma-separated list of integers, each at least `minimum` ("1,2,4").
   std::vector<int64_t> get_int_list(const std::string& option, std::vector<int64_t> fallback,

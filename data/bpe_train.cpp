@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "data/tokenizer.h"
 
 namespace ssa {
@@ -30,10 +31,7 @@ ChunkCounts count_chunks_of(const std::vector<std::string>& documents,
 ChunkCounts count_chunks(const std::vector<std::string>& documents, int threads) {
   std::vector<ChunkCounts> partial(threads);
   std::atomic<size_t> next_document{0};
-  std::vector<std::thread> workers;
-  for (int t = 0; t < threads; ++t)
-    workers.emplace_back([&, t] { partial[t] = count_chunks_of(documents, next_document); });
-  for (std::thread& worker : workers) worker.join();
+  run_on_threads(threads, [&](int t) { partial[t] = count_chunks_of(documents, next_document); });
   ChunkCounts total = std::move(partial[0]);
   for (int t = 1; t < threads; ++t)
     for (const auto& [chunk, count] : partial[t]) total[chunk] += count;
@@ -66,6 +64,10 @@ class BpeTrainer {
   };
 
   bool pop_best(uint64_t& pair);
+  // The bytes of the token that merging `pair` would make.
+  uint64_t merged_bytes(uint64_t pair) const {
+    return token_bytes_[pair >> 32] + token_bytes_[static_cast<uint32_t>(pair)];
+  }
   void merge(uint64_t pair, uint32_t new_id);
   void merge_in_word(uint32_t word, uint32_t left, uint32_t right, uint32_t new_id);
   void change(uint32_t left, uint32_t right, int64_t delta) {
@@ -80,6 +82,7 @@ class BpeTrainer {
   std::unordered_map<uint64_t, std::vector<uint32_t>> words_with_pair_;
   std::priority_queue<Ranked> heap_;
   std::unordered_map<uint64_t, int64_t> changes_;  // pending count changes of one merge
+  std::vector<uint64_t> token_bytes_ = std::vector<uint64_t>(Tokenizer::kFirstMerge, 1);  // by id
 };
 
 BpeTrainer::BpeTrainer(const ChunkCounts& chunks) {
@@ -106,6 +109,7 @@ std::vector<Tokenizer::Pair> BpeTrainer::learn(int64_t merge_count) {
   while (static_cast<int64_t>(merges.size()) < merge_count && pop_best(best)) {
     uint32_t new_id = Tokenizer::kFirstMerge + static_cast<uint32_t>(merges.size());
     merges.emplace_back(static_cast<uint32_t>(best >> 32), static_cast<uint32_t>(best));
+    token_bytes_.push_back(merged_bytes(best));
     merge(best, new_id);
   }
   return merges;
@@ -116,7 +120,9 @@ bool BpeTrainer::pop_best(uint64_t& pair) {
     Ranked top = heap_.top();
     heap_.pop();
     auto current = pair_counts_.find(top.pair);
-    if (current != pair_counts_.end() && current->second == top.count) {
+    // A pair whose token would be longer than a tokenizer may hold is never merged.
+    if (current != pair_counts_.end() && current->second == top.count &&
+        merged_bytes(top.pair) <= Tokenizer::kMaxTokenBytes) {
       pair = top.pair;
       return true;
     }

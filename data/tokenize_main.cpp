@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/command_line.h"
+#include "core/threads.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 
@@ -30,7 +31,8 @@ constexpr const char* kInputs =
     "the files found in directories whose NAME matches PATTERN (e.g. '*.py');\n"
     "files named directly are always used. Each file is one document.";
 constexpr const char* kGlob = "which files of the INPUT directories to read (default '*')";
-constexpr const char* kThreads = "threads (default: one per core)";
+constexpr const char* kThreads = "threads (default: one per core; at most 1024)";
+constexpr int64_t kMaxThreads = 1024;
 
 int default_threads() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -100,7 +102,8 @@ int train_command(const std::vector<std::string>& args) {
       .parse(args);
   const std::string out = line.get("--out");
   const int64_t vocab_size = line.get_int("--vocab-size", 0, Tokenizer::kFirstMerge);
-  const int threads = static_cast<int>(line.get_int("--threads", default_threads(), 1));
+  const int threads =
+      static_cast<int>(line.get_int("--threads", default_threads(), 1, kMaxThreads));
   std::vector<std::string> files = collect_files(line.positional(), line.get("--glob", "*"));
 
   std::vector<std::string> documents;
@@ -176,7 +179,7 @@ std::vector<std::vector<uint32_t>> encode_files(const std::vector<std::string>& 
   std::vector<size_t> bytes_read(encoders.size(), 0);
   std::vector<std::exception_ptr> errors(encoders.size());
   std::atomic<size_t> next{first};
-  auto work = [&](size_t worker) {
+  auto work = [&](int worker) {
     try {
       for (size_t i; (i = next.fetch_add(1)) < last;) {
         std::string text = read_document(files[i]);
@@ -189,9 +192,7 @@ std::vector<std::vector<uint32_t>> encode_files(const std::vector<std::string>& 
       next = last;
     }
   };
-  std::vector<std::thread> threads;
-  for (size_t worker = 0; worker < encoders.size(); ++worker) threads.emplace_back(work, worker);
-  for (std::thread& thread : threads) thread.join();
+  run_on_threads(static_cast<int>(encoders.size()), work);
   for (const std::exception_ptr& error : errors)
     if (error) std::rethrow_exception(error);
   for (size_t count : bytes_read) bytes += count;
@@ -246,7 +247,7 @@ EncodeOptions parse_encode_options(const std::vector<std::string>& args) {
   options.val_fraction = line.get_double("--val-fraction", 0.01, 0);
   if (options.val_fraction >= 1)
     usage_error("--val-fraction must be in [0, 1), got {}", options.val_fraction);
-  options.threads = static_cast<int>(line.get_int("--threads", default_threads(), 1));
+  options.threads = static_cast<int>(line.get_int("--threads", default_threads(), 1, kMaxThreads));
   return options;
 }
 

@@ -126,6 +126,7 @@ TEST_CASE("command line: each mistake is one line naming the option and what was
     return std::string();
   };
   CHECK(error([&] { line.get_int("--batch", 8, 1); }) == "--batch must be at least 1, got 0");
+  CHECK(error([&] { line.get_int("--batch", 8, -4, -1); }) == "--batch must be at most -1, got 0");
   CHECK(error([&] { line.get_int_list("--top-k", {}, 1); }) == "--top-k expects a number, got 'x'");
 
   CommandLine bare("tool run", "Runs.");

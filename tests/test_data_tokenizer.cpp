@@ -109,6 +109,18 @@ TEST_CASE("training is deterministic, breaks ties by lower ids, and compresses t
   CHECK(tie.merges() == std::vector<Tokenizer::Pair>{{' ', 'c'}});
 }
 
+TEST_CASE("training never learns a token longer than a tokenizer may hold") {
+  // One run of 2^17 letters: doubling merges reach two tokens of 2^16 bytes; joining them
+  // would pass the limit.
+  const std::string run(2 * Tokenizer::kMaxTokenBytes, 'a');
+  Tokenizer trained = Tokenizer::train({run}, 300, 1);
+  uint64_t longest = 0;
+  for (uint32_t id = Tokenizer::kFirstMerge; id < trained.vocab_size(); ++id)
+    longest = std::max<uint64_t>(longest, trained.token_bytes(id).size());
+  CHECK(longest == Tokenizer::kMaxTokenBytes);
+  CHECK(trained.decode(trained.encode(run)) == run);
+}
+
 TEST_CASE("merges apply left to right within a run, as in training") {
   Tokenizer runs = Tokenizer::train({"aaaa"}, 300);
   // "aaaa" -> (a a)(a a) -> ((a a)(a a)); then nothing is left to merge.
