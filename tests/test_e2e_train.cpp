@@ -99,6 +99,8 @@ TEST_CASE("config mistakes end with one message naming the key") {
            {"--model.d_model=sixty", "model.d_model"},
            {"--train.micro_batch=0", "train.micro_batch"},
            {"--optim.beta1=1.5", "optim.beta1"},
+           {"--optim.beta2=1", "optim.beta2 = 1 must be below 1"},
+           {"--optim.eps=0", "optim.eps = 0 must be above 0"},
            {"--train.on_nonfinite=ignore", "stop, skip"},
            {"--nosuch.key=1", "nosuch"},
            {"--config /nonexistent.conf", "/nonexistent.conf"},

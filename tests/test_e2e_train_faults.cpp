@@ -102,6 +102,8 @@ TEST_CASE("a mistake in the run's files ends it before step 1 with one line nami
            {"--train.out_dir=" + job.dir.file("not_a_dir/out"),
             "train.out_dir: cannot create '" + job.dir.file("not_a_dir/out") + "'"},
            {"--train.out_dir=/sys", "train.out_dir: cannot write a file in '/sys'"},
+           {"--train.out_dir=" + job.dir.file("not_a_dir"),
+            "train.out_dir: cannot list checkpoint directory " + job.dir.file("not_a_dir")},
        }) {
     CAPTURE(c.args);
     Result result = c.args.starts_with("--config")

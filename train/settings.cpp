@@ -179,9 +179,9 @@ std::vector<ConfigBinding> bindings() {
                    "linear warmup steps"),
       adamw.key("weight_decay", &AdamWConfig::weight_decay, at_least(0),
                 "AdamW decoupled decay (matrices only)"),
-      adamw.key("beta1", &AdamWConfig::beta1, {0, 1}, "AdamW beta1"),
-      adamw.key("beta2", &AdamWConfig::beta2, {0, 1}, "AdamW beta2"),
-      adamw.key("eps", &AdamWConfig::eps, at_least(0), "AdamW epsilon"),
+      adamw.key("beta1", &AdamWConfig::beta1, {0, 1}, "AdamW beta1 (below 1)"),
+      adamw.key("beta2", &AdamWConfig::beta2, {0, 1}, "AdamW beta2 (below 1)"),
+      adamw.key("eps", &AdamWConfig::eps, at_least(0), "AdamW epsilon (above 0)"),
       clip.key("grad_clip", &R::grad_clip, at_least(0), "global gradient-norm clip (0: none)"),
 
       train.key("steps", &R::steps, at_least(1), "optimizer steps (also the cosine's length)"),
@@ -235,6 +235,20 @@ void set_master_dtype(RunSettings& r) {
   r.dtype = r.compute_dtype == DType::bf16 ? DType::f32 : r.compute_dtype;
 }
 
+// The ends the schema's closed ranges cannot exclude: AdamW divides by 1 − beta^t, and by
+// sqrt(v) + eps where a parameter gets no gradient (v = 0).
+void check_adamw(const AdamWConfig& a) {
+  if (a.beta1 >= 1)
+    fail("optim.beta1 = {} must be below 1 (AdamW divides by 1 - beta1^t)", a.beta1);
+  if (a.beta2 >= 1)
+    fail("optim.beta2 = {} must be below 1 (AdamW divides by 1 - beta2^t)", a.beta2);
+  if (a.eps <= 0)
+    fail(
+        "optim.eps = {} must be above 0 (AdamW divides by sqrt(v) + eps, and v is 0 where a "
+        "parameter gets no gradient)",
+        a.eps);
+}
+
 }  // namespace
 
 const std::vector<ConfigBinding>& train_config_bindings() {
@@ -258,6 +272,7 @@ TrainSettings train_settings_from(const Config& config) {
   TrainSettings s = filled_from(config);
   s.model.validate();
   set_master_dtype(s.run);
+  check_adamw(s.adamw);
   if (s.run.seq_len > s.model.max_seq_len)
     fail("data.seq_len ({}) exceeds model.max_seq_len ({})", s.run.seq_len, s.model.max_seq_len);
   s.schedule.total_steps = s.run.steps;

@@ -69,17 +69,26 @@ Config resolve_config(const TrainFlags& flags) {
   return config;
 }
 
+// The newest checkpoint in train.out_dir, or "".
+std::string newest_checkpoint(const std::string& out_dir) {
+  try {
+    return latest_checkpoint(out_dir);
+  } catch (const Error& error) {
+    fail("train.out_dir: {}", error.what());
+  }
+}
+
 // The checkpoint to resume from, or "" to start fresh.
 std::string resume_path(const std::string& resume, const std::string& out_dir) {
   if (resume.empty()) {
-    if (!latest_checkpoint(out_dir).empty())
+    if (!newest_checkpoint(out_dir).empty())
       fail(
           "train.out_dir '{}' already holds checkpoints; pass --resume auto to continue from "
           "the newest, or choose another train.out_dir",
           out_dir);
     return "";
   }
-  if (resume == "auto") return latest_checkpoint(out_dir);
+  if (resume == "auto") return newest_checkpoint(out_dir);
   return resume;
 }
 
