@@ -21,8 +21,7 @@ void run_on_threads(int count, const std::function<void(int)>& work) {
   }
   for (std::thread& thread : threads) thread.join();
   if (!refused.empty())
-    fail("cannot start thread {} of {}: {}; use fewer threads", threads.size() + 1, count,
-         refused);
+    fail("cannot start thread {} of {}: {}; use fewer threads", threads.size() + 1, count, refused);
 }
 
 }  // namespace ssa
