@@ -182,7 +182,7 @@ std::vector<LayerStats> shard_attention_stats(Decoder& model, const std::string&
   std::vector<LayerStats> total(static_cast<size_t>(model.config().n_layers));
   for (int64_t i = 0; i < windows.batches; ++i) {
     const std::vector<LayerStats> layers =
-        attention_stats(model, windows.loader.next_batch(batch).inputs, block_size, top_k);
+        attention_stats(model, windows.loader.next_batch(windows.batch).inputs, block_size, top_k);
     for (size_t layer = 0; layer < total.size(); ++layer) total[layer] += layers[layer];
   }
   return total;

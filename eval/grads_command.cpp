@@ -124,8 +124,9 @@ int grads_command(const std::vector<std::string>& args) {
   const GradsRun run = parse(line, trained);
   std::unique_ptr<Decoder> model = load_decoder(run, ckpt, trained);
 
-  const Batch batch = eval_windows(run.data, run.seq_len, model->config().vocab_size, run.batch, 1)
-                          .loader.next_batch(run.batch);
+  EvalWindows windows =
+      eval_windows(run.data, run.seq_len, model->config().vocab_size, run.batch, 1);
+  const Batch batch = windows.loader.next_batch(windows.batch);
   const Parameters& params = model->params();
   params.zero_grad();
   const Tensor loss = model->loss(batch.inputs, batch.targets, 0, run.options);

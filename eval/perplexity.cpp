@@ -11,18 +11,19 @@ namespace ssa {
 EvalWindows eval_windows(const std::string& glob, int64_t seq_len, int64_t vocab_size,
                          int64_t batch, int64_t max_batches) {
   Loader loader(expand_glob(glob), seq_len, vocab_size, 0, false);
-  int64_t batches = std::max<int64_t>(1, loader.windows_per_epoch() / batch);
+  const int64_t whole_batch = std::min(batch, loader.windows_per_epoch());
+  int64_t batches = loader.windows_per_epoch() / whole_batch;
   if (max_batches > 0) batches = std::min(batches, max_batches);
-  return {std::move(loader), batches};
+  return {std::move(loader), whole_batch, batches};
 }
 
 PerplexityResult perplexity(Decoder& model, const std::string& glob, int64_t seq_len, int64_t batch,
                             int64_t max_batches, const ForwardOptions& options) {
   EvalWindows windows = eval_windows(glob, seq_len, model.config().vocab_size, batch, max_batches);
   PerplexityResult result;
-  result.loss = mean_loss(model, windows.loader, windows.batches, batch, options);
+  result.loss = mean_loss(model, windows.loader, windows.batches, windows.batch, options);
   result.perplexity = std::exp(result.loss);
-  result.tokens = windows.batches * batch * seq_len;
+  result.tokens = windows.batches * windows.batch * seq_len;
   return result;
 }
 

@@ -15,9 +15,11 @@ struct PerplexityResult {
 
 // The windows of seq_len + 1 tokens of the shards `glob` matches, in file order, and how many
 // batches of `batch` windows eval reads: every whole batch (at least one), at most max_batches
-// (0: no limit).
+// (0: no limit). Shards of fewer than `batch` windows give one batch of all of them: no window
+// is read twice.
 struct EvalWindows {
   Loader loader;
+  int64_t batch;
   int64_t batches;
 };
 EvalWindows eval_windows(const std::string& glob, int64_t seq_len, int64_t vocab_size,

@@ -180,13 +180,14 @@ double Trainer::validation_loss(AttentionPath path) {
 double Trainer::local_validation_loss(AttentionPath path) {
   const int world = comm_->world();
   Loader val = open_validation_data(settings_, comm_->rank(), world);
-  const int64_t micro_batch = settings_.run.micro_batch;
-  const int64_t batches =
-      std::min(settings_.run.val_batches,
-               std::max<int64_t>(1, val.windows_per_epoch() / (micro_batch * world)));
+  // Fewer windows than micro-batches of every rank: smaller batches, so no window counts twice.
+  const int64_t batch =
+      std::clamp<int64_t>(val.windows_per_epoch() / world, 1, settings_.run.micro_batch);
+  const int64_t batches = std::min(settings_.run.val_batches,
+                                   std::max<int64_t>(1, val.windows_per_epoch() / (batch * world)));
   ForwardOptions options{settings_.attention};
   options.path = path;
-  return mean_loss(model_, val, batches, micro_batch, options);
+  return mean_loss(model_, val, batches, batch, options);
 }
 
 void Trainer::run(const std::string& resume_command) {
