@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -30,6 +31,23 @@ std::string read_regular_file(const std::string& path, const char* what, size_t 
   file.read(bytes.data(), static_cast<std::streamsize>(size));
   if (!file) fail("cannot read {} {}: {}", what, path, std::strerror(errno));
   return bytes;
+}
+
+void write_file_replacing(const std::string& path,
+                          std::initializer_list<std::span<const std::byte>> parts) {
+  const std::string tmp_path = path + ".tmp";
+  std::FILE* file = std::fopen(tmp_path.c_str(), "wb");
+  if (file == nullptr) fail("cannot create {}: {}", tmp_path, std::strerror(errno));
+  int error = 0;
+  for (std::span<const std::byte> part : parts)
+    if (error == 0 && std::fwrite(part.data(), 1, part.size(), file) != part.size()) error = errno;
+  if (std::fclose(file) != 0 && error == 0) error = errno;
+  if (error == 0 && std::rename(tmp_path.c_str(), path.c_str()) == 0) return;
+  const std::string action =
+      error != 0 ? "cannot write " + tmp_path : "cannot rename " + tmp_path + " to " + path;
+  if (error == 0) error = errno;
+  std::remove(tmp_path.c_str());
+  fail("{}: {}", action, std::strerror(error));
 }
 
 }  // namespace ssa

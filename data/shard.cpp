@@ -41,11 +41,6 @@ std::vector<uint16_t> narrow_to_u16(std::span<const uint32_t> tokens, const std:
   return narrow;
 }
 
-void write_bytes(std::FILE* file, const void* data, size_t bytes, const std::string& path) {
-  if (bytes > 0 && std::fwrite(data, 1, bytes, file) != bytes)
-    fail("cannot write {}: {}", path, std::strerror(errno));
-}
-
 // The token width a (magic, version) pair announces; an error for pairs no writer produces.
 ShardVersion version_of_header(int32_t magic, int32_t version, const std::string& path) {
   if (magic == kShardMagic) {
@@ -77,25 +72,13 @@ void write_shard(const std::string& path, std::span<const uint32_t> tokens, Shar
   version = resolve_version(tokens, version);
   int32_t header[256] = {kShardMagic, static_cast<int32_t>(version),
                          static_cast<int32_t>(tokens.size())};
-  std::string tmp_path = path + ".tmp";
-  std::FILE* file = std::fopen(tmp_path.c_str(), "wb");
-  if (!file) fail("cannot create {}: {}", tmp_path, std::strerror(errno));
-  try {
-    write_bytes(file, header, sizeof(header), tmp_path);
-    if (version == ShardVersion::u16) {
-      std::vector<uint16_t> narrow = narrow_to_u16(tokens, path);
-      write_bytes(file, narrow.data(), narrow.size() * 2, tmp_path);
-    } else {
-      write_bytes(file, tokens.data(), tokens.size() * 4, tmp_path);
-    }
-  } catch (...) {
-    std::fclose(file);
-    std::remove(tmp_path.c_str());
-    throw;
+  const auto header_bytes = std::as_bytes(std::span(header));
+  if (version == ShardVersion::u16) {
+    const std::vector<uint16_t> narrow = narrow_to_u16(tokens, path);
+    write_file_replacing(path, {header_bytes, std::as_bytes(std::span(narrow))});
+  } else {
+    write_file_replacing(path, {header_bytes, std::as_bytes(tokens)});
   }
-  if (std::fclose(file) != 0) fail("cannot write {}: {}", tmp_path, std::strerror(errno));
-  if (std::rename(tmp_path.c_str(), path.c_str()) != 0)
-    fail("cannot rename {} to {}: {}", tmp_path, path, std::strerror(errno));
 }
 
 Shard::Shard(const std::string& path, int64_t vocab_size) : path_(path) {

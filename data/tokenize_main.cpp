@@ -1,6 +1,7 @@
 // ssa-tokenize: train a BPE tokenizer on text files, encode them into token shards, decode a shard.
 #include <fmt/format.h>
 #include <fnmatch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -90,6 +91,18 @@ std::string read_document(const std::string& path) {
   return text;
 }
 
+// Checked before training, which may take long: where the tokenizer goes can be written.
+void check_output_file(const std::string& out) {
+  const fs::path parent = fs::path(out).parent_path().empty() ? "." : fs::path(out).parent_path();
+  std::error_code error;
+  if (out.empty() || fs::is_directory(out, error))
+    fail("--out '{}' is not a file name (a directory, or empty)", out);
+  if (!fs::is_directory(parent, error))
+    fail("cannot write --out {}: {} is not a directory", out, parent.string());
+  if (::access(parent.c_str(), W_OK) != 0)
+    fail("cannot write --out {}: {}: {}", out, parent.string(), std::strerror(errno));
+}
+
 int train_command(const std::vector<std::string>& args) {
   CommandLine line("ssa-tokenize train",
                    "Learns a byte-level BPE vocabulary of N ids (257 + merges) and writes it to\n"
@@ -104,6 +117,7 @@ int train_command(const std::vector<std::string>& args) {
   const int64_t vocab_size = line.get_int("--vocab-size", 0, Tokenizer::kFirstMerge);
   const int threads =
       static_cast<int>(line.get_int("--threads", default_threads(), 1, kMaxThreads));
+  check_output_file(out);
   std::vector<std::string> files = collect_files(line.positional(), line.get("--glob", "*"));
 
   std::vector<std::string> documents;

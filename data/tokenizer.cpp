@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <unordered_map>
 
@@ -139,17 +138,7 @@ void Tokenizer::save(const std::string& path) const {
   std::vector<uint32_t> words = {static_cast<uint32_t>(kFileMagic), kFileVersion,
                                  static_cast<uint32_t>(vocab_size())};
   for (auto [left, right] : merges_) words.insert(words.end(), {left, right});
-  std::string tmp_path = path + ".tmp";
-  {
-    std::ofstream file(tmp_path, std::ios::binary | std::ios::trunc);
-    if (!file) fail("cannot create {}: {}", tmp_path, std::strerror(errno));
-    file.write(reinterpret_cast<const char*>(words.data()),
-               static_cast<std::streamsize>(words.size() * sizeof(uint32_t)));
-    file.close();
-    if (!file) fail("cannot write {}", tmp_path);
-  }
-  if (std::rename(tmp_path.c_str(), path.c_str()) != 0)
-    fail("cannot rename {} to {}: {}", tmp_path, path, std::strerror(errno));
+  write_file_replacing(path, {std::as_bytes(std::span(words))});
 }
 
 std::vector<uint32_t> Tokenizer::encode(std::string_view text) const {

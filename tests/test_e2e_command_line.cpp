@@ -44,6 +44,10 @@ TEST_CASE("a usage mistake: '<tool>: <message>', a pointer to --help, exit 2") {
   Result small = run("ssa-tokenize train --out x --vocab-size 10 doc.txt");
   CHECK(small.exit_code == 2);
   CHECK(contains(small.output, "ssa-tokenize: --vocab-size must be at least 257, got 10\n"));
+  Result no_dir = run("ssa-tokenize train --out no_such_dir/tok.bin --vocab-size 300 doc.txt");
+  CHECK(no_dir.exit_code == 1);
+  CHECK(contains(no_dir.output,
+                 "cannot write --out no_such_dir/tok.bin: no_such_dir is not a directory"));
   Result threads = run("ssa-tokenize train --out x --vocab-size 300 --threads 2147483648 doc.txt");
   CHECK(threads.exit_code == 2);
   CHECK(contains(threads.output, "ssa-tokenize: --threads must be at most 1024, got 2147483648\n"));

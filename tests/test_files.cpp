@@ -26,3 +26,17 @@ TEST_CASE("files: a regular file is read whole; anything else is refused by name
   CHECK(contains_all(error_of([&] { require_regular_file(dir.file("fifo"), "token shard"); }),
                      {"token shard", dir.file("fifo"), "is not a regular file"}));
 }
+
+TEST_CASE("a file written whole appears only complete; a failure leaves no temporary file") {
+  TempDir dir("files_write");
+  const std::string text = "abcdef";
+  const auto bytes = std::as_bytes(std::span(text.data(), text.size()));
+  write_file_replacing(dir.file("out.bin"), {bytes.first(2), bytes.subspan(2)});
+  CHECK(read_regular_file(dir.file("out.bin"), "file", 100) == text);
+  CHECK(contains_all(error_of([&] { write_file_replacing(dir.file("absent/out.bin"), {bytes}); }),
+                     {"cannot create", dir.file("absent/out.bin.tmp"), "No such file"}));
+  std::filesystem::create_directory(dir.file("taken"));
+  CHECK(contains_all(error_of([&] { write_file_replacing(dir.file("taken"), {bytes}); }),
+                     {"cannot rename", dir.file("taken.tmp"), "Is a directory"}));
+  CHECK(!std::filesystem::exists(dir.file("taken.tmp")));
+}
