@@ -178,7 +178,9 @@ class ShardWriter {
 // exactly k documents, evenly spaced.
 std::vector<bool> choose_val_documents(size_t documents, double fraction) {
   size_t val_count = static_cast<size_t>(fraction * static_cast<double>(documents) + 0.5);
+  // At least one document each way where there are two; a lone document trains.
   if (fraction > 0 && documents >= 2) val_count = std::clamp<size_t>(val_count, 1, documents - 1);
+  if (documents < 2) val_count = 0;
   std::vector<bool> is_val(documents);
   for (size_t i = 0; i < documents; ++i)
     is_val[i] = (i + 1) * val_count / documents > i * val_count / documents;
@@ -246,7 +248,7 @@ EncodeOptions parse_encode_options(const std::vector<std::string>& args) {
       .option("--shard-tokens", "N", "tokens per shard (default 10000000)")
       .option("--val-fraction", "F",
               "the share of documents that go to val (default 0.01; at least one\n"
-              "when F > 0 and there are two or more)")
+              "when F > 0 and there are two or more; a single document trains)")
       .option("--threads", "N", kThreads)
       .option("--glob", "PATTERN", kGlob)
       .positionals("INPUT", kInputs)

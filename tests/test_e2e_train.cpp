@@ -161,6 +161,19 @@ TEST_CASE("bad shards and bad checkpoints are refused by name") {
   }
 }
 
+TEST_CASE("ssa-tokenize encode: a single document goes to train whatever --val-fraction says") {
+  TempDir dir("e2e_one_document");
+  std::ofstream(dir.file("doc.txt")) << "one document, the only one";
+  Result tokenizer = run(fmt::format("ssa-tokenize train --out {} --vocab-size 260 {}",
+                                     dir.file("tok.bin"), dir.file("doc.txt")));
+  REQUIRE_MESSAGE(tokenizer.exit_code == 0, tokenizer.output);
+  Result encoded =
+      run(fmt::format("ssa-tokenize encode --tokenizer {} --out-dir {} --val-fraction 0.9 {}",
+                      dir.file("tok.bin"), dir.file("shards"), dir.file("doc.txt")));
+  REQUIRE_MESSAGE(encoded.exit_code == 0, encoded.output);
+  CHECK_MESSAGE(contains(encoded.output, "in 1 shards, val 0 tokens in 0 shards"), encoded.output);
+}
+
 TEST_CASE("tokenise, train, evaluate and generate from text") {
   TempDir dir("e2e_text");
   const std::string ckpt = train_text_job(dir);
