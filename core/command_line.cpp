@@ -126,8 +126,8 @@ double CommandLine::get_double(const std::string& option, double fallback, doubl
 }
 
 std::vector<int64_t> CommandLine::get_int_list(const std::string& option,
-                                               std::vector<int64_t> fallback,
-                                               int64_t minimum) const {
+                                               std::vector<int64_t> fallback, int64_t minimum,
+                                               int64_t maximum) const {
   if (!has(option)) return fallback;
   std::vector<int64_t> values;
   const std::string& text = values_.at(option);
@@ -136,6 +136,8 @@ std::vector<int64_t> CommandLine::get_int_list(const std::string& option,
     int64_t value = parse_number<int64_t>(option, text.substr(start, comma - start));
     if (value < minimum)
       usage_error("{} values must be at least {}, got {}", option, minimum, value);
+    if (value > maximum)
+      usage_error("{} values must be at most {}, got {}", option, maximum, value);
     values.push_back(value);
     start = comma + 1;
   }

@@ -49,10 +49,15 @@ class CommandLine {
   std::string get(const std::string& option, const std::string& fallback) const;
   int64_t get_int(const std::string& option, int64_t fallback, int64_t minimum,
                   int64_t maximum = INT64_MAX) const;
+  // A count or length: at most kMaxSize, so that products of sizes cannot wrap.
+  static constexpr int64_t kMaxSize = int64_t{1} << 30;
+  int64_t get_size(const std::string& option, int64_t fallback, int64_t minimum) const {
+    return get_int(option, fallback, minimum, kMaxSize);
+  }
   double get_double(const std::string& option, double fallback, double minimum) const;
-  // A comma-separated list of integers, each at least `minimum` ("1,2,4").
+  // A comma-separated list of integers, each in [minimum, maximum] ("1,2,4").
   std::vector<int64_t> get_int_list(const std::string& option, std::vector<int64_t> fallback,
-                                    int64_t minimum) const;
+                                    int64_t minimum, int64_t maximum = INT64_MAX) const;
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:

@@ -1,5 +1,7 @@
 #include "core/tensor.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -14,9 +16,16 @@ Shape::Shape(std::initializer_list<int64_t> sizes) : Shape(std::vector<int64_t>(
 Shape::Shape(const std::vector<int64_t>& sizes) {
   SSA_CHECK(sizes.size() <= kMaxRank, "rank {} exceeds the maximum {}", sizes.size(), kMaxRank);
   rank = static_cast<int>(sizes.size());
+  // Elements times the widest dtype's bytes must not wrap: an allocation that large fails.
+  constexpr int64_t kMaxElements = int64_t{1} << 60;
+  int64_t elements = 1;
   for (int i = 0; i < rank; ++i) {
     SSA_CHECK(sizes[i] >= 0, "negative dimension {}", sizes[i]);
     dims[i] = sizes[i];
+    if (sizes[i] != 0 && elements > kMaxElements / sizes[i])
+      throw OutOfMemory(fmt::format("a tensor of shape [{}] holds more than 2^60 elements",
+                                    fmt::join(sizes, ", ")));
+    elements *= sizes[i];
   }
 }
 

@@ -24,8 +24,8 @@ AttentionPath attention_path(const std::string& name) {
 ForwardOptions attention_options(const CommandLine& line, const Config& trained) {
   ForwardOptions options;
   options.path = attention_path(line.get("--attention", "full"));
-  options.top_k = line.get_int("--top-k", trained.get_int("attention.top_k"), 1);
-  options.block_size = line.get_int("--block-size", trained.get_int("attention.block_size"), 1);
+  options.top_k = line.get_size("--top-k", trained.get_int("attention.top_k"), 1);
+  options.block_size = line.get_size("--block-size", trained.get_int("attention.block_size"), 1);
   return options;
 }
 
@@ -68,7 +68,7 @@ int run(const std::vector<std::string>& args) {
   SamplingOptions options{line.get_double("--temperature", 0.8, 0),
                           line.get_int("--sample-top-k", 40, 0), tokenizer.vocab_size()};
   Rng rng(static_cast<uint64_t>(line.get_int("--seed", 1, 0)));
-  ids = generate(*loaded.model, ids, line.get_int("--tokens", 100, 0), options, rng, attention,
+  ids = generate(*loaded.model, ids, line.get_size("--tokens", 100, 0), options, rng, attention,
                  !line.has("--no-cache"));
   std::vector<uint32_t> continuation(ids.begin() + static_cast<int64_t>(prompt_length), ids.end());
   fmt::print("{}{}\n", prompt, tokenizer.decode(continuation));

@@ -47,8 +47,8 @@ GradsRun parse(const CommandLine& line, const Config& trained) {
   run.checkpoint = line.get("--checkpoint");
   run.data = line.get("--data", trained.get_string("data.val"));
   if (run.data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
-  run.seq_len = line.get_int("--seq-len", trained.get_int("data.seq_len"), 1);
-  run.batch = line.get_int("--batch", 2, 1);
+  run.seq_len = line.get_size("--seq-len", trained.get_int("data.seq_len"), 1);
+  run.batch = line.get_size("--batch", 2, 1);
   run.attention =
       one_of(line, "--attention", trained.get_string("attention.mode"), {"full", "sparse", "ssa"});
   run.device =
@@ -62,8 +62,8 @@ GradsRun parse(const CommandLine& line, const Config& trained) {
   ForwardOptions& o = run.options;
   o.path = run.attention == "sparse" ? AttentionPath::sparse : AttentionPath::full;
   o.align = run.attention == "ssa";
-  o.block_size = line.get_int("--block-size", trained.get_int("attention.block_size"), 1);
-  o.top_k = line.get_int("--top-k", trained.get_int("attention.top_k"), 1);
+  o.block_size = line.get_size("--block-size", trained.get_int("attention.block_size"), 1);
+  o.top_k = line.get_size("--top-k", trained.get_int("attention.top_k"), 1);
   o.align_weight = trained.get_float("attention.align_weight");
   o.align_beta = trained.get_float("attention.align_beta");
   return run;

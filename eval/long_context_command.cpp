@@ -58,10 +58,10 @@ std::vector<double> depth_list(const CommandLine& line) {
 
 std::vector<Mode> attention_modes(const CommandLine& line, const Config& trained) {
   ForwardOptions full;
-  full.block_size = line.get_int("--block-size", trained.get_int("attention.block_size"), 1);
+  full.block_size = line.get_size("--block-size", trained.get_int("attention.block_size"), 1);
   ForwardOptions sparse = full;
   sparse.path = AttentionPath::sparse;
-  sparse.top_k = line.get_int("--top-k", trained.get_int("attention.top_k"), 1);
+  sparse.top_k = line.get_size("--top-k", trained.get_int("attention.top_k"), 1);
   return {{"full", full, 0}, {"sparse", sparse, sparse.top_k}};
 }
 
@@ -71,7 +71,7 @@ Settings settings_of(const CommandLine& line, const Config& trained) {
   s.data = line.get("--data", trained.get_string("data.val"));
   if (s.data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
   s.prefix = line.get("--out", s.checkpoint + ".long");
-  s.factors = line.get_int_list("--factors", {1, 2, 4}, 1);
+  s.factors = line.get_int_list("--factors", {1, 2, 4}, 1, CommandLine::kMaxSize);
   s.depths = depth_list(line);
   s.seq_len = trained.get_int("data.seq_len");
   s.max_batches = line.get_int("--max-batches", 0, 0);

@@ -70,7 +70,7 @@ int report_command(const std::vector<std::string>& args) {
                                      read_run("SA", line.get("--sa")),
                                      read_run("SSA", line.get("--ssa"))};
   const std::vector<Claim> claims =
-      paper_claims(runs[0], runs[1], runs[2], line.get_int("--top-k", 16, 1));
+      paper_claims(runs[0], runs[1], runs[2], line.get_size("--top-k", 16, 1));
   const std::filesystem::path out = line.get("--out", "docs/RESULTS.md");
   const std::string stem = out.stem().string();
   const std::vector<std::string> plots{stem + "_loss.svg", stem + "_budget.svg",

@@ -109,10 +109,10 @@ int stats_command(const std::vector<std::string>& args) {
   const Config& trained = loaded.config;
   run.data = line.get("--data", trained.get_string("data.val"));
   if (run.data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
-  run.seq_len = line.get_int("--seq-len", trained.get_int("data.seq_len"), 1);
-  run.block_size = line.get_int("--block-size", trained.get_int("attention.block_size"), 1);
-  run.top_k = line.get_int("--top-k", trained.get_int("attention.top_k"), 1);
-  const int64_t batch = line.get_int("--batch", 1, 1);
+  run.seq_len = line.get_size("--seq-len", trained.get_int("data.seq_len"), 1);
+  run.block_size = line.get_size("--block-size", trained.get_int("attention.block_size"), 1);
+  run.top_k = line.get_size("--top-k", trained.get_int("attention.top_k"), 1);
+  const int64_t batch = line.get_size("--batch", 1, 1);
   const int64_t max_batches = line.get_int("--max-batches", 4, 0);
 
   const std::vector<LayerStats> layers = shard_attention_stats(

@@ -4,6 +4,13 @@
 
 using namespace ssa;
 
+TEST_CASE("a shape of more than 2^60 elements is refused as out of memory, never wrapped") {
+  CHECK_THROWS_AS(Shape({int64_t{1} << 40, int64_t{1} << 40}), OutOfMemory);
+  CHECK_THROWS_AS(Shape({int64_t{1} << 58, 64}), OutOfMemory);
+  CHECK(Shape({int64_t{1} << 30, int64_t{1} << 30}).numel() == int64_t{1} << 60);
+  CHECK(Shape({0, int64_t{1} << 62, 16}).numel() == 0);
+}
+
 TEST_CASE("shape numel, equality and printing") {
   Shape s{2, 3, 5};
   CHECK(s.numel() == 30);

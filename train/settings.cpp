@@ -20,6 +20,8 @@ struct Range {
 };
 
 Range at_least(double min) { return {min, kInf}; }
+// Sizes (widths, counts, lengths): at most 2^30, so that their products cannot wrap.
+Range size_at_least(double min) { return {min, double{1 << 30}}; }
 
 // The config type of a member's type.
 template <typename T>
@@ -140,13 +142,14 @@ std::vector<ConfigBinding> bindings() {
   return {
       model.key("vocab_size", &M::vocab_size, {2, 1 << 30},
                 "vocabulary size (tokenizer's or larger)"),
-      model.key("d_model", &M::d_model, at_least(1), "residual stream width"),
-      model.key("n_layers", &M::n_layers, at_least(1), "decoder layers"),
-      model.key("n_heads", &M::n_heads, at_least(1), "query heads"),
-      model.key("n_kv_heads", &M::n_kv_heads, at_least(1), "key/value heads (must divide n_heads)"),
-      model.key("head_dim", &M::head_dim, at_least(2), "width of one head (even, for RoPE)"),
-      model.key("ffn_dim", &M::ffn_dim, at_least(1), "SwiGLU hidden width"),
-      model.key("max_seq_len", &M::max_seq_len, at_least(1), "longest training sequence"),
+      model.key("d_model", &M::d_model, size_at_least(1), "residual stream width"),
+      model.key("n_layers", &M::n_layers, size_at_least(1), "decoder layers"),
+      model.key("n_heads", &M::n_heads, size_at_least(1), "query heads"),
+      model.key("n_kv_heads", &M::n_kv_heads, size_at_least(1),
+                "key/value heads (must divide n_heads)"),
+      model.key("head_dim", &M::head_dim, size_at_least(2), "width of one head (even, for RoPE)"),
+      model.key("ffn_dim", &M::ffn_dim, size_at_least(1), "SwiGLU hidden width"),
+      model.key("max_seq_len", &M::max_seq_len, size_at_least(1), "longest training sequence"),
       model.key("rope_theta", &M::rope_theta, at_least(1), "RoPE base"),
       model.key("norm_eps", &M::norm_eps, {0, 1}, "RMSNorm epsilon"),
       model.key("tie_embeddings", &M::tie_embeddings, "share the embedding with the output head"),
@@ -156,8 +159,9 @@ std::vector<ConfigBinding> bindings() {
           "mode", &A::mode,
           {{"full", A::Mode::full}, {"sparse", A::Mode::sparse}, {"ssa", A::Mode::ssa}},
           "training attention: full, sparse (top-k blocks), or ssa (both, aligned)"),
-      attention.key("block_size", &A::block_size, at_least(1), "sparse path: tokens per key block"),
-      attention.key("top_k", &A::top_k, at_least(1),
+      attention.key("block_size", &A::block_size, size_at_least(1),
+                    "sparse path: tokens per key block"),
+      attention.key("top_k", &A::top_k, size_at_least(1),
                     "sparse path: blocks per query, its own included"),
       attention.key("p_full", &A::p_full, {0, 1},
                     "ssa: probability that a step passes on full attention"),
@@ -170,7 +174,7 @@ std::vector<ConfigBinding> bindings() {
       data.key("val", &R::val_glob, "glob of validation shards (\"\": none)"),
       data.key("tokenizer", &R::tokenizer_path,
                "tokenizer file, to print samples as text (\"\": ids)"),
-      data.key("seq_len", &R::seq_len, at_least(1), "tokens per training sequence (T)"),
+      data.key("seq_len", &R::seq_len, size_at_least(1), "tokens per training sequence (T)"),
 
       schedule.key("lr", &ScheduleConfig::lr, at_least(0), "peak learning rate"),
       schedule.key("min_lr", &ScheduleConfig::min_lr, at_least(0),
@@ -185,8 +189,9 @@ std::vector<ConfigBinding> bindings() {
       clip.key("grad_clip", &R::grad_clip, at_least(0), "global gradient-norm clip (0: none)"),
 
       train.key("steps", &R::steps, at_least(1), "optimizer steps (also the cosine's length)"),
-      train.key("micro_batch", &R::micro_batch, at_least(1), "sequences per micro-step (per rank)"),
-      train.key("grad_accum", &R::grad_accum, at_least(1), "micro-steps per optimizer step"),
+      train.key("micro_batch", &R::micro_batch, size_at_least(1),
+                "sequences per micro-step (per rank)"),
+      train.key("grad_accum", &R::grad_accum, size_at_least(1), "micro-steps per optimizer step"),
       train.key("seed", &R::seed, at_least(0), "seed of init, data order and sampling"),
       train.choice("device", &R::device, {{"cpu", Device::cpu}, {"cuda", Device::cuda}},
                    "where to train: cpu, or cuda (one GPU per rank)"),
@@ -198,10 +203,10 @@ std::vector<ConfigBinding> bindings() {
       train.key("log_every", &R::log_every, at_least(1), "steps between log lines"),
       train.key("val_every", &R::val_every, at_least(0),
                 "steps between validations (0: at the end only)"),
-      train.key("val_batches", &R::val_batches, at_least(1), "micro-batches per validation"),
+      train.key("val_batches", &R::val_batches, size_at_least(1), "micro-batches per validation"),
       train.key("sample_every", &R::sample_every, at_least(0),
                 "steps between text samples (0: never)"),
-      train.key("sample_tokens", &R::sample_tokens, at_least(1), "tokens per sample"),
+      train.key("sample_tokens", &R::sample_tokens, size_at_least(1), "tokens per sample"),
       train.key("ckpt_every", &R::ckpt_every, at_least(-1),
                 "steps between checkpoints (0: at the end only; -1: none, for benchmarks)"),
       train.key("keep_last", &R::keep_last, at_least(0), "checkpoints kept (0: all)"),

@@ -145,9 +145,10 @@ int bench_attention_command(const std::vector<std::string>& args) {
   std::vector<BenchPath> paths;
   for (const std::string& name : split_list(line.get("--paths", "full,sparse,ssa"), "--paths"))
     paths.push_back(parse_path(name));
-  const AttentionShape shape{line.get_int("--batch", 1, 1),       line.get_int("--heads", 16, 1),
-                             line.get_int("--kv-heads", 1, 1),    line.get_int("--head-dim", 64, 1),
-                             line.get_int("--block-size", 16, 1), line.get_int("--top-k", 16, 1)};
+  const AttentionShape shape{
+      line.get_size("--batch", 1, 1),       line.get_size("--heads", 16, 1),
+      line.get_size("--kv-heads", 1, 1),    line.get_size("--head-dim", 64, 1),
+      line.get_size("--block-size", 16, 1), line.get_size("--top-k", 16, 1)};
   if (shape.heads % shape.kv_heads != 0)
     usage_error("--kv-heads ({}) must divide --heads ({})", shape.kv_heads, shape.heads);
   const GpuTimer timer({line.get_int("--warmup", 3, 0), line.get_int("--repeats", 10, 1)});
