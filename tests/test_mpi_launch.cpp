@@ -148,6 +148,28 @@ TEST_CASE("a rank that raises at step 3 ends the whole job non-zero with its mes
   CHECK(launch.seconds < 20);
 }
 
+TEST_CASE("ranks of another config are refused at start; node-local copies of the data are not") {
+  TinyJob job("mpi_mismatch");
+  const std::string out = "--train.out_dir=" + job.dir.file("out");
+  Launch mismatch = mpirun(1, train_command(job, out + " --train.steps=2") + " : -np 1 " +
+                                  train_command(job, out + " --train.steps=3"));
+  CHECK(mismatch.result.exit_code != 0);
+  CHECK_MESSAGE(contains(mismatch.result.output,
+                         "rank 1: this rank's config (data paths and train.out_dir aside) or its "
+                         "training shards"),
+                mismatch.result.output);
+  const std::string copy = job.dir.file("copy");
+  std::filesystem::create_directory(copy);
+  for (const auto& entry : std::filesystem::directory_iterator(job.dir.path()))
+    if (entry.path().filename().string().starts_with("train_"))
+      std::filesystem::copy_file(entry.path(),
+                                 std::filesystem::path(copy) / entry.path().filename());
+  Launch local = mpirun(
+      1, train_command(job, out + "2 --train.steps=2") + " : -np 1 " +
+             train_command(job, out + "2 --train.steps=2 --data.train=" + copy + "/train_*.bin"));
+  CHECK_MESSAGE(local.result.exit_code == 0, local.result.output);
+}
+
 TEST_CASE(
     "a collective that does not finish in train.comm_timeout_s aborts, naming rank and step") {
   TinyJob job("mpi_hang");

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <sstream>
 
 #include "autograd/autograd.h"
 #include "data/tokenizer.h"
@@ -40,6 +41,27 @@ uint64_t checksum(const Tensor& host) {
   return hash;
 }
 
+uint64_t fnv1a(std::string_view text) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  return hash;
+}
+
+// The config text without the keys that may differ between nodes (node-local copies of the
+// data, the tokenizer; train.out_dir, which only rank 0 writes).
+std::string shared_config_text(const std::string& config_text) {
+  std::istringstream lines(config_text);
+  std::string kept, line, section;
+  while (std::getline(lines, line)) {
+    if (line.starts_with("[")) section = line;
+    const std::string key = line.substr(0, line.find(" ="));
+    const bool per_node =
+        (section == "[data]" && key != "seq_len") || (section == "[train]" && key == "out_dir");
+    if (!per_node) kept += line + "\n";
+  }
+  return kept;
+}
+
 }  // namespace
 
 Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
@@ -53,6 +75,7 @@ Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
   if (settings_.run.seq_len > settings_.model.max_seq_len)
     fail("data.seq_len ({}) exceeds model.max_seq_len ({})", settings_.run.seq_len,
          settings_.model.max_seq_len);
+  check_same_run();
   if (settings_.run.zero == 1)
     zero_ = std::make_unique<ZeroOptimizer>(model_.params(), settings_.adamw, *comm_);
   else
@@ -62,6 +85,19 @@ Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
   check_identical_start();
   if (!leader()) return;
   log_ = std::make_unique<JsonlFile>(settings_.run.out_dir + "/log.jsonl");
+}
+
+void Trainer::check_same_run() {
+  if (comm_->world() == 1) return;
+  const int64_t windows = files_.train.windows_per_epoch();
+  const uint64_t mine =
+      fnv1a(shared_config_text(settings_.config_text)) ^ fnv1a(std::to_string(windows));
+  if (comm_->broadcast(mine) != mine)
+    fail(
+        "this rank's config (data paths and train.out_dir aside) or its training shards ({} "
+        "windows of data.seq_len + 1 tokens) differ from rank 0's; every rank must run the same "
+        "config on the same data",
+        windows);
 }
 
 void Trainer::check_identical_start() {

@@ -89,6 +89,8 @@ class Trainer {
   std::vector<std::pair<std::string, Tensor>> state_buffers();
   void refuse_later_checkpoints(const std::string& path) const;
   void load_state(const Checkpoint& ckpt, const std::string& path);
+  // Fails on a rank whose config or training data differ from rank 0's.
+  void check_same_run();
   // Fails on a rank whose parameters differ from rank 0's (a checksum of the master weights).
   void check_identical_start();
   AdamW& adamw() { return zero_ ? zero_->adamw() : *optimizer_; }
