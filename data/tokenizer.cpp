@@ -134,6 +134,14 @@ Tokenizer Tokenizer::load(const std::string& path) {
   return Tokenizer(std::move(merges), "tokenizer file " + path);
 }
 
+Tokenizer Tokenizer::load_for_model(const std::string& path, int64_t vocab_size) {
+  Tokenizer tokenizer = load(path);
+  if (tokenizer.vocab_size() > vocab_size)
+    fail("tokenizer {} has {} ids, more than the model's vocab_size {}", path,
+         tokenizer.vocab_size(), vocab_size);
+  return tokenizer;
+}
+
 void Tokenizer::save(const std::string& path) const {
   std::vector<uint32_t> words = {static_cast<uint32_t>(kFileMagic), kFileVersion,
                                  static_cast<uint32_t>(vocab_size())};

@@ -51,6 +51,9 @@ class Tokenizer {
   static Tokenizer train(const std::vector<std::string>& documents, int64_t vocab_size,
                          int threads = 0);
   static Tokenizer load(const std::string& path);
+  // load(path) for a model of vocab_size ids; one with more ids (ids the model never produces,
+  // so another vocabulary) is refused.
+  static Tokenizer load_for_model(const std::string& path, int64_t vocab_size);
   // Writes `path` + ".tmp", then renames it to `path`.
   void save(const std::string& path) const;
 

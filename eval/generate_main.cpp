@@ -61,7 +61,8 @@ int run(const std::vector<std::string>& args) {
       line.get("--tokenizer", loaded.config.get_string("data.tokenizer"));
   if (tokenizer_path.empty())
     usage_error("the checkpoint names no data.tokenizer; pass --tokenizer PATH");
-  Tokenizer tokenizer = Tokenizer::load(tokenizer_path);
+  Tokenizer tokenizer =
+      Tokenizer::load_for_model(tokenizer_path, loaded.config.get_int("model.vocab_size"));
   const std::string prompt = line.get("--prompt", "");
   std::vector<int32_t> ids = prompt_ids(tokenizer, prompt);
   const size_t prompt_length = ids.size();

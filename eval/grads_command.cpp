@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
+#include <filesystem>
 #include <initializer_list>
 #include <memory>
 
@@ -119,6 +120,9 @@ int grads_command(const std::vector<std::string>& args) {
       .parse(args);
   const std::string path = line.get("--checkpoint");
   const std::string out_path = line.get("--out");
+  std::error_code not_found;
+  if (std::filesystem::equivalent(path, out_path, not_found))
+    usage_error("--out {} is the checkpoint itself; write the gradients to another file", out_path);
   const Checkpoint ckpt = read_checkpoint(path);
   const Config trained = checkpoint_config(ckpt, path);
   const GradsRun run = parse(line, trained);
@@ -133,6 +137,7 @@ int grads_command(const std::vector<std::string>& args) {
   backward(loss);
 
   Checkpoint out = settings_record(run);
+  out.integers["batch"] = windows.batch;
   out.reals["loss"] = loss.item();
   out.reals["cross_entropy"] = model->last_cross_entropy();
   out.reals["alignment"] = model->last_alignment();
@@ -148,7 +153,7 @@ int grads_command(const std::vector<std::string>& args) {
   fmt::print(
       "{} attention, {} on {}, batch {} x {}: loss {:.6f} (cross-entropy {:.6f}, "
       "alignment {:.6f}), gradient norm {:.6e}\nwrote {}\n",
-      run.attention, run.dtype, out.text["device"], run.batch, run.seq_len, loss.item(),
+      run.attention, run.dtype, out.text["device"], windows.batch, run.seq_len, loss.item(),
       model->last_cross_entropy(), model->last_alignment(), std::sqrt(squared_norm), out_path);
   return 0;
 }

@@ -94,11 +94,7 @@ std::optional<Tokenizer> passkey_tokenizer(const CommandLine& line, const Config
       return std::nullopt;
     }
   }
-  Tokenizer tokenizer = Tokenizer::load(path);
-  if (tokenizer.vocab_size() > vocab_size)
-    fail("tokenizer {} has {} tokens, more than the model's vocab_size {}", path,
-         tokenizer.vocab_size(), vocab_size);
-  return tokenizer;
+  return Tokenizer::load_for_model(path, vocab_size);
 }
 
 JsonLine row_of(const Settings& s, const char* kind, int64_t factor, const Mode& mode) {

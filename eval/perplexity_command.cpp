@@ -46,24 +46,29 @@ int perplexity_command(const std::vector<std::string>& args) {
   const std::string placement = placement_name(*loaded.model);
   const Config& trained = loaded.config;
   const std::string data = line.get("--data", trained.get_string("data.val"));
+  if (data.empty() && line.has("--data")) usage_error("--data is empty; pass a glob of shards");
   if (data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
   const int64_t seq_len = line.get_size("--seq-len", trained.get_int("data.seq_len"), 1);
   const int64_t batch = line.get_size("--batch", 8, 1);
   const int64_t max_batches = line.get_int("--max-batches", 0, 0);
   ForwardOptions options;
   options.block_size = line.get_size("--block-size", trained.get_int("attention.block_size"), 1);
+  const std::vector<int64_t> budgets =
+      line.get_int_list("--top-k", {1, 2, 4, 8, 16, 32, 64}, 1, CommandLine::kMaxSize);
+  const std::string prefix = line.get("--out", checkpoint + ".ppl");
+  const std::filesystem::path out_dir = std::filesystem::path(prefix).parent_path();
+  if (!out_dir.empty() && !std::filesystem::is_directory(out_dir))
+    usage_error("--out {}: {} is not a directory", prefix, out_dir.string());
 
   std::vector<Row> rows{
       {"full", 0, perplexity(*loaded.model, data, seq_len, batch, max_batches, options)}};
   options.path = AttentionPath::sparse;
-  for (int64_t top_k :
-       line.get_int_list("--top-k", {1, 2, 4, 8, 16, 32, 64}, 1, CommandLine::kMaxSize)) {
+  for (int64_t top_k : budgets) {
     options.top_k = top_k;
     rows.push_back(
         {"sparse", top_k, perplexity(*loaded.model, data, seq_len, batch, max_batches, options)});
   }
 
-  const std::string prefix = line.get("--out", checkpoint + ".ppl");
   std::string json;
   Series full_line{"full", {}, {}}, sparse_line{"sparse", {}, {}};
   fmt::print("on {}\n", placement);

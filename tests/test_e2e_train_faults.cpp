@@ -241,3 +241,21 @@ TEST_CASE("memory that runs out in a step names the allocation and what to lower
                     "data.seq_len",
                 result.output);
 }
+
+TEST_CASE("eval commands refuse what would lose the checkpoint or decode with another vocabulary") {
+  TinyJob job("e2e_eval_refusals");
+  REQUIRE(job.train("--train.steps=1").exit_code == 0);
+  const std::string checkpoint = job.dir.file("out/" + checkpoint_file_name(1));
+  const std::string saved = text_of(checkpoint);
+  Result over = run(fmt::format("ssa-eval grads --checkpoint {} --out {}", checkpoint, checkpoint));
+  CHECK(over.exit_code == 2);
+  CHECK(contains(over.output, "--out " + checkpoint + " is the checkpoint itself"));
+  CHECK(text_of(checkpoint) == saved);
+  Result wider = run(fmt::format("ssa-generate --checkpoint {} --tokenizer {} --tokens 2",
+                                 checkpoint, byte_tokenizer(job.dir)));
+  CHECK(wider.exit_code == 1);
+  CHECK(contains(wider.output, "has 257 ids, more than the model's vocab_size 48"));
+  Result budgets = run(fmt::format("ssa-eval ppl --checkpoint {} --top-k 0", checkpoint));
+  CHECK(budgets.exit_code == 2);
+  CHECK(contains(budgets.output, "--top-k values must be at least 1, got 0"));
+}
