@@ -57,6 +57,27 @@ TEST_CASE("a run stopped and resumed in a new process equals the uninterrupted r
   }
 }
 
+TEST_CASE("an f64 run resumes bit for bit too: its checkpoints hold float64") {
+  TinyJob job("e2e_resume_f64");
+  const std::string a = job.dir.file("a"), b = job.dir.file("b"), f64 = "--train.dtype=f64 ";
+  REQUIRE(job.train(f64 +
+                    "--train.steps=4 --train.ckpt_every=2 --train.keep_last=0 "
+                    "--train.out_dir=" +
+                    a)
+              .exit_code == 0);
+  Result resumed = job.train(fmt::format("{}--train.steps=4 --train.out_dir={} --resume {}/{}", f64,
+                                         b, a, checkpoint_file_name(2)));
+  REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
+  CHECK(logged(a + "/log.jsonl", "loss", 2) == logged(b + "/log.jsonl", "loss", 2));
+  Checkpoint end_a = read_checkpoint(a + "/" + checkpoint_file_name(4));
+  Checkpoint end_b = read_checkpoint(b + "/" + checkpoint_file_name(4));
+  CHECK(end_a.tensor("params/embedding", a).dtype() == DType::f64);
+  for (size_t i = 0; i < end_a.tensors.size(); ++i) {
+    CAPTURE(end_a.tensors[i].first);
+    CHECK(end_a.tensors[i].second.to_vector() == end_b.tensors[i].second.to_vector());
+  }
+}
+
 TEST_CASE(
     "--resume auto continues from the newest checkpoint; a used out_dir is never overwritten") {
   TinyJob job("e2e_auto");

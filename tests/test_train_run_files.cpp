@@ -20,7 +20,7 @@ TEST_CASE("a checkpoint takes no more than its estimate on disk") {
   Trainer trainer(settings);
   const std::string path = trainer.save_checkpoint();
   const auto written = static_cast<int64_t>(std::filesystem::file_size(path));
-  const int64_t estimate = checkpoint_bytes(settings.model);
+  const int64_t estimate = checkpoint_bytes(settings.model, settings.run.dtype);
   CHECK(written <= estimate);
   CHECK(estimate >= 12 * trainer.model().params().count());
 }

@@ -92,7 +92,8 @@ RunFiles open_run_files(const TrainSettings& s, int rank, int world) {
     if (files.tokenizer)
       check_tokenizer_covers("data.val", val, s.run.tokenizer_path, tokenizer_ids);
   }
-  if (rank == 0) check_out_dir(s.run.out_dir, s.run.ckpt_every < 0 ? 0 : checkpoint_bytes(s.model));
+  if (rank == 0)
+    check_out_dir(s.run.out_dir, s.run.ckpt_every < 0 ? 0 : checkpoint_bytes(s.model, s.run.dtype));
   return files;
 }
 
@@ -100,12 +101,14 @@ Loader open_validation_data(const TrainSettings& s, int rank, int world) {
   return open_shards("data.val", s.run.val_glob, s, false, rank, world);
 }
 
-int64_t checkpoint_bytes(const ModelConfig& model) {
+int64_t checkpoint_bytes(const ModelConfig& model, DType master) {
   const std::vector<ParamSpec> specs = decoder_param_specs(model);
   int64_t parameters = 0;
   for (const ParamSpec& spec : specs) parameters += spec.shape.numel();
   const int64_t buffers = 3;  // parameters, AdamW first and second moments
-  return buffers * (parameters * 4 + static_cast<int64_t>(specs.size()) * kDatasetHeaderBytes) +
+  const auto element_bytes = static_cast<int64_t>(dtype_size(master));
+  return buffers * (parameters * element_bytes +
+                    static_cast<int64_t>(specs.size()) * kDatasetHeaderBytes) +
          kFileHeaderBytes;
 }
 

@@ -26,9 +26,9 @@ RunFiles open_run_files(const TrainSettings& settings, int rank, int world);
 // The validation shards (data.val), in order, from their first window.
 Loader open_validation_data(const TrainSettings& settings, int rank, int world);
 
-// Bytes a checkpoint of `model` takes on disk: parameters and both AdamW moments in f32 (12
-// bytes per parameter), and room for the HDF5 headers and attributes.
-int64_t checkpoint_bytes(const ModelConfig& model);
+// Bytes a checkpoint of `model` takes on disk: parameters and both AdamW moments in the master
+// dtype (f32: 12 bytes per parameter; f64: 24), and room for the HDF5 headers and attributes.
+int64_t checkpoint_bytes(const ModelConfig& model, DType master);
 
 // Creates train.out_dir `out_dir` when missing, then checks that a file can be written in it
 // and that its file system has `needed_bytes` free; a directory it created for a check that

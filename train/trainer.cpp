@@ -26,8 +26,6 @@ constexpr uint64_t kSampleStream = 0x53534153414dull;
 // MFU's reference: H100/H200 dense bf16 tensor-core peak.
 constexpr double kPeakFlops = 989e12;
 
-Tensor flat_to_cpu_f32(const Tensor& flat) { return flat.to(Device::cpu).to(DType::f32); }
-
 TrainSettings on_usable_device(TrainSettings settings) {
   require_device(settings.run.device);
   return settings;
@@ -400,7 +398,7 @@ std::string Trainer::save_checkpoint() {
     ckpt.integers["adam_step"] = adamw().step_count();
     const Parameters& params = model_.params();
     for (const auto& [group, buffer] : buffers) {
-      Tensor host = flat_to_cpu_f32(buffer);
+      const Tensor host = buffer.to(Device::cpu);  // the master dtype: f32, or f64
       for (size_t i = 0; i < params.size(); ++i) {
         const ParamSpec& spec = params.specs()[i];
         ckpt.tensors.emplace_back(group + spec.name, host.view(params.offsets()[i], spec.shape));
