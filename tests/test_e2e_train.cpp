@@ -119,7 +119,7 @@ TEST_CASE("config mistakes end with one message naming the key") {
            {"--model.d_modle=64", "d_model"},  // the valid keys are listed
            {"--model.d_model=sixty", "model.d_model"},
            {"--train.micro_batch=0", "train.micro_batch"},
-           {"--train.micro_batch=72057594037927936", "train.micro_batch"},
+           {"--attention.block_size=9223372036854775807", "attention.block_size"},
            {"--optim.beta1=1.5", "optim.beta1"},
            {"--optim.beta2=1", "optim.beta2 = 1 must be below 1"},
            {"--optim.eps=0", "optim.eps = 0 must be above 0"},

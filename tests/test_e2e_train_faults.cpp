@@ -240,6 +240,14 @@ TEST_CASE("memory that runs out in a step names the allocation and what to lower
                     "lower train.micro_batch (raise train.grad_accum to keep the batch) or "
                     "data.seq_len",
                 result.output);
+  // 2^57 x 16 elements: more than 2^60, refused before a byte count could wrap.
+  Result wrapping = job.train("--train.micro_batch=144115188075855872");
+  CHECK(wrapping.exit_code == 1);
+  CHECK_MESSAGE(error_line(wrapping.output) ==
+                    "ssa-train: error: step 1: a tensor of shape [144115188075855872, 16] holds "
+                    "more than 2^60 elements; lower train.micro_batch (raise train.grad_accum to "
+                    "keep the batch) or data.seq_len",
+                wrapping.output);
 }
 
 TEST_CASE("eval commands refuse what would lose the checkpoint or decode with another vocabulary") {

@@ -189,8 +189,7 @@ std::vector<ConfigBinding> bindings() {
       clip.key("grad_clip", &R::grad_clip, at_least(0), "global gradient-norm clip (0: none)"),
 
       train.key("steps", &R::steps, at_least(1), "optimizer steps (also the cosine's length)"),
-      train.key("micro_batch", &R::micro_batch, size_at_least(1),
-                "sequences per micro-step (per rank)"),
+      train.key("micro_batch", &R::micro_batch, at_least(1), "sequences per micro-step (per rank)"),
       train.key("grad_accum", &R::grad_accum, size_at_least(1), "micro-steps per optimizer step"),
       train.key("seed", &R::seed, at_least(0), "seed of init, data order and sampling"),
       train.choice("device", &R::device, {{"cpu", Device::cpu}, {"cuda", Device::cuda}},
