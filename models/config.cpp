@@ -24,18 +24,18 @@ void ModelConfig::validate() const {
 }
 
 std::vector<std::pair<std::string, std::string>> ModelConfig::fields() const {
-  return {{"vocab_size", fmt::format("{}", vocab_size)},
-          {"d_model", fmt::format("{}", d_model)},
-          {"n_layers", fmt::format("{}", n_layers)},
-          {"n_heads", fmt::format("{}", n_heads)},
-          {"n_kv_heads", fmt::format("{}", n_kv_heads)},
-          {"head_dim", fmt::format("{}", head_dim)},
-          {"ffn_dim", fmt::format("{}", ffn_dim)},
-          {"max_seq_len", fmt::format("{}", max_seq_len)},
-          {"rope_theta", fmt::format("{}", rope_theta)},
-          {"norm_eps", fmt::format("{}", norm_eps)},
-          {"tie_embeddings", tie_embeddings ? "true" : "false"},
-          {"attention_gate", attention_gate ? "true" : "false"}};
+  return {{"model.vocab_size", fmt::format("{}", vocab_size)},
+          {"model.d_model", fmt::format("{}", d_model)},
+          {"model.n_layers", fmt::format("{}", n_layers)},
+          {"model.n_heads", fmt::format("{}", n_heads)},
+          {"model.n_kv_heads", fmt::format("{}", n_kv_heads)},
+          {"model.head_dim", fmt::format("{}", head_dim)},
+          {"model.ffn_dim", fmt::format("{}", ffn_dim)},
+          {"model.max_seq_len", fmt::format("{}", max_seq_len)},
+          {"model.rope_theta", fmt::format("{}", rope_theta)},
+          {"model.norm_eps", fmt::format("{}", norm_eps)},
+          {"model.tie_embeddings", tie_embeddings ? "true" : "false"},
+          {"attention.gate", attention_gate ? "true" : "false"}};
 }
 
 std::vector<std::string> differing_fields(const ModelConfig& a, const ModelConfig& b) {

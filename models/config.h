@@ -22,7 +22,7 @@ struct ModelConfig {
 
   // Raises a clear error for sizes that cannot form a model (e.g. n_kv_heads ∤ n_heads).
   void validate() const;
-  // (name, value) of every field, in a fixed order: printing and mismatch reports.
+  // (config key, value) of every field, in a fixed order: printing and mismatch reports.
   std::vector<std::pair<std::string, std::string>> fields() const;
 };
 

@@ -116,7 +116,7 @@ TEST_CASE("model config validation names the bad field") {
   d.d_model = 8;
   std::vector<std::string> diff = differing_fields(tiny_config(), d);
   REQUIRE(diff.size() == 1);
-  CHECK(diff[0] == "d_model: 6 vs 8");
+  CHECK(diff[0] == "model.d_model: 6 vs 8");
 }
 
 TEST_CASE("recomputing the feed-forward blocks changes no loss or gradient bit, in every mode") {
