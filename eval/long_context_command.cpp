@@ -161,24 +161,38 @@ void passkey_rows(Decoder& model, const Tokenizer& tokenizer, const Settings& s,
       "{:>9}\n",
       s.trials, "factor", "tokens", "attention", "top_k", "depth", "correct", "accuracy");
   for (int64_t factor : s.factors) {
+    const int64_t tokens = factor * s.seq_len;
     for (double depth : s.depths) {
       std::vector<int64_t> correct(s.modes.size(), 0);
+      int64_t prompt_tokens = 0;
       for (int64_t trial = 0; trial < s.trials; ++trial) {
-        const PasskeyPrompt prompt =
-            passkey_prompt(tokenizer, factor * s.seq_len, depth, draw_passkey(rng));
+        const PasskeyPrompt prompt = passkey_prompt(tokenizer, tokens, depth, draw_passkey(rng));
+        prompt_tokens = static_cast<int64_t>(prompt.ids.size());
+        if (prompt_tokens > tokens) break;  // the key sentences and the question alone
         for (size_t m = 0; m < s.modes.size(); ++m)
           correct[m] += passkey_correct(
               passkey_answer(model, tokenizer, prompt, s.modes[m].options), prompt.key);
       }
+      const bool fits = prompt_tokens <= tokens;
       for (size_t m = 0; m < s.modes.size(); ++m) {
-        const double accuracy = static_cast<double>(correct[m]) / static_cast<double>(s.trials);
-        fmt::print("{:>6} {:>8} {:<10} {:>6} {:>6.2f} {:>8} {:>9.2f}\n", factor, factor * s.seq_len,
+        const double accuracy =
+            fits ? static_cast<double>(correct[m]) / static_cast<double>(s.trials)
+                 : std::numeric_limits<double>::quiet_NaN();
+        fmt::print("{:>6} {:>8} {:<10} {:>6} {:>6.2f} {:>8} {:>9.2f}\n", factor, tokens,
                    s.modes[m].name, top_k_text(s.modes[m]), depth,
-                   fmt::format("{}/{}", correct[m], s.trials), accuracy);
+                   fits ? fmt::format("{}/{}", correct[m], s.trials) : "-", accuracy);
         JsonLine row = row_of(s, "passkey", factor, s.modes[m]).add("depth", depth);
         row.add("trials", s.trials).add("correct", correct[m]).add("accuracy", accuracy);
+        if (!fits)
+          row.add("skipped", fmt::format("the key sentences and the question take {} tokens, "
+                                         "more than {}",
+                                         prompt_tokens, tokens));
         json += row.str() + "\n";
       }
+      if (!fits)
+        fmt::print(
+            "       skipped: the key sentences and the question take {} tokens, more than {}\n",
+            prompt_tokens, tokens);
     }
   }
 }
