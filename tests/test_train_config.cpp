@@ -123,6 +123,12 @@ compile = true
   CHECK(config.get_int("model.n_layers") == 2);
 }
 
+TEST_CASE("config: a UTF-8 byte order mark before the first line is skipped") {
+  Config config(test_schema());
+  config.load_text("\xEF\xBB\xBF[model]\nd_model = 128\n", "bom.conf");
+  CHECK(config.get_int("model.d_model") == 128);
+}
+
 TEST_CASE("config: load_file reads a file and names it in errors") {
   TempFile file("[model]\nd_model = 128\n[train]\nlr = 2\n");
   Config config(test_schema());

@@ -180,6 +180,8 @@ void Config::load_file(const std::string& path) {
 }
 
 void Config::load_text(std::string_view text, const std::string& origin) {
+  constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";  // editors may start UTF-8 with it
+  if (text.starts_with(kByteOrderMark)) text.remove_prefix(kByteOrderMark.size());
   Config loaded = *this;  // committed only if the whole text is valid
   std::string section;
   std::map<std::string, int> line_of_key;  // duplicates within one text are an error
