@@ -35,6 +35,24 @@ std::vector<int32_t> prompt_ids(const Tokenizer& tokenizer, const std::string& p
   return ids;
 }
 
+// --tokenizer, or the data.tokenizer of the checkpoint's run (named as such when it is gone).
+Tokenizer model_tokenizer(const CommandLine& line, const Config& trained) {
+  const int64_t vocab_size = trained.get_int("model.vocab_size");
+  if (line.has("--tokenizer")) {
+    const std::string path = line.get("--tokenizer");
+    if (path.empty()) usage_error("--tokenizer is empty; pass the tokenizer's path");
+    return Tokenizer::load_for_model(path, vocab_size);
+  }
+  const std::string path = trained.get_string("data.tokenizer");
+  if (path.empty()) usage_error("the checkpoint names no data.tokenizer; pass --tokenizer PATH");
+  try {
+    return Tokenizer::load_for_model(path, vocab_size);
+  } catch (const Error& error) {
+    fail("{} (the checkpoint's data.tokenizer; pass --tokenizer PATH for one elsewhere)",
+         error.what());
+  }
+}
+
 int run(const std::vector<std::string>& args) {
   CommandLine line("ssa-generate", kAbout);
   line.required("--checkpoint", "PATH", "the checkpoint whose model continues the prompt")
@@ -57,12 +75,7 @@ int run(const std::vector<std::string>& args) {
   placement_options(line).parse(args);
   LoadedModel loaded = load_placed_model(line.get("--checkpoint"), line);
   const ForwardOptions attention = attention_options(line, loaded.config);
-  const std::string tokenizer_path =
-      line.get("--tokenizer", loaded.config.get_string("data.tokenizer"));
-  if (tokenizer_path.empty())
-    usage_error("the checkpoint names no data.tokenizer; pass --tokenizer PATH");
-  Tokenizer tokenizer =
-      Tokenizer::load_for_model(tokenizer_path, loaded.config.get_int("model.vocab_size"));
+  const Tokenizer tokenizer = model_tokenizer(line, loaded.config);
   const std::string prompt = line.get("--prompt", "");
   std::vector<int32_t> ids = prompt_ids(tokenizer, prompt);
   const size_t prompt_length = ids.size();

@@ -46,8 +46,7 @@ std::string one_of(const CommandLine& line, const std::string& option, const std
 GradsRun parse(const CommandLine& line, const Config& trained) {
   GradsRun run;
   run.checkpoint = line.get("--checkpoint");
-  run.data = line.get("--data", trained.get_string("data.val"));
-  if (run.data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
+  run.data = eval_data_glob(line, trained);
   run.seq_len = line.get_size("--seq-len", trained.get_int("data.seq_len"), 1);
   run.batch = line.get_size("--batch", 2, 1);
   run.attention =

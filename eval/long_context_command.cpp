@@ -68,8 +68,7 @@ std::vector<Mode> attention_modes(const CommandLine& line, const Config& trained
 Settings settings_of(const CommandLine& line, const Config& trained) {
   Settings s;
   s.checkpoint = line.get("--checkpoint");
-  s.data = line.get("--data", trained.get_string("data.val"));
-  if (s.data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
+  s.data = eval_data_glob(line, trained);
   s.prefix = line.get("--out", s.checkpoint + ".long");
   s.factors = line.get_int_list("--factors", {1, 2, 4}, 1, CommandLine::kMaxSize);
   s.depths = depth_list(line);

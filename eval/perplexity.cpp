@@ -8,6 +8,22 @@
 
 namespace ssa {
 
+std::string eval_data_glob(const CommandLine& line, const Config& trained) {
+  if (line.has("--data")) {
+    const std::string data = line.get("--data");
+    if (data.empty()) usage_error("--data is empty; pass a glob of shards");
+    return data;
+  }
+  const std::string data = trained.get_string("data.val");
+  if (data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
+  try {
+    expand_glob(data);
+  } catch (const Error& error) {
+    fail("{} (the checkpoint's data.val; pass --data GLOB to read shards elsewhere)", error.what());
+  }
+  return data;
+}
+
 EvalWindows eval_windows(const std::string& glob, int64_t seq_len, int64_t vocab_size,
                          int64_t batch, int64_t max_batches) {
   Loader loader(expand_glob(glob), seq_len, vocab_size, 0, false);

@@ -2,10 +2,17 @@
 // Next-token loss and perplexity of a model over token shards.
 #include <string>
 
+#include "core/command_line.h"
 #include "data/loader.h"
 #include "models/decoder.h"
+#include "train/config.h"
 
 namespace ssa {
+
+// The shards an eval command reads: its --data, or else the data.val of the checkpoint's run
+// (`trained`), checked to match a file, so that shards moved since are named as the
+// checkpoint's.
+std::string eval_data_glob(const CommandLine& line, const Config& trained);
 
 struct PerplexityResult {
   double loss = 0;        // mean cross-entropy per target token (nats)

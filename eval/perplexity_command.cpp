@@ -45,9 +45,7 @@ int perplexity_command(const std::vector<std::string>& args) {
   LoadedModel loaded = load_placed_model(checkpoint, line);
   const std::string placement = placement_name(*loaded.model);
   const Config& trained = loaded.config;
-  const std::string data = line.get("--data", trained.get_string("data.val"));
-  if (data.empty() && line.has("--data")) usage_error("--data is empty; pass a glob of shards");
-  if (data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
+  const std::string data = eval_data_glob(line, trained);
   const int64_t seq_len = line.get_size("--seq-len", trained.get_int("data.seq_len"), 1);
   const int64_t batch = line.get_size("--batch", 8, 1);
   const int64_t max_batches = line.get_int("--max-batches", 0, 0);

@@ -6,6 +6,7 @@
 #include "core/command_line.h"
 #include "eval/attention_stats.h"
 #include "eval/commands.h"
+#include "eval/perplexity.h"
 #include "eval/placement.h"
 #include "eval/svg.h"
 #include "train/log.h"
@@ -107,8 +108,7 @@ int stats_command(const std::vector<std::string>& args) {
   LoadedModel loaded = load_placed_model(run.checkpoint, line);
   run.placement = placement_name(*loaded.model);
   const Config& trained = loaded.config;
-  run.data = line.get("--data", trained.get_string("data.val"));
-  if (run.data.empty()) usage_error("the checkpoint names no data.val; pass --data GLOB");
+  run.data = eval_data_glob(line, trained);
   run.seq_len = line.get_size("--seq-len", trained.get_int("data.seq_len"), 1);
   run.block_size = line.get_size("--block-size", trained.get_int("attention.block_size"), 1);
   run.top_k = line.get_size("--top-k", trained.get_int("attention.top_k"), 1);

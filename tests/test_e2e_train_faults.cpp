@@ -266,4 +266,12 @@ TEST_CASE("eval commands refuse what would lose the checkpoint or decode with an
   Result budgets = run(fmt::format("ssa-eval ppl --checkpoint {} --top-k 0", checkpoint));
   CHECK(budgets.exit_code == 2);
   CHECK(contains(budgets.output, "--top-k values must be at least 1, got 0"));
+  // Validation shards that moved after training: the error says the pattern was the checkpoint's.
+  std::filesystem::rename(job.dir.file("val_000000.bin"), job.dir.file("moved.bin"));
+  Result moved = run(fmt::format("ssa-eval ppl --checkpoint {}", checkpoint));
+  CHECK(moved.exit_code == 1);
+  CHECK_MESSAGE(contains(moved.output,
+                         "(the checkpoint's data.val; pass --data GLOB to read "
+                         "shards elsewhere)"),
+                moved.output);
 }
