@@ -48,12 +48,15 @@ std::vector<std::string> files_in_directory(const std::string& directory,
   std::vector<std::string> files;
   std::error_code error;
   fs::recursive_directory_iterator walk(directory, error), end;
+  fs::path listing = directory;  // the directory a failed step was reading
   for (; !error && walk != end; walk.increment(error)) {
     std::string name = walk->path().filename().string();
     if (walk->is_regular_file() && fnmatch(name_glob.c_str(), name.c_str(), 0) == 0)
       files.push_back(walk->path().string());
+    // The next step descends into a directory entry, or goes on listing this entry's parent.
+    listing = walk->is_directory() ? walk->path() : walk->path().parent_path();
   }
-  if (error) fail("cannot list directory {}: {}", directory, error.message());
+  if (error) fail("cannot list directory {}: {}", listing.string(), error.message());
   std::sort(files.begin(), files.end());
   return files;
 }
