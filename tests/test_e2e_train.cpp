@@ -94,6 +94,20 @@ TEST_CASE(
   CHECK(std::filesystem::exists(out + "/" + checkpoint_file_name(6)));
 }
 
+TEST_CASE("a run resumed after it stopped past its last checkpoint logs each step once") {
+  TinyJob job("e2e_log_once");
+  const std::string out = job.dir.file("out");
+  REQUIRE(job.train("--train.steps=5 --train.ckpt_every=3 --train.keep_last=0").exit_code == 0);
+  std::filesystem::remove(out + "/" + checkpoint_file_name(5));  // as if killed after step 5
+  Result resumed = job.train("--train.steps=5 --resume auto");
+  REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
+  CHECK(contains(resumed.output, "dropped 3 line(s) of steps past 3, which this run repeats"));
+  std::vector<double> steps;
+  for (const JsonRecord& record : read_jsonl(out + "/log.jsonl"))
+    if (record.count("loss")) steps.push_back(std::get<double>(record.at("step")));
+  CHECK(steps == std::vector<double>{1, 2, 3, 4, 5});
+}
+
 TEST_CASE("resuming from an earlier checkpoint into a dir with later ones is refused") {
   TinyJob job("e2e_rewind");
   const std::string out = job.dir.file("out");

@@ -2,9 +2,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace ssa {
 namespace {
@@ -42,6 +45,25 @@ JsonlFile::~JsonlFile() { std::fclose(file_); }
 void JsonlFile::write(const JsonLine& line) {
   std::fputs((line.str() + "\n").c_str(), file_);
   std::fflush(file_);
+}
+
+int64_t drop_log_lines_after(const std::string& path, int64_t step) {
+  if (!std::filesystem::exists(path)) return 0;
+  constexpr size_t kMaxLogBytes = size_t{1} << 32;
+  std::istringstream lines(read_regular_file(path, "log file", kMaxLogBytes));
+  std::string kept, line;
+  int64_t dropped = 0;
+  while (std::getline(lines, line)) {
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
+    const bool later = record.is_object() && record.contains("step") &&
+                       record["step"].is_number_integer() && record["step"].get<int64_t>() > step;
+    if (later)
+      ++dropped;
+    else
+      kept += line + "\n";
+  }
+  if (dropped > 0) write_file_replacing(path, {std::as_bytes(std::span(kept.data(), kept.size()))});
+  return dropped;
 }
 
 }  // namespace ssa

@@ -453,6 +453,18 @@ void Trainer::refuse_later_checkpoints(const std::string& path) const {
       settings_.run.out_dir, step_, path, fmt::join(later, ", "), settings_.run.out_dir);
 }
 
+// Lines of steps past the resumed one come from a run that stopped after its last checkpoint;
+// this run logs those steps again.
+void Trainer::drop_later_log_lines() {
+  const std::string path = settings_.run.out_dir + "/log.jsonl";
+  log_.reset();  // the file is rewritten; the log appends to the new one
+  const int64_t dropped = drop_log_lines_after(path, step_);
+  log_ = std::make_unique<JsonlFile>(path);
+  if (dropped > 0)
+    fmt::print("{}: dropped {} line(s) of steps past {}, which this run repeats\n", path, dropped,
+               step_);
+}
+
 void Trainer::resume_from(const std::string& path) {
   Checkpoint ckpt = read_checkpoint(path);
   ModelConfig stored = model_config_from(checkpoint_config(ckpt, path));
@@ -462,6 +474,7 @@ void Trainer::resume_from(const std::string& path) {
          path, fmt::join(diff, "\n  "));
   step_ = ckpt.integer("step", path);
   refuse_later_checkpoints(path);
+  if (leader()) drop_later_log_lines();
   load_state(ckpt, path);
   tokens_seen_ = ckpt.integer("tokens_seen", path);
   skipped_steps_ = ckpt.integer("skipped_steps", path);

@@ -88,6 +88,7 @@ class Trainer {
   // moments (gathered from every rank under ZeRO-1: a collective).
   std::vector<std::pair<std::string, Tensor>> state_buffers();
   void refuse_later_checkpoints(const std::string& path) const;
+  void drop_later_log_lines();
   void load_state(const Checkpoint& ckpt, const std::string& path);
   // Fails on a rank whose config or training data differ from rank 0's.
   void check_same_run();
