@@ -232,22 +232,23 @@ TEST_CASE("a model too large for memory names its state and what to change") {
 
 TEST_CASE("memory that runs out in a step names the allocation and what to lower") {
   TinyJob job("e2e_out_of_memory");
-  // A micro-batch whose token batch (2^43 x 16 int32) is larger than any address space.
-  Result result = job.train("--train.micro_batch=8796093022208");
-  CHECK(result.exit_code == 1);
-  CHECK_MESSAGE(error_line(result.output) ==
-                    "ssa-train: error: step 1: out of host memory: could not allocate 512.00 TiB; "
-                    "lower train.micro_batch (raise train.grad_accum to keep the batch) or "
-                    "data.seq_len",
-                result.output);
-  // 2^57 x 16 elements: more than 2^60, refused before a byte count could wrap.
-  Result wrapping = job.train("--train.micro_batch=144115188075855872");
-  CHECK(wrapping.exit_code == 1);
-  CHECK_MESSAGE(error_line(wrapping.output) ==
-                    "ssa-train: error: step 1: a tensor of shape [144115188075855872, 16] holds "
-                    "more than 2^60 elements; lower train.micro_batch (raise train.grad_accum to "
-                    "keep the batch) or data.seq_len",
-                wrapping.output);
+  const std::string lower =
+      "; lower train.micro_batch (raise train.grad_accum to keep the batch) or data.seq_len";
+  struct Case {
+    std::string micro_batch, cause;
+  };
+  for (const Case& c : std::vector<Case>{
+           // A token batch (2^43 x 16 int32) larger than any address space.
+           {"8796093022208", "out of host memory: could not allocate 512.00 TiB"},
+           // 2^57 x 16 elements: more than 2^60, refused before a byte count could wrap.
+           {"144115188075855872",
+            "a tensor of shape [144115188075855872, 16] holds more than 2^60 elements"},
+       }) {
+    Result result = job.train("--train.micro_batch=" + c.micro_batch);
+    CHECK(result.exit_code == 1);
+    CHECK_MESSAGE(error_line(result.output) == "ssa-train: error: step 1: " + c.cause + lower,
+                  result.output);
+  }
 }
 
 TEST_CASE("eval commands refuse what would lose the checkpoint or decode with another vocabulary") {
