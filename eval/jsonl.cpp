@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace ssa {
 namespace {
@@ -113,6 +114,7 @@ JsonRecord parse_json_line(const std::string& line, const std::string& where) {
 }
 
 std::vector<JsonRecord> read_jsonl(const std::string& path) {
+  require_regular_file(path, "JSON lines file");  // a directory read as empty, a FIFO blocks
   std::ifstream file(path);
   if (!file) fail("cannot open {}: {}", path, std::strerror(errno));
   std::vector<JsonRecord> records;

@@ -92,6 +92,9 @@ TEST_CASE("plot-log draws a run's curves beside its log; a missing log or key is
   Result missing = run(fmt::format("ssa-eval plot-log {}", job.dir.file("nowhere/log.jsonl")));
   CHECK(missing.exit_code != 0);
   CHECK(contains(missing.output, job.dir.file("nowhere/log.jsonl")));
+  Result directory = run(fmt::format("ssa-eval plot-log {}", job.dir.file("out")));
+  CHECK(directory.exit_code != 0);
+  CHECK(contains(directory.output, job.dir.file("out") + " is not a regular file"));
   Result no_key =
       run(fmt::format("ssa-eval plot-log {} --keys nosuch", job.dir.file("out/log.jsonl")));
   CHECK(no_key.exit_code != 0);
