@@ -42,12 +42,15 @@ void write_file_replacing(const std::string& path,
   for (std::span<const std::byte> part : parts)
     if (error == 0 && std::fwrite(part.data(), 1, part.size(), file) != part.size()) error = errno;
   if (std::fclose(file) != 0 && error == 0) error = errno;
-  if (error == 0 && std::rename(tmp_path.c_str(), path.c_str()) == 0) return;
-  const std::string action =
-      error != 0 ? "cannot write " + tmp_path : "cannot rename " + tmp_path + " to " + path;
-  if (error == 0) error = errno;
+  bool renaming = false;
+  if (error == 0) {
+    if (std::rename(tmp_path.c_str(), path.c_str()) == 0) return;
+    error = errno;
+    renaming = true;
+  }
   std::remove(tmp_path.c_str());
-  fail("{}: {}", action, std::strerror(error));
+  if (renaming) fail("cannot rename {} to {}: {}", tmp_path, path, std::strerror(error));
+  fail("cannot write {}: {}", tmp_path, std::strerror(error));
 }
 
 }  // namespace ssa
