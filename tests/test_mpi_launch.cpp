@@ -156,7 +156,7 @@ TEST_CASE("ranks of another config are refused at start; node-local copies of th
   CHECK(mismatch.result.exit_code != 0);
   CHECK_MESSAGE(contains(mismatch.result.output,
                          "rank 1: this rank's config (data paths and train.out_dir aside) or its "
-                         "training shards"),
+                         "shards"),
                 mismatch.result.output);
   const std::string copy = job.dir.file("copy");
   std::filesystem::create_directory(copy);

@@ -103,6 +103,16 @@ TEST_CASE("2 ranks with micro-batch b train as 1 process with batch 2b") {
   }
 }
 
+TEST_CASE("validation shards of fewer windows than ranks: each window counts once") {
+  TempDir dir("mpi_val_one");
+  write_tiny_shards(dir);
+  write_shard(dir.file("one_val.bin"), tiny_corpus(17, 3));  // one window of 16 + 1 tokens
+  const std::string one_window = fmt::format("[data]\nval = \"{}\"\n", dir.file("one_val.bin"));
+  Trainer two(tiny_settings(dir, one_window), mpi_world());
+  Trainer one(tiny_settings(dir, one_window, dir.file("one")));
+  CHECK(two.validation_loss() == doctest::Approx(one.validation_loss()).epsilon(1e-6));
+}
+
 TEST_CASE("ZeRO-1 trains as plain all-reduce with half the optimizer state per rank") {
   TempDir dir("mpi_zero");
   write_tiny_shards(dir);

@@ -80,7 +80,8 @@ void check_tokenizer_covers(const std::string& key, const Loader& shards,
 }  // namespace
 
 RunFiles open_run_files(const TrainSettings& s, int rank, int world) {
-  RunFiles files{open_shards("data.train", s.run.train_glob, s, true, rank, world), std::nullopt};
+  RunFiles files{open_shards("data.train", s.run.train_glob, s, true, rank, world), std::nullopt,
+                 0};
   files.tokenizer = open_tokenizer(s);
   const int64_t tokenizer_ids = files.tokenizer ? files.tokenizer->vocab_size() : 0;
   if (files.tokenizer)
@@ -91,6 +92,7 @@ RunFiles open_run_files(const TrainSettings& s, int rank, int world) {
         " (validation runs after the last step; set data.val = \"\" to train without it)");
     if (files.tokenizer)
       check_tokenizer_covers("data.val", val, s.run.tokenizer_path, tokenizer_ids);
+    files.val_windows = val.windows_per_epoch();
   }
   if (rank == 0)
     check_out_dir(s.run.out_dir, s.run.ckpt_every < 0 ? 0 : checkpoint_bytes(s.model, s.run.dtype));

@@ -18,6 +18,7 @@ namespace ssa {
 struct RunFiles {
   Loader train;                        // data.train, shuffled, this rank's share
   std::optional<Tokenizer> tokenizer;  // data.tokenizer; none when it is ""
+  int64_t val_windows = 0;             // windows per epoch of data.val; 0 when it is ""
 };
 
 // Opens and checks everything listed above; `rank` of `world` reads its share of the shards.

@@ -31,18 +31,15 @@ TrainSettings on_usable_device(TrainSettings settings) {
   return settings;
 }
 
-// 64-bit FNV-1a over the bytes of a CPU tensor.
-uint64_t checksum(const Tensor& host) {
-  const auto* bytes = static_cast<const unsigned char*>(host.raw());
+// 64-bit FNV-1a.
+uint64_t fnv1a(std::string_view bytes) {
   uint64_t hash = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < host.nbytes(); ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+  for (char c : bytes) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
   return hash;
 }
 
-uint64_t fnv1a(std::string_view text) {
-  uint64_t hash = 0xcbf29ce484222325ull;
-  for (char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
-  return hash;
+uint64_t checksum(const Tensor& host) {
+  return fnv1a({static_cast<const char*>(host.raw()), host.nbytes()});
 }
 
 // The config text without the keys that may differ between nodes (node-local copies of the
@@ -88,14 +85,14 @@ Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
 void Trainer::check_same_run() {
   if (comm_->world() == 1) return;
   const int64_t windows = files_.train.windows_per_epoch();
-  const uint64_t mine =
-      fnv1a(shared_config_text(settings_.config_text)) ^ fnv1a(std::to_string(windows));
+  const uint64_t mine = fnv1a(shared_config_text(settings_.config_text)) ^
+                        fnv1a(fmt::format("{} {}", windows, files_.val_windows));
   if (comm_->broadcast(mine) != mine)
     fail(
-        "this rank's config (data paths and train.out_dir aside) or its training shards ({} "
-        "windows of data.seq_len + 1 tokens) differ from rank 0's; every rank must run the same "
-        "config on the same data",
-        windows);
+        "this rank's config (data paths and train.out_dir aside) or its shards ({} training and "
+        "{} validation windows of data.seq_len + 1 tokens) differ from rank 0's; every rank must "
+        "run the same config on the same data",
+        windows, files_.val_windows);
 }
 
 void Trainer::check_identical_start() {
@@ -207,25 +204,32 @@ double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_
 }
 
 double Trainer::validation_loss(AttentionPath path) {
-  // Each rank's share of the global batches: the mean of the rank means is world 1's mean.
-  return comm_->sum({local_validation_loss(path)})[0] / comm_->world();
+  return comm_->sum({local_validation_loss(path)})[0];
 }
 
+// Each reading rank's share of the global batches: their means, summed over the ranks, give
+// world 1's mean. Fewer windows than micro-batches of every rank: smaller batches, and with
+// fewer windows than ranks, only the first ranks read; no window counts twice.
 double Trainer::local_validation_loss(AttentionPath path) {
   const int world = comm_->world();
   Loader val = open_validation_data(settings_, comm_->rank(), world);
-  // Fewer windows than micro-batches of every rank: smaller batches, so no window counts twice.
-  const int64_t batch =
-      std::clamp<int64_t>(val.windows_per_epoch() / world, 1, settings_.run.micro_batch);
-  const int64_t batches = std::min(settings_.run.val_batches,
-                                   std::max<int64_t>(1, val.windows_per_epoch() / (batch * world)));
+  const int64_t windows = val.windows_per_epoch();
+  const int64_t readers = std::min<int64_t>(world, windows);
+  if (comm_->rank() >= readers) return 0;
+  const int64_t batch = std::clamp<int64_t>(windows / world, 1, settings_.run.micro_batch);
+  const int64_t batches =
+      std::min(settings_.run.val_batches, std::max<int64_t>(1, windows / (batch * world)));
   ForwardOptions options{settings_.attention};
   options.path = path;
-  return mean_loss(model_, val, batches, batch, options);
+  return mean_loss(model_, val, batches, batch, options) / static_cast<double>(readers);
 }
 
 void Trainer::run(const std::string& resume_command) {
   const RunSettings& run = settings_.run;
+  if (step_ == run.steps && step_ > 0) {  // resumed from the run's last checkpoint
+    if (leader()) fmt::print("nothing to train: the run is at step {} = train.steps\n", step_);
+    return;
+  }
   StopSignals signals;
   while (step_ < run.steps) {
     auto start = std::chrono::steady_clock::now();
@@ -326,18 +330,17 @@ void Trainer::log_validation() {
     failure = error.what();
   }
   // One collective for both means and the failures: every rank learns of any rank's.
-  const int world = comm_->world();
   const std::vector<double> sums = comm_->sum({full, sparse, failure.empty() ? 0.0 : 1.0});
   if (sums[2] > 0)
     fail_keeping_state(fmt::format("validation at step {} failed: {}", step_,
                                    failure.empty() ? "on another rank" : failure));
-  const double loss = sums[0] / world;
+  const double loss = sums[0];
   JsonLine line;
   line.add("step", step_).add("val_loss", loss).add("val_ppl", std::exp(loss));
   std::string text =
       fmt::format("step {:>6} | val loss {:.4f} | val ppl {:.2f}", step_, loss, std::exp(loss));
   if (with_sparse) {
-    sparse = sums[1] / world;
+    sparse = sums[1];
     line.add("val_loss_sparse", sparse).add("val_ppl_sparse", std::exp(sparse));
     text += fmt::format(" | sparse (top-{}) val loss {:.4f} | val ppl {:.2f}",
                         settings_.attention.top_k, sparse, std::exp(sparse));
@@ -473,6 +476,9 @@ void Trainer::resume_from(const std::string& path) {
     fail("checkpoint {} was trained with another model config (checkpoint vs this run):\n  {}",
          path, fmt::join(diff, "\n  "));
   step_ = ckpt.integer("step", path);
+  if (step_ > settings_.run.steps)
+    fail("train.steps = {} is below step {} of {}; raise train.steps to train on from it",
+         settings_.run.steps, step_, path);
   refuse_later_checkpoints(path);
   if (leader()) drop_later_log_lines();
   load_state(ckpt, path);
