@@ -108,6 +108,22 @@ TEST_CASE("a run resumed after it stopped past its last checkpoint logs each ste
   CHECK(steps == std::vector<double>{1, 2, 3, 4, 5});
 }
 
+TEST_CASE("resuming a finished run trains nothing and rewrites nothing; fewer steps are refused") {
+  TinyJob job("e2e_finished");
+  const std::string out = job.dir.file("out");
+  REQUIRE(job.train("--train.steps=3").exit_code == 0);
+  const std::string last = out + "/" + checkpoint_file_name(3);
+  const std::string checkpoint = file_bytes(last), log = file_bytes(out + "/log.jsonl");
+  Result again = job.train("--train.steps=3 --resume auto");
+  REQUIRE_MESSAGE(again.exit_code == 0, again.output);
+  CHECK(contains(again.output, "nothing to train: the run is at step 3 = train.steps"));
+  Result fewer = job.train("--train.steps=2 --resume auto");
+  CHECK(fewer.exit_code == 1);
+  CHECK(contains(fewer.output, "train.steps = 2 is below step 3 of " + last));
+  CHECK(file_bytes(last) == checkpoint);
+  CHECK(file_bytes(out + "/log.jsonl") == log);
+}
+
 TEST_CASE("resuming from an earlier checkpoint into a dir with later ones is refused") {
   TinyJob job("e2e_rewind");
   const std::string out = job.dir.file("out");
