@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 #include <hdf5.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -152,6 +153,11 @@ TEST_CASE("checkpoint: missing, truncated and non-HDF5 files are refused naming 
   H5Fclose(H5Fcreate(foreign.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
   CHECK(contains_all(error_of([&] { read_checkpoint(foreign); }),
                      {foreign, "not an ssa checkpoint", "format_version"}));
+
+  std::string fifo = dir.file("fifo.h5");  // opening it would wait for a writer
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK(contains_all(error_of([&] { read_checkpoint(fifo); }),
+                     {"checkpoint", fifo, "is not a regular file"}));
 }
 
 TEST_CASE("checkpoint: a flipped bit in tensor data is refused as corrupted") {

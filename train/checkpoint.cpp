@@ -17,6 +17,8 @@
 #include <filesystem>
 #include <utility>
 
+#include "core/files.h"
+
 // SSA_H5(path, H5Function, args...): calls H5Function(args...) and raises an ssa::Error naming
 // the call, the file and HDF5's reason if it fails; returns the call's result.
 #define SSA_H5(path, function, ...) ::ssa::h5_checked(function(__VA_ARGS__), #function, path)
@@ -508,6 +510,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
+  if (std::filesystem::exists(path)) require_regular_file(path, "checkpoint");  // a FIFO blocks
   silence_hdf5_errors(path);
   H5Id file(open_for_reading(path), H5Fclose);
   H5Id root(SSA_H5(path, H5Gopen2, file, "/", H5P_DEFAULT), H5Gclose);
