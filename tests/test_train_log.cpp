@@ -23,4 +23,7 @@ TEST_CASE("log lines of steps past a resumed step are dropped; the others are ke
   CHECK(drop_log_lines_after(path, 2) == 0);
   CHECK(read_regular_file(path, "log", 1 << 20) == kept);
   CHECK(drop_log_lines_after(dir.file("absent.jsonl"), 2) == 0);
+  std::ofstream(path, std::ios::app) << "{\"step\": 2, \"lo";  // a write cut short
+  CHECK(drop_log_lines_after(path, 2) == 1);
+  CHECK(read_regular_file(path, "log", 1 << 20) == kept);
 }

@@ -50,14 +50,17 @@ void JsonlFile::write(const JsonLine& line) {
 int64_t drop_log_lines_after(const std::string& path, int64_t step) {
   if (!std::filesystem::exists(path)) return 0;
   constexpr size_t kMaxLogBytes = size_t{1} << 32;
-  std::istringstream lines(read_regular_file(path, "log file", kMaxLogBytes));
+  const std::string text = read_regular_file(path, "log file", kMaxLogBytes);
+  std::istringstream lines(text);
   std::string kept, line;
   int64_t dropped = 0;
-  while (std::getline(lines, line)) {
+  for (size_t end = 0; std::getline(lines, line);) {
+    end += line.size() + 1;
     const nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
     const bool later = record.is_object() && record.contains("step") &&
                        record["step"].is_number_integer() && record["step"].get<int64_t>() > step;
-    if (later)
+    const bool cut_short = end > text.size();  // the last line, its write interrupted
+    if (later || cut_short)
       ++dropped;
     else
       kept += line + "\n";

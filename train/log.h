@@ -34,9 +34,10 @@ class JsonlFile {
   std::FILE* file_;
 };
 
-// Drops the lines of the log at `path` whose "step" is past `step`: a run resumed from the
-// checkpoint of `step` logs those steps again. Rewrites the file whole (the lines kept as they
-// were) and returns how many it dropped; a missing file drops none.
+// Drops the lines of the log at `path` whose "step" is past `step` (a run resumed from the
+// checkpoint of `step` logs those steps again), and a last line without its newline (a write
+// interrupted). Rewrites the file whole (the lines kept as they were) and returns how many it
+// dropped; a missing file drops none.
 int64_t drop_log_lines_after(const std::string& path, int64_t step);
 
 }  // namespace ssa
