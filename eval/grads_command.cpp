@@ -4,13 +4,13 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
-#include <filesystem>
 #include <initializer_list>
 #include <memory>
 
 #include "autograd/autograd.h"
 #include "core/command_line.h"
 #include "eval/commands.h"
+#include "eval/outputs.h"
 #include "eval/perplexity.h"
 #include "train/device.h"
 #include "train/restore.h"
@@ -119,9 +119,7 @@ int grads_command(const std::vector<std::string>& args) {
       .parse(args);
   const std::string path = line.get("--checkpoint");
   const std::string out_path = line.get("--out");
-  std::error_code not_found;
-  if (std::filesystem::equivalent(path, out_path, not_found))
-    usage_error("--out {} is the checkpoint itself; write the gradients to another file", out_path);
+  check_outputs("--out", {out_path}, path);
   const Checkpoint ckpt = read_checkpoint(path);
   const Config trained = checkpoint_config(ckpt, path);
   const GradsRun run = parse(line, trained);

@@ -11,6 +11,7 @@
 #include "core/command_line.h"
 #include "eval/commands.h"
 #include "eval/long_context.h"
+#include "eval/outputs.h"
 #include "eval/perplexity.h"
 #include "eval/placement.h"
 #include "eval/svg.h"
@@ -70,6 +71,7 @@ Settings settings_of(const CommandLine& line, const Config& trained) {
   s.checkpoint = line.get("--checkpoint");
   s.data = eval_data_glob(line, trained);
   s.prefix = line.get("--out", s.checkpoint + ".long");
+  check_outputs("--out", {s.prefix + ".json", s.prefix + ".svg"}, s.checkpoint);
   s.factors = line.get_int_list("--factors", {1, 2, 4}, 1, CommandLine::kMaxSize);
   s.depths = depth_list(line);
   s.seq_len = trained.get_int("data.seq_len");

@@ -5,6 +5,7 @@
 
 #include "core/command_line.h"
 #include "eval/commands.h"
+#include "eval/outputs.h"
 #include "eval/perplexity.h"
 #include "eval/placement.h"
 #include "eval/svg.h"
@@ -54,9 +55,7 @@ int perplexity_command(const std::vector<std::string>& args) {
   const std::vector<int64_t> budgets =
       line.get_int_list("--top-k", {1, 2, 4, 8, 16, 32, 64}, 1, CommandLine::kMaxSize);
   const std::string prefix = line.get("--out", checkpoint + ".ppl");
-  const std::filesystem::path out_dir = std::filesystem::path(prefix).parent_path();
-  if (!out_dir.empty() && !std::filesystem::is_directory(out_dir))
-    usage_error("--out {}: {} is not a directory", prefix, out_dir.string());
+  check_outputs("--out", {prefix + ".json", prefix + ".svg"}, checkpoint);
 
   std::vector<Row> rows{
       {"full", 0, perplexity(*loaded.model, data, seq_len, batch, max_batches, options)}};

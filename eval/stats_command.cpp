@@ -6,6 +6,7 @@
 #include "core/command_line.h"
 #include "eval/attention_stats.h"
 #include "eval/commands.h"
+#include "eval/outputs.h"
 #include "eval/perplexity.h"
 #include "eval/placement.h"
 #include "eval/svg.h"
@@ -114,6 +115,8 @@ int stats_command(const std::vector<std::string>& args) {
   run.top_k = line.get_size("--top-k", trained.get_int("attention.top_k"), 1);
   const int64_t batch = line.get_size("--batch", 1, 1);
   const int64_t max_batches = line.get_int("--max-batches", 4, 0);
+  const std::string prefix = line.get("--out", run.checkpoint + ".stats");
+  check_outputs("--out", {prefix + ".json", prefix + ".svg"}, run.checkpoint);
 
   const std::vector<LayerStats> layers = shard_attention_stats(
       *loaded.model, run.data, run.seq_len, batch, max_batches, run.block_size, run.top_k);
@@ -122,7 +125,6 @@ int stats_command(const std::vector<std::string>& args) {
       "top-{} blocks of {} tokens, full-attention forward on {}\n",
       layers.at(0).rows, run.seq_len, run.top_k, run.block_size, run.placement);
   print_table(layers);
-  const std::string prefix = line.get("--out", run.checkpoint + ".stats");
   write_text_file(prefix + ".json", json_rows(run, layers));
   write_text_file(prefix + ".svg", sparsity_plot(run, layers));
   fmt::print("wrote {0}.json and {0}.svg\n", prefix);

@@ -260,6 +260,14 @@ TEST_CASE("eval commands refuse what would lose the checkpoint or decode with an
   CHECK(over.exit_code == 2);
   CHECK(contains(over.output, "--out " + checkpoint + " is the checkpoint itself"));
   CHECK(text_of(checkpoint) == saved);
+  // A results prefix whose .json would be the checkpoint: refused too.
+  const std::string json = job.dir.file("ck.json");
+  std::filesystem::copy_file(checkpoint, json);
+  Result prefix =
+      run(fmt::format("ssa-eval ppl --checkpoint {} --out {}", json, job.dir.file("ck")));
+  CHECK(prefix.exit_code == 2);
+  CHECK(contains(prefix.output, "--out " + json + " is the checkpoint itself"));
+  CHECK(text_of(json) == saved);
   Result wider = run(fmt::format("ssa-generate --checkpoint {} --tokenizer {} --tokens 2",
                                  checkpoint, byte_tokenizer(job.dir)));
   CHECK(wider.exit_code == 1);
