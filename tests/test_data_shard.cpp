@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -113,6 +114,16 @@ TEST_CASE("a magic and version that do not belong together are refused naming bo
   CHECK(contains_all(open_error(), {path, "bad magic 20240802, expected 20240520", "20240801"}));
   write_raw_shard(path, 20240801, 7, 3, tokens, 2);  // uint16 tokens under a uint32 header
   CHECK(contains_all(open_error(), {path, "has size 1030 bytes, expected 1036"}));
+}
+
+TEST_CASE("a FIFO or a directory as a shard is refused at once, naming it") {
+  TempDir dir("shard_fifo");
+  const std::string fifo = dir.file("fifo.bin");  // opening it blocking would wait for a writer
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  for (const std::string& path : {fifo, dir.path()}) {
+    CAPTURE(path);
+    CHECK(error_of([&] { Shard(path, 50); }) == "token shard " + path + " is not a regular file");
+  }
 }
 
 TEST_CASE("each bad shard gets its own message naming the file") {
