@@ -68,13 +68,13 @@ void check_writable(const std::string& dir) {
 
 // Shards encoded with another tokenizer would train fine and sample nonsense.
 void check_tokenizer_covers(const std::string& key, const Loader& shards,
-                            const std::string& tokenizer_path, int64_t tokenizer_ids) {
+                            const std::optional<Tokenizer>& tokenizer, const TrainSettings& s) {
   const Shard& shard = shards.shard_with_largest_id();
-  if (shard.largest_id() < tokenizer_ids) return;
+  if (!tokenizer || shard.largest_id() < tokenizer->vocab_size()) return;
   fail(
       "{}: token shard {} holds id {}, but the tokenizer {} (data.tokenizer) has {} ids: the "
       "shards were encoded with another tokenizer",
-      key, shard.path(), shard.largest_id(), tokenizer_path, tokenizer_ids);
+      key, shard.path(), shard.largest_id(), s.run.tokenizer_path, tokenizer->vocab_size());
 }
 
 }  // namespace
@@ -83,15 +83,12 @@ RunFiles open_run_files(const TrainSettings& s, int rank, int world) {
   RunFiles files{open_shards("data.train", s.run.train_glob, s, true, rank, world), std::nullopt,
                  0};
   files.tokenizer = open_tokenizer(s);
-  const int64_t tokenizer_ids = files.tokenizer ? files.tokenizer->vocab_size() : 0;
-  if (files.tokenizer)
-    check_tokenizer_covers("data.train", files.train, s.run.tokenizer_path, tokenizer_ids);
+  check_tokenizer_covers("data.train", files.train, files.tokenizer, s);
   if (!s.run.val_glob.empty()) {  // opened to check it; each validation opens it again
     const Loader val = open_shards(
         "data.val", s.run.val_glob, s, false, rank, world,
         " (validation runs after the last step; set data.val = \"\" to train without it)");
-    if (files.tokenizer)
-      check_tokenizer_covers("data.val", val, s.run.tokenizer_path, tokenizer_ids);
+    check_tokenizer_covers("data.val", val, files.tokenizer, s);
     files.val_windows = val.windows_per_epoch();
   }
   if (rank == 0)
