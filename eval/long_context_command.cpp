@@ -175,6 +175,8 @@ void passkey_rows(Decoder& model, const Tokenizer& tokenizer, const Settings& s,
               passkey_answer(model, tokenizer, prompt, s.modes[m].options), prompt.key);
       }
       const bool fits = prompt_tokens <= tokens;
+      const std::string skipped = fmt::format(
+          "the key sentences and the question take {} tokens, more than {}", prompt_tokens, tokens);
       for (size_t m = 0; m < s.modes.size(); ++m) {
         const double accuracy =
             fits ? static_cast<double>(correct[m]) / static_cast<double>(s.trials)
@@ -184,16 +186,10 @@ void passkey_rows(Decoder& model, const Tokenizer& tokenizer, const Settings& s,
                    fits ? fmt::format("{}/{}", correct[m], s.trials) : "-", accuracy);
         JsonLine row = row_of(s, "passkey", factor, s.modes[m]).add("depth", depth);
         row.add("trials", s.trials).add("correct", correct[m]).add("accuracy", accuracy);
-        if (!fits)
-          row.add("skipped", fmt::format("the key sentences and the question take {} tokens, "
-                                         "more than {}",
-                                         prompt_tokens, tokens));
+        if (!fits) row.add("skipped", skipped);
         json += row.str() + "\n";
       }
-      if (!fits)
-        fmt::print(
-            "       skipped: the key sentences and the question take {} tokens, more than {}\n",
-            prompt_tokens, tokens);
+      if (!fits) fmt::print("       skipped: {}\n", skipped);
     }
   }
 }
