@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "core/command_line.h"
 #include "train/checkpoint.h"
@@ -29,9 +30,8 @@ micro-step; world W with micro-batch b trains as one process with W*b, so a run 
 another number of ranks. Rank 0 logs and writes checkpoints; any rank's error ends the job.)";
 
 struct TrainFlags {
-  std::string config_path;
-  bool has_config = false;  // --config given (an empty path is then an error)
-  std::string resume;       // "", "auto" or a checkpoint path
+  std::optional<std::string> config_path;  // --config, also when empty (then an error)
+  std::string resume;                      // "", "auto" or a checkpoint path
   bool print_config = false;
   std::vector<std::string> overrides;  // for Config::apply_overrides
 };
@@ -47,8 +47,7 @@ TrainFlags parse_flags(const std::vector<std::string>& args) {
               default_train_config().help_text());
   TrainFlags flags;
   flags.overrides = line.parse_known(args);
-  flags.config_path = line.get("--config", "");
-  flags.has_config = line.has("--config");
+  if (line.has("--config")) flags.config_path = line.get("--config");
   flags.resume = line.get("--resume", "");
   flags.print_config = line.has("--print-config");
   return flags;
@@ -56,7 +55,7 @@ TrainFlags parse_flags(const std::vector<std::string>& args) {
 
 Config resolve_config(const TrainFlags& flags) {
   Config config = default_train_config();
-  if (flags.has_config) config.load_file(flags.config_path);
+  if (flags.config_path) config.load_file(*flags.config_path);
   std::vector<const char*> argv{"ssa-train"};
   for (const std::string& arg : flags.overrides) argv.push_back(arg.c_str());
   std::vector<std::string> unknown =
