@@ -91,7 +91,6 @@ Checkpoint settings_record(const GradsRun& run) {
               {"device", run.device == Device::cuda ? "cuda" : "cpu"},
               {"dtype", run.dtype}};
   out.integers = {{"seq_len", run.seq_len},
-                  {"batch", run.batch},
                   {"top_k", run.options.top_k},
                   {"block_size", run.options.block_size}};
   out.reals = {{"align_weight", run.options.align_weight}, {"align_beta", run.options.align_beta}};
@@ -134,7 +133,7 @@ int grads_command(const std::vector<std::string>& args) {
   backward(loss);
 
   Checkpoint out = settings_record(run);
-  out.integers["batch"] = windows.batch;
+  out.integers["batch"] = windows.batch;  // --batch, or fewer where the data has fewer windows
   out.reals["loss"] = loss.item();
   out.reals["cross_entropy"] = model->last_cross_entropy();
   out.reals["alignment"] = model->last_alignment();
