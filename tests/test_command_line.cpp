@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <new>
 #include <string>
 
 #include "core/command_line.h"
@@ -82,6 +83,12 @@ TEST_CASE("run_tool: the body's exit code; 0 after help, 2 after a usage error, 
   CHECK(failed.result == 1);
   CHECK(failed.err == "tool: error: cannot open /nowhere/log.jsonl\n");
   CHECK(failed.out.empty());
+
+  Printed no_memory = run_printing([]() -> int { throw std::bad_alloc(); });
+  CHECK(no_memory.result == 1);
+  CHECK(no_memory.err ==
+        "tool: error: out of host memory (an allocation failed); lower the sizes this command "
+        "asks for\n");
 }
 
 TEST_CASE("command line: values, flags and positionals; the last of a repeated option wins") {
