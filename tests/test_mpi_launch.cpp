@@ -121,7 +121,8 @@ TEST_CASE("ssa-train on 2 ranks trains as 1 rank with twice the micro-batch, acr
               "--train.micro_batch=4 --train.ckpt_every=3 --train.keep_last=0 --train.out_dir={}",
               two)));
   REQUIRE_MESSAGE(pair.result.exit_code == 0, pair.result.output);
-  CHECK(contains(pair.result.output, "MPI, rank 0 of 2"));
+  CHECK(contains(pair.result.output, "ranks                   MPI, 2 ranks\n"));
+  CHECK(contains(pair.result.output, "                        rank 1: "));
   check_equal(logged_losses(two, 0), logged_losses(one, 0));
 
   const std::string middle = checkpoint_file_name(3);
@@ -148,26 +149,38 @@ TEST_CASE("a rank that raises at step 3 ends the whole job non-zero with its mes
   CHECK(launch.seconds < 20);
 }
 
-TEST_CASE("ranks of another config are refused at start; node-local copies of the data are not") {
+TEST_CASE(
+    "ranks of another config or data are refused at start, naming what differs; node-local "
+    "copies of the data are not") {
   TinyJob job("mpi_mismatch");
   const std::string out = "--train.out_dir=" + job.dir.file("out");
   Launch mismatch = mpirun(1, train_command(job, out + " --train.steps=2") + " : -np 1 " +
                                   train_command(job, out + " --train.steps=3"));
   CHECK(mismatch.result.exit_code != 0);
   CHECK_MESSAGE(contains(mismatch.result.output,
-                         "rank 1: this rank's config (data paths and train.out_dir aside) or its "
-                         "shards"),
+                         "rank 1: this rank's config differs from rank 0's: train.steps = 3 here, "
+                         "2 on rank 0; every rank must run the same config"),
                 mismatch.result.output);
   const std::string copy = job.dir.file("copy");
   std::filesystem::create_directory(copy);
+  std::vector<std::filesystem::path> shards;
   for (const auto& entry : std::filesystem::directory_iterator(job.dir.path()))
-    if (entry.path().filename().string().starts_with("train_"))
-      std::filesystem::copy_file(entry.path(),
-                                 std::filesystem::path(copy) / entry.path().filename());
-  Launch local = mpirun(
-      1, train_command(job, out + "2 --train.steps=2") + " : -np 1 " +
-             train_command(job, out + "2 --train.steps=2 --data.train=" + copy + "/train_*.bin"));
+    if (entry.path().filename().string().starts_with("train_")) shards.push_back(entry.path());
+  for (const auto& shard : shards)
+    std::filesystem::copy_file(shard, std::filesystem::path(copy) / shard.filename());
+  const std::string copied = " --data.train=" + copy + "/train_*.bin";
+  Launch local = mpirun(1, train_command(job, out + "2 --train.steps=2") + " : -np 1 " +
+                               train_command(job, out + "2 --train.steps=2" + copied));
   CHECK_MESSAGE(local.result.exit_code == 0, local.result.output);
+
+  std::filesystem::copy_file(shards.front(), std::filesystem::path(copy) / "train_extra.bin");
+  Launch extra = mpirun(1, train_command(job, out + "3 --train.steps=2") + " : -np 1 " +
+                               train_command(job, out + "3 --train.steps=2" + copied));
+  CHECK(extra.result.exit_code != 0);
+  CHECK_MESSAGE(contains(extra.result.output, "rank 1: this rank's shards hold "),
+                extra.result.output);
+  CHECK_MESSAGE(contains(extra.result.output, "every rank must train on the same data"),
+                extra.result.output);
 }
 
 TEST_CASE(

@@ -79,6 +79,8 @@ TEST_CASE("the MPI backend sums, reduce-scatters and all-gathers over 2 ranks") 
   CHECK(comm.take_exposed_seconds() == 0);
   CHECK(comm.sum({r, 1})[1] == 2);
   CHECK(comm.broadcast(uint64_t(7 + r)) == 7);
+  const std::string mine(static_cast<size_t>(3 * comm.rank()), 'x');  // "" on rank 0
+  CHECK(comm.gather_text(mine) == std::vector<std::string>{"", "xxx"});
 }
 
 TEST_CASE("2 ranks with micro-batch b train as 1 process with batch 2b") {
@@ -178,5 +180,8 @@ TEST_CASE("ranks that start from different weights are refused") {
   if (mpi_world()->rank() == 0)
     CHECK(message.empty());
   else
-    CHECK(message.find("differ from rank 0's") != std::string::npos);
+    CHECK(message == fmt::format("this rank's config differs from rank 0's: train.seed = {} here, "
+                                 "1 on rank 0; every rank must run the same config (data paths "
+                                 "and train.out_dir may differ)",
+                                 1 + mpi_world()->rank()));
 }

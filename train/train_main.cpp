@@ -1,9 +1,12 @@
 // ssa-train: pretrain a decoder from token shards, as the config says; resume from checkpoints.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "core/command_line.h"
 #include "train/checkpoint.h"
@@ -91,14 +94,29 @@ std::string resume_path(const std::string& resume, const std::string& out_dir) {
   return resume;
 }
 
-void print_startup(const TrainSettings& s, const Trainer& trainer, const std::string& resume) {
+// Every rank's device, on every rank: "rank R: HOST, DEVICE" under mpirun, the device alone in
+// a world of one (a collective).
+std::vector<std::string> rank_devices(Communicator& comm, Device device) {
+  if (comm.world() == 1) return {device_description(device)};
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  std::vector<std::string> devices =
+      comm.gather_text(fmt::format("{}, {}", host, device_description(device)));
+  for (size_t r = 0; r < devices.size(); ++r)
+    devices[r] = fmt::format("rank {}: {}", r, devices[r]);
+  return devices;
+}
+
+void print_startup(const TrainSettings& s, const Trainer& trainer,
+                   const std::vector<std::string>& devices, const std::string& resume) {
   const Parameters& params = trainer.model().params();
   const RunSettings& r = s.run;
   const int world = trainer.communicator().world();
   fmt::print("ssa-train\n{}\n", std::string(60, '-'));
   fmt::print("{}", s.config_text);
   fmt::print("{}\n", std::string(60, '-'));
-  fmt::print("{:<24}{}\n", "device", device_description(r.device));
+  for (size_t i = 0; i < devices.size(); ++i)
+    fmt::print("{:<24}{}\n", i == 0 ? "device" : "", devices[i]);
   fmt::print("{:<24}{}\n", "ranks", trainer.communicator().description());
   fmt::print("{:<24}{}\n", "precision",
              r.compute_dtype == r.dtype
@@ -155,7 +173,9 @@ int run(const std::string& program, const std::vector<std::string>& args, const 
   std::string resume = resume_path(flags.resume, settings.run.out_dir);
   const std::unique_ptr<Trainer> started = start_trainer(settings, job);
   Trainer& trainer = *started;
-  if (leader) print_startup(settings, trainer, resume);
+  const std::vector<std::string> devices =
+      rank_devices(trainer.communicator(), settings.run.device);
+  if (leader) print_startup(settings, trainer, devices, resume);
   if (!resume.empty()) trainer.resume_from(resume);
   if (leader) {
     const std::chrono::duration<double> start_up = std::chrono::steady_clock::now() - launched;

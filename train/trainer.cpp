@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -42,19 +43,42 @@ uint64_t checksum(const Tensor& host) {
   return fnv1a({static_cast<const char*>(host.raw()), host.nbytes()});
 }
 
-// The config text without the keys that may differ between nodes (node-local copies of the
-// data, the tokenizer; train.out_dir, which only rank 0 writes).
+std::vector<std::string> lines_of(const std::string& text) {
+  std::istringstream stream(text);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(stream, line);) lines.push_back(line);
+  return lines;
+}
+
+// The config text as "section.key = value" lines, without the keys that may differ between
+// nodes (node-local copies of the data, the tokenizer; train.out_dir, which only rank 0 writes).
 std::string shared_config_text(const std::string& config_text) {
-  std::istringstream lines(config_text);
-  std::string kept, line, section;
-  while (std::getline(lines, line)) {
-    if (line.starts_with("[")) section = line;
+  std::string kept, section;
+  for (const std::string& line : lines_of(config_text)) {
+    if (line.starts_with("[")) section = line.substr(1, line.find(']') - 1);
+    if (line.empty() || line.starts_with("[")) continue;
     const std::string key = line.substr(0, line.find(" ="));
     const bool per_node =
-        (section == "[data]" && key != "seq_len") || (section == "[train]" && key == "out_dir");
-    if (!per_node) kept += line + "\n";
+        (section == "data" && key != "seq_len") || (section == "train" && key == "out_dir");
+    if (!per_node) kept += section + "." + line + "\n";
   }
   return kept;
+}
+
+// What differs between this rank's shared config text and rank 0's ("KEY = V here, W on rank
+// 0"), or "" when nothing does.
+std::string config_difference(const std::string& mine, const std::string& first) {
+  const std::vector<std::string> a = lines_of(mine), b = lines_of(first);
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    const std::string here = i < a.size() ? a[i] : "(nothing)";
+    const std::string there = i < b.size() ? b[i] : "(nothing)";
+    if (here == there) continue;
+    const size_t split = here.find(" = ");
+    if (split != std::string::npos && there.starts_with(here.substr(0, split + 3)))
+      return fmt::format("{} here, {} on rank 0", here, there.substr(split + 3));
+    return fmt::format("'{}' here, '{}' on rank 0", here, there);
+  }
+  return "";
 }
 
 }  // namespace
@@ -84,15 +108,22 @@ Trainer::Trainer(TrainSettings settings, std::shared_ptr<Communicator> comm)
 
 void Trainer::check_same_run() {
   if (comm_->world() == 1) return;
-  const int64_t windows = files_.train.windows_per_epoch();
-  const uint64_t mine = fnv1a(shared_config_text(settings_.config_text)) ^
-                        fnv1a(fmt::format("{} {}", windows, files_.val_windows));
-  if (comm_->broadcast(mine) != mine)
+  const std::string config = shared_config_text(settings_.config_text);
+  const std::string windows = fmt::format("{} training and {} validation windows",
+                                          files_.train.windows_per_epoch(), files_.val_windows);
+  const std::vector<std::string> configs = comm_->gather_text(config);
+  const std::vector<std::string> data = comm_->gather_text(windows);
+  const std::string difference = config_difference(config, configs[0]);
+  if (!difference.empty())
     fail(
-        "this rank's config (data paths and train.out_dir aside) or its shards ({} training and "
-        "{} validation windows of data.seq_len + 1 tokens) differ from rank 0's; every rank must "
-        "run the same config on the same data",
-        windows, files_.val_windows);
+        "this rank's config differs from rank 0's: {}; every rank must run the same config (data "
+        "paths and train.out_dir may differ)",
+        difference);
+  if (data[0] != windows)
+    fail(
+        "this rank's shards hold {} of data.seq_len + 1 tokens, rank 0's {}; every rank must "
+        "train on the same data (node-local copies may sit at other paths)",
+        windows, data[0]);
 }
 
 void Trainer::check_identical_start() {

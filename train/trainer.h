@@ -64,6 +64,7 @@ class Trainer {
   // or its ZeRO-1 chunk).
   int64_t optimizer_state_bytes() const;
   const Communicator& communicator() const { return *comm_; }
+  Communicator& communicator() { return *comm_; }
   Decoder& model() { return model_; }
   const Decoder& model() const { return model_; }
   const TrainSettings& settings() const { return settings_; }

@@ -26,6 +26,7 @@ class SingleProcess : public Communicator {
   void all_gather(const Tensor&, const std::vector<int64_t>&) override {}
   std::vector<double> sum(std::vector<double> values) override { return values; }
   uint64_t broadcast(uint64_t value) override { return value; }
+  std::vector<std::string> gather_text(const std::string& text) override { return {text}; }
   void barrier() override {}
 };
 

@@ -38,6 +38,8 @@ class Communicator {
   // Host values: the element-wise sum over ranks; rank 0's value on every rank.
   virtual std::vector<double> sum(std::vector<double> values) = 0;
   virtual uint64_t broadcast(uint64_t value) = 0;
+  // Every rank's `text` (any lengths), indexed by rank, on every rank.
+  virtual std::vector<std::string> gather_text(const std::string& text) = 0;
   virtual void barrier() = 0;
   // Until wait(), a tensor collective may still be running (NCCL issues them asynchronously);
   // the compute stream's later work is ordered after it either way.

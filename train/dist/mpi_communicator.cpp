@@ -5,6 +5,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <numeric>
 
 #include "core/error.h"
 
@@ -69,9 +70,7 @@ void abort_mpi_job(const std::string& message) {
 MpiCommunicator::MpiCommunicator(double timeout_s)
     : Communicator(world_rank(), world_size()), watchdog_(rank(), timeout_s, abort_mpi_job) {}
 
-std::string MpiCommunicator::description() const {
-  return fmt::format("MPI, rank {} of {}", rank(), world());
-}
+std::string MpiCommunicator::description() const { return fmt::format("MPI, {} ranks", world()); }
 
 void MpiCommunicator::blocking(const char* collective, const std::function<void()>& call) {
   Watchdog::Scope watch(watchdog_, collective);
@@ -132,6 +131,23 @@ uint64_t MpiCommunicator::broadcast(uint64_t value) {
   Watchdog::Scope watch(watchdog_, "broadcast");
   MPI_CHECK(MPI_Bcast(&value, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD));
   return value;
+}
+
+std::vector<std::string> MpiCommunicator::gather_text(const std::string& text) {
+  Watchdog::Scope watch(watchdog_, "all_gather");
+  const int length = mpi_count(std::ssize(text));
+  std::vector<int> lengths(static_cast<size_t>(world()));
+  MPI_CHECK(MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, MPI_COMM_WORLD));
+  std::vector<int> offsets(lengths.size());
+  std::exclusive_scan(lengths.begin(), lengths.end(), offsets.begin(), 0);
+  std::string joined(static_cast<size_t>(offsets.back() + lengths.back()), '\0');
+  MPI_CHECK(MPI_Allgatherv(text.data(), length, MPI_CHAR, joined.data(), lengths.data(),
+                           offsets.data(), MPI_CHAR, MPI_COMM_WORLD));
+  std::vector<std::string> texts;
+  for (size_t r = 0; r < lengths.size(); ++r)
+    texts.push_back(
+        joined.substr(static_cast<size_t>(offsets[r]), static_cast<size_t>(lengths[r])));
+  return texts;
 }
 
 void MpiCommunicator::barrier() {

@@ -29,6 +29,7 @@ class MpiCommunicator : public Communicator {
   void all_gather(const Tensor& buffer, const std::vector<int64_t>& bounds) override;
   std::vector<double> sum(std::vector<double> values) override;
   uint64_t broadcast(uint64_t value) override;
+  std::vector<std::string> gather_text(const std::string& text) override;
   void barrier() override;
   void set_step(int64_t step) override { watchdog_.set_step(step); }
 

@@ -34,13 +34,11 @@ ncclDataType_t summable_type(const Tensor& buffer) {
   }
 }
 
-int select_gpu(int local_rank) {
+void select_gpu(int local_rank) {
   int count = 0;
   CUDA_CHECK(cudaGetDeviceCount(&count));
   if (count == 0) fail("train.device = cuda, but this rank sees no GPU");
-  const int gpu = local_rank % count;
-  CUDA_CHECK(cudaSetDevice(gpu));
-  return gpu;
+  CUDA_CHECK(cudaSetDevice(local_rank % count));
 }
 
 // Collectives run on their own stream: each waits for the compute stream's work issued before
@@ -50,7 +48,7 @@ int select_gpu(int local_rank) {
 class NcclCommunicator : public Communicator {
  public:
   NcclCommunicator(int local_rank, double timeout_s)
-      : NcclCommunicator(std::make_unique<MpiCommunicator>(timeout_s), select_gpu(local_rank)) {}
+      : NcclCommunicator(std::make_unique<MpiCommunicator>(timeout_s), local_rank) {}
 
   ~NcclCommunicator() override {
     ncclCommDestroy(comm_);
@@ -61,8 +59,7 @@ class NcclCommunicator : public Communicator {
   }
 
   std::string description() const override {
-    return fmt::format("NCCL {}.{} over MPI, rank {} of {}, GPU {}", NCCL_MAJOR, NCCL_MINOR, rank(),
-                       world(), gpu_);
+    return fmt::format("NCCL {}.{} over MPI, {} ranks", NCCL_MAJOR, NCCL_MINOR, world());
   }
 
   void all_reduce_sum(const Tensor& buffer) override {
@@ -106,6 +103,9 @@ class NcclCommunicator : public Communicator {
     return host_->sum(std::move(values));
   }
   uint64_t broadcast(uint64_t value) override { return host_->broadcast(value); }
+  std::vector<std::string> gather_text(const std::string& text) override {
+    return host_->gather_text(text);
+  }
   void barrier() override { host_->barrier(); }
   void set_step(int64_t step) override { host_->set_step(step); }
 
@@ -124,8 +124,9 @@ class NcclCommunicator : public Communicator {
   }
 
  private:
-  NcclCommunicator(std::unique_ptr<MpiCommunicator> host, int gpu)
-      : Communicator(host->rank(), host->world()), host_(std::move(host)), gpu_(gpu) {
+  NcclCommunicator(std::unique_ptr<MpiCommunicator> host, int local_rank)
+      : Communicator(host->rank(), host->world()), host_(std::move(host)) {
+    select_gpu(local_rank);  // before NCCL and the streams are made on it
     ncclUniqueId id;
     if (rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     {
@@ -149,7 +150,6 @@ class NcclCommunicator : public Communicator {
   }
 
   std::unique_ptr<MpiCommunicator> host_;  // host values, bootstrap, watchdog
-  int gpu_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t issued_ = nullptr;
