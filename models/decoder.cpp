@@ -141,7 +141,7 @@ Tensor Decoder::cached_attention_block(int64_t index, const Tensor& h,
 
 Tensor Decoder::feed_forward(int64_t index, const Tensor& h) {
   const std::string prefix = fmt::format("layers.{}.ffn.", index);
-  return linear(swiglu(linear(h, p(prefix + "w1")), linear(h, p(prefix + "w3"))), p(prefix + "w2"));
+  return swiglu_linear(linear(h, p(prefix + "w1")), linear(h, p(prefix + "w3")), p(prefix + "w2"));
 }
 
 Tensor Decoder::ffn_block(int64_t index, const Tensor& x) {

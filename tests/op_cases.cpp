@@ -333,6 +333,25 @@ std::vector<OpCase> swiglu_cuda() {
           {"a, a", [](const auto& x) { return swiglu(x[0], x[0]); }, {input({3, 64}, 26, 4.0)}}};
 }
 
+OpCase swiglu_linear_case(const Shape& a, const Shape& w, uint64_t seed) {
+  return {"",
+          [](const auto& x) { return swiglu_linear(x[0], x[1], x[2]); },
+          {input(a, seed, 4.0), input(a, seed + 1), input(w, seed + 2)}};
+}
+
+std::vector<OpCase> swiglu_linear_cpu() {
+  return {swiglu_linear_case({2, 3, 5}, {4, 5}, 43),
+          swiglu_linear_case({7}, {3, 7}, 43),
+          {"a, a",
+           [](const auto& x) { return swiglu_linear(x[0], x[0], x[1]); },
+           {input({3, 5}, 46, 4.0), input({2, 5}, 47)}}};
+}
+
+// The product's element-by-element (41) and run-of-8 (64) kernels.
+std::vector<OpCase> swiglu_linear_cuda() {
+  return {swiglu_linear_case({3, 41}, {45, 41}, 27), swiglu_linear_case({2, 13, 64}, {37, 64}, 27)};
+}
+
 OpCase head_gate_case(const Shape& o, uint64_t seed) {
   return {"",
           [](const auto& x) { return head_gate(x[0], x[1]); },
@@ -612,6 +631,7 @@ constexpr OpEntry kEntries[] = {
     {Op::attention_projections, kOpTolerance, attention_projections_cpu,
      attention_projections_cuda},
     {Op::swiglu, kOpTolerance, swiglu_cpu, swiglu_cuda},
+    {Op::swiglu_linear, kOpTolerance, swiglu_linear_cpu, swiglu_linear_cuda},
     {Op::head_gate, kOpTolerance, head_gate_cpu, head_gate_cuda},
     {Op::cross_entropy, kOpTolerance, cross_entropy_cpu, cross_entropy_cuda},
     {Op::smooth_l1, kOpTolerance, smooth_l1_cpu, smooth_l1_cuda},

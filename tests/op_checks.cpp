@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ops/linear.h"
+#include "ops/swiglu.h"
+
 namespace ssa::test {
 namespace {
 
@@ -110,6 +113,31 @@ std::string check_parity(Op op, const OpCase& c, DType dtype, Device device, dou
     CHECK(bit_identical(first[k], second[k]));
   }
   return errors;
+}
+
+void check_swiglu_linear_bits(Device device, DType dtype, int64_t hidden, int64_t out) {
+  auto leaf = [&](const Shape& shape, uint64_t seed, double scale) {
+    Tensor t = converted(random_tensor(shape, seed, DType::f64, false, scale), dtype, device);
+    t.set_requires_grad(true);
+    return t;
+  };
+  const Shape rows{3, 5, hidden};
+  std::vector<Tensor> fused{leaf(rows, 31, 4.0), leaf(rows, 32, 1.0), leaf({out, hidden}, 33, 1.0)};
+  std::vector<Tensor> separate;
+  for (const Tensor& t : fused) {
+    separate.push_back(t.detach().clone());
+    separate.back().set_requires_grad(true);
+  }
+  const Tensor y = swiglu_linear(fused[0], fused[1], fused[2]);
+  const Tensor y_separate = linear(swiglu(separate[0], separate[1]), separate[2]);
+  CHECK(y.to_vector() == y_separate.to_vector());
+  const Tensor dy = converted(random_tensor(y.shape(), 34, DType::f64, false), dtype, device);
+  backward(y, dy);
+  backward(y_separate, dy);
+  for (size_t i = 0; i < fused.size(); ++i) {
+    CAPTURE(i);
+    CHECK(fused[i].grad().to_vector() == separate[i].grad().to_vector());
+  }
 }
 
 }  // namespace ssa::test

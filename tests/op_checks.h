@@ -17,4 +17,9 @@ void check_case_gradients(const OpCase& c);
 // log.
 std::string check_parity(Op op, const OpCase& c, DType dtype, Device device, double tolerance);
 
+// swiglu_linear(a, b, w) against linear(swiglu(a, b), w), a and b [3, 5, hidden], w [out,
+// hidden], random, of `dtype` on `device`, backward from the same random gradient: the outputs
+// and the gradients of a, b and w must be the same bits.
+void check_swiglu_linear_bits(Device device, DType dtype, int64_t hidden, int64_t out);
+
 }  // namespace ssa::test

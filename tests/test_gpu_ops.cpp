@@ -3,6 +3,7 @@
 // one summed so far. (The parity of every op with the CPU: test_gpu_op_table.cpp.)
 #include <doctest/doctest.h>
 
+#include "op_checks.h"
 #include "op_test_util.h"
 #include "ops/attention_projections.h"
 #include "ops/cross_entropy.h"
@@ -116,6 +117,14 @@ TEST_CASE("gpu: smooth_l1 adds its gradient into the one summed so far, as a sep
       CHECK((on_a ? a : b).grad().to_vector() == summed.to_vector());
       CHECK((on_a ? b : a).grad().to_vector() == (on_a ? b_alone : a_alone).grad().to_vector());
     }
+  }
+}
+
+TEST_CASE("gpu: swiglu_linear has the bits of linear(swiglu(a, b), w), values and gradients") {
+  for (const DType dtype : {DType::f32, DType::bf16}) {
+    CAPTURE(dtype_name(dtype));
+    check_swiglu_linear_bits(Device::cuda, dtype, 41, 45);   // the element-by-element kernel
+    check_swiglu_linear_bits(Device::cuda, dtype, 256, 96);  // runs of 8
   }
 }
 

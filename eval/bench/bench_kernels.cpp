@@ -245,8 +245,9 @@ void swiglu_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   const double elements = static_cast<double>(n);
   bench.fused(s, "swiglu.fwd", 3 * elements * kBf16,
               [&] { cuda::swiglu_forward(a.raw(), b.raw(), out.raw(), DType::bf16, n); });
-  bench.fused(s, "swiglu.bwd", 5 * elements * kBf16, [&] {
-    cuda::swiglu_backward(a.raw(), b.raw(), g.raw(), out.raw(), db.raw(), DType::bf16, n);
+  // As training runs it (swiglu_linear): da over g, and the product again.
+  bench.fused(s, "swiglu.bwd", 6 * elements * kBf16, [&] {
+    cuda::swiglu_backward(a.raw(), b.raw(), g.raw(), g.raw(), db.raw(), out.raw(), DType::bf16, n);
   });
 }
 
