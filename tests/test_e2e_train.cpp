@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "e2e_util.h"
 #include "eval/jsonl.h"
@@ -106,6 +107,37 @@ TEST_CASE("a run resumed after it stopped past its last checkpoint logs each ste
   for (const JsonRecord& record : read_jsonl(out + "/log.jsonl"))
     if (record.count("loss")) steps.push_back(std::get<double>(record.at("step")));
   CHECK(steps == std::vector<double>{1, 2, 3, 4, 5});
+}
+
+TEST_CASE("a fresh run into an out_dir whose earlier run left no checkpoint logs each step once") {
+  TinyJob job("e2e_log_fresh");
+  const std::string out = job.dir.file("out");
+  REQUIRE(job.train("--train.steps=4 --train.ckpt_every=-1").exit_code == 0);
+  Result again = job.train("--train.steps=2 --train.ckpt_every=-1 --data.val=");
+  REQUIRE_MESSAGE(again.exit_code == 0, again.output);
+  CHECK(contains(again.output, "dropped 5 line(s) of an earlier run that left no checkpoint"));
+  std::vector<double> steps;
+  for (const JsonRecord& record : read_jsonl(out + "/log.jsonl"))
+    steps.push_back(std::get<double>(record.at("step")));
+  CHECK(steps == std::vector<double>{1, 2});
+}
+
+TEST_CASE("a run resumed at its last step runs the final validation when its log has none") {
+  TinyJob job("e2e_final_val");
+  const std::string out = job.dir.file("out"), log = out + "/log.jsonl";
+  REQUIRE(job.train("--train.steps=3").exit_code == 0);
+  std::vector<JsonRecord> records = read_jsonl(log);
+  REQUIRE(records.back().count("val_loss") == 1);
+  std::string without_validation;  // as if stopped by a signal in step 3, or validation failed
+  std::istringstream lines(file_bytes(log));
+  for (std::string line; std::getline(lines, line);)
+    if (!contains(line, "val_loss")) without_validation += line + "\n";
+  std::ofstream(log, std::ios::trunc) << without_validation;
+  Result resumed = job.train("--train.steps=3 --resume auto");
+  REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
+  CHECK(contains(resumed.output, "its final validation, not yet run, runs now"));
+  const std::vector<JsonRecord> after = read_jsonl(log);
+  CHECK(after.back().at("val_loss") == records.back().at("val_loss"));
 }
 
 TEST_CASE("resuming a finished run trains nothing and rewrites nothing; fewer steps are refused") {

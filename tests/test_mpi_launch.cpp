@@ -181,6 +181,27 @@ TEST_CASE(
                 extra.result.output);
   CHECK_MESSAGE(contains(extra.result.output, "every rank must train on the same data"),
                 extra.result.output);
+
+  // A train.out_dir per rank: rank 0's holds a checkpoint, rank 1's none.
+  const std::string first = job.dir.file("first"), second = job.dir.file("second");
+  REQUIRE(job.train("--train.steps=2 --train.out_dir=" + first).exit_code == 0);
+  const std::string resume = " --train.steps=3 --resume auto --train.out_dir=";
+  Launch uneven = mpirun(
+      1, train_command(job, resume + first) + " : -np 1 " + train_command(job, resume + second));
+  CHECK(uneven.result.exit_code != 0);
+  CHECK_MESSAGE(
+      contains(uneven.result.output, "rank 1: this rank starts fresh but rank 0 resumes from " +
+                                         first + "/" + checkpoint_file_name(2) +
+                                         "; every rank must start from the same "
+                                         "checkpoint"),
+      uneven.result.output);
+  // A node-local copy of rank 0's checkpoint: both resume from it.
+  const auto options =
+      std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing;
+  std::filesystem::copy(first, second, options);
+  Launch from_copy = mpirun(
+      1, train_command(job, resume + first) + " : -np 1 " + train_command(job, resume + second));
+  CHECK_MESSAGE(from_copy.result.exit_code == 0, from_copy.result.output);
 }
 
 TEST_CASE(

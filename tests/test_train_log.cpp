@@ -27,3 +27,14 @@ TEST_CASE("log lines of steps past a resumed step are dropped; the others are ke
   CHECK(drop_log_lines_after(path, 2) == 1);
   CHECK(read_regular_file(path, "log", 1 << 20) == kept);
 }
+
+TEST_CASE("a validation line of a step is found; a training line of it is not one") {
+  TempDir dir("log_validation");
+  const std::string path = dir.file("log.jsonl");
+  std::ofstream(path)
+      << "{\"step\": 1, \"loss\": 2.5}\nnot json\n{\"step\": 2, \"val_loss\": 2.5}\n";
+  CHECK(has_validation_at(path, 2));
+  CHECK(!has_validation_at(path, 1));
+  CHECK(!has_validation_at(path, 3));
+  CHECK(!has_validation_at(dir.file("absent.jsonl"), 2));
+}

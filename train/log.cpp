@@ -47,26 +47,56 @@ void JsonlFile::write(const JsonLine& line) {
   std::fflush(file_);
 }
 
-int64_t drop_log_lines_after(const std::string& path, int64_t step) {
-  if (!std::filesystem::exists(path)) return 0;
+namespace {
+
+// The log's text ("" when there is none).
+std::string log_text(const std::string& path) {
+  if (!std::filesystem::exists(path)) return "";
   constexpr size_t kMaxLogBytes = size_t{1} << 32;
-  const std::string text = read_regular_file(path, "log file", kMaxLogBytes);
+  return read_regular_file(path, "log file", kMaxLogBytes);
+}
+
+// Calls use(line, record, cut_short) for each line of `text`: its parsed object (discarded
+// when it does not parse), and whether it is a last line without its newline.
+template <typename Use>
+void for_each_line(const std::string& text, Use use) {
   std::istringstream lines(text);
-  std::string kept, line;
-  int64_t dropped = 0;
+  std::string line;
   for (size_t end = 0; std::getline(lines, line);) {
     end += line.size() + 1;
-    const nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
-    const bool later = record.is_object() && record.contains("step") &&
-                       record["step"].is_number_integer() && record["step"].get<int64_t>() > step;
-    const bool cut_short = end > text.size();  // the last line, its write interrupted
-    if (later || cut_short)
-      ++dropped;
-    else
-      kept += line + "\n";
+    use(line, nlohmann::json::parse(line, nullptr, false), end > text.size());
   }
+}
+
+// The record's integer "step", or −1.
+int64_t step_of(const nlohmann::json& record) {
+  const bool has_step =
+      record.is_object() && record.contains("step") && record["step"].is_number_integer();
+  return has_step ? record["step"].get<int64_t>() : -1;
+}
+
+}  // namespace
+
+int64_t drop_log_lines_after(const std::string& path, int64_t step) {
+  std::string kept;
+  int64_t dropped = 0;
+  for_each_line(log_text(path),
+                [&](const std::string& line, const nlohmann::json& record, bool cut_short) {
+                  if (step_of(record) > step || cut_short)
+                    ++dropped;
+                  else
+                    kept += line + "\n";
+                });
   if (dropped > 0) write_file_replacing(path, {std::as_bytes(std::span(kept.data(), kept.size()))});
   return dropped;
+}
+
+bool has_validation_at(const std::string& path, int64_t step) {
+  bool found = false;
+  for_each_line(log_text(path), [&](const std::string&, const nlohmann::json& record, bool) {
+    found = found || (step_of(record) == step && record.contains("val_loss"));
+  });
+  return found;
 }
 
 }  // namespace ssa

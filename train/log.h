@@ -39,5 +39,7 @@ class JsonlFile {
 // interrupted). Rewrites the file whole (the lines kept as they were) and returns how many it
 // dropped; a missing file drops none.
 int64_t drop_log_lines_after(const std::string& path, int64_t step);
+// True when the log at `path` holds a validation line (val_loss) of `step`.
+bool has_validation_at(const std::string& path, int64_t step);
 
 }  // namespace ssa

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -107,6 +108,24 @@ std::vector<std::string> rank_devices(Communicator& comm, Device device) {
   return devices;
 }
 
+// What a rank does at the start, for a message: "resumes from PATH" or "starts fresh".
+std::string start_text(const std::string& resume) {
+  return resume.empty() ? "starts fresh" : "resumes from " + resume;
+}
+
+// Fails on a rank that would not start as rank 0 does: fresh, or from a checkpoint of the same
+// file name (with a train.out_dir per node, each node resumes from its own copy; the checksum of
+// the weights then checks the copies). A collective.
+void check_same_start(Communicator& comm, const std::string& resume) {
+  if (comm.world() == 1) return;
+  const std::string first = comm.gather_text(resume)[0];
+  if (std::filesystem::path(first).filename() == std::filesystem::path(resume).filename()) return;
+  fail(
+      "this rank {} but rank 0 {}; every rank must start from the same checkpoint (with a "
+      "train.out_dir per node, copy rank 0's checkpoint into each)",
+      start_text(resume), start_text(first));
+}
+
 void print_startup(const TrainSettings& s, const Trainer& trainer,
                    const std::vector<std::string>& devices, const std::string& resume) {
   const Parameters& params = trainer.model().params();
@@ -176,6 +195,7 @@ int run(const std::string& program, const std::vector<std::string>& args, const 
   const std::vector<std::string> devices =
       rank_devices(trainer.communicator(), settings.run.device);
   if (leader) print_startup(settings, trainer, devices, resume);
+  check_same_start(trainer.communicator(), resume);
   if (!resume.empty()) trainer.resume_from(resume);
   if (leader) {
     const std::chrono::duration<double> start_up = std::chrono::steady_clock::now() - launched;

@@ -257,8 +257,9 @@ double Trainer::local_validation_loss(AttentionPath path) {
 
 void Trainer::run(const std::string& resume_command) {
   const RunSettings& run = settings_.run;
-  if (step_ == run.steps && step_ > 0) {  // resumed from the run's last checkpoint
-    if (leader()) fmt::print("nothing to train: the run is at step {} = train.steps\n", step_);
+  if (step_ == 0 && leader()) drop_later_log_lines();  // an earlier run's, which left no checkpoint
+  if (step_ == run.steps && step_ > 0) {               // resumed from the run's last checkpoint
+    finish_resumed_run();
     return;
   }
   StopSignals signals;
@@ -305,12 +306,28 @@ void Trainer::stop(int signal, const std::string& resume_command) {
   std::fflush(stdout);
 }
 
+void Trainer::finish_resumed_run() {
+  const std::string log = settings_.run.out_dir + "/log.jsonl";
+  const bool validated = settings_.run.val_glob.empty() ||
+                         comm_->broadcast(leader() && has_validation_at(log, step_) ? 1 : 0) == 1;
+  if (validated) {
+    if (leader()) fmt::print("nothing to train: the run is at step {} = train.steps\n", step_);
+    return;
+  }
+  if (leader())
+    fmt::print("the run is at step {} = train.steps; its final validation, not yet run, runs now\n",
+               step_);
+  log_validation();
+}
+
 void Trainer::fail_keeping_state(const std::string& failure) {
   if (settings_.run.ckpt_every < 0)
     fail("{} (no checkpoint written: train.ckpt_every = -1)", failure);
   const std::string path = save_checkpoint();
+  const std::string where =
+      leader() ? path : fmt::format("{} in rank 0's train.out_dir", checkpoint_file_name(step_));
   fail("{}; the trained state is saved in {} (fix the cause, then resume with --resume auto)",
-       failure, path);
+       failure, where);
 }
 
 void Trainer::log_step(const StepResult& r, double seconds) {
@@ -487,14 +504,17 @@ void Trainer::refuse_later_checkpoints(const std::string& path) const {
       settings_.run.out_dir, step_, path, fmt::join(later, ", "), settings_.run.out_dir);
 }
 
-// Lines of steps past the resumed one come from a run that stopped after its last checkpoint;
-// this run logs those steps again.
+// Lines of steps past the resumed one come from a run that stopped after its last checkpoint
+// (at step 0: one that left none); this run logs those steps again.
 void Trainer::drop_later_log_lines() {
   const std::string path = settings_.run.out_dir + "/log.jsonl";
   log_.reset();  // the file is rewritten; the log appends to the new one
   const int64_t dropped = drop_log_lines_after(path, step_);
   log_ = std::make_unique<JsonlFile>(path);
-  if (dropped > 0)
+  if (dropped == 0) return;
+  if (step_ == 0)
+    fmt::print("{}: dropped {} line(s) of an earlier run that left no checkpoint\n", path, dropped);
+  else
     fmt::print("{}: dropped {} line(s) of steps past {}, which this run repeats\n", path, dropped,
                step_);
 }

@@ -83,6 +83,9 @@ class Trainer {
   // The signal that stops the run after this step, agreed by every rank; 0: carry on.
   int agreed_stop_signal(const StopSignals& signals);
   void stop(int signal, const std::string& resume_command);
+  // A run resumed at train.steps: its final validation when the log has none at that step (the
+  // run was stopped in its last step, or that validation failed), else nothing.
+  void finish_resumed_run();
   // Writes a checkpoint (unless train.ckpt_every = -1), then raises `failure` with its path.
   [[noreturn]] void fail_keeping_state(const std::string& failure);
   // The full flat buffers a checkpoint holds, with their group names: parameters, AdamW
