@@ -217,7 +217,8 @@ std::vector<ConfigBinding> bindings() {
       train.key("zero", &R::zero, {0, 1},
                 "data parallel: 1 shards the AdamW state over the ranks (ZeRO-1), 0 does not"),
       train.key("comm_timeout_s", &R::comm_timeout_s, at_least(0.001),
-                "data parallel: a collective unfinished after this many seconds aborts the job"),
+                "data parallel: a collective unfinished after this many seconds aborts the job "
+                "(it must cover rank 0 writing a checkpoint, which the others wait for)"),
       train.key("bucket_mb", &R::bucket_mb, {0.001, 1024},
                 "data parallel: MiB of gradients per all-reduce bucket"),
   };
