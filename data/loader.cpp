@@ -97,8 +97,10 @@ void Loader::copy_window(int64_t window, int32_t* inputs, int32_t* targets) cons
   auto after = std::upper_bound(window_starts_.begin(), window_starts_.end(), window);
   size_t shard = static_cast<size_t>(after - window_starts_.begin()) - 1;
   int64_t start = (window - window_starts_[shard]) * seq_len_;
-  shards_[shard].read(start, seq_len_, inputs);
-  shards_[shard].read(start + 1, seq_len_, targets);
+  std::vector<int32_t> tokens(static_cast<size_t>(seq_len_ + 1));  // inputs, then one more
+  shards_[shard].read(start, seq_len_ + 1, tokens.data());
+  std::copy_n(tokens.begin(), seq_len_, inputs);
+  std::copy_n(tokens.begin() + 1, seq_len_, targets);
 }
 
 void Loader::build_order(uint64_t epoch) {

@@ -63,6 +63,19 @@ ShardVersion version_of_header(int32_t magic, int32_t version, const std::string
       path, magic, kShardMagic, kLlamaShardMagic);
 }
 
+// Returns the largest id.
+template <typename T>
+uint32_t check_ids_below(const T* tokens, int64_t count, int64_t vocab_size,
+                         const std::string& path) {
+  // A branch-free max first (vectorises); the offending index only when there is one.
+  T largest = *std::max_element(tokens, tokens + count);
+  if (static_cast<int64_t>(largest) < vocab_size) return largest;
+  const T* bad = std::find_if(tokens, tokens + count,
+                              [&](T id) { return static_cast<int64_t>(id) >= vocab_size; });
+  fail("token shard {} has token id {} at index {}, not below the vocab size {}", path, *bad,
+       bad - tokens, vocab_size);
+}
+
 }  // namespace
 
 void write_shard(const std::string& path, std::span<const uint32_t> tokens, ShardVersion version) {
@@ -81,109 +94,103 @@ void write_shard(const std::string& path, std::span<const uint32_t> tokens, Shar
   }
 }
 
-Shard::Shard(const std::string& path, int64_t vocab_size) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);  // a FIFO's open would wait for a writer
-  if (fd < 0) fail("cannot open token shard {}: {}", path, std::strerror(errno));
+namespace {
+
+// An open file descriptor, closed at the end of its scope.
+struct OpenFile {
+  int fd;
+  explicit OpenFile(const std::string& path) : fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK)) {}
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
+  }
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+};
+
+// The size of the regular file `fd`, or −1 when it is not one.
+int64_t regular_file_bytes(int fd) {
   struct stat info {};
-  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    ::close(fd);
-    fail("token shard {} is not a regular file", path);
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) return -1;
+  return info.st_size;
+}
+
+// A read-only mapping of a whole file, unmapped at the end of its scope.
+struct Mapping {
+  void* data;
+  size_t bytes;
+  Mapping(int fd, size_t n) : data(::mmap(nullptr, n, PROT_READ, MAP_SHARED, fd, 0)), bytes(n) {}
+  ~Mapping() {
+    if (data != MAP_FAILED) ::munmap(data, bytes);
   }
-  int64_t file_bytes = info.st_size;
-  if (file_bytes < kShardHeaderBytes) {
-    ::close(fd);
-    fail("token shard {} is {} bytes, smaller than its {}-byte header", path, file_bytes,
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+};
+
+}  // namespace
+
+Shard::Shard(const std::string& path, int64_t vocab_size) : path_(path), vocab_size_(vocab_size) {
+  const OpenFile file(path);  // O_NONBLOCK: a FIFO's open would wait for a writer
+  if (file.fd < 0) fail("cannot open token shard {}: {}", path, std::strerror(errno));
+  file_bytes_ = regular_file_bytes(file.fd);
+  if (file_bytes_ < 0) fail("token shard {} is not a regular file", path);
+  if (file_bytes_ < kShardHeaderBytes)
+    fail("token shard {} is {} bytes, smaller than its {}-byte header", path, file_bytes_,
          kShardHeaderBytes);
-  }
-  mapping_bytes_ = static_cast<size_t>(file_bytes);
-  mapping_ = ::mmap(nullptr, mapping_bytes_, PROT_READ, MAP_SHARED, fd, 0);
-  ::close(fd);
-  if (mapping_ == MAP_FAILED) {
-    mapping_ = nullptr;
-    fail("cannot map token shard {}: {}", path, std::strerror(errno));
-  }
-  try {
-    const int32_t* header = static_cast<const int32_t*>(mapping_);
-    version_ = version_of_header(header[0], header[1], path);
-    count_ = header[2];
-    if (count_ <= 0)
-      fail("token shard {} holds no tokens: its header count is {}, expected at least 1", path,
-           count_);
-    int64_t expected_bytes = kShardHeaderBytes + count_ * token_width(version_);
-    if (file_bytes != expected_bytes)
-      fail(
-          "token shard {} has size {} bytes, expected {} (1024-byte header + {} tokens x {} "
-          "bytes): truncated or corrupt",
-          path, file_bytes, expected_bytes, count_, token_width(version_));
-    tokens_ = static_cast<const char*>(mapping_) + kShardHeaderBytes;
-    check_tokens(vocab_size);
-  } catch (...) {
-    unmap();
-    throw;
-  }
+  check_file(file.fd, file_bytes_);
 }
 
-Shard::~Shard() { unmap(); }
-
-Shard::Shard(Shard&& other) noexcept { *this = std::move(other); }
-
-Shard& Shard::operator=(Shard&& other) noexcept {
-  if (this != &other) {
-    unmap();
-    path_ = std::move(other.path_);
-    mapping_ = std::exchange(other.mapping_, nullptr);
-    mapping_bytes_ = std::exchange(other.mapping_bytes_, 0);
-    tokens_ = std::exchange(other.tokens_, nullptr);
-    count_ = std::exchange(other.count_, 0);
-    version_ = other.version_;
-    largest_id_ = other.largest_id_;
-  }
-  return *this;
+void Shard::check_file(int fd, int64_t file_bytes) {
+  const Mapping mapping(fd, static_cast<size_t>(file_bytes));
+  if (mapping.data == MAP_FAILED)
+    fail("cannot map token shard {}: {}", path_, std::strerror(errno));
+  const int32_t* header = static_cast<const int32_t*>(mapping.data);
+  version_ = version_of_header(header[0], header[1], path_);
+  count_ = header[2];
+  if (count_ <= 0)
+    fail("token shard {} holds no tokens: its header count is {}, expected at least 1", path_,
+         count_);
+  const int64_t expected_bytes = kShardHeaderBytes + count_ * token_width(version_);
+  if (file_bytes != expected_bytes)
+    fail(
+        "token shard {} has size {} bytes, expected {} (1024-byte header + {} tokens x {} "
+        "bytes): truncated or corrupt",
+        path_, file_bytes, expected_bytes, count_, token_width(version_));
+  const char* tokens = static_cast<const char*>(mapping.data) + kShardHeaderBytes;
+  largest_id_ =
+      version_ == ShardVersion::u16
+          ? check_ids_below(reinterpret_cast<const uint16_t*>(tokens), count_, vocab_size_, path_)
+          : check_ids_below(reinterpret_cast<const uint32_t*>(tokens), count_, vocab_size_, path_);
 }
 
-void Shard::unmap() {
-  if (mapping_) ::munmap(mapping_, mapping_bytes_);
-  mapping_ = nullptr;
-}
-
-uint32_t Shard::operator[](int64_t index) const {
-  SSA_CHECK(index >= 0 && index < count_, "token {} of a {}-token shard", index, count_);
-  if (version_ == ShardVersion::u16) return static_cast<const uint16_t*>(tokens_)[index];
-  return static_cast<const uint32_t*>(tokens_)[index];
+void Shard::changed(const std::string& how) const {
+  fail("token shard {} changed while it was being read ({}); restore it as it was", path_, how);
 }
 
 void Shard::read(int64_t start, int64_t count, int32_t* out) const {
   SSA_CHECK(start >= 0 && count >= 0 && start + count <= count_,
             "tokens [{}, {}) of a {}-token shard", start, start + count, count_);
-  if (version_ == ShardVersion::u16) {
-    std::copy_n(static_cast<const uint16_t*>(tokens_) + start, count, out);
-  } else {
-    std::copy_n(static_cast<const uint32_t*>(tokens_) + start, count, out);
+  const OpenFile file(path_);
+  if (file.fd < 0) changed(fmt::format("cannot open it: {}", std::strerror(errno)));
+  const int64_t bytes = regular_file_bytes(file.fd);
+  if (bytes != file_bytes_) changed(fmt::format("{} bytes, was {}", bytes, file_bytes_));
+  const int64_t width = token_width(version_);
+  std::vector<char> raw(static_cast<size_t>(count * width));
+  const off_t offset = static_cast<off_t>(kShardHeaderBytes + start * width);
+  for (size_t done = 0; done < raw.size();) {
+    const ssize_t got =
+        ::pread(file.fd, raw.data() + done, raw.size() - done, offset + static_cast<off_t>(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) changed(got < 0 ? std::strerror(errno) : "it ended early");
+    done += static_cast<size_t>(got);
   }
-}
-
-namespace {
-
-// Returns the largest id.
-template <typename T>
-uint32_t check_ids_below(const T* tokens, int64_t count, int64_t vocab_size,
-                         const std::string& path) {
-  // A branch-free max first (vectorises); the offending index only when there is one.
-  T largest = *std::max_element(tokens, tokens + count);
-  if (static_cast<int64_t>(largest) < vocab_size) return largest;
-  const T* bad = std::find_if(tokens, tokens + count,
-                              [&](T id) { return static_cast<int64_t>(id) >= vocab_size; });
-  fail("token shard {} has token id {} at index {}, not below the vocab size {}", path, *bad,
-       bad - tokens, vocab_size);
-}
-
-}  // namespace
-
-void Shard::check_tokens(int64_t vocab_size) {
-  largest_id_ =
-      version_ == ShardVersion::u16
-          ? check_ids_below(static_cast<const uint16_t*>(tokens_), count_, vocab_size, path_)
-          : check_ids_below(static_cast<const uint32_t*>(tokens_), count_, vocab_size, path_);
+  for (int64_t i = 0; i < count; ++i) {
+    uint32_t id = 0;
+    std::memcpy(&id, raw.data() + i * width, static_cast<size_t>(width));  // little-endian
+    if (static_cast<int64_t>(id) >= vocab_size_)
+      changed(fmt::format("token id {} at index {}, not below the vocab size {}", id, start + i,
+                          vocab_size_));
+    out[i] = static_cast<int32_t>(id);
+  }
 }
 
 }  // namespace ssa

@@ -22,35 +22,32 @@ enum class ShardVersion : int32_t { automatic = 0, u16 = 1, u32 = 2 };
 void write_shard(const std::string& path, std::span<const uint32_t> tokens,
                  ShardVersion version = ShardVersion::automatic);
 
-// A shard mapped read-only into memory (the page cache holds it, shared by every process
-// that opens it). Opening checks the header, the file size and that every id < vocab_size.
+// A token shard on disk. Opening checks the header, the file size and that every id <
+// vocab_size (reading it through a read-only mapping, unmapped again); each read() opens the
+// file, checks its size and the ids it read again, so that a shard truncated or replaced while a
+// run reads it is an error naming it (not a bus error, nor ids past the vocabulary). Holds no
+// file descriptor between reads.
 class Shard {
  public:
   Shard(const std::string& path, int64_t vocab_size);
-  ~Shard();
-  Shard(Shard&& other) noexcept;
-  Shard& operator=(Shard&& other) noexcept;
-  Shard(const Shard&) = delete;
-  Shard& operator=(const Shard&) = delete;
 
   const std::string& path() const { return path_; }
   int64_t size() const { return count_; }
   // The token width as our version: u16, or u32 (our version 2 and llm.c's Llama 3 shards).
   ShardVersion version() const { return version_; }
-  uint32_t operator[](int64_t index) const;
   // The largest token id it holds.
   uint32_t largest_id() const { return largest_id_; }
   // Copies tokens [start, start + count) widened to int32 into `out`.
   void read(int64_t start, int64_t count, int32_t* out) const;
 
  private:
-  void check_tokens(int64_t vocab_size);
-  void unmap();
+  // Reads the header, the size and the ids of the open file `fd` of `file_bytes` bytes.
+  void check_file(int fd, int64_t file_bytes);
+  [[noreturn]] void changed(const std::string& how) const;
 
   std::string path_;
-  void* mapping_ = nullptr;
-  size_t mapping_bytes_ = 0;
-  const void* tokens_ = nullptr;
+  int64_t vocab_size_ = 0;
+  int64_t file_bytes_ = 0;
   int64_t count_ = 0;
   ShardVersion version_ = ShardVersion::u16;
   uint32_t largest_id_ = 0;

@@ -326,8 +326,9 @@ int decode_command(const std::vector<std::string>& args) {
     usage_error("'decode' takes one SHARD, got {}", line.positional().size());
   Shard shard(line.positional()[0], tokenizer.vocab_size());
   int64_t count = std::min(shard.size(), line.get_int("--max-tokens", shard.size(), 0));
-  std::vector<uint32_t> ids(static_cast<size_t>(count));
-  for (int64_t i = 0; i < count; ++i) ids[i] = shard[i];
+  std::vector<int32_t> read(static_cast<size_t>(count));
+  shard.read(0, count, read.data());
+  const std::vector<uint32_t> ids(read.begin(), read.end());
   std::string text = tokenizer.decode(ids);
   std::fwrite(text.data(), 1, text.size(), stdout);
   return 0;

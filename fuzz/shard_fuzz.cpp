@@ -1,5 +1,6 @@
 // Token shards (data/shard.h): any bytes either open as a shard whose every token can be read,
 // or are refused with an ssa::Error.
+#include <algorithm>
 #include <vector>
 
 #include "core/error.h"
@@ -12,8 +13,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ssa::Shard shard(ssa::fuzz::as_file(data, size), kVocabSize);
     std::vector<int32_t> tokens(static_cast<size_t>(shard.size()));
     shard.read(0, shard.size(), tokens.data());
-    for (int64_t i = 0; i < shard.size(); ++i)
-      if (static_cast<int64_t>(shard[i]) != tokens[static_cast<size_t>(i)]) std::abort();
+    for (int32_t id : tokens)
+      if (id < 0 || id >= kVocabSize) std::abort();
+    const int64_t half = shard.size() / 2;  // a read from the middle gives the same tokens
+    std::vector<int32_t> tail(static_cast<size_t>(shard.size() - half));
+    shard.read(half, shard.size() - half, tail.data());
+    if (!std::equal(tail.begin(), tail.end(), tokens.begin() + half)) std::abort();
   } catch (const ssa::Error&) {
   }
   return 0;

@@ -17,9 +17,9 @@ using ssa::test::TempDir;
 namespace {
 
 std::vector<uint32_t> shard_tokens(const Shard& shard) {
-  std::vector<uint32_t> tokens;
-  for (int64_t i = 0; i < shard.size(); ++i) tokens.push_back(shard[i]);
-  return tokens;
+  std::vector<int32_t> tokens(static_cast<size_t>(shard.size()));
+  shard.read(0, shard.size(), tokens.data());
+  return {tokens.begin(), tokens.end()};
 }
 
 void put_i32(std::vector<unsigned char>& bytes, int32_t value) {
@@ -160,4 +160,25 @@ TEST_CASE("each bad shard gets its own message naming the file") {
     distinct.insert(message);
   }
   CHECK(distinct.size() == cases.size());
+}
+
+TEST_CASE("a shard truncated or rewritten after it opened is an error naming it when read") {
+  TempDir dir("shard_changed");
+  const std::string path = dir.file("s.bin");
+  write_shard(path, std::vector<uint32_t>{1, 2, 3, 4, 5, 6});
+  const Shard shard(path, 50);
+  std::vector<int32_t> window(4);
+  shard.read(2, 4, window.data());
+  CHECK(window == std::vector<int32_t>{3, 4, 5, 6});
+  const std::string prefix = "token shard " + path + " changed while it was being read (";
+
+  write_shard(path, std::vector<uint32_t>{1, 2, 3, 4, 5, 60});  // same size, an id past the vocab
+  CHECK(error_of([&] { shard.read(2, 4, window.data()); }) ==
+        prefix + "token id 60 at index 5, not below the vocab size 50); restore it as it was");
+  std::filesystem::resize_file(path, 1024 + 2 * 3);  // cut to 3 tokens in place
+  CHECK(error_of([&] { shard.read(2, 4, window.data()); }) ==
+        prefix + "1030 bytes, was 1036); restore it as it was");
+  std::filesystem::remove(path);
+  CHECK(error_of([&] { shard.read(2, 4, window.data()); }) ==
+        prefix + "cannot open it: No such file or directory); restore it as it was");
 }
