@@ -115,10 +115,11 @@ void deliver_to_leaf(const Tensor& leaf, const Tensor& grad) {
 // backward, so this node hands the outer one the input's gradient only.
 class RecomputeNode : public Node {
  public:
-  explicit RecomputeNode(std::function<Tensor(const Tensor&)> fn) : fn_(std::move(fn)) {}
+  RecomputeNode(std::function<Tensor(const Tensor&)> fn, Tensor input)
+      : fn_(std::move(fn)), input_(std::move(input)) {}
   const char* name() const override { return "recompute"; }
   std::vector<Tensor> backward(const Tensor& grad_output) override {
-    const Tensor input = inputs()[0].detach();
+    const Tensor input = input_.detach();
     input.set_requires_grad(inputs()[0].requires_grad());
     Tensor output;
     {
@@ -131,10 +132,14 @@ class RecomputeNode : public Node {
     grads[0] = input.grad();
     return grads;
   }
-  void release() override { fn_ = nullptr; }
+  void release() override {
+    fn_ = nullptr;
+    input_ = Tensor();
+  }
 
  private:
   std::function<Tensor(const Tensor&)> fn_;
+  Tensor input_;  // detached: its data, for the forward run again
 };
 
 }  // namespace
@@ -158,6 +163,8 @@ Tensor record(const Tensor& output, std::shared_ptr<Node> node, std::vector<Tens
 
 void record_outputs(const std::vector<Tensor>& outputs, std::shared_ptr<Node> node,
                     std::vector<Tensor> inputs) {
+  for (Tensor& input : inputs)
+    if (input.defined() && input.grad_fn()) input = input.graph_link();
   node->inputs_ = std::move(inputs);
   node->output_count_ = static_cast<int>(outputs.size());
   node->sequence_ = g_next_sequence++;
@@ -180,7 +187,8 @@ Tensor recomputed(std::function<Tensor(const Tensor&)> fn, const Tensor& input,
   }
   std::vector<Tensor> inputs{input};
   inputs.insert(inputs.end(), leaves.begin(), leaves.end());
-  return record(output, std::make_shared<RecomputeNode>(std::move(fn)), std::move(inputs));
+  return record(output, std::make_shared<RecomputeNode>(std::move(fn), input.detach()),
+                std::move(inputs));
 }
 
 Tensor gradient_buffer(const Tensor& input) {

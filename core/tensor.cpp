@@ -182,15 +182,26 @@ DType Tensor::dtype() const {
 
 Device Tensor::device() const {
   SSA_CHECK(defined(), "use of an undefined tensor");
-  return impl_->storage->device;
+  return impl_->storage ? impl_->storage->device : impl_->link_device;
 }
+
+namespace {
+
+void check_backed(const TensorImpl& impl) {
+  SSA_CHECK(impl.storage != nullptr,
+            "the data of a tensor held as a graph link (an op's input a node did not save) read");
+}
+
+}  // namespace
 
 void* Tensor::raw() const {
   SSA_CHECK(defined(), "use of an undefined tensor");
+  check_backed(*impl_);
   return static_cast<char*>(impl_->storage->data) + impl_->byte_offset;
 }
 
 Tensor Tensor::view(int64_t element_offset, const Shape& new_shape) const {
+  check_backed(*impl_);
   size_t begin = impl_->byte_offset + static_cast<size_t>(element_offset) * dtype_size(dtype());
   size_t end = begin + static_cast<size_t>(new_shape.numel()) * dtype_size(dtype());
   SSA_CHECK(element_offset >= 0 && end <= impl_->storage->bytes,
@@ -295,7 +306,8 @@ std::vector<double> Tensor::to_vector() const {
 }
 
 bool Tensor::same_storage(const Tensor& other) const {
-  return defined() && other.defined() && impl_->storage == other.impl_->storage;
+  return defined() && other.defined() && impl_->storage != nullptr &&
+         impl_->storage == other.impl_->storage;
 }
 
 bool Tensor::sole_holder() const {
@@ -338,6 +350,18 @@ void Tensor::set_grad_fn(std::shared_ptr<Node> node, int output_index) const {
 }
 
 Tensor Tensor::detach() const { return view(0, shape()); }
+
+Tensor Tensor::graph_link() const {
+  Tensor t;
+  t.impl_ = std::make_shared<TensorImpl>();
+  t.impl_->shape = impl_->shape;
+  t.impl_->dtype = impl_->dtype;
+  t.impl_->requires_grad = impl_->requires_grad;
+  t.impl_->grad_fn = impl_->grad_fn;
+  t.impl_->output_index = impl_->output_index;
+  t.impl_->link_device = device();
+  return t;
+}
 
 const std::string& Tensor::name() const { return impl_->name; }
 

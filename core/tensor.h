@@ -108,6 +108,11 @@ class Tensor {
   void set_grad_fn(std::shared_ptr<Node> node, int output_index = 0) const;
   // Same data, cut from the graph (stop-gradient).
   Tensor detach() const;
+  // This tensor's place in the graph without its data: grad_fn, output index, requires_grad,
+  // shape, dtype and device, but no storage (reading its data is an error). What a Node keeps of
+  // an input made by an op, so that an input no backward reads is freed when its other holders
+  // drop it (a node saves what its backward reads, itself).
+  Tensor graph_link() const;
 
   const std::string& name() const;
   const Tensor& set_name(std::string name) const;
@@ -128,6 +133,7 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_fn;
   int output_index = 0;
   std::string name;
+  Device link_device = Device::cpu;  // the device of a graph_link(), which has no storage
 };
 
 // Raises a clear error unless `t` has this shape.

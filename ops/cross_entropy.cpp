@@ -89,14 +89,14 @@ void loss_gradient(const T* logits, T* grad, int64_t rows, int64_t vocab, Target
   }
 }
 
-// The logits are read through inputs()[0]; lse: each row's log-sum-exp, f64 on the CPU, f32 on
-// CUDA.
+// lse: each row's log-sum-exp, f64 on the CPU, f32 on CUDA.
 struct CrossEntropyNode : Node {
-  Tensor targets, lse;
+  Tensor logits, targets, lse;
   int ignore_index;
   double denominator;  // 0 when no row counts: the loss is the constant 0
-  CrossEntropyNode(Tensor targets_, Tensor lse_, int ignore, double denominator_)
-      : targets(std::move(targets_)),
+  CrossEntropyNode(Tensor logits_, Tensor targets_, Tensor lse_, int ignore, double denominator_)
+      : logits(std::move(logits_)),
+        targets(std::move(targets_)),
         lse(std::move(lse_)),
         ignore_index(ignore),
         denominator(denominator_) {}
@@ -104,7 +104,6 @@ struct CrossEntropyNode : Node {
   // dlogits is written over the logits when nothing but this node holds them (the kernels read
   // each element before they write it): the step then holds one [N, V] tensor, not two.
   std::vector<Tensor> backward(const Tensor& g) override {
-    const Tensor& logits = inputs()[0];
     Tensor grad = logits.sole_holder()
                       ? logits.detach()
                       : Tensor::empty(logits.shape(), logits.dtype(), logits.device());
@@ -124,7 +123,7 @@ struct CrossEntropyNode : Node {
     });
     return {grad};
   }
-  void release() override { targets = lse = Tensor(); }
+  void release() override { logits = targets = lse = Tensor(); }
 };
 
 }  // namespace
@@ -160,9 +159,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, double divisor
                                             lse.data<float>(), loss.raw(), loss.dtype()));
   }
   if (!should_record({&logits})) return loss;
-  return record(
-      loss, std::make_shared<CrossEntropyNode>(targets, std::move(lse), ignore_index, denominator),
-      {logits});
+  return record(loss,
+                std::make_shared<CrossEntropyNode>(logits.detach(), targets, std::move(lse),
+                                                   ignore_index, denominator),
+                {logits});
 }
 
 }  // namespace ssa

@@ -5,6 +5,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/gradcheck.h"
+#include "core/allocator.h"
 
 using namespace ssa;
 
@@ -256,6 +257,19 @@ TEST_CASE("backward frees the graph and cannot run twice") {
     CHECK(g_live_nodes == 0);
     CHECK_THROWS_AS(backward(loss), Error);
   }
+}
+
+TEST_CASE("a node keeps an op-made input as a graph link: freed when its holders drop it") {
+  Tensor x = leaf({1, 2, 3, 4});
+  const size_t before = host_memory_stats().allocated;
+  Tensor squared = test_mul(x, x);                         // saves x (a leaf, held anyway)
+  const Tensor loss = test_sum(test_scale(squared, 3.0));  // neither saves its input
+  const size_t held = host_memory_stats().allocated;
+  squared = Tensor();
+  CHECK(host_memory_stats().allocated == held - 4 * sizeof(double));
+  backward(loss);
+  CHECK(x.grad().to_vector() == std::vector<double>{6, 12, 18, 24});
+  CHECK(host_memory_stats().allocated >= before);
 }
 
 TEST_CASE("gradcheck accepts a right backward and reports a wrong one") {
