@@ -3,16 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iterator>
+#include <span>
 #include <string_view>
 #include <utility>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace ssa {
 namespace {
@@ -341,20 +339,7 @@ std::string bar_plot(const std::vector<std::string>& labels, const std::vector<d
 }
 
 void write_text_file(const std::string& path, const std::string& text) {
-  std::string temporary = path + ".tmp";
-  {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    if (!file) fail("cannot create {}: {}", temporary, std::strerror(errno));
-    file << text;
-    file.flush();
-    if (!file) fail("cannot write {}", temporary);
-  }
-  std::error_code renamed;
-  std::filesystem::rename(temporary, path, renamed);
-  if (renamed) {
-    std::filesystem::remove(temporary);
-    fail("cannot rename {} to {}: {}", temporary, path, renamed.message());
-  }
+  write_file_replacing(path, {std::as_bytes(std::span(text.data(), text.size()))});
 }
 
 }  // namespace ssa

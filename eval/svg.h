@@ -28,7 +28,8 @@ std::string line_plot(const std::vector<Series>& series, const PlotOptions& opti
 std::string bar_plot(const std::vector<std::string>& labels, const std::vector<double>& values,
                      const PlotOptions& options);
 
-// Writes `path`.tmp, then renames it to `path`; errors name the path.
+// Writes `path`.tmp, then renames it to `path` (core/files.h write_file_replacing): a failure
+// removes the temporary file and names the path and the system's reason.
 void write_text_file(const std::string& path, const std::string& text);
 
 }  // namespace ssa

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "eval/svg.h"
+#include "small_disk.h"
 #include "test_data_util.h"
 
 using namespace ssa;
@@ -172,4 +173,17 @@ TEST_CASE("svg: write_text_file replaces the file whole and names the path on fa
   CHECK(!std::filesystem::exists(path + ".tmp"));
   std::string missing = dir.file("no/such/dir/plot.svg");
   CHECK(error_of([&] { write_text_file(missing, "x"); }).find(missing) != std::string::npos);
+}
+
+TEST_CASE("svg: write_text_file on a full disk names the reason and leaves no temporary file") {
+  ssa::test::SmallDisk disk("eval_svg_full", 12 << 10);
+  if (!disk.mounted()) {
+    MESSAGE(disk.why_not());
+    return;
+  }
+  const std::string path = disk.file("plot.svg");
+  const std::string error = error_of([&] { write_text_file(path, std::string(64 << 10, 'x')); });
+  CHECK_MESSAGE(ssa::test::contains_all(error, {path + ".tmp", "No space left on device"}), error);
+  CHECK(!std::filesystem::exists(path + ".tmp"));
+  CHECK(!std::filesystem::exists(path));
 }
