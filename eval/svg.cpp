@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -24,9 +25,26 @@ constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", 
 
 const char* colour(size_t index) { return kPalette[index % std::size(kPalette)]; }
 
+// `text` with each byte sequence that is not UTF-8 replaced by U+FFFD, as the JSON results
+// are (nlohmann-json's replace handler): an XML document must be UTF-8 throughout.
+std::string valid_utf8(const std::string& text) {
+  const std::string quoted =
+      nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json::parse(quoted).get<std::string>();
+}
+
+// XML 1.0 allows no control character but tab, newline and carriage return.
+bool xml_control_character(char c) {
+  return static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r';
+}
+
 std::string xml_escape(const std::string& text) {
   std::string out;
-  for (char c : text) {
+  for (char c : valid_utf8(text)) {
+    if (xml_control_character(c)) {
+      out += "\uFFFD";
+      continue;
+    }
     switch (c) {
       case '&':
         out += "&amp;";

@@ -85,6 +85,16 @@ TEST_CASE("svg: a line plot is well formed, with escaped title, axis labels and 
   CHECK(std::set<std::string>(strokes.begin(), strokes.end()).size() == 3);
 }
 
+TEST_CASE("svg: text that is not UTF-8, or holds control characters, gets U+FFFD") {
+  // A title from a file name whose bytes are not UTF-8 (\xff\xfe), and a legend with a control
+  // character, which XML 1.0 does not allow either.
+  PlotOptions options{.title = "ppl (bad\xff\xfe.h5)", .x_label = "step", .y_label = "loss"};
+  std::string svg = line_plot({ramp("run\x01 \xc3\xa9", 10)}, options);
+  check_well_formed(svg);
+  CHECK(texts_of(svg, "title") == std::vector<std::string>{"ppl (bad\uFFFD\uFFFD.h5)"});
+  CHECK(texts_of(svg, "legend-label") == std::vector<std::string>{"run\uFFFD \u00e9"});
+}
+
 TEST_CASE("svg: linear ticks are nice numbers covering the data") {
   Series series{.label = "a", .x = {0, 10}, .y = {0.13, 0.92}};
   std::string svg = line_plot({series}, {});
