@@ -32,7 +32,9 @@ class HelpRequested : public std::exception {
 // Runs a binary's body and returns its exit code: the body's own; 0 after HelpRequested; 2
 // after a UsageError, printing "<tool>: <message>" and "run '<tool> --help' for usage" on
 // stderr; 1 after any other exception, printing "<tool>: error: <message>" (for a failed host
-// allocation, std::bad_alloc, a message saying so).
+// allocation, std::bad_alloc, a message saying so). Where the body succeeded but its standard
+// output could not be written (a full disk, a closed stdout), it prints "<tool>: error: cannot
+// write standard output: <reason>" and returns 1.
 int run_tool(const std::string& tool, const std::function<int()>& body);
 
 }  // namespace ssa

@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -41,6 +42,23 @@ Printed run_printing(const std::function<int()>& body) {
   printed.err = captured(STDERR_FILENO, stderr, [&] {
     printed.out = captured(STDOUT_FILENO, stdout, [&] { printed.result = run_tool("tool", body); });
   });
+  return printed;
+}
+
+// What run_tool printed on stderr and returned, its stdout being /dev/full (a full disk).
+Printed run_on_full_disk(const std::function<int()>& body) {
+  Printed printed{};
+  std::fflush(stdout);
+  const int saved = ::dup(STDOUT_FILENO);
+  const int full = ::open("/dev/full", O_WRONLY);
+  REQUIRE(full >= 0);
+  ::dup2(full, STDOUT_FILENO);
+  printed.err = captured(STDERR_FILENO, stderr, [&] { printed.result = run_tool("tool", body); });
+  std::fflush(stdout);  // drops what the full disk refused
+  ::dup2(saved, STDOUT_FILENO);
+  ::close(saved);
+  ::close(full);
+  std::clearerr(stdout);
   return printed;
 }
 
@@ -89,6 +107,29 @@ TEST_CASE("run_tool: the body's exit code; 0 after help, 2 after a usage error, 
   CHECK(no_memory.err ==
         "tool: error: out of host memory (an allocation failed); lower the sizes this command "
         "asks for\n");
+}
+
+TEST_CASE("run_tool: output that cannot be written is an error, not a silent exit 0") {
+  const std::string refused =
+      "tool: error: cannot write standard output: No space left on device\n";
+  Printed buffered = run_on_full_disk([] {
+    fmt::print("perplexity 12.5\n");  // held in the buffer until run_tool flushes it
+    return 0;
+  });
+  CHECK(buffered.result == 1);
+  CHECK(buffered.err == refused);
+  Printed long_output = run_on_full_disk([] {
+    fmt::print("{}\n", std::string(1 << 16, 'x'));  // past the buffer: fmt::print throws
+    return 0;
+  });
+  CHECK(long_output.result == 1);
+  CHECK(long_output.err == refused);
+  Printed help = run_on_full_disk([]() -> int { throw HelpRequested(std::string(1 << 16, 'h')); });
+  CHECK(help.result == 1);
+  CHECK(help.err == refused);
+  Printed failed = run_on_full_disk([] { return 3; });  // nothing printed: nothing lost
+  CHECK(failed.result == 3);
+  CHECK(failed.err.empty());
 }
 
 TEST_CASE("command line: values, flags and positionals; the last of a repeated option wins") {
