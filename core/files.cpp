@@ -1,6 +1,8 @@
 #include "core/files.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -51,6 +53,18 @@ void write_file_replacing(const std::string& path,
   std::remove(tmp_path.c_str());
   if (renaming) fail("cannot rename {} to {}: {}", tmp_path, path, std::strerror(error));
   fail("cannot write {}: {}", tmp_path, std::strerror(error));
+}
+
+void check_directory_takes_files(const std::string& dir) {
+  const std::string probe = fmt::format("{}/.write_check_{}", dir, ::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  const bool written = fd >= 0 && ::write(fd, "x", 1) == 1;
+  const int error = written ? 0 : errno;
+  if (fd >= 0) {
+    ::close(fd);
+    ::unlink(probe.c_str());
+  }
+  if (!written) fail("cannot write a file in '{}': {}", dir, std::strerror(error));
 }
 
 }  // namespace ssa

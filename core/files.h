@@ -22,4 +22,9 @@ std::string read_regular_file(const std::string& path, const char* what, size_t 
 void write_file_replacing(const std::string& path,
                           std::initializer_list<std::span<const std::byte>> parts);
 
+// Creates, writes and removes a file in the directory `dir`; fails with "cannot write a file in
+// 'DIR': reason" when that is refused (permissions, a read-only or immutable directory). Run
+// before long work whose result goes into `dir`.
+void check_directory_takes_files(const std::string& dir);
+
 }  // namespace ssa

@@ -118,10 +118,10 @@ int grads_command(const std::vector<std::string>& args) {
       .parse(args);
   const std::string path = line.get("--checkpoint");
   const std::string out_path = line.get("--out");
-  check_outputs("--out", {out_path}, path);
   const Checkpoint ckpt = read_checkpoint(path);
   const Config trained = checkpoint_config(ckpt, path);
   const GradsRun run = parse(line, trained);
+  check_outputs("--out", {out_path}, model_inputs(path, run.data));
   std::unique_ptr<Decoder> model = load_decoder(run, ckpt, trained);
 
   EvalWindows windows =

@@ -66,12 +66,19 @@ std::vector<Mode> attention_modes(const CommandLine& line, const Config& trained
   return {{"full", full, 0}, {"sparse", sparse, sparse.top_k}};
 }
 
+// The checkpoint, the shards and the passkey prompts' tokenizer, when there is one.
+std::vector<Input> inputs_of(const Settings& s, const CommandLine& line, const Config& trained) {
+  std::vector<Input> inputs = model_inputs(s.checkpoint, s.data);
+  inputs.push_back({"tokenizer", line.get("--tokenizer", trained.get_string("data.tokenizer"))});
+  return inputs;
+}
+
 Settings settings_of(const CommandLine& line, const Config& trained) {
   Settings s;
   s.checkpoint = line.get("--checkpoint");
   s.data = eval_data_glob(line, trained);
   s.prefix = line.get("--out", s.checkpoint + ".long");
-  check_outputs("--out", {s.prefix + ".json", s.prefix + ".svg"}, s.checkpoint);
+  check_outputs("--out", {s.prefix + ".json", s.prefix + ".svg"}, inputs_of(s, line, trained));
   s.factors = line.get_int_list("--factors", {1, 2, 4}, 1, CommandLine::kMaxSize);
   s.depths = depth_list(line);
   s.seq_len = trained.get_int("data.seq_len");

@@ -55,7 +55,7 @@ int perplexity_command(const std::vector<std::string>& args) {
   const std::vector<int64_t> budgets =
       line.get_int_list("--top-k", {1, 2, 4, 8, 16, 32, 64}, 1, CommandLine::kMaxSize);
   const std::string prefix = line.get("--out", checkpoint + ".ppl");
-  check_outputs("--out", {prefix + ".json", prefix + ".svg"}, checkpoint);
+  check_outputs("--out", {prefix + ".json", prefix + ".svg"}, model_inputs(checkpoint, data));
 
   std::vector<Row> rows{
       {"full", 0, perplexity(*loaded.model, data, seq_len, batch, max_batches, options)}};

@@ -8,6 +8,7 @@
 #include "core/command_line.h"
 #include "eval/commands.h"
 #include "eval/jsonl.h"
+#include "eval/outputs.h"
 #include "eval/svg.h"
 
 namespace ssa {
@@ -62,6 +63,9 @@ int plot_log_command(const std::vector<std::string>& args) {
     for (Series& curve : curves_of(log, keys)) curves.push_back(std::move(curve));
   const std::string out =
       line.get("--out", (std::filesystem::path(logs[0]).parent_path() / "loss.svg").string());
+  std::vector<Input> inputs;
+  for (const std::string& log : logs) inputs.push_back({"log", log});
+  check_outputs("--out", {out}, inputs);
   PlotOptions plot{"Training curves", "step", fmt::format("{}", fmt::join(keys, ", ")), false,
                    false};
   write_text_file(out, line_plot(curves, plot));

@@ -19,6 +19,10 @@ struct RunResults {
   std::vector<JsonRecord> log, ppl, stats, long_context;
 };
 
+// The files of a run's directory, those named above.
+inline constexpr const char* kRunFiles[] = {"run.json", "log.jsonl", "ppl.json", "stats.json",
+                                            "long.json"};
+
 // Reads the run in `dir`; a missing file is an error naming it.
 RunResults read_run(const std::string& name, const std::string& dir);
 

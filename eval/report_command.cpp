@@ -5,6 +5,7 @@
 
 #include "core/command_line.h"
 #include "eval/commands.h"
+#include "eval/outputs.h"
 #include "eval/report.h"
 #include "eval/svg.h"
 
@@ -56,6 +57,15 @@ std::string sparsity_plot(const std::vector<RunResults>& runs) {
                            "mass in the selected blocks"});
 }
 
+// The files read_run reads in each of `dirs`.
+std::vector<Input> run_inputs(const std::vector<std::string>& dirs) {
+  std::vector<Input> inputs;
+  for (const std::string& dir : dirs)
+    for (const char* name : kRunFiles)
+      inputs.push_back({"run file", (std::filesystem::path(dir) / name).string()});
+  return inputs;
+}
+
 }  // namespace
 
 int report_command(const std::vector<std::string>& args) {
@@ -66,16 +76,20 @@ int report_command(const std::vector<std::string>& args) {
       .option("--top-k", "N", "the budget the claims compare at (default 16)")
       .option("--out", "PATH", "the markdown file (default docs/RESULTS.md)")
       .parse(args);
-  const std::vector<RunResults> runs{read_run("FA", line.get("--fa")),
-                                     read_run("SA", line.get("--sa")),
-                                     read_run("SSA", line.get("--ssa"))};
-  const std::vector<Claim> claims =
-      paper_claims(runs[0], runs[1], runs[2], line.get_size("--top-k", 16, 1));
   const std::filesystem::path out = line.get("--out", "docs/RESULTS.md");
   const std::string stem = out.stem().string();
   const std::vector<std::string> plots{stem + "_loss.svg", stem + "_budget.svg",
                                        stem + "_sparsity.svg"};
   const std::filesystem::path dir = out.parent_path();
+  check_outputs("--out",
+                {out.string(), (dir / plots[0]).string(), (dir / plots[1]).string(),
+                 (dir / plots[2]).string()},
+                run_inputs({line.get("--fa"), line.get("--sa"), line.get("--ssa")}));
+  const std::vector<RunResults> runs{read_run("FA", line.get("--fa")),
+                                     read_run("SA", line.get("--sa")),
+                                     read_run("SSA", line.get("--ssa"))};
+  const std::vector<Claim> claims =
+      paper_claims(runs[0], runs[1], runs[2], line.get_size("--top-k", 16, 1));
   write_text_file((dir / plots[0]).string(), loss_plot(runs));
   write_text_file((dir / plots[1]).string(), budget_plot(runs));
   write_text_file((dir / plots[2]).string(), sparsity_plot(runs));

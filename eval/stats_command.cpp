@@ -116,7 +116,8 @@ int stats_command(const std::vector<std::string>& args) {
   const int64_t batch = line.get_size("--batch", 1, 1);
   const int64_t max_batches = line.get_int("--max-batches", 4, 0);
   const std::string prefix = line.get("--out", run.checkpoint + ".stats");
-  check_outputs("--out", {prefix + ".json", prefix + ".svg"}, run.checkpoint);
+  check_outputs("--out", {prefix + ".json", prefix + ".svg"},
+                model_inputs(run.checkpoint, run.data));
 
   const std::vector<LayerStats> layers = shard_attention_stats(
       *loaded.model, run.data, run.seq_len, batch, max_batches, run.block_size, run.top_k);
