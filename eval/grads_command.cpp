@@ -2,8 +2,12 @@
 // PyTorch parity check (eval/reference/parity_torch.py).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <hdf5.h>
 
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <initializer_list>
 #include <memory>
 
@@ -83,6 +87,34 @@ std::unique_ptr<Decoder> load_decoder(const GradsRun& run, const Checkpoint& ckp
   return model;
 }
 
+// Whether `path` is what grads writes: an HDF5 file with a 'grads' group and no 'step'
+// attribute, which every training checkpoint has (docs/FORMATS.md). HDF5 is asked only about a
+// regular file that begins with its signature.
+bool is_grads_output(const std::string& path) {
+  constexpr char kHdf5Signature[] = "\x89HDF\r\n\x1a\n";
+  char start[sizeof kHdf5Signature - 1] = {};
+  if (!std::filesystem::is_regular_file(path) ||
+      !std::ifstream(path, std::ios::binary).read(start, sizeof start) ||
+      std::memcmp(start, kHdf5Signature, sizeof start) != 0)
+    return false;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // a file it cannot read is not one
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) return false;
+  const bool grads = H5Lexists(file, "grads", H5P_DEFAULT) > 0 && H5Aexists(file, "step") == 0;
+  H5Fclose(file);
+  return grads;
+}
+
+// grads writes HDF5 files like the checkpoints, often beside them: it replaces an earlier grads
+// output, and nothing else.
+void check_replaceable(const std::string& out_path) {
+  if (std::filesystem::exists(out_path) && !is_grads_output(out_path))
+    usage_error(
+        "--out {} exists and is not an earlier grads output (a training checkpoint, or another "
+        "file); grads replaces only its own: choose another --out",
+        out_path);
+}
+
 Checkpoint settings_record(const GradsRun& run) {
   Checkpoint out;
   out.text = {{"checkpoint", run.checkpoint},
@@ -122,6 +154,7 @@ int grads_command(const std::vector<std::string>& args) {
   const Config trained = checkpoint_config(ckpt, path);
   const GradsRun run = parse(line, trained);
   check_outputs("--out", {out_path}, model_inputs(path, run.data));
+  check_replaceable(out_path);
   std::unique_ptr<Decoder> model = load_decoder(run, ckpt, trained);
 
   EvalWindows windows =

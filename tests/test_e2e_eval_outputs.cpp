@@ -63,6 +63,22 @@ TEST_CASE("ssa-eval refuses an output that is one of its inputs, however it is s
   CHECK(text_of(log) == log_text);
 }
 
+TEST_CASE("ssa-eval grads replaces its own earlier output, never a training checkpoint") {
+  const TwoCheckpoints& t = trained();
+  const std::string saved = text_of(t.first);
+  check_refused(t.grads(t.first),
+                "--out " + t.first + " exists and is not an earlier grads output");
+  CHECK(text_of(t.first) == saved);
+  const std::string notes = t.job.dir.file("notes.txt");
+  std::ofstream(notes) << "mine\n";
+  check_refused(t.grads(notes), "exists and is not an earlier grads output");
+  const std::string out = t.job.dir.file("grads.h5");
+  for (int run = 0; run < 2; ++run) {
+    Result written = t.grads(out);
+    CHECK_MESSAGE(written.exit_code == 0, written.output);
+  }
+}
+
 TEST_CASE("ssa-eval checks where its outputs go before it computes") {
   const TwoCheckpoints& t = trained();
   const TempDir& dir = t.job.dir;
