@@ -28,6 +28,10 @@ constexpr const char* kAbout =
     "key). Writes PREFIX.json (one object per line) and PREFIX.svg (perplexity vs length\n"
     "factor).";
 
+// The longest context evaluated, 2^24 tokens: the passkey probe builds its prompt whole and runs
+// the model over it, and a full-attention pass over 2^24 tokens already takes hours on a GPU.
+constexpr int64_t kMaxContextTokens = int64_t{1} << 24;
+
 struct Mode {
   std::string name;
   ForwardOptions options;
@@ -82,6 +86,12 @@ Settings settings_of(const CommandLine& line, const Config& trained) {
   s.factors = line.get_int_list("--factors", {1, 2, 4}, 1, CommandLine::kMaxSize);
   s.depths = depth_list(line);
   s.seq_len = trained.get_int("data.seq_len");
+  for (int64_t factor : s.factors)
+    if (factor > kMaxContextTokens / s.seq_len)
+      usage_error(
+          "--factors: {} x the training length {} is more than the {} tokens (2^24) "
+          "long-context evaluates",
+          factor, s.seq_len, kMaxContextTokens);
   s.max_batches = line.get_int("--max-batches", 0, 0);
   s.trials = line.get_int("--passkey-trials", 5, 0);
   s.seed = static_cast<uint64_t>(line.get_int("--seed", 1, 0));
@@ -210,7 +220,9 @@ int long_context_command(const std::vector<std::string>& args) {
               "shards to score (default: the data.val the model was trained with);\n"
               "a length that no shard holds a window of is reported as skipped")
       .option("--factors", "LIST",
-              "multiples of the training data.seq_len, comma-separated (default 1,2,4)")
+              "multiples of the training data.seq_len, comma-separated (default 1,2,4);\n"
+              "each times data.seq_len at most 2^24 = 16777216 tokens (a longer pass\n"
+              "would take days, and its passkey prompt gigabytes)")
       .option("--top-k", "N",
               "sparse path: blocks per query (default: the training attention.top_k)")
       .option("--block-size", "N", "tokens per block (default: the training attention.block_size)")

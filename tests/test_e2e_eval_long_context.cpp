@@ -79,6 +79,15 @@ TEST_CASE("long-context: a length no shard holds is reported as skipped, not a f
   REQUIRE(far.size() == 2);
   CHECK(std::holds_alternative<std::nullptr_t>(far[0].at("perplexity")));
   CHECK(far[0].count("skipped") == 1);
+
+  // Past 2^24 tokens: refused before any work (the passkey prompt was built whole: 20 GB).
+  Result too_long =
+      run(fmt::format("ssa-eval long-context --checkpoint {} --factors 1,1073741824", job.ckpt));
+  CHECK(too_long.exit_code == 2);
+  CHECK_MESSAGE(contains(too_long.output,
+                         "--factors: 1073741824 x the training length 32 is more than the "
+                         "16777216 tokens (2^24) long-context evaluates"),
+                too_long.output);
 }
 
 TEST_CASE("plot-log draws a run's curves beside its log; a missing log or key is named") {
