@@ -16,6 +16,7 @@
 #include "eval/commands.h"
 #include "eval/outputs.h"
 #include "eval/perplexity.h"
+#include "eval/placement.h"
 #include "train/device.h"
 #include "train/restore.h"
 #include "train/settings.h"
@@ -151,6 +152,7 @@ int grads_command(const std::vector<std::string>& args) {
   const std::string path = line.get("--checkpoint");
   const std::string out_path = line.get("--out");
   const Checkpoint ckpt = read_checkpoint(path);
+  require_finite_weights(ckpt, path);
   const Config trained = checkpoint_config(ckpt, path);
   const GradsRun run = parse(line, trained);
   check_outputs("--out", {out_path}, model_inputs(path, run.data));

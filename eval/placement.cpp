@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "core/error.h"
 #include "train/device.h"
 
@@ -71,7 +73,29 @@ Placement placement_from(const CommandLine& line, const Config& trained) {
   return {device, dtype_from(line, device, trained)};
 }
 
+// The index of the first NaN or infinity of `values`, or -1.
+template <typename T>
+int64_t first_non_finite(const Tensor& values) {
+  const T* data = values.data<T>();
+  for (int64_t i = 0; i < values.numel(); ++i)
+    if (!std::isfinite(data[i])) return i;
+  return -1;
+}
+
 }  // namespace
+
+void require_finite_weights(const Checkpoint& ckpt, const std::string& path) {
+  for (const auto& [name, values] : ckpt.tensors) {
+    if (!name.starts_with("params/")) continue;
+    const int64_t index = values.dtype() == DType::f64 ? first_non_finite<double>(values)
+                                                       : first_non_finite<float>(values);
+    if (index >= 0)
+      fail(
+          "checkpoint {}: dataset '{}' holds a non-finite value (NaN or infinity) at index {}; "
+          "its weights are unusable: use an earlier checkpoint",
+          path, name, index);
+  }
+}
 
 CommandLine& placement_options(CommandLine& line) {
   return line
@@ -86,6 +110,7 @@ CommandLine& placement_options(CommandLine& line) {
 
 LoadedModel load_placed_model(const std::string& path, const CommandLine& line) {
   const Checkpoint ckpt = read_checkpoint(path);
+  require_finite_weights(ckpt, path);
   const Placement placement = placement_from(line, checkpoint_config(ckpt, path));
   return load_model(ckpt, path, placement.device, placement.dtype);
 }

@@ -13,8 +13,12 @@ namespace ssa {
 
 // Declares --device and --dtype on `line`.
 CommandLine& placement_options(CommandLine& line);
+// Fails naming the checkpoint and its first 'params/' dataset that holds a NaN or an infinity:
+// such weights give results that look valid (entropy 0, NUL bytes generated).
+void require_finite_weights(const Checkpoint& ckpt, const std::string& path);
 // The checkpoint's model where the parsed line puts it; a device this machine lacks or a dtype
-// the device does not compute in is an error naming the option.
+// the device does not compute in is an error naming the option, non-finite weights one naming
+// the dataset.
 LoadedModel load_placed_model(const std::string& path, const CommandLine& line);
 // "cuda bf16", "cpu f32": where the model runs and what it computes in.
 std::string placement_name(const Decoder& model);
