@@ -1,15 +1,14 @@
 #include "train/run_files.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/statvfs.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "models/decoder.h"
 
 namespace ssa {
@@ -54,18 +53,6 @@ std::optional<Tokenizer> open_tokenizer(const TrainSettings& s) {
 }
 
 // Creates and removes a file in `dir`.
-void check_writable(const std::string& dir) {
-  const std::string probe = fmt::format("{}/.write_check_{}", dir, ::getpid());
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
-  const bool written = fd >= 0 && ::write(fd, "x", 1) == 1;
-  const int error = written ? 0 : errno;
-  if (fd >= 0) {
-    ::close(fd);
-    ::unlink(probe.c_str());
-  }
-  if (!written) fail("train.out_dir: cannot write a file in '{}': {}", dir, std::strerror(error));
-}
-
 // Shards encoded with another tokenizer would train fine and sample nonsense.
 void check_tokenizer_covers(const std::string& key, const Loader& shards,
                             const std::optional<Tokenizer>& tokenizer, const TrainSettings& s) {
@@ -115,7 +102,10 @@ namespace {
 
 // The checks of an out_dir that exists: a file can be written there, and a checkpoint fits.
 void check_existing_out_dir(const std::string& out_dir, int64_t needed_bytes) {
-  check_writable(out_dir);
+  for_key("train.out_dir", [&] {
+    check_directory_takes_files(out_dir);
+    return 0;
+  });
   struct statvfs disk {};
   if (::statvfs(out_dir.c_str(), &disk) != 0)
     fail("train.out_dir: cannot read the free space of '{}': {}", out_dir, std::strerror(errno));
