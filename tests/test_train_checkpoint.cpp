@@ -368,3 +368,16 @@ TEST_CASE("checkpoint: a dataset with a null dataspace is refused, not read as a
                      {"dataset 'w' of checkpoint " + path, "has a null dataspace"}));
   CHECK(open_hdf5_objects() == 0);
 }
+
+TEST_CASE("checkpoint directory: unfinished checkpoints (.tmp) are deleted, nothing else") {
+  TempDir dir("ckpt_unfinished");
+  for (const char* name :
+       {"ckpt_00000004.h5.tmp", "ckpt_00000008.h5", "notes.tmp", "ckpt_x.h5.tmp", "log.jsonl"})
+    std::ofstream(dir.file(name)) << "x";
+  CHECK(remove_unfinished_checkpoints(dir.path()) ==
+        std::vector<std::string>{dir.file("ckpt_00000004.h5.tmp")});
+  for (const char* name : {"ckpt_00000008.h5", "notes.tmp", "ckpt_x.h5.tmp", "log.jsonl"})
+    CHECK(std::filesystem::exists(dir.file(name)));
+  CHECK(!std::filesystem::exists(dir.file("ckpt_00000004.h5.tmp")));
+  CHECK(remove_unfinished_checkpoints(dir.path()).empty());
+}

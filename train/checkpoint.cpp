@@ -549,6 +549,26 @@ std::vector<std::string> list_checkpoints(const std::string& dir, int64_t after_
   return paths;
 }
 
+std::vector<std::string> remove_unfinished_checkpoints(const std::string& dir) {
+  constexpr std::string_view kTmp = ".tmp";
+  std::error_code error;
+  std::filesystem::directory_iterator entries(dir, error);
+  if (error) fail("cannot list checkpoint directory {}: {}", dir, error.message());
+  std::vector<std::string> removed;
+  for (const auto& entry : entries) {
+    const std::string name = entry.path().filename().string();
+    if (!name.ends_with(kTmp) || !entry.is_regular_file() ||
+        step_of_file_name(std::string_view(name).substr(0, name.size() - kTmp.size())) < 0)
+      continue;
+    if (!std::filesystem::remove(entry.path(), error))
+      fail("cannot delete the unfinished checkpoint {}: {}", entry.path().string(),
+           error.message());
+    removed.push_back(entry.path().string());
+  }
+  std::sort(removed.begin(), removed.end());
+  return removed;
+}
+
 std::string latest_checkpoint(const std::string& dir) {
   std::vector<std::string> paths = list_checkpoints(dir);
   return paths.empty() ? std::string() : paths.back();

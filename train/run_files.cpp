@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "models/decoder.h"
+#include "train/checkpoint.h"
 
 namespace ssa {
 namespace {
@@ -125,6 +126,9 @@ void check_out_dir(const std::string& out_dir, int64_t needed_bytes) {
   std::error_code error;
   std::filesystem::create_directories(out_dir, error);
   if (error) fail("train.out_dir: cannot create '{}': {}", out_dir, error.message());
+  for (const std::string& path :
+       for_key("train.out_dir", [&] { return remove_unfinished_checkpoints(out_dir); }))
+    fmt::print("train.out_dir: deleted {}, a checkpoint an earlier run left unfinished\n", path);
   try {
     check_existing_out_dir(out_dir, needed_bytes);
   } catch (const Error&) {

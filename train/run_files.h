@@ -31,9 +31,10 @@ Loader open_validation_data(const TrainSettings& settings, int rank, int world);
 // dtype (f32: 12 bytes per parameter; f64: 24), and room for the HDF5 headers and attributes.
 int64_t checkpoint_bytes(const ModelConfig& model, DType master);
 
-// Creates train.out_dir `out_dir` when missing, then checks that a file can be written in it
-// and that its file system has `needed_bytes` free; a directory it created for a check that
-// fails is removed again.
+// Creates train.out_dir `out_dir` when missing, deletes the unfinished checkpoints an earlier
+// run left there (saying so), then checks that a file can be written in it and that its file
+// system has `needed_bytes` free; a directory it created for a check that fails is removed
+// again.
 void check_out_dir(const std::string& out_dir, int64_t needed_bytes);
 
 }  // namespace ssa
