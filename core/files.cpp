@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -56,8 +57,8 @@ void write_file_replacing(const std::string& path,
 }
 
 void check_directory_takes_files(const std::string& dir) {
-  const std::string probe = fmt::format("{}/.write_check_{}", dir, ::getpid());
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  std::string probe = dir + "/.write_check_XXXXXX";  // mkstemp: a name no other file has
+  const int fd = ::mkstemp(probe.data());
   const bool written = fd >= 0 && ::write(fd, "x", 1) == 1;
   const int error = written ? 0 : errno;
   if (fd >= 0) {

@@ -107,11 +107,22 @@ struct OpenFile {
   OpenFile& operator=(const OpenFile&) = delete;
 };
 
-// The size of the regular file `fd`, or −1 when it is not one.
-int64_t regular_file_bytes(int fd) {
+// What identifies the contents of the open file `fd` (bytes −1: not a regular file).
+FileStamp stamp_of(int fd) {
   struct stat info {};
-  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) return -1;
-  return info.st_size;
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) return {};
+  return {info.st_size, static_cast<uint64_t>(info.st_dev), static_cast<uint64_t>(info.st_ino),
+          info.st_mtim.tv_sec * int64_t{1000000000} + info.st_mtim.tv_nsec};
+}
+
+// How `now` differs from `then`, or "" when it does not.
+std::string difference(const FileStamp& now, const FileStamp& then) {
+  if (now.bytes < 0) return "it is no longer a regular file";
+  if (now.bytes != then.bytes) return fmt::format("{} bytes, was {}", now.bytes, then.bytes);
+  if (now.device != then.device || now.inode != then.inode)
+    return "another file of the same size took its place";
+  if (now.modified_ns != then.modified_ns) return "it was rewritten: its modification time moved";
+  return "";
 }
 
 // A read-only mapping of a whole file, unmapped at the end of its scope.
@@ -131,12 +142,12 @@ struct Mapping {
 Shard::Shard(const std::string& path, int64_t vocab_size) : path_(path), vocab_size_(vocab_size) {
   const OpenFile file(path);  // O_NONBLOCK: a FIFO's open would wait for a writer
   if (file.fd < 0) fail("cannot open token shard {}: {}", path, std::strerror(errno));
-  file_bytes_ = regular_file_bytes(file.fd);
-  if (file_bytes_ < 0) fail("token shard {} is not a regular file", path);
-  if (file_bytes_ < kShardHeaderBytes)
-    fail("token shard {} is {} bytes, smaller than its {}-byte header", path, file_bytes_,
+  stamp_ = stamp_of(file.fd);
+  if (stamp_.bytes < 0) fail("token shard {} is not a regular file", path);
+  if (stamp_.bytes < kShardHeaderBytes)
+    fail("token shard {} is {} bytes, smaller than its {}-byte header", path, stamp_.bytes,
          kShardHeaderBytes);
-  check_file(file.fd, file_bytes_);
+  check_file(file.fd, stamp_.bytes);
 }
 
 void Shard::check_file(int fd, int64_t file_bytes) {
@@ -171,8 +182,8 @@ void Shard::read(int64_t start, int64_t count, int32_t* out) const {
             "tokens [{}, {}) of a {}-token shard", start, start + count, count_);
   const OpenFile file(path_);
   if (file.fd < 0) changed(fmt::format("cannot open it: {}", std::strerror(errno)));
-  const int64_t bytes = regular_file_bytes(file.fd);
-  if (bytes != file_bytes_) changed(fmt::format("{} bytes, was {}", bytes, file_bytes_));
+  const std::string how = difference(stamp_of(file.fd), stamp_);
+  if (!how.empty()) changed(how);
   const int64_t width = token_width(version_);
   std::vector<char> raw(static_cast<size_t>(count * width));
   const off_t offset = static_cast<off_t>(kShardHeaderBytes + start * width);

@@ -22,11 +22,18 @@ enum class ShardVersion : int32_t { automatic = 0, u16 = 1, u32 = 2 };
 void write_shard(const std::string& path, std::span<const uint32_t> tokens,
                  ShardVersion version = ShardVersion::automatic);
 
+// Size, identity and modification time of a shard's file (bytes −1: not a regular file).
+struct FileStamp {
+  int64_t bytes = -1;
+  uint64_t device = 0, inode = 0;
+  int64_t modified_ns = 0;
+};
+
 // A token shard on disk. Opening checks the header, the file size and that every id <
 // vocab_size (reading it through a read-only mapping, unmapped again); each read() opens the
-// file, checks its size and the ids it read again, so that a shard truncated or replaced while a
-// run reads it is an error naming it (not a bus error, nor ids past the vocabulary). Holds no
-// file descriptor between reads.
+// file, checks that it is the same file, unchanged (size, device and inode, modification time),
+// and the ids it read, so that a shard truncated, rewritten or replaced while a run reads it is
+// an error naming it (not a bus error, nor other tokens). Holds no file descriptor between reads.
 class Shard {
  public:
   Shard(const std::string& path, int64_t vocab_size);
@@ -47,7 +54,7 @@ class Shard {
 
   std::string path_;
   int64_t vocab_size_ = 0;
-  int64_t file_bytes_ = 0;
+  FileStamp stamp_;
   int64_t count_ = 0;
   ShardVersion version_ = ShardVersion::u16;
   uint32_t largest_id_ = 0;

@@ -1,8 +1,11 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <vector>
 
@@ -162,23 +165,41 @@ TEST_CASE("each bad shard gets its own message naming the file") {
   CHECK(distinct.size() == cases.size());
 }
 
-TEST_CASE("a shard truncated or rewritten after it opened is an error naming it when read") {
+TEST_CASE("a shard truncated, rewritten or replaced after it opened is an error naming it") {
   TempDir dir("shard_changed");
   const std::string path = dir.file("s.bin");
   write_shard(path, std::vector<uint32_t>{1, 2, 3, 4, 5, 6});
+  const auto opened = std::filesystem::last_write_time(path);
   const Shard shard(path, 50);
   std::vector<int32_t> window(4);
   shard.read(2, 4, window.data());
   CHECK(window == std::vector<int32_t>{3, 4, 5, 6});
-  const std::string prefix = "token shard " + path + " changed while it was being read (";
+  auto error_reading = [&] { return error_of([&] { shard.read(2, 4, window.data()); }); };
+  auto changed = [&](const std::string& how) {
+    return "token shard " + path + " changed while it was being read (" + how +
+           "); restore it as it was";
+  };
+  auto rewrite_in_place = [&](uint32_t last_id) {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<char> bytes(std::istreambuf_iterator<char>(in), {});
+    bytes[bytes.size() - 2] = static_cast<char>(last_id);  // the last uint16 id's low byte
+    std::ofstream(path, std::ios::binary | std::ios::in | std::ios::out)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
 
-  write_shard(path, std::vector<uint32_t>{1, 2, 3, 4, 5, 60});  // same size, an id past the vocab
-  CHECK(error_of([&] { shard.read(2, 4, window.data()); }) ==
-        prefix + "token id 60 at index 5, not below the vocab size 50); restore it as it was");
-  std::filesystem::resize_file(path, 1024 + 2 * 3);  // cut to 3 tokens in place
-  CHECK(error_of([&] { shard.read(2, 4, window.data()); }) ==
-        prefix + "1030 bytes, was 1036); restore it as it was");
+  rewrite_in_place(60);  // an id past the vocabulary, the timestamp put back
+  std::filesystem::last_write_time(path, opened);
+  CHECK(error_reading() == changed("token id 60 at index 5, not below the vocab size 50"));
+  rewrite_in_place(7);  // valid ids, a later timestamp
+  std::filesystem::last_write_time(path, opened + std::chrono::seconds(1));
+  CHECK(error_reading() == changed("it was rewritten: its modification time moved"));
+  write_shard(path, std::vector<uint32_t>{1, 2, 3, 4, 5, 6});  // a new file renamed over it
+  CHECK(error_reading() == changed("another file of the same size took its place"));
+  std::filesystem::resize_file(path, 1024 + 2 * 3);  // cut to 3 tokens
+  CHECK(error_reading() == changed("1030 bytes, was 1036"));
   std::filesystem::remove(path);
-  CHECK(error_of([&] { shard.read(2, 4, window.data()); }) ==
-        prefix + "cannot open it: No such file or directory); restore it as it was");
+  std::filesystem::create_directory(path);
+  CHECK(error_reading() == changed("it is no longer a regular file"));
+  std::filesystem::remove(path);
+  CHECK(error_reading() == changed("cannot open it: No such file or directory"));
 }

@@ -1,6 +1,9 @@
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "core/files.h"
@@ -39,4 +42,17 @@ TEST_CASE("a file written whole appears only complete; a failure leaves no tempo
   CHECK(contains_all(error_of([&] { write_file_replacing(dir.file("taken"), {bytes}); }),
                      {"cannot rename", dir.file("taken.tmp"), "Is a directory"}));
   CHECK(!std::filesystem::exists(dir.file("taken.tmp")));
+}
+
+TEST_CASE("a directory's write probe leaves nothing, and an old probe's name is no obstacle") {
+  TempDir dir("files_probe");
+  std::ofstream(dir.file(fmt::format(".write_check_{}", ::getpid()))) << "left by a killed run";
+  check_directory_takes_files(dir.path());
+  check_directory_takes_files(dir.path());
+  int entries = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path()))
+    ++entries;
+  CHECK(entries == 1);
+  CHECK_THROWS_WITH_AS(check_directory_takes_files(dir.file("missing")),
+                       doctest::Contains("cannot write a file in"), Error);
 }

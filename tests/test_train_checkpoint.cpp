@@ -369,14 +369,17 @@ TEST_CASE("checkpoint: a dataset with a null dataspace is refused, not read as a
   CHECK(open_hdf5_objects() == 0);
 }
 
-TEST_CASE("checkpoint directory: unfinished checkpoints (.tmp) are deleted, nothing else") {
+TEST_CASE(
+    "checkpoint directory: unfinished checkpoints (.tmp) are deleted, not links, nothing else") {
   TempDir dir("ckpt_unfinished");
   for (const char* name :
        {"ckpt_00000004.h5.tmp", "ckpt_00000008.h5", "notes.tmp", "ckpt_x.h5.tmp", "log.jsonl"})
     std::ofstream(dir.file(name)) << "x";
+  std::filesystem::create_symlink(dir.file("log.jsonl"), dir.file("ckpt_00000006.h5.tmp"));
   CHECK(remove_unfinished_checkpoints(dir.path()) ==
         std::vector<std::string>{dir.file("ckpt_00000004.h5.tmp")});
-  for (const char* name : {"ckpt_00000008.h5", "notes.tmp", "ckpt_x.h5.tmp", "log.jsonl"})
+  for (const char* name :
+       {"ckpt_00000008.h5", "notes.tmp", "ckpt_x.h5.tmp", "log.jsonl", "ckpt_00000006.h5.tmp"})
     CHECK(std::filesystem::exists(dir.file(name)));
   CHECK(!std::filesystem::exists(dir.file("ckpt_00000004.h5.tmp")));
   CHECK(remove_unfinished_checkpoints(dir.path()).empty());

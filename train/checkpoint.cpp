@@ -557,7 +557,7 @@ std::vector<std::string> remove_unfinished_checkpoints(const std::string& dir) {
   std::vector<std::string> removed;
   for (const auto& entry : entries) {
     const std::string name = entry.path().filename().string();
-    if (!name.ends_with(kTmp) || !entry.is_regular_file() ||
+    if (!name.ends_with(kTmp) || entry.is_symlink() || !entry.is_regular_file() ||
         step_of_file_name(std::string_view(name).substr(0, name.size() - kTmp.size())) < 0)
       continue;
     if (!std::filesystem::remove(entry.path(), error))

@@ -49,8 +49,8 @@ std::string checkpoint_file_name(int64_t step);
 // Paths of the complete checkpoints in `dir` (named as above) of steps after `after_step`,
 // oldest step first; none when `dir` does not exist.
 std::vector<std::string> list_checkpoints(const std::string& dir, int64_t after_step = -1);
-// Deletes the unfinished checkpoints in `dir` (ckpt_<step>.h5.tmp: a writer killed before its
-// rename) and returns their paths.
+// Deletes the unfinished checkpoints in `dir` (regular files ckpt_<step>.h5.tmp, not links: a
+// writer killed before its rename) and returns their paths.
 std::vector<std::string> remove_unfinished_checkpoints(const std::string& dir);
 // The newest checkpoint in `dir`, or "" when there is none.
 std::string latest_checkpoint(const std::string& dir);
