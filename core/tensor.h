@@ -48,6 +48,8 @@ class Tensor {
  public:
   Tensor() = default;
   static Tensor empty(const Shape& shape, DType dtype, Device device = Device::cpu);
+  // Uninitialised, with t's shape, dtype and device.
+  static Tensor empty_like(const Tensor& t);
   static Tensor zeros(const Shape& shape, DType dtype, Device device = Device::cpu);
   static Tensor full(const Shape& shape, double value, DType dtype, Device device = Device::cpu);
   // A CPU tensor holding `values` converted to `dtype`.

@@ -91,8 +91,6 @@ Tensor reduce_sum(const Tensor& a, double factor, const char* op) {
   return record(out, std::make_shared<SumNode>(a.shape(), a.dtype(), factor), {a});
 }
 
-Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
-
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
@@ -104,7 +102,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
       return map2<T>(a, b, [](T x, T y) { return x + y; });
     });
   } else {
-    out = empty_like(a);
+    out = Tensor::empty_like(a);
     SSA_ON_CUDA("add", cuda::add(a.raw(), b.raw(), out.raw(), a.dtype(), a.numel()));
   }
   if (!should_record({&a, &b})) return out;
@@ -120,7 +118,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
       return map2<T>(a, b, [](T x, T y) { return x * y; });
     });
   } else {
-    out = empty_like(a);
+    out = Tensor::empty_like(a);
     SSA_ON_CUDA("mul", cuda::mul(a.raw(), b.raw(), out.raw(), a.dtype(), a.numel()));
   }
   if (!should_record({&a, &b})) return out;
@@ -135,7 +133,7 @@ Tensor scale(const Tensor& a, double factor) {
       return map2<T>(a, a, [factor](T x, T) { return static_cast<T>(x * factor); });
     });
   } else {
-    out = empty_like(a);
+    out = Tensor::empty_like(a);
     SSA_ON_CUDA("scale", cuda::scale(a.raw(), out.raw(), a.dtype(), factor, a.numel()));
   }
   if (!should_record({&a})) return out;

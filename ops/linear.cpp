@@ -109,13 +109,6 @@ Tensor product(const Tensor& a, const Tensor& b, bool transpose_a, bool transpos
   return c;
 }
 
-// x [..., in] viewed as [rows, in].
-Tensor as_matrix(const Tensor& x) {
-  int64_t rows = 1;
-  for (int axis = 0; axis + 1 < x.rank(); ++axis) rows *= x.dim(axis);
-  return x.reshape({rows, x.shape().back()});
-}
-
 struct LinearNode : Node {
   Tensor x, w;
   LinearNode(Tensor x_, Tensor w_) : x(std::move(x_)), w(std::move(w_)) {}
@@ -173,6 +166,12 @@ void check_matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
 }
 
 }  // namespace
+
+Tensor as_matrix(const Tensor& x) {
+  int64_t rows = 1;
+  for (int axis = 0; axis + 1 < x.rank(); ++axis) rows *= x.dim(axis);
+  return x.reshape({rows, x.shape().back()});
+}
 
 Tensor linear(const Tensor& x, const Tensor& w) {
   check_same_kind({&x, &w}, "linear");

@@ -9,6 +9,8 @@ namespace ssa {
 // the gradient backward() has summed for x so far, when it offers it: pending_gradient), dw =
 // dyᵀ·x (weight_gradients).
 Tensor linear(const Tensor& x, const Tensor& w);
+// x [..., n] viewed as [rows, n] (a reshape: shares x's storage).
+Tensor as_matrix(const Tensor& x);
 
 // c = op(a) · op(b), op = transpose when asked. 2-D [m,k]·[k,n], or batched 3-D with equal
 // leading batch dimension.

@@ -48,24 +48,17 @@ void swiglu_gradients(const Tensor& a, const Tensor& b, const Tensor& g, const T
   }
 }
 
-Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
-
 struct SwigluNode : Node {
   Tensor a, b;
   SwigluNode(Tensor a_, Tensor b_) : a(std::move(a_)), b(std::move(b_)) {}
   const char* name() const override { return "swiglu"; }
   std::vector<Tensor> backward(const Tensor& g) override {
-    Tensor da = empty_like(a), db = empty_like(b);
+    Tensor da = Tensor::empty_like(a), db = Tensor::empty_like(b);
     swiglu_gradients(a, b, g, da, db, Tensor());
     return {da, db};
   }
   void release() override { a = b = Tensor(); }
 };
-
-// x [..., n] viewed as [rows, n].
-Tensor rows_of(const Tensor& x) {
-  return x.reshape({x.numel() / x.shape().back(), x.shape().back()});
-}
 
 // y = s·wᵀ with s = silu(a) · b: ds = dy·w (computed here, then overwritten by da), s again,
 // then dw = dyᵀ·s as linear's.
@@ -75,12 +68,12 @@ struct SwigluLinearNode : Node {
       : a(std::move(a_)), b(std::move(b_)), w(std::move(w_)) {}
   const char* name() const override { return "swiglu_linear"; }
   std::vector<Tensor> backward(const Tensor& g) override {
-    const Tensor dy = rows_of(g);
+    const Tensor dy = as_matrix(g);
     Tensor da = matrix_product(dy, w, false, false).reshape(a.shape());  // ds until overwritten
-    Tensor db = empty_like(b), s = empty_like(a);
+    Tensor db = Tensor::empty_like(b), s = Tensor::empty_like(a);
     swiglu_gradients(a, b, da, da, db, s);
     Tensor dw;
-    if (inputs()[2].requires_grad()) dw = weight_gradients(dy, rows_of(s), {inputs()[2]})[0];
+    if (inputs()[2].requires_grad()) dw = weight_gradients(dy, as_matrix(s), {inputs()[2]})[0];
     return {da, db, dw};
   }
   void release() override { a = b = w = Tensor(); }
@@ -96,7 +89,7 @@ void check_swiglu(const Tensor& a, const Tensor& b, const char* op) {
 
 Tensor swiglu(const Tensor& a, const Tensor& b) {
   check_swiglu(a, b, "swiglu");
-  Tensor out = empty_like(a);
+  Tensor out = Tensor::empty_like(a);
   if (a.is_cpu()) {
     dispatch_float(a, "swiglu", [&](auto zero) {
       using T = decltype(zero);
