@@ -359,6 +359,26 @@ TEST_CASE("checkpoint: a compact dataset whose shape overflows 64 bits is refuse
   CHECK(open_hdf5_objects() == 0);
 }
 
+TEST_CASE("checkpoint: a chunked dataset too large to allocate names the dataset") {
+  // Chunked storage may be compressed, so its declared shape is not checked against the file's
+  // size: [2^20, 2^26] float32 (256 TiB, past any address space) failed to allocate as "out of
+  // host memory: could not allocate 256.00 TiB", naming neither the dataset nor the file.
+  TempDir dir("ckpt_chunked_huge");
+  std::string path = dir.file("chunked.h5");
+  write_foreign_checkpoint(path, [](hid_t file) {
+    hsize_t dims[2] = {hsize_t{1} << 20, hsize_t{1} << 26}, chunk[2] = {1, 1024};
+    hid_t layout = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(layout, 2, chunk);
+    add_dataset(file, "chunked", H5Screate_simple(2, dims, nullptr), layout);
+    H5Pclose(layout);
+  });
+  CHECK(contains_all(error_of([&] { read_checkpoint(path); }),
+                     {"dataset 'chunked' of checkpoint " + path,
+                      "has shape [1048576, 67108864]: out of host memory: could not allocate "
+                      "256.00 TiB"}));
+  CHECK(open_hdf5_objects() == 0);
+}
+
 TEST_CASE("checkpoint: a dataset with a null dataspace is refused, not read as a scalar") {
   // HDF5 reads no element of a null dataspace: the scalar tensor stayed uninitialised.
   TempDir dir("ckpt_null_space");

@@ -407,6 +407,18 @@ void check_fits_file(hid_t dataset, const std::vector<hsize_t>& dims, DType dtyp
         name, path, fmt::join(dims, ", "), file_bytes);
 }
 
+// The tensor a dataset is read into; a failed allocation names the dataset (a chunked one may
+// declare more data than its compressed chunks hold, so its size is only known here).
+Tensor allocate_for(const std::vector<hsize_t>& dims, DType dtype, const std::string& name,
+                    const std::string& path) {
+  try {
+    return Tensor::empty(Shape(std::vector<int64_t>(dims.begin(), dims.end())), dtype);
+  } catch (const OutOfMemory& error) {
+    throw OutOfMemory(fmt::format("dataset '{}' of checkpoint {} has shape [{}]: {}", name, path,
+                                  fmt::join(dims, ", "), error.what()));
+  }
+}
+
 Tensor read_tensor(hid_t dataset, const std::string& name, const std::string& path) {
   DType dtype = stored_dtype(dataset, name, path);
   H5Id space(SSA_H5(path, H5Dget_space, dataset), H5Sclose);
@@ -422,7 +434,7 @@ Tensor read_tensor(hid_t dataset, const std::string& name, const std::string& pa
   std::vector<hsize_t> dims(rank);
   SSA_H5(path, H5Sget_simple_extent_dims, space, dims.data(), nullptr);
   check_fits_file(dataset, dims, dtype, name, path);
-  Tensor tensor = Tensor::empty(Shape(std::vector<int64_t>(dims.begin(), dims.end())), dtype);
+  Tensor tensor = allocate_for(dims, dtype, name, path);
   if (tensor.numel() > 0)
     SSA_H5(path, H5Dread, dataset, hdf5_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.raw());
   return tensor;
