@@ -330,7 +330,7 @@ int decode_command(const std::vector<std::string>& args) {
   shard.read(0, count, read.data());
   const std::vector<uint32_t> ids(read.begin(), read.end());
   std::string text = tokenizer.decode(ids);
-  std::fwrite(text.data(), 1, text.size(), stdout);
+  fmt::print("{}", text);  // a failed write throws, naming its reason (core/tool.h)
   return 0;
 }
 

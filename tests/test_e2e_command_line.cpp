@@ -74,6 +74,28 @@ TEST_CASE("a failure at run time: '<tool>: error: <message>' on one line, exit 1
   CHECK(one_line(plot.output));
 }
 
+TEST_CASE("ssa-tokenize decode into a full disk names the system's reason, exit 1") {
+  // It wrote the text with fwrite, whose failure only left stdout's error flag: "an earlier
+  // write failed".
+  TempDir dir("e2e_decode_full_disk");
+  {
+    std::ofstream doc(dir.file("doc.txt"));
+    for (int i = 0; i < 300; ++i) doc << "The grass is green. The pass key is " << i << ".\n";
+  }
+  REQUIRE(run(fmt::format("ssa-tokenize train --out {} --vocab-size 300 {}", dir.file("tok.bin"),
+                          dir.file("doc.txt")))
+              .exit_code == 0);
+  REQUIRE(run(fmt::format("ssa-tokenize encode --tokenizer {} --out-dir {} --val-fraction 0.5 {}",
+                          dir.file("tok.bin"), dir.file("shards"), dir.file("doc.txt")))
+              .exit_code == 0);
+  Result full =
+      run_shell(fmt::format("{{ {}/ssa-tokenize decode --tokenizer {} {} >/dev/full; }}",
+                            SSA_BIN_DIR, dir.file("tok.bin"), dir.file("shards/train_000000.bin")));
+  CHECK(full.exit_code == 1);
+  CHECK(full.output ==
+        "ssa-tokenize: error: cannot write standard output: No space left on device\n");
+}
+
 TEST_CASE("ssa-train: --config and --section.key=value overrides resolve; strays are named") {
   TinyJob job("e2e_command_line_train");
   Result resolved = job.train("--print-config --train.steps=7 --model.d_model=48");
