@@ -8,6 +8,11 @@
 # fla-org/flash-linear-attention (the fla/ package). OUT_DIR gets
 # native_sparse_attention/ops/{parallel,utils}.py and fla/, as bench_torch.py expects.
 set -euo pipefail
+source "$(dirname "$0")/args.sh"
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+  script_help
+  exit 0
+fi
 if [[ $# -ne 4 ]]; then
   echo "usage: $0 SSA_CHECKOUT NSA_CHECKOUT FLA_CHECKOUT OUT_DIR" >&2
   exit 2

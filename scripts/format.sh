@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t files < <(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh')
-if [[ ${1:-} == --check ]]; then
-  clang-format --dry-run --Werror "${files[@]}"
-else
-  clang-format -i "${files[@]}"
-fi
+case "$*" in
+  --check) clang-format --dry-run --Werror "${files[@]}" ;;
+  "") clang-format -i "${files[@]}" ;;
+  *) echo "format.sh: unknown arguments '$*' (usage: scripts/format.sh [--check])" >&2; exit 2 ;;
+esac

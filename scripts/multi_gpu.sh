@@ -18,6 +18,8 @@
 # random tokens of each config's vocabulary (nothing is downloaded).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source scripts/args.sh
+optional_out_dir multi_gpu.sh "$@"
 out=${1:-${OUT:-out}/multi_gpu}
 build=${BUILD_DIR:-build-multi-gpu}
 steps=${STEPS:-30}
@@ -26,15 +28,23 @@ configs=${CONFIGS:-bench-160m}
 modes=${MODES:-ssa}
 zero_configs=${ZERO_CONFIGS:-$configs}
 scratch=${SCRATCH:-/tmp/ssa_multi_gpu}
-mkdir -p "$out" "$scratch"
-out=$(cd "$out" && pwd)
-
-command -v mpirun >/dev/null || { echo "multi_gpu: no mpirun (install openmpi-bin libopenmpi-dev)"; exit 1; }
+# shellcheck disable=SC2086  # GPUS is a list
+positive_integers multi_gpu.sh STEPS="$steps" EQUAL_STEPS="$equal_steps" $(printf 'GPUS=%s ' ${GPUS:-1 2 4 8})
+for c in $configs $zero_configs; do
+  [[ -f configs/$c.conf ]] ||
+    { echo "multi_gpu.sh: CONFIGS or ZERO_CONFIGS names $c, but configs/$c.conf does not exist" >&2; exit 2; }
+done
+command -v mpirun >/dev/null ||
+  { echo "multi_gpu.sh: no mpirun (install openmpi-bin libopenmpi-dev)" >&2; exit 1; }
 present=$(nvidia-smi -L 2>/dev/null | wc -l)
-((present >= 1)) || { echo "multi_gpu: no GPU found (nvidia-smi -L)"; exit 1; }
+((present >= 1)) || { echo "multi_gpu.sh: no GPU found (nvidia-smi -L)" >&2; exit 1; }
 gpu_counts=()
 for g in ${GPUS:-1 2 4 8}; do ((g <= present)) && gpu_counts+=("$g"); done
+((${#gpu_counts[@]})) ||
+  { echo "multi_gpu.sh: none of GPUS (${GPUS:-}) is available: $present GPU(s) present" >&2; exit 1; }
 most=${gpu_counts[-1]}
+mkdir -p "$out" "$scratch"
+out=$(cd "$out" && pwd)
 echo "multi_gpu: $present GPU(s) present; runs on ${gpu_counts[*]}"
 
 echo "multi_gpu: building into $build"
@@ -69,6 +79,7 @@ EOF
 vocab_of() { sed -n 's/^vocab_size *= *\([0-9]*\).*/\1/p' "configs/$1.conf" | head -1; }
 
 # run NAME RANKS ARGS...: ssa-train on RANKS processes (one GPU each), output in NAME.log.
+failures=0
 run() {
   local name=$1 ranks=$2
   shift 2
@@ -77,7 +88,11 @@ run() {
   SECONDS=0
   mpirun --allow-run-as-root --bind-to none -x OMP_NUM_THREADS=4 -np "$ranks" "$train" \
     --data.val= --train.ckpt_every=-1 --train.out_dir="$scratch/$name" "$@" \
-    >"$out/$name.log" 2>&1 || { echo "multi_gpu: $name failed:"; tail -20 "$out/$name.log"; }
+    >"$out/$name.log" 2>&1 || {
+    failures=$((failures + 1))
+    echo "multi_gpu: $name failed:"
+    tail -20 "$out/$name.log"
+  }
   echo "multi_gpu: $name took $SECONDS s"
   cp "$scratch/$name/log.jsonl" "$out/$name.jsonl" 2>/dev/null
   rm -rf "${scratch:?}/$name"
@@ -168,3 +183,4 @@ for name, config, mode, gpus, zero in runs:
           f"| {efficiency} | {exposed:.1%} | {startup(name, 'optimizer state')} | {peak:.1f} GiB |")
 EOF
 echo "multi_gpu: wrote $out/summary.md"
+((failures == 0)) || { echo "multi_gpu.sh: $failures run(s) failed (their NAME.log in $out)" >&2; exit 1; }

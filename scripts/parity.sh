@@ -13,6 +13,10 @@
 # Needs python3 with torch and h5py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source scripts/args.sh
+optional_out_dir parity.sh "$@"
+python3 -c 'import torch, h5py' 2>/dev/null ||
+  { echo "parity.sh: python3 cannot import torch and h5py, which the comparison needs" >&2; exit 1; }
 out=${1:-${OUT:-out}/parity}
 build=${BUILD_DIR:-build-gpu}
 scratch=${SCRATCH:-/tmp/ssa_parity}

@@ -10,15 +10,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+source scripts/args.sh
 
 out=out/quickstart
 inputs=()
 while (($#)); do
   case "$1" in
-    --out) out=${2:?--out needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --out)
+      (($# >= 2)) || { echo "quickstart: --out needs a directory" >&2; exit 2; }
+      out=$2
+      shift 2
+      ;;
+    -h | --help) script_help; exit 0 ;;
+    -*) echo "quickstart: unknown option $1 (usage: $0 [--out DIR] [INPUT...])" >&2; exit 2 ;;
     *) inputs+=("$1"); shift ;;
   esac
+done
+for input in "${inputs[@]}"; do
+  [[ -e $input ]] || { echo "quickstart: input $input does not exist" >&2; exit 2; }
 done
 
 bash scripts/setup.sh

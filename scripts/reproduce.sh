@@ -18,6 +18,7 @@
 # BIN (where the binaries are, default build/bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/args.sh
 work=${WORK:-runs/reproduce}
 results=${RESULTS:-docs/results}
 report=${REPORT:-docs/RESULTS.md}
@@ -131,18 +132,26 @@ run_model() {
   echo "reproduce: $model: trained in ${train_s} s, evaluated in ${eval_s} s; files in $dest"
 }
 
+case ${1:-} in
+  -h | --help) script_help; exit 0 ;;
+  --report | data)
+    (($# == 1)) || { echo "reproduce: $1 takes no more arguments, got: ${*:2}" >&2; exit 2; } ;;
+  -*) echo "reproduce: unknown option $1 (see --help)" >&2; exit 2 ;;
+esac
+positive_integers reproduce TOKENS="$tokens" VOCAB="$vocab" SAMPLE_MB="${SAMPLE_MB:-20}"
 if [[ ${1:-} == --report ]]; then
   write_report
   exit 0
 fi
+models=("$@")
+[[ ${1:-} == data ]] && models=()
+for model in "${models[@]}"; do mode_of "$model" >/dev/null; done
 [[ ${BUILD:-1} == 0 ]] || scripts/setup.sh
 if [[ ${1:-} == data ]]; then
   prepare_data
   exit 0
 fi
-models=("$@")
 ((${#models[@]})) || models=(fa sa ssa)
-for model in "${models[@]}"; do mode_of "$model" >/dev/null; done
 prepare_data
 for model in "${models[@]}"; do run_model "$model"; done
 if [[ -f $results/fa/run.json && -f $results/sa/run.json && -f $results/ssa/run.json ]]; then
