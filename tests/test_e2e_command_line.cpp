@@ -102,14 +102,23 @@ TEST_CASE("ssa-train: --config and --section.key=value overrides resolve; strays
   REQUIRE_MESSAGE(resolved.exit_code == 0, resolved.output);
   CHECK(contains(resolved.output, "steps = 7\n"));
   CHECK(contains(resolved.output, "d_model = 48\n"));
-  Result stray = job.train("--print-config stray");
-  CHECK(stray.exit_code == 1);
-  CHECK(stray.output.starts_with("ssa-train: error: unexpected argument 'stray'"));
-  CHECK(one_line(stray.output));
+  // Command-line mistakes are usage errors (exit 2, the pointer to --help), as in every binary.
+  for (const std::string& mistake :
+       {std::string("--print-config stray"), std::string("--print-config --train.stepz=5"),
+        std::string("--print-config --train.steps=abc")}) {
+    CAPTURE(mistake);
+    Result result = job.train(mistake);
+    CHECK(result.exit_code == 2);
+    CHECK(result.output.ends_with("\nrun 'ssa-train --help' for usage\n"));
+  }
+  CHECK(job.train("--print-config stray")
+            .output.starts_with("ssa-train: unexpected argument 'stray'"));
+  CHECK(job.train("--print-config --train.stepz=5")
+            .output.starts_with("ssa-train: command-line argument '--train.stepz=5': unknown "
+                                "config key train.stepz"));
   Result no_file = run("ssa-train --config");
-  CHECK(no_file.exit_code == 1);
-  CHECK(no_file.output.starts_with("ssa-train: error: --config"));
-  CHECK(one_line(no_file.output));
+  CHECK(no_file.exit_code == 2);
+  CHECK(no_file.output.starts_with("ssa-train: --config"));
 }
 
 }  // namespace ssa::test

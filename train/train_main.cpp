@@ -62,10 +62,14 @@ Config resolve_config(const TrainFlags& flags) {
   if (flags.config_path) config.load_file(*flags.config_path);
   std::vector<const char*> argv{"ssa-train"};
   for (const std::string& arg : flags.overrides) argv.push_back(arg.c_str());
-  std::vector<std::string> unknown =
-      config.apply_overrides(static_cast<int>(argv.size()), argv.data());
+  std::vector<std::string> unknown;
+  try {
+    unknown = config.apply_overrides(static_cast<int>(argv.size()), argv.data());
+  } catch (const Error& error) {
+    throw UsageError(error.what());  // an override's unknown key or bad value
+  }
   if (!unknown.empty())
-    fail(
+    usage_error(
         "unexpected argument '{}' (options are --config, --resume, --print-config, --help and "
         "--section.key=value)",
         unknown.front());

@@ -110,6 +110,11 @@ int run_job(int& argc, char**& argv, const std::string& program,
     } catch (const HelpRequested&) {
       if (job.rank() == 0) throw;
       return 0;
+    } catch (const UsageError& error) {
+      // One process: run_tool prints it with the pointer to --help and returns 2. Under mpirun
+      // every rank must stop, so the job is aborted as for any error.
+      if (job.world() == 1) throw;
+      job.abort(program, error.what());
     } catch (const std::exception& error) {
       job.abort(program, error.what());
     }
