@@ -161,12 +161,6 @@ int run_subcommand(const std::string& tool, const std::string& about,
   usage_error("unknown command '{}' (expected {})", args[0], or_list(names));
 }
 
-bool asks_for_help(const std::vector<std::string>& args) {
-  for (const std::string& arg : args)
-    if (arg == "--help" || arg == "-h") return true;
-  return false;
-}
-
 std::vector<std::string> arguments(int argc, char** argv, int first) {
   return {argv + first, argv + argc};
 }

@@ -83,9 +83,6 @@ int run_subcommand(const std::string& tool, const std::string& about,
                    const std::vector<Subcommand>& subcommands,
                    const std::vector<std::string>& args);
 
-// Whether the arguments ask for --help (or -h).
-bool asks_for_help(const std::vector<std::string>& args);
-
 // argv[first..argc) as strings.
 std::vector<std::string> arguments(int argc, char** argv, int first);
 

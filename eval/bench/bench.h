@@ -24,6 +24,10 @@ struct BenchConfig {
 };
 BenchConfig load_bench_config(const std::string& path);
 
+// Fails, naming the reason, where no GPU is usable; each command calls it once its arguments
+// have been checked (so that a mistake in them is a usage error on any machine).
+void require_gpu();
+
 // Comma-separated items ("a,b"), empty items refused.
 std::vector<std::string> split_list(const std::string& text, const std::string& option);
 

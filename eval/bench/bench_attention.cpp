@@ -151,7 +151,9 @@ int bench_attention_command(const std::vector<std::string>& args) {
       line.get_size("--block-size", 16, 1), line.get_size("--top-k", 16, 1)};
   if (shape.heads % shape.kv_heads != 0)
     usage_error("--kv-heads ({}) must divide --heads ({})", shape.kv_heads, shape.heads);
-  const GpuTimer timer({line.get_int("--warmup", 3, 0), line.get_int("--repeats", 10, 1)});
+  const int64_t warmup = line.get_int("--warmup", 3, 0), repeats = line.get_int("--repeats", 10, 1);
+  require_gpu();
+  const GpuTimer timer({warmup, repeats});
   const BenchOutput output(line.get("--json", ""));
   fmt::print(
       "device: {}\nbf16, batch {}, {} heads, {} KV heads, head_dim {}; sparse: blocks of "

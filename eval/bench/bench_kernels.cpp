@@ -412,7 +412,9 @@ int bench_kernels_command(const std::vector<std::string>& args) {
     shapes.push_back(shapes_of(config));
     models.push_back(config.settings.model);
   }
-  const GpuTimer timer({line.get_int("--warmup", 3, 0), line.get_int("--repeats", 10, 1)});
+  const int64_t warmup = line.get_int("--warmup", 3, 0), repeats = line.get_int("--repeats", 10, 1);
+  require_gpu();
+  const GpuTimer timer({warmup, repeats});
   const BenchOutput output(line.get("--json", ""));
   fmt::print("device: {}\n", cuda::current_device_description());
   KernelBench bench(timer, output);

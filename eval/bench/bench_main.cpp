@@ -1,9 +1,6 @@
 // ssa-bench: performance benchmarks on the GPU (docs/PERF.md). Subcommands in eval/bench/bench.h.
 #include "core/command_line.h"
 #include "eval/bench/bench.h"
-#ifdef SSA_HAVE_CUDA
-#include "cuda/runtime/runtime.h"
-#endif
 
 using namespace ssa;
 
@@ -14,20 +11,17 @@ constexpr const char* kAbout =
     "appends one JSON object per row. scripts/bench.sh runs them all with the PyTorch\n"
     "counterpart (eval/bench/bench_torch.py).";
 
-// Runs benchmark `name` on the arguments after it, where a GPU is usable (--help needs none).
+// Runs benchmark `name` on the arguments after it; each command checks its arguments, then
+// that a GPU is usable (require_gpu).
 int run_on_gpu(const std::string& name, const std::vector<std::string>& args) {
 #ifdef SSA_HAVE_CUDA
-  if (!asks_for_help(args) && cuda::device_count() == 0)
-    fail("no GPU is usable ({}); ssa-bench measures CUDA kernels and needs one",
-         cuda::no_device_reason());
   if (name == "kernels") return bench_kernels_command(args);
   if (name == "attention") return bench_attention_command(args);
   return bench_train_command(args);
 #else
   (void)name, (void)args;
-  fail(
-      "this build has no CUDA backend; ssa-bench measures CUDA kernels (configure with "
-      "-DSSA_CUDA=ON where nvcc is installed, and run it on a machine with a GPU)");
+  require_gpu();  // fails: this build has no CUDA backend
+  return 1;
 #endif
 }
 

@@ -195,6 +195,8 @@ int bench_train_command(const std::vector<std::string>& args) {
   const TrainSettings& s = config.settings;
   const Mode mode = line.has("--mode") ? parse_mode(line.get("--mode", "")) : s.attention.mode;
   const int64_t warmup = line.get_int("--warmup", 2, 0), steps = line.get_int("--steps", 6, 1);
+  const int64_t names_shown = line.get_int("--kernels", kDefaultNamesShown, 1);
+  require_gpu();
   const BenchOutput output(line.get("--json", ""));
   const int64_t tokens = s.run.micro_batch * s.run.seq_len;
   fmt::print("device: {}\n{} mode {}: batch {} x {} tokens, {} warm-up + {} timed steps\n",
@@ -207,9 +209,8 @@ int bench_train_command(const std::vector<std::string>& args) {
   json.add("config", config.name).add("mode", std::string(mode_name(mode)));
   json.add("batch", s.run.micro_batch).add("seq_len", s.run.seq_len).add("steps", steps);
   try {
-    const StepTimes times =
-        run_steps(config, mode, warmup, steps, line.has("--breakdown"),
-                  static_cast<size_t>(line.get_int("--kernels", kDefaultNamesShown, 1)));
+    const StepTimes times = run_steps(config, mode, warmup, steps, line.has("--breakdown"),
+                                      static_cast<size_t>(names_shown));
     double total = 0;
     for (double seconds : times.seconds) total += seconds;
     const double tokens_per_s = static_cast<double>(tokens * steps) / total;
