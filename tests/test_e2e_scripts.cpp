@@ -8,7 +8,8 @@ namespace {
 
 // Runs scripts/NAME with `environment` (VAR=value ...) and `args`.
 Result script(const std::string& environment, const std::string& name, const std::string& args) {
-  return run_shell(fmt::format("{} bash {}/scripts/{} {}", environment, SSA_SOURCE_DIR, name, args));
+  return run_shell(
+      fmt::format("{} bash {}/scripts/{} {}", environment, SSA_SOURCE_DIR, name, args));
 }
 
 }  // namespace
@@ -33,7 +34,8 @@ TEST_CASE("scripts: a usage mistake is one line naming it, exit 2, before any wo
             "reproduce: TOKENS must be a positive integer, got '1e8'"},
            {"BUILD=0", "reproduce.sh", "fa bogus",
             "reproduce: unknown model 'bogus' (expected fa, sa or ssa)"},
-           {"BUILD=0", "reproduce.sh", "data fa", "reproduce: data takes no more arguments, got: fa"},
+           {"BUILD=0", "reproduce.sh", "data fa",
+            "reproduce: data takes no more arguments, got: fa"},
            {"", "quickstart.sh", "--out", "quickstart: --out needs a directory"},
            {"", "quickstart.sh", "--bogus", "quickstart: unknown option --bogus"},
            {"", "quickstart.sh", "/nonexistent/corpus",
@@ -50,8 +52,8 @@ TEST_CASE("scripts: a usage mistake is one line naming it, exit 2, before any wo
 }
 
 TEST_CASE("scripts: --help prints the script's header comment, exit 0") {
-  for (const char* name : {"bench.sh", "parity.sh", "multi_gpu.sh", "reproduce.sh",
-                           "quickstart.sh", "authors_kernel.sh"}) {
+  for (const char* name : {"bench.sh", "parity.sh", "multi_gpu.sh", "reproduce.sh", "quickstart.sh",
+                           "authors_kernel.sh"}) {
     CAPTURE(name);
     const Result result = script("", name, "--help");
     CHECK(result.exit_code == 0);
