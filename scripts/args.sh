@@ -7,13 +7,21 @@ script_help() {
   awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 }
 
+# help_if_asked "$@": prints the header and exits 0 when the first argument is -h or --help.
+help_if_asked() {
+  if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    script_help
+    exit 0
+  fi
+}
+
 # optional_out_dir NAME "$@": the arguments of a script taking at most one OUT_DIR. -h/--help
 # prints the header and exits 0; another option, or a second argument, is a usage error.
 optional_out_dir() {
   local name=$1
   shift
+  help_if_asked "$@"
   case ${1:-} in
-    -h | --help) script_help; exit 0 ;;
     -*) echo "$name: unknown option $1 (usage: $0 [OUT_DIR])" >&2; exit 2 ;;
   esac
   (($# <= 1)) || { echo "$name: takes at most one argument, OUT_DIR; got $#: $*" >&2; exit 2; }

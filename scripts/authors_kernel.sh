@@ -9,10 +9,7 @@
 # native_sparse_attention/ops/{parallel,utils}.py and fla/, as bench_torch.py expects.
 set -euo pipefail
 source "$(dirname "$0")/args.sh"
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  script_help
-  exit 0
-fi
+help_if_asked "$@"
 if [[ $# -ne 4 ]]; then
   echo "usage: $0 SSA_CHECKOUT NSA_CHECKOUT FLA_CHECKOUT OUT_DIR" >&2
   exit 2

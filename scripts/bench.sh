@@ -5,16 +5,16 @@
 #   scripts/bench.sh [OUT_DIR]        (default out/bench)
 # Writes OUT_DIR/ssa.jsonl, OUT_DIR/torch.jsonl (eager), OUT_DIR/torch_compile.jsonl,
 # OUT_DIR/bench.log (everything printed) and OUT_DIR/tables.md. Environment: BUILD_DIR (default
-# build-bench), CUDA_ARCH (default 90a: Hopper, with the wgmma kernels), CMAKE_ARGS (more configure options, e.g.
-# -DSSA_MPI=OFF), CONFIGS (default "bench-160m bench-1b", files configs/NAME.conf), STEPS (timed
-# training steps, default 6), CASE_TIMEOUT (seconds one compiled case may take, compilation
-# included, default 900), ONLY (run one part: "torch" = PyTorch eager and compiled,
-# "torch-compile" = compiled only; neither builds ssa-bench, and the other parts' files in
-# OUT_DIR are kept and joined into tables.md), BENCHES (which benchmarks, default "kernels
-# attention train"), ATTENTION_SHAPES (one attention run per ";"-separated list of shape flags,
-# default "--batch 1 --kv-heads 1"), AUTHORS_KERNEL (a directory with the SSA authors' Triton
-# kernel, see eval/bench/bench_torch.py: timed beside our sparse path, and PyTorch's sparse path
-# in training). A failing benchmark is logged and the others go on; the exit status is then 1.
+# build-bench), CUDA_ARCH (default 90a: Hopper, with the wgmma kernels), CMAKE_ARGS (more configure
+# options, e.g. -DSSA_MPI=OFF), CONFIGS (default "bench-160m bench-1b", files configs/NAME.conf),
+# STEPS (timed training steps, default 6), CASE_TIMEOUT (seconds one compiled case may take,
+# compilation included, default 900), ONLY (run one part: "torch" = PyTorch eager and compiled,
+# "torch-compile" = compiled only; neither builds ssa-bench, and the other parts' files in OUT_DIR
+# are kept and joined into tables.md), BENCHES (which benchmarks, default "kernels attention
+# train"), ATTENTION_SHAPES (one attention run per ";"-separated list of shape flags, default
+# "--batch 1 --kv-heads 1"), AUTHORS_KERNEL (a directory with the SSA authors' Triton kernel, see
+# eval/bench/bench_torch.py: timed beside our sparse path, and PyTorch's sparse path in training). A
+# failing benchmark is logged and the others go on; the exit status is then 1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/args.sh
