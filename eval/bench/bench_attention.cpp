@@ -137,10 +137,8 @@ int bench_attention_command(const std::vector<std::string>& args) {
       .option("--batch", "N", "(default 1)")
       .option("--block-size", "N", "sparse: tokens per block (default 16)")
       .option("--top-k", "N", "sparse: blocks per query, its own included (default 16)")
-      .option("--json", "PATH", "append one JSON object per row")
-      .option("--warmup", "N", "untimed runs first (default 3)")
-      .option("--repeats", "N", "timed runs, of which the median counts (default 10)")
-      .parse(args);
+      .option("--json", "PATH", "append one JSON object per row");
+  declare_timing_options(line).parse(args);
   const std::vector<int64_t> lengths = line.get_int_list("--t", {4096, 8192, 16384, 32768}, 1);
   std::vector<BenchPath> paths;
   for (const std::string& name : split_list(line.get("--paths", "full,sparse,ssa"), "--paths"))
@@ -151,9 +149,9 @@ int bench_attention_command(const std::vector<std::string>& args) {
       line.get_size("--block-size", 16, 1), line.get_size("--top-k", 16, 1)};
   if (shape.heads % shape.kv_heads != 0)
     usage_error("--kv-heads ({}) must divide --heads ({})", shape.kv_heads, shape.heads);
-  const int64_t warmup = line.get_int("--warmup", 3, 0), repeats = line.get_int("--repeats", 10, 1);
+  const TimingOptions timing = timing_options(line);
   require_gpu();
-  const GpuTimer timer({warmup, repeats});
+  const GpuTimer timer(timing);
   const BenchOutput output(line.get("--json", ""));
   fmt::print(
       "device: {}\nbf16, batch {}, {} heads, {} KV heads, head_dim {}; sparse: blocks of "

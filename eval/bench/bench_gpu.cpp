@@ -9,6 +9,15 @@
 #include "cuda/runtime/stream.h"
 
 namespace ssa {
+
+CommandLine& declare_timing_options(CommandLine& line) {
+  return line.option("--warmup", "N", "untimed runs first (default 3)")
+      .option("--repeats", "N", "timed runs, of which the median counts (default 10)");
+}
+
+TimingOptions timing_options(const CommandLine& line) {
+  return {line.get_int("--warmup", 3, 0), line.get_int("--repeats", 10, 1)};
+}
 namespace {
 
 double median(std::vector<double> values) {

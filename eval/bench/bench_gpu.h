@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/command_line.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "train/log.h"
@@ -31,6 +32,10 @@ struct TimingOptions {
   int64_t warmup = 3;
   int64_t repeats = 10;
 };
+
+// --warmup and --repeats on a bench command's line: declared before it parses, read after.
+CommandLine& declare_timing_options(CommandLine& line);
+TimingOptions timing_options(const CommandLine& line);
 
 class GpuTimer {
  public:

@@ -400,10 +400,8 @@ int bench_kernels_command(const std::vector<std::string>& args) {
   CommandLine line("ssa-bench kernels", kAbout);
   line.option("--configs", "LIST",
               "config files (default configs/bench-160m.conf,configs/bench-1b.conf)")
-      .option("--json", "PATH", "append one JSON object per row")
-      .option("--warmup", "N", "untimed runs first (default 3)")
-      .option("--repeats", "N", "timed runs, of which the median counts (default 10)")
-      .parse(args);
+      .option("--json", "PATH", "append one JSON object per row");
+  declare_timing_options(line).parse(args);
   std::vector<Shapes> shapes;
   std::vector<ModelConfig> models;
   for (const std::string& path : split_list(
@@ -412,9 +410,9 @@ int bench_kernels_command(const std::vector<std::string>& args) {
     shapes.push_back(shapes_of(config));
     models.push_back(config.settings.model);
   }
-  const int64_t warmup = line.get_int("--warmup", 3, 0), repeats = line.get_int("--repeats", 10, 1);
+  const TimingOptions timing = timing_options(line);
   require_gpu();
-  const GpuTimer timer({warmup, repeats});
+  const GpuTimer timer(timing);
   const BenchOutput output(line.get("--json", ""));
   fmt::print("device: {}\n", cuda::current_device_description());
   KernelBench bench(timer, output);
