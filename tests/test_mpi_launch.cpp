@@ -205,6 +205,18 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "a command-line mistake under mpirun ends the job with exit code 2 and the --help pointer") {
+  TinyJob job("mpi_usage");
+  for (const char* mistake : {"--no-such-option", "--model.d_model=abc"}) {
+    Launch launch = mpirun(2, train_command(job, mistake));
+    CHECK_MESSAGE(launch.result.exit_code == 2, launch.result.output);
+    CHECK_MESSAGE(contains(launch.result.output, "; run 'ssa-train --help' for usage"),
+                  launch.result.output);
+    CHECK(launch.seconds < 20);
+  }
+}
+
+TEST_CASE(
     "a collective that does not finish in train.comm_timeout_s aborts, naming rank and step") {
   TinyJob job("mpi_hang");
   std::ofstream(job.config, std::ios::app) << "comm_timeout_s = 1\n";  // the [train] section

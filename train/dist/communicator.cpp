@@ -90,15 +90,15 @@ std::unique_ptr<Communicator> Job::communicator(Device device, double timeout_s)
 #endif
 }
 
-void Job::abort(const std::string& program, const std::string& message) const {
+void Job::abort(const std::string& program, const std::string& message, int exit_code) const {
   const std::string line = world_ > 1 ? fmt::format("{}: rank {}: {}", program, rank_, message)
                                       : fmt::format("{}: error: {}", program, message);
 #ifdef SSA_HAVE_MPI
-  if (mpi_) abort_mpi_job(line);
+  if (mpi_) abort_mpi_job(line, exit_code);
 #endif
   std::fflush(stdout);
   fmt::print(stderr, "{}\n", line);
-  std::exit(1);
+  std::exit(exit_code);
 }
 
 int run_job(int& argc, char**& argv, const std::string& program,
@@ -112,11 +112,11 @@ int run_job(int& argc, char**& argv, const std::string& program,
       return 0;
     } catch (const UsageError& error) {
       // One process: run_tool prints it with the pointer to --help and returns 2. Under mpirun
-      // every rank must stop, so the job is aborted as for any error.
+      // every rank must stop, so the job is aborted, with the same exit code.
       if (job.world() == 1) throw;
-      job.abort(program, error.what());
+      job.abort(program, fmt::format("{}; run '{} --help' for usage", error.what(), program), 2);
     } catch (const std::exception& error) {
-      job.abort(program, error.what());
+      job.abort(program, error.what(), 1);
     }
   });
 }

@@ -82,9 +82,10 @@ class Job {
   // NCCL on GPUs (which also selects this rank's GPU). Collectives not finished within
   // timeout_s abort the job.
   std::unique_ptr<Communicator> communicator(Device device, double timeout_s) const;
-  // Ends every process of the job with exit code 1 after printing "<program>: rank R: message"
+  // Ends every process of the job with exit_code after printing "<program>: rank R: message"
   // (a world of 1: "<program>: error: message") on stderr.
-  [[noreturn]] void abort(const std::string& program, const std::string& message) const;
+  [[noreturn]] void abort(const std::string& program, const std::string& message,
+                          int exit_code) const;
 
  private:
   bool mpi_ = false;
@@ -93,7 +94,8 @@ class Job {
 
 // The main of a job's process (core/tool.h's run_tool around a Job): runs body and returns its
 // exit code. --help prints on rank 0 only; an exception (on any rank) ends every rank with exit
-// code 1 and "<program>: rank R: <message>" (Job::abort), a usage error included.
+// code 1 and "<program>: rank R: <message>" (Job::abort); a usage error with exit code 2 and
+// the pointer to --help after the message.
 int run_job(int& argc, char**& argv, const std::string& program,
             const std::function<int(const Job&)>& body);
 

@@ -59,16 +59,17 @@ void check_mpi(int status, const char* call) {
   fail("{} failed: {}", call, std::string(text, static_cast<size_t>(length)));
 }
 
-void abort_mpi_job(const std::string& message) {
+void abort_mpi_job(const std::string& message, int exit_code) {
   std::fflush(stdout);
   fmt::print(stderr, "{}\n", message);
   std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, 1);
-  std::_Exit(1);  // MPI_Abort does not return; this keeps the promise of [[noreturn]]
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);  // MPI_Abort does not return; this keeps the promise of [[noreturn]]
 }
 
 MpiCommunicator::MpiCommunicator(double timeout_s)
-    : Communicator(world_rank(), world_size()), watchdog_(rank(), timeout_s, abort_mpi_job) {}
+    : Communicator(world_rank(), world_size()),
+      watchdog_(rank(), timeout_s, [](const std::string& message) { abort_mpi_job(message, 1); }) {}
 
 std::string MpiCommunicator::description() const { return fmt::format("MPI, {} ranks", world()); }
 

@@ -16,8 +16,9 @@
 namespace ssa {
 
 void check_mpi(int status, const char* call);
-// Prints `message` on stderr and ends every process of MPI_COMM_WORLD with exit code 1.
-[[noreturn]] void abort_mpi_job(const std::string& message);
+// Prints `message` on stderr and ends every process of MPI_COMM_WORLD with `exit_code` (mpirun
+// exits with it).
+[[noreturn]] void abort_mpi_job(const std::string& message, int exit_code);
 
 class MpiCommunicator : public Communicator {
  public:
