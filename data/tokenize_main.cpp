@@ -11,9 +11,12 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <thread>
+#include <utility>
 
 #include "core/command_line.h"
+#include "core/files.h"
 #include "core/threads.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
@@ -106,6 +109,14 @@ void check_output_file(const std::string& out) {
     fail("cannot write --out {}: {}: {}", out, parent.string(), std::strerror(errno));
 }
 
+// An output that would overwrite one of the inputs is a command-line mistake.
+void check_not_an_input(const std::string& out, const std::vector<std::string>& files) {
+  std::error_code error;
+  for (const std::string& file : files)
+    if (fs::equivalent(out, file, error))
+      usage_error("--out {} names the input file {}; choose another --out", out, file);
+}
+
 int train_command(const std::vector<std::string>& args) {
   CommandLine line("ssa-tokenize train",
                    "Learns a byte-level BPE vocabulary of N ids (257 + merges) and writes it to\n"
@@ -117,11 +128,13 @@ int train_command(const std::vector<std::string>& args) {
       .positionals("INPUT", kInputs)
       .parse(args);
   const std::string out = line.get("--out");
-  const int64_t vocab_size = line.get_int("--vocab-size", 0, Tokenizer::kFirstMerge);
+  const int64_t vocab_size =
+      line.get_int("--vocab-size", 0, Tokenizer::kFirstMerge, std::numeric_limits<int32_t>::max());
   const int threads =
       static_cast<int>(line.get_int("--threads", default_threads(), 1, kMaxThreads));
   check_output_file(out);
   std::vector<std::string> files = collect_files(line.positional(), line.get("--glob", "*"));
+  check_not_an_input(out, files);
 
   std::vector<std::string> documents;
   size_t bytes = 0;
@@ -161,11 +174,18 @@ class ShardWriter {
     buffer_.clear();
   }
   int64_t tokens() const { return tokens_; }
-  int shards() const { return shards_; }
+  int shards() const { return static_cast<int>(written_.size()); }
+  // Removes the shards written so far; returns how many there were.
+  int remove_written() {
+    for (const std::string& path : written_) std::remove(path.c_str());
+    return static_cast<int>(std::exchange(written_, {}).size());
+  }
 
  private:
   void write(std::span<const uint32_t> tokens) {
-    write_shard(fmt::format("{}/{}_{:06d}.bin", directory_, split_, shards_++), tokens, version_);
+    const std::string path = fmt::format("{}/{}_{:06d}.bin", directory_, split_, shards());
+    write_shard(path, tokens, version_);
+    written_.push_back(path);
     tokens_ += static_cast<int64_t>(tokens.size());
   }
 
@@ -174,7 +194,7 @@ class ShardWriter {
   ShardVersion version_;
   std::vector<uint32_t> buffer_;
   int64_t tokens_ = 0;
-  int shards_ = 0;
+  std::vector<std::string> written_;
 };
 
 // Document i of n goes to val when floor((i + 1) k / n) > floor(i k / n), k = the val count:
@@ -270,7 +290,8 @@ EncodeOptions parse_encode_options(const std::vector<std::string>& args) {
   return options;
 }
 
-// Creates the directory; refuses one that already holds shards, which a glob would mix in.
+// Creates the directory; refuses one that already holds shards, which a glob would mix in, or
+// that takes no files.
 void prepare_output_directory(const std::string& directory) {
   std::error_code error;
   fs::create_directories(directory, error);
@@ -281,6 +302,21 @@ void prepare_output_directory(const std::string& directory) {
       fail("output directory {} already holds shards ({}); remove them or pick another --out-dir",
            directory, entry.path().string());
   }
+  check_directory_takes_files(directory);
+}
+
+// Encodes every file into the two writers' shards.
+void encode_into(const EncodeOptions& options, const std::vector<std::string>& files,
+                 const Tokenizer& tokenizer, ShardWriter& train, ShardWriter& val, size_t& bytes) {
+  std::vector<bool> is_val = choose_val_documents(files.size(), options.val_fraction);
+  std::vector<Encoder> encoders(static_cast<size_t>(options.threads), Encoder(tokenizer));
+  for (size_t first = 0, last; first < files.size(); first = last) {
+    last = batch_end(files, first);
+    std::vector<std::vector<uint32_t>> encoded = encode_files(files, first, last, encoders, bytes);
+    for (size_t i = first; i < last; ++i) (is_val[i] ? val : train).append(encoded[i - first]);
+  }
+  train.finish();
+  val.finish();
 }
 
 int encode_command(const std::vector<std::string>& args) {
@@ -291,18 +327,17 @@ int encode_command(const std::vector<std::string>& args) {
   ShardVersion version = tokenizer.vocab_size() <= 65536 ? ShardVersion::u16 : ShardVersion::u32;
   ShardWriter train(options.out_dir, "train", options.shard_tokens, version);
   ShardWriter val(options.out_dir, "val", options.shard_tokens, version);
-  std::vector<bool> is_val = choose_val_documents(files.size(), options.val_fraction);
-  std::vector<Encoder> encoders(static_cast<size_t>(options.threads), Encoder(tokenizer));
-
   auto start = std::chrono::steady_clock::now();
   size_t bytes = 0;
-  for (size_t first = 0, last; first < files.size(); first = last) {
-    last = batch_end(files, first);
-    std::vector<std::vector<uint32_t>> encoded = encode_files(files, first, last, encoders, bytes);
-    for (size_t i = first; i < last; ++i) (is_val[i] ? val : train).append(encoded[i - first]);
+  try {
+    encode_into(options, files, tokenizer, train, val, bytes);
+  } catch (const Error& error) {
+    // Shards of part of the input would look complete to a glob: none stays.
+    const int removed = train.remove_written() + val.remove_written();
+    if (removed == 0) throw;
+    fail("{}; removed the {} shards this run had written to {}", error.what(), removed,
+         options.out_dir);
   }
-  train.finish();
-  val.finish();
   double seconds = seconds_since(start);
   int64_t tokens = train.tokens() + val.tokens();
   fmt::print(

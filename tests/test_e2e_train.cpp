@@ -258,6 +258,34 @@ TEST_CASE("ssa-tokenize encode: a single document goes to train whatever --val-f
   CHECK_MESSAGE(contains(encoded.output, "in 1 shards, val 0 tokens in 0 shards"), encoded.output);
 }
 
+TEST_CASE("ssa-tokenize encode that fails part-way leaves none of its shards; the rerun starts") {
+  TempDir dir("e2e_encode_fails");
+  {
+    std::ofstream doc(dir.file("doc.txt"));
+    for (int i = 0; i < 400; ++i) doc << "The grass is green. The pass key is " << i << ".\n";
+  }
+  REQUIRE(run(fmt::format("ssa-tokenize train --out {} --vocab-size 260 {}", dir.file("tok.bin"),
+                          dir.file("doc.txt")))
+              .exit_code == 0);
+  // The third train shard cannot be created: its temporary name is taken by a directory.
+  std::filesystem::create_directories(dir.file("shards/train_000002.bin.tmp"));
+  const std::string encode =
+      fmt::format("ssa-tokenize encode --tokenizer {} --out-dir {} --shard-tokens 1000 {}",
+                  dir.file("tok.bin"), dir.file("shards"), dir.file("doc.txt"));
+  Result failed = run(encode);
+  CHECK(failed.exit_code == 1);
+  CHECK_MESSAGE(contains(failed.output, "train_000002.bin.tmp"), failed.output);
+  CHECK_MESSAGE(contains(failed.output,
+                         "; removed the 2 shards this run had written to " + dir.file("shards")),
+                failed.output);
+  CHECK(!std::filesystem::exists(dir.file("shards/train_000000.bin")));
+  CHECK(!std::filesystem::exists(dir.file("shards/train_000001.bin")));
+  std::filesystem::remove(dir.file("shards/train_000002.bin.tmp"));
+  Result rerun = run(encode);
+  CHECK_MESSAGE(rerun.exit_code == 0, rerun.output);
+  CHECK(std::filesystem::exists(dir.file("shards/train_000002.bin")));
+}
+
 TEST_CASE("tokenise, train, evaluate and generate from text") {
   TempDir dir("e2e_text");
   const std::string ckpt = train_text_job(dir);
