@@ -97,7 +97,9 @@ void CommandLine::parse(const std::vector<std::string>& args) {
   usage_error("unexpected argument '{}' for '{}'", first, command_);
 }
 
-bool CommandLine::has(const std::string& name) const { return app_->count(name) > 0; }
+bool CommandLine::has(const std::string& name) const { return times(name) > 0; }
+
+size_t CommandLine::times(const std::string& name) const { return app_->count(name); }
 
 std::string CommandLine::get(const std::string& option) const {
   if (!has(option)) usage_error("'{}' needs {}", command_, option);

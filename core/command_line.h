@@ -42,8 +42,9 @@ class CommandLine {
   // As parse, but returns the undeclared options (and what follows them) instead of refusing.
   std::vector<std::string> parse_known(const std::vector<std::string>& args);
 
-  // Whether the option or flag was given.
+  // Whether the option or flag was given; how many times (the last value is the one read).
   bool has(const std::string& name) const;
+  size_t times(const std::string& name) const;
   // The value of a required option.
   std::string get(const std::string& option) const;
   std::string get(const std::string& option, const std::string& fallback) const;

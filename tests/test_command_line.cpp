@@ -138,6 +138,8 @@ TEST_CASE("command line: values, flags and positionals; the last of a repeated o
                        "b.txt", "--batch=5"});
   CHECK(line.get("--out") == "o.bin");
   CHECK(line.get_int("--batch", 8, 1) == 5);
+  CHECK(line.times("--batch") == 2);
+  CHECK(line.times("--out") == 1);
   CHECK(line.get_int_list("--top-k", {1, 2}, 1) == std::vector<int64_t>{1, 4, 16});
   CHECK(line.has("--no-cache"));
   CHECK(line.positional() == std::vector<std::string>{"a.txt", "b.txt"});

@@ -44,6 +44,9 @@ TEST_CASE("a usage mistake: '<tool>: <message>', a pointer to --help, exit 2") {
   Result small = run("ssa-tokenize train --out x --vocab-size 10 doc.txt");
   CHECK(small.exit_code == 2);
   CHECK(contains(small.output, "ssa-tokenize: --vocab-size must be at least 257, got 10\n"));
+  Result huge = run("ssa-tokenize train --out x --vocab-size 99999999999 doc.txt");
+  CHECK(huge.exit_code == 2);
+  CHECK(contains(huge.output, "ssa-tokenize: --vocab-size must be at most 2147483647, got "));
   Result no_dir = run("ssa-tokenize train --out no_such_dir/tok.bin --vocab-size 300 doc.txt");
   CHECK(no_dir.exit_code == 1);
   CHECK(contains(no_dir.output,
@@ -59,6 +62,16 @@ TEST_CASE("a usage mistake: '<tool>: <message>', a pointer to --help, exit 2") {
   Result bare = run("ssa-eval");
   CHECK(bare.exit_code == 2);
   CHECK(contains(bare.output, "long-context"));
+}
+
+TEST_CASE("ssa-tokenize train refuses an --out that names one of its inputs; the input is kept") {
+  TempDir dir("e2e_tokenize_out_is_input");
+  std::ofstream(dir.file("doc.txt")) << "the text to keep";
+  Result result = run(fmt::format("ssa-tokenize train --out {} --vocab-size 300 {}",
+                                  dir.file("doc.txt"), dir.path()));
+  CHECK(result.exit_code == 2);
+  CHECK_MESSAGE(contains(result.output, "names the input file"), result.output);
+  CHECK(text_of(dir.file("doc.txt")) == "the text to keep");
 }
 
 TEST_CASE("a failure at run time: '<tool>: error: <message>' on one line, exit 1") {
@@ -116,6 +129,10 @@ TEST_CASE("ssa-train: --config and --section.key=value overrides resolve; strays
   CHECK(job.train("--print-config --train.stepz=5")
             .output.starts_with("ssa-train: command-line argument '--train.stepz=5': unknown "
                                 "config key train.stepz"));
+  Result twice = job.train("--print-config --config " + job.config);
+  CHECK(twice.exit_code == 2);
+  CHECK_MESSAGE(twice.output.starts_with("ssa-train: --config is given 2 times; give one file"),
+                twice.output);
   Result no_file = run("ssa-train --config");
   CHECK(no_file.exit_code == 2);
   CHECK(no_file.output.starts_with("ssa-train: --config"));

@@ -51,6 +51,11 @@ TrainFlags parse_flags(const std::vector<std::string>& args) {
               default_train_config().help_text());
   TrainFlags flags;
   flags.overrides = line.parse_known(args);
+  if (line.times("--config") > 1)
+    usage_error(
+        "--config is given {} times; give one file (--section.key=value overrides go on top of "
+        "it)",
+        line.times("--config"));
   if (line.has("--config")) flags.config_path = line.get("--config");
   flags.resume = line.get("--resume", "");
   flags.print_config = line.has("--print-config");
