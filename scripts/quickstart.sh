@@ -6,7 +6,9 @@
 #   scripts/quickstart.sh [--out DIR] [INPUT...]
 #
 # INPUTs are text files or directories (every file under them is a document). Without any,
-# the corpus is the .py files of this machine's python3 standard library.
+# the corpus is the .py files of this machine's python3 standard library. DIR (default
+# out/quickstart) is quickstart's own: a rerun replaces its shards/ and run/, so a DIR that holds
+# files an earlier quickstart did not write (no DIR/.quickstart) is refused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -29,11 +31,21 @@ done
 for input in "${inputs[@]}"; do
   [[ -e $input ]] || { echo "quickstart: input $input does not exist" >&2; exit 2; }
 done
+if [[ -e $out && ! -d $out ]]; then
+  echo "quickstart: --out $out is not a directory" >&2
+  exit 2
+fi
+if [[ -d $out && ! -f $out/.quickstart && -n $(ls -A "$out") ]]; then
+  echo "quickstart: --out $out holds files quickstart did not write, and a run replaces its" \
+    "shards/ and run/; choose a new or empty directory" >&2
+  exit 2
+fi
 
 bash scripts/setup.sh
 bin=$repo/build/bin
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+touch "$out/.quickstart"
 start=$(date +%s)
 
 corpus_list=$out/corpus.txt
@@ -77,6 +89,7 @@ echo
 echo "quickstart: done in $(($(date +%s) - start)) s (after setup). Outputs in $out:"
 echo "  tokenizer.bin, shards/, run/log.jsonl and run/ckpt_*.h5 (the newest: $checkpoint)"
 echo "  plots: run/loss.svg, $checkpoint.ppl.svg (perplexity vs budget) and .stats.svg"
-echo "  resume an interrupted run:  $bin/ssa-train --config configs/quickstart.conf ${device[*]} --resume auto \\"
+echo "  resume an interrupted run:  $bin/ssa-train --config $repo/configs/quickstart.conf ${device[*]} \\"
+echo "    --resume auto \\"
 echo "    --data.train='$shards/train_*.bin' --data.val='$shards/val_*.bin' \\"
 echo "    --data.tokenizer=$tokenizer --train.out_dir=$run_dir"

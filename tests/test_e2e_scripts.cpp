@@ -51,6 +51,21 @@ TEST_CASE("scripts: a usage mistake is one line naming it, exit 2, before any wo
   }
 }
 
+TEST_CASE("quickstart.sh refuses an --out that holds files it did not write, and keeps them") {
+  TempDir dir("e2e_quickstart_out");
+  std::filesystem::create_directories(dir.file("out/run"));
+  std::ofstream(dir.file("out/run/notes.txt")) << "mine";
+  const Result result = script("", "quickstart.sh", "--out " + dir.file("out"));
+  CHECK(result.exit_code == 2);
+  CHECK_MESSAGE(result.output == "quickstart: --out " + dir.file("out") +
+                                     " holds files quickstart did not write, and a run replaces "
+                                     "its shards/ and run/; choose a new or empty directory\n",
+                result.output);
+  CHECK(text_of(dir.file("out/run/notes.txt")) == "mine");
+  std::ofstream(dir.file("file")) << "x";
+  CHECK(script("", "quickstart.sh", "--out " + dir.file("file")).exit_code == 2);
+}
+
 TEST_CASE("scripts: --help prints the script's header comment, exit 0") {
   for (const char* name : {"bench.sh", "parity.sh", "multi_gpu.sh", "reproduce.sh", "quickstart.sh",
                            "authors_kernel.sh"}) {
