@@ -172,6 +172,22 @@ TEST_CASE("resuming from an earlier checkpoint into a dir with later ones is ref
   CHECK(std::filesystem::exists(earlier));
 }
 
+TEST_CASE("a checkpoint that cannot be resumed is refused before anything is written") {
+  TinyJob job("e2e_resume_refused");
+  REQUIRE(job.train("--train.steps=2").exit_code == 0);
+  const std::string checkpoint = job.dir.file("out/" + checkpoint_file_name(2));
+  const std::string fresh = job.dir.file("fresh");
+  for (const std::string& mistake :
+       {"--resume " + job.dir.file("none.h5"), "--resume " + checkpoint + " --model.d_model=48",
+        "--resume " + checkpoint + " --train.steps=1"}) {
+    CAPTURE(mistake);
+    Result refused = job.train(mistake + " --train.out_dir=" + fresh);
+    CHECK(refused.exit_code == 1);
+    CHECK_MESSAGE(!contains(refused.output, "parameters"), refused.output);  // no start-up table
+    CHECK(!std::filesystem::exists(fresh));
+  }
+}
+
 TEST_CASE("config mistakes end with one message naming the key") {
   TinyJob job("e2e_config");
   struct Case {

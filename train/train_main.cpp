@@ -199,13 +199,21 @@ int run(const std::string& program, const std::vector<std::string>& args, const 
   }
   TrainSettings settings = train_settings_from(config);
   std::string resume = resume_path(flags.resume, settings.run.out_dir);
+  std::optional<Checkpoint> checkpoint;  // read before the trainer creates train.out_dir's files
+  if (!resume.empty()) {
+    checkpoint = read_checkpoint(resume);
+    check_resumable(*checkpoint, resume, settings);
+  }
   const std::unique_ptr<Trainer> started = start_trainer(settings, job);
   Trainer& trainer = *started;
   const std::vector<std::string> devices =
       rank_devices(trainer.communicator(), settings.run.device);
   if (leader) print_startup(settings, trainer, devices, resume);
   check_same_start(trainer.communicator(), resume);
-  if (!resume.empty()) trainer.resume_from(resume);
+  if (checkpoint) {
+    trainer.resume_from(*checkpoint, resume);
+    checkpoint.reset();  // its host copy of the weights and moments
+  }
   if (leader) {
     const std::chrono::duration<double> start_up = std::chrono::steady_clock::now() - launched;
     fmt::print("start-up {:.1f} s (launch to the first step)\n", start_up.count());

@@ -519,17 +519,24 @@ void Trainer::drop_later_log_lines() {
                step_);
 }
 
-void Trainer::resume_from(const std::string& path) {
-  Checkpoint ckpt = read_checkpoint(path);
+void check_resumable(const Checkpoint& ckpt, const std::string& path,
+                     const TrainSettings& settings) {
   ModelConfig stored = model_config_from(checkpoint_config(ckpt, path));
-  std::vector<std::string> diff = differing_fields(stored, settings_.model);
+  std::vector<std::string> diff = differing_fields(stored, settings.model);
   if (!diff.empty())
     fail("checkpoint {} was trained with another model config (checkpoint vs this run):\n  {}",
          path, fmt::join(diff, "\n  "));
-  step_ = ckpt.integer("step", path);
-  if (step_ > settings_.run.steps)
+  const int64_t step = ckpt.integer("step", path);
+  if (step > settings.run.steps)
     fail("train.steps = {} is below step {} of {}; raise train.steps to train on from it",
-         settings_.run.steps, step_, path);
+         settings.run.steps, step, path);
+}
+
+void Trainer::resume_from(const std::string& path) { resume_from(read_checkpoint(path), path); }
+
+void Trainer::resume_from(const Checkpoint& ckpt, const std::string& path) {
+  check_resumable(ckpt, path, settings_);
+  step_ = ckpt.integer("step", path);
   refuse_later_checkpoints(path);
   if (leader()) drop_later_log_lines();
   load_state(ckpt, path);

@@ -37,6 +37,12 @@ struct StepResult {
 double mean_loss(Decoder& model, Loader& loader, int64_t batches, int64_t micro_batch,
                  const ForwardOptions& options = {});
 
+// Fails when the run of `settings` cannot go on from the checkpoint `ckpt` (read from `path`):
+// another model config (naming the differing fields), or train.steps below its step. Checked
+// before a Trainer exists, so that such a run creates nothing in train.out_dir.
+void check_resumable(const Checkpoint& ckpt, const std::string& path,
+                     const TrainSettings& settings);
+
 class Trainer {
  public:
   // All ranks of `comm` construct their Trainer with the same settings; every method below is
@@ -45,9 +51,10 @@ class Trainer {
   explicit Trainer(TrainSettings settings,
                    std::shared_ptr<Communicator> comm = single_process_communicator());
 
-  // Restores parameters, moments, step, RNG and loader state from a checkpoint; a model
-  // config that differs from this run's is refused with the differing fields.
+  // Restores parameters, moments, step, RNG and loader state from a checkpoint (read from
+  // `path`) that check_resumable accepts.
   void resume_from(const std::string& checkpoint_path);
+  void resume_from(const Checkpoint& ckpt, const std::string& path);
   // Trains from the current step to settings.run.steps, logging and checkpointing. SIGTERM or
   // SIGINT on any rank stops every rank after the same step: a checkpoint is written and rank 0
   // prints how to resume (`resume_command`, stop_signals.h). A failed validation writes a
