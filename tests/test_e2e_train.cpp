@@ -188,6 +188,20 @@ TEST_CASE("a checkpoint that cannot be resumed is refused before anything is wri
   }
 }
 
+TEST_CASE("a resume that changes the data order says so; a plain resume does not") {
+  TinyJob job("e2e_resume_note");
+  REQUIRE(job.train("--train.steps=2").exit_code == 0);
+  Result plain = job.train("--train.steps=4 --resume auto");
+  REQUIRE_MESSAGE(plain.exit_code == 0, plain.output);
+  CHECK_MESSAGE(!contains(plain.output, "note:"), plain.output);
+  Result reseeded = job.train("--train.steps=6 --resume auto --train.seed=7");
+  REQUIRE_MESSAGE(reseeded.exit_code == 0, reseeded.output);
+  CHECK_MESSAGE(contains(reseeded.output,
+                         "note: train.seed = 7 here, 1337 in the checkpoint's "
+                         "run: from here on the run reads other windows"),
+                reseeded.output);
+}
+
 TEST_CASE("config mistakes end with one message naming the key") {
   TinyJob job("e2e_config");
   struct Case {

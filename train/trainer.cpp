@@ -534,6 +534,23 @@ void check_resumable(const Checkpoint& ckpt, const std::string& path,
 
 void Trainer::resume_from(const std::string& path) { resume_from(read_checkpoint(path), path); }
 
+namespace {
+
+// A resumed run may change what orders its data (another seed, longer windows); it is said, as
+// the windows read from here on are not the ones the checkpoint's run would have read.
+void note_changed_data_order(const Config& stored, const RunSettings& run) {
+  const std::pair<const char*, int64_t> settings[] = {
+      {"train.seed", static_cast<int64_t>(run.seed)}, {"data.seq_len", run.seq_len}};
+  for (const auto& [key, value] : settings)
+    if (const int64_t then = stored.get_int(key); then != value)
+      fmt::print(
+          "note: {} = {} here, {} in the checkpoint's run: from here on the run reads other "
+          "windows than that run would have\n",
+          key, value, then);
+}
+
+}  // namespace
+
 void Trainer::resume_from(const Checkpoint& ckpt, const std::string& path) {
   check_resumable(ckpt, path, settings_);
   step_ = ckpt.integer("step", path);
@@ -548,7 +565,10 @@ void Trainer::resume_from(const Checkpoint& ckpt, const std::string& path) {
                           static_cast<uint64_t>(ckpt.integer("loader_position", path))});
   adamw().set_step_count(ckpt.integer("adam_step", path));
   check_identical_start();
-  if (leader()) fmt::print("resumed from {} at step {}\n", path, step_);
+  if (leader()) {
+    note_changed_data_order(checkpoint_config(ckpt, path), settings_.run);
+    fmt::print("resumed from {} at step {}\n", path, step_);
+  }
 }
 
 }  // namespace ssa
