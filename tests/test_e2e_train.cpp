@@ -339,7 +339,7 @@ TEST_CASE("a checkpoint reads with standard HDF5 tools, by readable names") {
   REQUIRE(job.train("--train.steps=1").exit_code == 0);
   const std::string ckpt = job.dir.file("out/" + checkpoint_file_name(1));
   if (std::system("command -v h5dump >/dev/null 2>&1") != 0) {
-    MESSAGE("skipped: h5dump not installed (scripts/setup.sh installs hdf5-tools)");
+    MESSAGE("skipped: h5dump not installed (scripts/test.sh installs hdf5-tools)");
     return;
   }
   const Result listing = run_shell(fmt::format("h5dump -n {}", ckpt));
