@@ -159,6 +159,9 @@ TEST_CASE("config: every user error names the key, the value and what is allowed
                      {"model.d_model", "'abc'", "integer in [1, 8192]"}));
   CHECK(contains_all(load("[model]\nd_model = 9000\n"), {"model.d_model", "'9000'", "[1, 8192]"}));
   CHECK(contains_all(load("[model]\nd_model = 1.5\n"), {"model.d_model", "'1.5'", "integer"}));
+  CHECK(contains_all(load("[model]\nd_model = 99999999999999999999\n"),
+                     {"model.d_model", "integer in [1, 8192] (it is beyond the 64-bit range)"}));
+  CHECK(!contains_all(load("[model]\nd_model = 9000\n"), {"64-bit"}));
   CHECK(contains_all(load("[model]\nrope_theta = 0.5\n"), {"model.rope_theta", "float >= 1"}));
   CHECK(contains_all(load("[train]\ncompile = maybe\n"), {"train.compile", "'maybe'", "bool"}));
   CHECK(contains_all(load("[train]\nlr = nan\n"), {"train.lr", "'nan'", "float in [0, 1]"}));

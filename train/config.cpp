@@ -92,6 +92,13 @@ std::optional<T> parse_number(std::string_view text) {
   return value;
 }
 
+// Whether `text` is a whole number too large in magnitude for int64_t.
+bool beyond_int64(std::string_view text) {
+  int64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return error == std::errc::result_out_of_range && end == text.data() + text.size();
+}
+
 // The value `text` stands for under `entry`, or nothing when it has the wrong type or range.
 std::optional<ConfigValue> parse_value(const ConfigEntry& entry, std::string_view text) {
   switch (entry.type) {
@@ -263,8 +270,11 @@ void Config::assign(std::string_view section, std::string_view key, std::string_
          fmt::join(keys, ", "));
   std::optional<ConfigValue> parsed = parse_value(*found, value);
   if (!parsed)
-    fail("{}: {}.{} = '{}' is not valid; expected {}", where, section, key, value,
-         allowed_text(*found));
+    fail("{}: {}.{} = '{}' is not valid; expected {}{}", where, section, key, value,
+         allowed_text(*found),
+         found->type == ConfigType::integer && beyond_int64(value)
+             ? " (it is beyond the 64-bit range)"
+             : "");
   values_[found - schema_.begin()] = std::move(*parsed);
 }
 
