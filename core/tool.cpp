@@ -9,6 +9,10 @@
 
 namespace ssa {
 
+std::string help_pointer(const std::string& tool) {
+  return fmt::format("run '{} --help' for usage", tool);
+}
+
 namespace {
 
 // fmt::print throws std::system_error when a write fails; on stdout that is worth naming.
@@ -31,7 +35,7 @@ int run_body(const std::string& tool, const std::function<int()>& body) {
     return 0;
   } catch (const UsageError& error) {
     std::fflush(stdout);
-    fmt::print(stderr, "{}: {}\nrun '{} --help' for usage\n", tool, error.what(), tool);
+    fmt::print(stderr, "{}: {}\n{}\n", tool, error.what(), help_pointer(tool));
     return 2;
   } catch (const std::bad_alloc&) {
     std::fflush(stdout);

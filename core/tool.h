@@ -29,6 +29,9 @@ class HelpRequested : public std::exception {
   std::string text_;
 };
 
+// "run '<tool> --help' for usage": what follows a usage error's message.
+std::string help_pointer(const std::string& tool);
+
 // Runs a binary's body and returns its exit code: the body's own; 0 after HelpRequested; 2
 // after a UsageError, printing "<tool>: <message>" and "run '<tool> --help' for usage" on
 // stderr; 1 after any other exception, printing "<tool>: error: <message>" (for a failed host

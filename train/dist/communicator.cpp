@@ -114,7 +114,7 @@ int run_job(int& argc, char**& argv, const std::string& program,
       // One process: run_tool prints it with the pointer to --help and returns 2. Under mpirun
       // every rank must stop, so the job is aborted, with the same exit code.
       if (job.world() == 1) throw;
-      job.abort(program, fmt::format("{}; run '{} --help' for usage", error.what(), program), 2);
+      job.abort(program, fmt::format("{}; {}", error.what(), help_pointer(program)), 2);
     } catch (const std::exception& error) {
       job.abort(program, error.what(), 1);
     }
