@@ -532,7 +532,11 @@ void check_resumable(const Checkpoint& ckpt, const std::string& path,
          settings.run.steps, step, path);
 }
 
-void Trainer::resume_from(const std::string& path) { resume_from(read_checkpoint(path), path); }
+void Trainer::resume_from(const std::string& path) {
+  const Checkpoint ckpt = read_checkpoint(path);
+  check_resumable(ckpt, path, settings_);
+  resume_from(ckpt, path);
+}
 
 namespace {
 
@@ -552,7 +556,6 @@ void note_changed_data_order(const Config& stored, const RunSettings& run) {
 }  // namespace
 
 void Trainer::resume_from(const Checkpoint& ckpt, const std::string& path) {
-  check_resumable(ckpt, path, settings_);
   step_ = ckpt.integer("step", path);
   refuse_later_checkpoints(path);
   if (leader()) drop_later_log_lines();

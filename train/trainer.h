@@ -51,8 +51,9 @@ class Trainer {
   explicit Trainer(TrainSettings settings,
                    std::shared_ptr<Communicator> comm = single_process_communicator());
 
-  // Restores parameters, moments, step, RNG and loader state from a checkpoint (read from
-  // `path`) that check_resumable accepts.
+  // Restores parameters, moments, step, RNG and loader state from the checkpoint at `path`,
+  // which check_resumable must accept; or from `ckpt`, read from `path`, that the caller has
+  // checked with it already.
   void resume_from(const std::string& checkpoint_path);
   void resume_from(const Checkpoint& ckpt, const std::string& path);
   // Trains from the current step to settings.run.steps, logging and checkpointing. SIGTERM or
