@@ -128,6 +128,17 @@ struct TinyJob {
   }
 };
 
+// Writes `lines` numbered sentences to dir/doc.txt and trains dir/tok.bin on it.
+inline void write_doc_and_tokenizer(const TempDir& dir, int lines, int vocab_size) {
+  {
+    std::ofstream doc(dir.file("doc.txt"));
+    for (int i = 0; i < lines; ++i) doc << "The grass is green. The pass key is " << i << ".\n";
+  }
+  REQUIRE(run(fmt::format("ssa-tokenize train --out {} --vocab-size {} {}", dir.file("tok.bin"),
+                          vocab_size, dir.file("doc.txt")))
+              .exit_code == 0);
+}
+
 // Tokenises text (tok.bin, shards/) and trains a 1-layer model 4 steps at seq_len 32 and block
 // size 8 in `dir` (out/); the final checkpoint's path.
 inline std::string train_text_job(const TempDir& dir) {

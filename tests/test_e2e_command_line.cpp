@@ -91,13 +91,7 @@ TEST_CASE("ssa-tokenize decode into a full disk names the system's reason, exit 
   // It wrote the text with fwrite, whose failure only left stdout's error flag: "an earlier
   // write failed".
   TempDir dir("e2e_decode_full_disk");
-  {
-    std::ofstream doc(dir.file("doc.txt"));
-    for (int i = 0; i < 300; ++i) doc << "The grass is green. The pass key is " << i << ".\n";
-  }
-  REQUIRE(run(fmt::format("ssa-tokenize train --out {} --vocab-size 300 {}", dir.file("tok.bin"),
-                          dir.file("doc.txt")))
-              .exit_code == 0);
+  write_doc_and_tokenizer(dir, 300, 300);
   REQUIRE(run(fmt::format("ssa-tokenize encode --tokenizer {} --out-dir {} --val-fraction 0.5 {}",
                           dir.file("tok.bin"), dir.file("shards"), dir.file("doc.txt")))
               .exit_code == 0);

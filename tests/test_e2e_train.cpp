@@ -291,13 +291,7 @@ TEST_CASE("ssa-tokenize encode: a single document goes to train whatever --val-f
 
 TEST_CASE("ssa-tokenize encode that fails part-way leaves none of its shards; the rerun starts") {
   TempDir dir("e2e_encode_fails");
-  {
-    std::ofstream doc(dir.file("doc.txt"));
-    for (int i = 0; i < 400; ++i) doc << "The grass is green. The pass key is " << i << ".\n";
-  }
-  REQUIRE(run(fmt::format("ssa-tokenize train --out {} --vocab-size 260 {}", dir.file("tok.bin"),
-                          dir.file("doc.txt")))
-              .exit_code == 0);
+  write_doc_and_tokenizer(dir, 400, 260);
   // The third train shard cannot be created: its temporary name is taken by a directory.
   std::filesystem::create_directories(dir.file("shards/train_000002.bin.tmp"));
   const std::string encode =
