@@ -13,7 +13,6 @@
 #include <cmath>
 #include <type_traits>
 
-#include "cuda/attention/attention_delta.h"
 #include "cuda/attention/sparse_attention.h"
 #include "cuda/attention/sparse_attention_dkdv.cuh"
 #include "cuda/attention/sparse_tiles.cuh"
@@ -107,8 +106,29 @@ template <typename T, int D>
 constexpr size_t kDqWarpBytes = sizeof(T) * 6 * kRows* kPitch<T, D> +
                                 sizeof(float) * kScratchFloats<T>;
 
+// Row r's delta = rowsum(dO ∘ O) from the tiles, in lanes 2r and 2r + 1 (each sums half of
+// the row, then the pair adds).
+template <typename T, int D>
+__device__ inline float tile_row_delta(const T* do_tile, const T* o_tile) {
+  constexpr int kHalf = D / 2, kStep = kPack<T>;
+  const int lane = lane_index();
+  const int at = lane / 2 * kPitch<T, D> + lane % 2 * kHalf;
+  float sum = 0;
+#pragma unroll
+  for (int c = 0; c < kHalf; c += kStep) {
+    float g[kStep], o[kStep];
+    load_floats(do_tile + at + c, g);
+    load_floats(o_tile + at + c, o);
+#pragma unroll
+    for (int j = 0; j < kStep; ++j) sum = fmaf(g[j], o[j], sum);
+  }
+  return sum + __shfl_xor_sync(kFullMask, sum, 1);
+}
+
 // dQ for 16 group rows per warp over the chunks they read: dS = P ∘ (dO·Vᵀ − delta),
-// dQ += dS·K (times scale at the end). Grid as the forward's.
+// dQ += dS·K (times scale at the end). Grid as the forward's. Each warp first computes its
+// rows' delta from dO and O (O staged in the second K stage, free until the second chunk) and
+// writes it for the dK/dV pass.
 template <typename T, int D>
 __global__ void __launch_bounds__(kWarpThreads) dq_kernel(Geometry geo, BackwardPointers<T> ptr) {
   constexpr int P = kPitch<T, D>, kTile = kRows * P;
@@ -127,17 +147,26 @@ __global__ void __launch_bounds__(kWarpThreads) dq_kernel(Geometry geo, Backward
   const LaneRows rows = lane_rows(geo, b, kv, f0);
   auto row_of = [&](int r) { return geo.group_row(b, kv, f0 + r); };
 
-  load_rows<T, D, kRows>(row_of, TileSource<T>{q_tile, ptr.q}, TileSource<T>{do_tile, ptr.d_out});
+  T* o_tile = k_tiles + kTile;
+  load_rows<T, D, kRows>(row_of, TileSource<T>{q_tile, ptr.q}, TileSource<T>{do_tile, ptr.d_out},
+                         TileSource<T>{o_tile, ptr.out});
   bool more = walk.next();
   if (more) load_keys<T, D>({k_tiles, ptr.k}, {v_tiles, ptr.v}, geo, b, kv, walk.key0);
   cp_async_commit();
-  float lse_log2[2], delta[2];
+  float lse_log2[2];
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int64_t row = rows.row[half];
-    lse_log2[half] = row >= 0 ? ptr.lse[row] * kLog2e : 0.f;
-    delta[half] = row >= 0 ? ptr.delta[row] : 0.f;
-  }
+  for (int half = 0; half < 2; ++half)
+    lse_log2[half] = rows.row[half] >= 0 ? ptr.lse[rows.row[half]] * kLog2e : 0.f;
+  cp_async_wait<0>();
+  __syncwarp();
+  const float row_delta = tile_row_delta<T, D>(do_tile, o_tile);
+  if (lane_index() % 2 == 0 && row_of(lane_index() / 2) >= 0)
+    ptr.delta[row_of(lane_index() / 2)] = row_delta;
+  float delta[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half)
+    delta[half] = __shfl_sync(kFullMask, row_delta, 2 * frag_row(2 * half));
+  __syncwarp();  // o_tile is refilled by the first step
 
   float dq[1][D / 8][4] = {};
   for (int stage = 0; more; stage ^= 1) {
@@ -218,9 +247,6 @@ void backward_for(const SparseDims& dims, const Geometry& geo, const SparseBackw
                                 static_cast<T*>(args.dk),
                                 static_cast<T*>(args.dv),
                                 args.add_dq};
-  attention_delta(args.out, args.d_out, ptr.delta,
-                  std::is_same_v<T, float> ? DType::f32 : DType::bf16,
-                  {dims.batch, dims.q_len, dims.heads, D, false});
   launch(dq_kernel<T, D>, row_tile_grid(geo), kWarpThreads, kWarps * kDqWarpBytes<T, D>, geo, ptr);
 
   dkdv<T, D>(dims, geo, ptr);

@@ -299,7 +299,7 @@ struct BackwardPointers {
   const T *q, *k, *v, *out, *d_out;
   const int32_t* selection;
   const float* lse;
-  float* delta;  // rowsum(dO ∘ O), [B, Tq, H]
+  float* delta;  // rowsum(dO ∘ O), [B, Tq, H]: written by the dQ pass, read by dK/dV
   T *dq, *dk, *dv;
   bool add_dq;  // dq added into (SparseBackward::add_dq)
 };
