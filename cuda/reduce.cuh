@@ -1,33 +1,64 @@
 #pragma once
-// A deterministic global sum (included by .cu files only): a fixed-shape two-pass tree in double.
-// Pass 1: a grid whose size depends on n only sums term(i) per block; pass 2: one block sums the
-// per-block partials. No atomics, so the result is bit-identical from run to run.
+// A deterministic global sum (included by .cu files only): a fixed-shape two-level tree in double,
+// in one kernel. A grid whose size depends on n only sums term(i) per block; the block that
+// finishes last (an atomic count) then sums the per-block partials in index order. The order of
+// every addition is fixed, so the result is bit-identical from run to run.
 #include "cuda/device.cuh"
 
 namespace ssa::cuda {
 
 constexpr int kMaxPartials = 1024;
 constexpr int kTermsPerThread = 4;  // at least this many before another block is added
+constexpr int kTermsAhead = 4;      // terms whose loads a thread issues before it adds them
 
 inline int partial_blocks(int64_t n) {
   return static_cast<int>(std::clamp<int64_t>(
       (n + kThreads * kTermsPerThread - 1) / (kThreads * kTermsPerThread), 1, kMaxPartials));
 }
 
-template <typename Term>
-__global__ void partial_sums_kernel(Term term, int64_t n, double* partials) {
-  double sum = 0;
-  for (int64_t i = first_index(); i < n; i += grid_stride()) sum += term(i);
-  sum = block_sum(sum);
-  if (threadIdx.x == 0) partials[blockIdx.x] = sum;
+// Blocks of the running sum kernel that have stored their partial; the last resets it to 0.
+// Sums run one at a time on the compute stream, so one counter per translation unit serves.
+namespace {
+__device__ unsigned int finished_partials = 0;
 }
 
-template <typename Finish>
-__global__ void finish_sum_kernel(const double* partials, int count, Finish finish) {
+// This thread's terms i, i + stride, ... added in that order, kTermsAhead evaluated at a time.
+template <typename Term>
+__device__ double thread_sum(const Term& term, int64_t n) {
+  const int64_t stride = grid_stride();
+  int64_t i = first_index();
   double sum = 0;
-  for (int i = threadIdx.x; i < count; i += blockDim.x) sum += partials[i];
-  sum = block_sum(sum);
-  if (threadIdx.x == 0) finish(sum);
+  for (; i + (kTermsAhead - 1) * stride < n; i += kTermsAhead * stride) {
+    double terms[kTermsAhead];
+#pragma unroll
+    for (int u = 0; u < kTermsAhead; ++u) terms[u] = term(i + u * stride);
+#pragma unroll
+    for (int u = 0; u < kTermsAhead; ++u) sum += terms[u];
+  }
+  for (; i < n; i += stride) sum += term(i);
+  return sum;
+}
+
+template <typename Term, typename Finish>
+__global__ void deterministic_sum_kernel(Term term, int64_t n, double* partials, Finish finish) {
+  const double sum = block_sum(thread_sum(term, n));
+  __shared__ bool last;
+  if (threadIdx.x == 0) {
+    partials[blockIdx.x] = sum;
+    __threadfence();  // the partial is visible before the count says so
+    last = atomicAdd(&finished_partials, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  double total = 0;
+  for (int i = threadIdx.x; i < static_cast<int>(gridDim.x); i += blockDim.x)
+    total += __ldcg(partials + i);  // from L2, where the other blocks' partials are
+  total = block_sum(total);
+  if (threadIdx.x == 0) {
+    finished_partials = 0;
+    finish(total);
+  }
 }
 
 // finish(Σ_{i<n} term(i)) runs on the device, in one thread, after the sum.
@@ -36,9 +67,8 @@ template <typename Term, typename Finish>
 void deterministic_sum(int64_t n, Term term, Finish finish) {
   const int blocks = partial_blocks(n);
   DeviceScratch partials(blocks * sizeof(double));
-  partial_sums_kernel<<<blocks, kThreads, 0, compute_stream()>>>(term, n, partials.as<double>());
-  check_launch();
-  finish_sum_kernel<<<1, kThreads, 0, compute_stream()>>>(partials.as<double>(), blocks, finish);
+  deterministic_sum_kernel<<<blocks, kThreads, 0, compute_stream()>>>(
+      term, n, partials.as<double>(), finish);
   check_launch();
 }
 
