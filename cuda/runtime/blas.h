@@ -14,7 +14,9 @@ struct GemmDims {
 };
 
 // f32: fp32 compute without TF32 (CUBLAS_COMPUTE_32F); bf16: bf16 operands and result, fp32
-// accumulation. Deterministic: the same inputs give the same bits on the same GPU.
+// accumulation. Deterministic: the same inputs give the same bits on the same GPU. A bf16
+// product (batch 1) runs through cuBLASLt with the algorithm its shape was given on its first
+// product: the fastest of the heuristic's candidates whose result has the bits of its first.
 void gemm(const void* a, const void* b, void* c, DType dtype, const GemmDims& dims);
 // c[i] += op(a[i]) · op(b[i]) (add), or c[i] = op(a[i]) · op(b[i]), with a, b of dtype (f32 or
 // bf16) and c of c_dtype (f32, or dtype), fp32 accumulation, c rounded once: a weight gradient
