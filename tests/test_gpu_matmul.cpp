@@ -15,9 +15,7 @@ Tensor on_gpu(const Shape& shape, uint64_t seed, DType dtype) {
   return random_tensor(shape, seed, DType::f32, false).to(Device::cuda).to(dtype);
 }
 
-std::vector<double> values(const Tensor& t) {
-  return t.to(Device::cpu).to(DType::f64).to_vector();
-}
+std::vector<double> values(const Tensor& t) { return t.to(Device::cpu).to(DType::f64).to_vector(); }
 
 struct ProductCase {
   const char* what;
