@@ -41,6 +41,9 @@ __device__ __forceinline__ T added(T summed, float own) {
   return from_float<T>(to_float(summed) + to_float(from_float<T>(own)));
 }
 
+// The logistic function, as the gate and SwiGLU kernels compute it.
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
 // 2^x on the special-function unit (relative error ~2^-22, subnormals flushed; 2^-inf = 0).
 __device__ __forceinline__ float fast_exp2(float x) {
   float y;

@@ -4,8 +4,6 @@
 namespace ssa::cuda {
 namespace {
 
-__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 // P consecutive elements of one row per index: P = 1, or kPack<T> for 16-byte loads and stores
 // (head_dim a multiple of it).
 template <typename T, int P>

@@ -83,6 +83,89 @@ struct Backward {
   }
 };
 
+// ---- SmoothL1 against a gated side that is never stored (gated_smooth_l1_*)
+
+// b ⊙ gate as head_gate_forward stores it (rounded to T), as a float.
+template <typename T>
+__device__ float gated(float b, float gate) {
+  return to_float(from_float<T>(b * gate));
+}
+
+// As Term, with the run's b gated by its row's gate (W divides head_dim: one row per run).
+template <typename T, int W>
+struct GatedTerm {
+  const T* a;
+  const T* b;
+  const T* logits;
+  int64_t head_dim;
+  Beta beta;
+  __device__ double operator()(int64_t i) const {
+    const float gate = sigmoid(to_float(logits[i * W / head_dim]));
+    const Values<T, W> x = values_at<W>(a, i), y = values_at<W>(b, i);
+    float sum = 0;
+#pragma unroll
+    for (int j = 0; j < W; ++j)
+      sum += smooth_l1_of(to_float(x.v[j]) - gated<T>(to_float(y.v[j]), gate), beta);
+    return sum;
+  }
+};
+
+// The gradients of one row per group of `lanes` lanes, each taking every lanes-th run of P
+// elements, as smooth_l1's Backward and then gate.cu's backward_kernel compute them: the
+// gated side's gradient rounded to T, times the gate for d_b, its dot with b for d_logits
+// (summed over the group by the same tree).
+template <typename T, typename G, int P, bool kAddA>
+__global__ void gated_backward_kernel(const T* a, const T* b, const T* logits, const G* g, T* da,
+                                      T* d_b, T* d_logits, int64_t rows, int64_t head_dim,
+                                      int lanes, Beta beta, double inverse_count) {
+  const int64_t thread = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, row = thread / lanes;
+  const bool inside = row < rows;  // no return: every lane takes part in the shuffles
+  const float scale = static_cast<float>(to_float(*g) * inverse_count);
+  const float s = inside ? sigmoid(to_float(logits[row])) : 0.f;
+  float dot = 0;
+  for (int64_t j = thread % lanes * P; inside && j < head_dim; j += lanes * int64_t{P}) {
+    const int64_t at = row * head_dim + j;
+    float x[P], y[P], d_a[P], d_gated[P];
+    load_floats(a + at, x);
+    load_floats(b + at, y);
+    if constexpr (kAddA) load_floats(da + at, d_a);
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      const float grad = scale * smooth_l1_slope(x[k] - gated<T>(y[k], s), beta);
+      const float own = to_float(from_float<T>(grad));
+      d_a[k] = kAddA ? d_a[k] + own : grad;  // rounded to T by the store (added())
+      const float dout = to_float(from_float<T>(-grad));
+      dot += dout * y[k];
+      d_gated[k] = dout * s;
+    }
+    store_floats(da + at, d_a);
+    store_floats(d_b + at, d_gated);
+  }
+  for (int offset = lanes / 2; offset > 0; offset /= 2)
+    dot += __shfl_down_sync(0xffffffffu, dot, offset, lanes);
+  if (inside && thread % lanes == 0) d_logits[row] = from_float<T>(dot * s * (1.0f - s));
+}
+
+template <typename T, typename G, bool kAddA>
+void launch_gated_backward(const void* a, const void* b, const void* logits, const void* g,
+                           void* da, void* d_b, void* d_logits, int64_t rows, int64_t head_dim,
+                           double beta) {
+  // The lane groups of head_gate_backward, so the dot products add in its order.
+  const int64_t packs = head_dim / kPack<T>;
+  const bool by_packs = head_dim % kPack<T> == 0 && packs <= kWarp && (packs & (packs - 1)) == 0 &&
+                        packs_aligned({a, b, da, d_b});
+  const int lanes = by_packs ? static_cast<int>(packs) : kWarp;
+  const auto kernel = by_packs ? gated_backward_kernel<T, G, kPack<T>, kAddA>
+                               : gated_backward_kernel<T, G, 1, kAddA>;
+  const int64_t blocks = (rows * lanes + kThreads - 1) / kThreads;
+  kernel<<<static_cast<unsigned>(blocks), kThreads, 0, compute_stream()>>>(
+      static_cast<const T*>(a), static_cast<const T*>(b), static_cast<const T*>(logits),
+      static_cast<const G*>(g), static_cast<T*>(da), static_cast<T*>(d_b),
+      static_cast<T*>(d_logits), rows, head_dim, lanes, Beta(beta),
+      1.0 / static_cast<double>(rows * head_dim));
+  check_launch();
+}
+
 template <typename T, typename G, AddInto kAdd>
 void launch_backward(const void* a, const void* b, const void* g, void* da, void* db, int64_t n,
                      double beta) {
@@ -124,6 +207,46 @@ void smooth_l1_backward(const void* a, const void* b, const void* g, DType g_dty
         launch_backward<T, G, AddInto::db>(a, b, g, da, db, n, beta);
       else
         launch_backward<T, G, AddInto::none>(a, b, g, da, db, n, beta);
+    });
+  });
+}
+
+void gated_smooth_l1_forward(const void* a, const void* b, const void* logits, DType dtype,
+                             int64_t rows, int64_t head_dim, double beta, void* loss,
+                             DType loss_dtype) {
+  with_storage_type(dtype, "gated_smooth_l1", [&](auto zero) {
+    using T = decltype(zero);
+    with_storage_type(loss_dtype, "gated_smooth_l1", [&](auto loss_zero) {
+      using Out = decltype(loss_zero);
+      const int64_t n = rows * head_dim;
+      const StoreMean<Out> mean{static_cast<Out*>(loss), static_cast<double>(n)};
+      auto sum_in_runs = [&](auto w) {
+        const GatedTerm<T, w.value> term{static_cast<const T*>(a), static_cast<const T*>(b),
+                                         static_cast<const T*>(logits), head_dim, Beta(beta)};
+        deterministic_sum(n / w.value, term, mean);
+      };
+      // Runs within a row (smooth_l1's runs, so the same sum, where head_dim is whole packs).
+      if (head_dim % kPack<T> == 0)
+        with_run_width<kPack<T>>(n, {a, b}, sum_in_runs);
+      else
+        sum_in_runs(std::integral_constant<int, 1>{});
+    });
+  });
+}
+
+void gated_smooth_l1_backward(const void* a, const void* b, const void* logits, const void* g,
+                              DType g_dtype, void* da, void* d_b, void* d_logits, DType dtype,
+                              int64_t rows, int64_t head_dim, double beta, bool add_into_da) {
+  if (rows == 0) return;
+  with_storage_type(dtype, "gated_smooth_l1 backward", [&](auto zero) {
+    using T = decltype(zero);
+    with_storage_type(g_dtype, "gated_smooth_l1 backward", [&](auto g_zero) {
+      using G = decltype(g_zero);
+      if (add_into_da)
+        launch_gated_backward<T, G, true>(a, b, logits, g, da, d_b, d_logits, rows, head_dim, beta);
+      else
+        launch_gated_backward<T, G, false>(a, b, logits, g, da, d_b, d_logits, rows, head_dim,
+                                           beta);
     });
   });
 }

@@ -20,4 +20,17 @@ void smooth_l1_backward(const void* a, const void* b, const void* g, DType g_dty
                         void* db, DType dtype, int64_t n, double beta,
                         AddInto add_into = AddInto::none);
 
+// The alignment term against a gated output that is never stored: SmoothL1(a − b ⊙ σ(logit))
+// over `rows` rows of head_dim elements (the row of an element: its (b, t, h); logits holds one
+// per row). b ⊙ σ is rounded to the dtype as head_gate_forward rounds it, so the loss, da and
+// the gradients of b and the logits have the bits of head_gate followed by smooth_l1.
+void gated_smooth_l1_forward(const void* a, const void* b, const void* logits, DType dtype,
+                             int64_t rows, int64_t head_dim, double beta, void* loss,
+                             DType loss_dtype);
+// da as smooth_l1_backward's (added into the values at da with add_into_da); d_b and d_logits as
+// head_gate_backward's for the gated side's gradient.
+void gated_smooth_l1_backward(const void* a, const void* b, const void* logits, const void* g,
+                              DType g_dtype, void* da, void* d_b, void* d_logits, DType dtype,
+                              int64_t rows, int64_t head_dim, double beta, bool add_into_da);
+
 }  // namespace ssa::cuda

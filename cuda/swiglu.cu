@@ -4,8 +4,6 @@
 namespace ssa::cuda {
 namespace {
 
-__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 // silu(x) · up, the forward's value, from s = sigmoid(x).
 __device__ __forceinline__ float gated(float x, float s, float up) { return x * s * up; }
 

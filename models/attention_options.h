@@ -43,5 +43,10 @@ const char* path_name(AttentionPath path);
 // each a mean over elements. The first term moves only o_full (full attention learns to be
 // sparse), the second only o_sparse (sparse attention learns to match full).
 Tensor alignment_loss(const Tensor& o_full, const Tensor& o_sparse, double beta);
+// The same where both outputs pass the head gate: o_passed is the gated output the layer passes
+// on, o_other the other path's before the gate (its gated output is not stored: SmoothL1 is
+// symmetric, so which path passes does not matter).
+Tensor gated_alignment_loss(const Tensor& o_passed, const Tensor& o_other, const Tensor& logits,
+                            double beta);
 
 }  // namespace ssa

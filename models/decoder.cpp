@@ -75,17 +75,19 @@ const char* path_name(AttentionPath path) {
 namespace {
 
 // One attention path's output [B, Tq, H, d] for queries at the last Tq of the Tk key positions,
-// gated when the model has the gate. kbar: the block means of k for the sparse path (computed
-// from k when undefined).
+// before the head gate. kbar: the block means of k for the sparse path (computed from k when
+// undefined).
+Tensor ungated_attention(AttentionPath path, const Tensor& q, const Tensor& k, const Tensor& v,
+                         const Tensor& kbar, const ForwardOptions& options) {
+  if (path == AttentionPath::full) return attention(q, k, v);
+  return block_sparse_attention(q, k, v, options.block_size, options.top_k, kbar);
+}
+
+// The same, gated when the model has the gate.
 Tensor attention_path(AttentionPath path, const Tensor& q, const Tensor& k, const Tensor& v,
                       const Tensor& kbar, const Tensor& gate_logits,
                       const ForwardOptions& options) {
-  Tensor o;
-  if (path == AttentionPath::full) {
-    o = attention(q, k, v);
-  } else {
-    o = block_sparse_attention(q, k, v, options.block_size, options.top_k, kbar);
-  }
+  Tensor o = ungated_attention(path, q, k, v, kbar, options);
   return gate_logits.defined() ? head_gate(o, gate_logits) : o;
 }
 
@@ -96,6 +98,12 @@ Tensor attention_path(AttentionPath path, const Tensor& q, const Tensor& k, cons
 // gives both: its value counted twice, the second time without a gradient.
 Tensor alignment_loss(const Tensor& o_full, const Tensor& o_sparse, double beta) {
   const Tensor term = smooth_l1(o_full, o_sparse, beta);
+  return add(term, term.detach());
+}
+
+Tensor gated_alignment_loss(const Tensor& o_passed, const Tensor& o_other, const Tensor& logits,
+                            double beta) {
+  const Tensor term = gated_smooth_l1(o_passed, o_other, logits, beta);
   return add(term, term.detach());
 }
 
@@ -120,10 +128,14 @@ Tensor Decoder::attention_block(int64_t index, const Tensor& h, const ForwardOpt
   if (options.align) {
     const AttentionPath other =
         options.path == AttentionPath::full ? AttentionPath::sparse : AttentionPath::full;
-    Tensor o_other = attention_path(other, q, k, v, Tensor(), gate_logits, options);
-    Tensor layer_alignment = options.path == AttentionPath::full
-                                 ? alignment_loss(o, o_other, options.align_beta)
-                                 : alignment_loss(o_other, o, options.align_beta);
+    Tensor o_other = ungated_attention(other, q, k, v, Tensor(), options);
+    Tensor layer_alignment;
+    if (gate_logits.defined())
+      layer_alignment = gated_alignment_loss(o, o_other, gate_logits, options.align_beta);
+    else
+      layer_alignment = options.path == AttentionPath::full
+                            ? alignment_loss(o, o_other, options.align_beta)
+                            : alignment_loss(o_other, o, options.align_beta);
     *alignment = alignment->defined() ? add(*alignment, layer_alignment) : layer_alignment;
   }
   return attention_output(index, o);

@@ -6,6 +6,7 @@
 #include "autograd/autograd.h"
 #include "ops/cpu_kernels.h"
 #include "ops/dispatch.h"
+#include "ops/gate.h"
 #ifdef SSA_HAVE_CUDA
 #include "cuda/smooth_l1.h"
 #endif
@@ -92,6 +93,27 @@ struct SmoothL1Node : Node {
   void release() override { a = b = Tensor(); }
 };
 
+// b gated on the fly (gated_smooth_l1 on CUDA).
+struct GatedSmoothL1Node : Node {
+  Tensor a, b, logits;
+  double beta;
+  GatedSmoothL1Node(Tensor a_, Tensor b_, Tensor logits_, double beta_)
+      : a(std::move(a_)), b(std::move(b_)), logits(std::move(logits_)), beta(beta_) {}
+  const char* name() const override { return "gated_smooth_l1"; }
+  // a's gradient is added into the one summed so far where there is one (as smooth_l1's).
+  std::vector<Tensor> backward([[maybe_unused]] const Tensor& g) override {
+    const GradientTarget da = gradient_target(inputs()[0], a);
+    Tensor d_b = Tensor::empty(b.shape(), b.dtype(), b.device());
+    Tensor d_logits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+    SSA_ON_CUDA("gated_smooth_l1 backward",
+                cuda::gated_smooth_l1_backward(a.raw(), b.raw(), logits.raw(), g.raw(), g.dtype(),
+                                               da.tensor.raw(), d_b.raw(), d_logits.raw(),
+                                               a.dtype(), logits.numel(), b.dim(3), beta, da.adds));
+    return {da.tensor, d_b, d_logits};
+  }
+  void release() override { a = b = logits = Tensor(); }
+};
+
 }  // namespace
 
 Tensor smooth_l1(const Tensor& a, const Tensor& b, double beta) {
@@ -114,6 +136,25 @@ Tensor smooth_l1(const Tensor& a, const Tensor& b, double beta) {
   }
   if (!should_record({&a, &b})) return out;
   return record(out, std::make_shared<SmoothL1Node>(a.detach(), b.detach(), beta), {a, b});
+}
+
+Tensor gated_smooth_l1(const Tensor& a, const Tensor& b, const Tensor& logits, double beta) {
+  check_same_kind({&a, &b, &logits}, "gated_smooth_l1");
+  SSA_CHECK(a.shape() == b.shape() && b.rank() == 4 && b.numel() > 0 &&
+                logits.shape() == Shape({b.dim(0), b.dim(1), b.dim(2)}),
+            "gated_smooth_l1: a {} and b {} must be equal [B, T, H, head_dim], non-empty, and "
+            "logits {} [B, T, H]",
+            a.shape().str(), b.shape().str(), logits.shape().str());
+  if (a.is_cpu()) return smooth_l1(a, head_gate(b, logits), beta);
+  SSA_CHECK(beta >= 0, "gated_smooth_l1: beta {} is negative", beta);
+  Tensor out = Tensor::empty(Shape{}, reduced_dtype(a.dtype()), a.device());
+  SSA_ON_CUDA("gated_smooth_l1", cuda::gated_smooth_l1_forward(a.raw(), b.raw(), logits.raw(),
+                                                               a.dtype(), logits.numel(), b.dim(3),
+                                                               beta, out.raw(), out.dtype()));
+  if (!should_record({&a, &b, &logits})) return out;
+  return record(out,
+                std::make_shared<GatedSmoothL1Node>(a.detach(), b.detach(), logits.detach(), beta),
+                {a, b, logits});
 }
 
 }  // namespace ssa

@@ -9,4 +9,11 @@ namespace ssa {
 // dtype (f32 for bf16 inputs).
 Tensor smooth_l1(const Tensor& a, const Tensor& b, double beta);
 
+// smooth_l1(a, head_gate(b, logits), beta) (ops/gate.h): SSA's alignment term between the output
+// a layer passes on (a, already gated) and the other path's output before its head gate (b,
+// [B, T, H, head_dim]; logits [B, T, H]). On the CPU that composition. On CUDA one pass forward
+// and one backward that never store the gated b; where head_dim is a whole number of 16-byte
+// packs (the attention kernels' 64 and 128) with the composition's bits, values and gradients.
+Tensor gated_smooth_l1(const Tensor& a, const Tensor& b, const Tensor& logits, double beta);
+
 }  // namespace ssa

@@ -435,6 +435,25 @@ std::vector<OpCase> smooth_l1_cuda() {
           smooth_l1_case(0.3, input({4, 96}, 42, 2.0), input({4, 96}, 43, 2.0))};
 }
 
+OpCase gated_smooth_l1_case(double beta, const Shape& o, uint64_t seed) {
+  return {fmt::format("beta {}", beta),
+          [beta](const auto& x) { return gated_smooth_l1(x[0], x[1], x[2], beta); },
+          {input(o, seed, 2.0), input(o, seed + 1, 2.0), input({o[0], o[1], o[2]}, seed + 2, 3.0)}};
+}
+
+std::vector<OpCase> gated_smooth_l1_cpu() {
+  return {gated_smooth_l1_case(1.0, {1, 1, 1, 1}, 64), gated_smooth_l1_case(1.0, {2, 3, 2, 5}, 65),
+          gated_smooth_l1_case(0.3, {1, 4, 3, 2}, 66)};
+}
+
+// head_dim 64 (runs of 8 forward, a group of 8 or 16 lanes a row backward), 37 (element by
+// element) and 24 (runs of 8 forward; in bf16 three packs a row, so a warp a row backward).
+std::vector<OpCase> gated_smooth_l1_cuda() {
+  return {
+      gated_smooth_l1_case(1.0, {2, 13, 3, 64}, 44), gated_smooth_l1_case(0.3, {2, 5, 3, 64}, 45),
+      gated_smooth_l1_case(1.0, {2, 13, 3, 37}, 46), gated_smooth_l1_case(1.0, {1, 9, 5, 24}, 47)};
+}
+
 // ---- attention
 
 struct Heads {
@@ -635,6 +654,7 @@ constexpr OpEntry kEntries[] = {
     {Op::head_gate, kOpTolerance, head_gate_cpu, head_gate_cuda},
     {Op::cross_entropy, kOpTolerance, cross_entropy_cpu, cross_entropy_cuda},
     {Op::smooth_l1, kOpTolerance, smooth_l1_cpu, smooth_l1_cuda},
+    {Op::gated_smooth_l1, kOpTolerance, gated_smooth_l1_cpu, gated_smooth_l1_cuda},
     {Op::attention, kAttentionTolerance, attention_cpu, attention_cuda},
     {Op::sparse_attention, kAttentionTolerance, sparse_attention_cpu, sparse_attention_cuda},
     {Op::block_means, kExact, block_means_cpu, block_means_cuda},
