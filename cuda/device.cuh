@@ -35,10 +35,11 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
 }
 
 // A gradient `own` added into the gradient summed so far, as autograd sums two gradients: own
-// rounded to T first, then the sum in float, rounded again.
+// rounded to T first, then the sum in float, rounded again. __fadd_rn: never fused with the
+// product that made `own` (for f32 the rounding to T is no operation), as a separate add is not.
 template <typename T>
 __device__ __forceinline__ T added(T summed, float own) {
-  return from_float<T>(to_float(summed) + to_float(from_float<T>(own)));
+  return from_float<T>(__fadd_rn(to_float(summed), to_float(from_float<T>(own))));
 }
 
 // The logistic function, as the gate and SwiGLU kernels compute it.

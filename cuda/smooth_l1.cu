@@ -85,10 +85,12 @@ struct Backward {
 
 // ---- SmoothL1 against a gated side that is never stored (gated_smooth_l1_*)
 
-// b ⊙ gate as head_gate_forward stores it (rounded to T), as a float.
+// b ⊙ gate as head_gate_forward stores it (rounded to T), as a float. __fmul_rn: for f32 the
+// rounding to T is no operation, and a plain product could be fused into the subtraction that
+// follows, which the stored value never is.
 template <typename T>
 __device__ float gated(float b, float gate) {
-  return to_float(from_float<T>(b * gate));
+  return to_float(from_float<T>(__fmul_rn(b, gate)));
 }
 
 // As Term, with the run's b gated by its row's gate (W divides head_dim: one row per run).
@@ -132,8 +134,7 @@ __global__ void gated_backward_kernel(const T* a, const T* b, const T* logits, c
 #pragma unroll
     for (int k = 0; k < P; ++k) {
       const float grad = scale * smooth_l1_slope(x[k] - gated<T>(y[k], s), beta);
-      const float own = to_float(from_float<T>(grad));
-      d_a[k] = kAddA ? d_a[k] + own : grad;  // rounded to T by the store (added())
+      d_a[k] = kAddA ? to_float(added(from_float<T>(d_a[k]), grad)) : grad;  // stored rounded
       const float dout = to_float(from_float<T>(-grad));
       dot += dout * y[k];
       d_gated[k] = dout * s;

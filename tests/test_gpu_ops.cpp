@@ -121,40 +121,51 @@ TEST_CASE("gpu: smooth_l1 adds its gradient into the one summed so far, as a sep
   }
 }
 
-// The alignment term of a gated model, in one pass that never stores the gated b, has the bits
-// of the two ops it replaces: loss and every gradient, a's added into the one summed so far
-// (the output projection's) or written.
+namespace {
+
+// gated_smooth_l1(a, b, logits) and smooth_l1(a, head_gate(b, logits)) on the GPU: the same loss
+// and gradients to the bit; a made by an op, and with a_summed also read by a product whose
+// backward runs first (a's gradient is then added into that one's).
+void check_gated_smooth_l1_bits(DType dtype, const Shape& o, double beta, bool a_summed) {
+  auto draw = [&](const Shape& shape, uint64_t seed) {
+    return random_tensor(shape, seed, DType::f32, false, 2.0).to(Device::cuda).to(dtype);
+  };
+  const Tensor weights = draw(o, 31);
+  std::vector<Tensor> fused{draw(o, 32), draw(o, 33), draw({o[0], o[1], o[2]}, 34)};
+  std::vector<Tensor> plain;
+  for (Tensor& t : fused) {
+    plain.push_back(t.clone());
+    t.set_requires_grad(true);
+    plain.back().set_requires_grad(true);
+  }
+  auto loss = [&](const std::vector<Tensor>& x, bool one_pass) {
+    const Tensor a = scale(x[0], 1.0);
+    const Tensor term =
+        one_pass ? gated_smooth_l1(a, x[1], x[2], beta) : smooth_l1(a, head_gate(x[1], x[2]), beta);
+    return a_summed ? add(term, sum(mul(a, weights))) : term;
+  };
+  const Tensor fused_loss = loss(fused, true), plain_loss = loss(plain, false);
+  CHECK(fused_loss.to_vector() == plain_loss.to_vector());
+  backward(fused_loss);
+  backward(plain_loss);
+  for (size_t i = 0; i < fused.size(); ++i) {
+    CAPTURE(i);
+    CHECK(fused[i].grad().to_vector() == plain[i].grad().to_vector());
+  }
+}
+
+}  // namespace
+
+// The alignment term of a gated model in one pass that never stores the gated b, against the
+// two ops it replaces: head_dim 64 and 128 (the attention kernels'), a beta whose inverse is
+// inexact in float.
 TEST_CASE("gpu: gated_smooth_l1 has the bits of smooth_l1(a, head_gate(b, logits))") {
   for (const DType dtype : {DType::f32, DType::bf16}) {
     for (const bool a_summed : {true, false}) {
       CAPTURE(dtype_name(dtype));
       CAPTURE(a_summed);
-      auto draw = [&](const Shape& shape, uint64_t seed) {
-        return random_tensor(shape, seed, DType::f32, false, 2.0).to(Device::cuda).to(dtype);
-      };
-      const Shape o{2, 7, 3, 64};
-      const Tensor weights = draw(o, 31);
-      std::vector<Tensor> fused{draw(o, 32), draw(o, 33), draw({2, 7, 3}, 34)};
-      std::vector<Tensor> plain;
-      for (Tensor& t : fused) {
-        plain.push_back(t.clone());
-        t.set_requires_grad(true);
-        plain.back().set_requires_grad(true);
-      }
-      auto loss = [&](const std::vector<Tensor>& x, bool one_pass) {
-        const Tensor a = scale(x[0], 1.0);  // an op's output, whose gradients autograd sums
-        const Tensor term = one_pass ? gated_smooth_l1(a, x[1], x[2], 0.5)
-                                     : smooth_l1(a, head_gate(x[1], x[2]), 0.5);
-        return a_summed ? add(term, sum(mul(a, weights))) : term;
-      };
-      const Tensor fused_loss = loss(fused, true), plain_loss = loss(plain, false);
-      CHECK(fused_loss.to_vector() == plain_loss.to_vector());
-      backward(fused_loss);
-      backward(plain_loss);
-      for (size_t i = 0; i < fused.size(); ++i) {
-        CAPTURE(i);
-        CHECK(fused[i].grad().to_vector() == plain[i].grad().to_vector());
-      }
+      check_gated_smooth_l1_bits(dtype, {2, 7, 3, 64}, 0.5, a_summed);
+      check_gated_smooth_l1_bits(dtype, {1, 5, 2, 128}, 0.3, a_summed);
     }
   }
 }

@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "cuda/device.cuh"
@@ -115,6 +116,19 @@ void set_pref(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttribute
   CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, what, &value, sizeof value));
 }
 
+// An algorithm's K split and its reduction scheme: candidates that split K otherwise than the
+// heuristic's first add in another order, so their bits differ on some operands.
+std::pair<int32_t, uint32_t> k_split(const cublasLtMatmulAlgo_t& algo) {
+  int32_t splits = 1;
+  uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_NONE;
+  size_t written = 0;
+  CUBLAS_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
+                                                    sizeof splits, &written));
+  CUBLAS_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
+                                                    &scheme, sizeof scheme, &written));
+  return {splits, scheme};
+}
+
 LtPlan make_plan(const LtKey& key) {
   LtPlan plan;
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -145,7 +159,9 @@ LtPlan make_plan(const LtKey& key) {
   CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
   if (status != CUBLAS_STATUS_SUCCESS) return plan;  // no algorithm: gemm_ex
   for (int i = 0; i < found; ++i)
-    if (results[i].state == CUBLAS_STATUS_SUCCESS) plan.candidates.push_back(results[i].algo);
+    if (results[i].state == CUBLAS_STATUS_SUCCESS &&
+        (plan.candidates.empty() || k_split(results[i].algo) == k_split(plan.candidates[0])))
+      plan.candidates.push_back(results[i].algo);
   return plan;
 }
 
@@ -200,8 +216,9 @@ float milliseconds(Fn&& fn) {
 
 // Sets plan.chosen by timing every candidate on a, b and c (an added product runs on a copy of
 // c, so c is left as it was; an overwritten c is left holding some candidate's result). A
-// candidate that cannot run, or whose result's digest differs from the first's, is skipped;
-// when the first cannot run, the plan falls back to gemm_ex.
+// candidate that cannot run, or whose result's digest differs from the first's (a check on top
+// of make_plan's same K split), is skipped; when the first cannot run, the plan falls back to
+// gemm_ex.
 void choose(LtPlan& plan, const void* a, const void* b, void* c, size_t c_bytes, bool add) {
   if (add && c_bytes > kLargestTimedAddBytes) return;
   void* out = add ? device_allocator().allocate(c_bytes) : c;
