@@ -1,5 +1,5 @@
 #pragma once
-// Deterministic global sums (a fixed two-pass tree in double; see reduce.cuh).
+// Deterministic global sums (a fixed two-level tree in double, one kernel; see reduce.cuh).
 #include <cstdint>
 #include <limits>
 

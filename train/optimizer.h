@@ -57,7 +57,7 @@ struct ScheduleConfig {
 double learning_rate(const ScheduleConfig& schedule, int64_t step);
 
 // sqrt(sum of squares) of the flat gradient buffer, summed in double in a fixed order (CUDA: a
-// fixed two-pass tree; the host waits for the result).
+// fixed two-level tree; the host waits for the result).
 double gradient_norm(const Tensor& flat_grad);
 // The factor that clips a gradient of this norm to max_norm: max_norm / norm when norm >
 // max_norm > 0, else 1 (AdamW::step's grad_scale).
