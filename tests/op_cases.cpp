@@ -448,10 +448,14 @@ std::vector<OpCase> gated_smooth_l1_cpu() {
 
 // head_dim 64 (runs of 8 forward, a group of 8 or 16 lanes a row backward), 37 (element by
 // element) and 24 (runs of 8 forward; in bf16 three packs a row, so a warp a row backward).
+// Only beta 1: the gated value is rounded to the dtype as head_gate stores it, and inside
+// |d| < beta the gradient d / beta scales that rounding by 1 / beta (beta 0.3 gave 1.5e-2 in
+// bf16 against f64, beyond the table's bf16 tolerance). test_gpu_ops checks beta 0.3 to the
+// bit against head_gate then smooth_l1, head_dim 128 with it.
 std::vector<OpCase> gated_smooth_l1_cuda() {
-  return {
-      gated_smooth_l1_case(1.0, {2, 13, 3, 64}, 44), gated_smooth_l1_case(0.3, {2, 5, 3, 64}, 45),
-      gated_smooth_l1_case(1.0, {2, 13, 3, 37}, 46), gated_smooth_l1_case(1.0, {1, 9, 5, 24}, 47)};
+  return {gated_smooth_l1_case(1.0, {2, 13, 3, 64}, 44),
+          gated_smooth_l1_case(1.0, {2, 13, 3, 37}, 46),
+          gated_smooth_l1_case(1.0, {1, 9, 5, 24}, 47)};
 }
 
 // ---- attention
