@@ -302,7 +302,7 @@ void add_dataset(hid_t file, const char* name, hid_t space, hid_t layout = H5P_D
 
 }  // namespace
 
-// Found with fuzz/checkpoint_fuzz.cpp or while writing it (fuzz/README.md): each file is
+// Found with fuzz/checkpoint_fuzz.cpp or while writing it (docs/FUZZING.md): each file is
 // well-formed HDF5 that the loader once misread.
 TEST_CASE("checkpoint: an integer attribute of many values is refused, not read past its end") {
   // format_version held 32 int64: H5Aread wrote 256 bytes into one int64 on the stack.
