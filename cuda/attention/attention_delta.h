@@ -1,5 +1,6 @@
 #pragma once
-// delta = rowsum(dO ∘ O), the first pass of both attention paths' backward.
+// delta = rowsum(dO ∘ O), the first pass of the full attention backward (the sparse path's dQ
+// kernel computes its own).
 #include <cstdint>
 
 #include "core/dtype.h"
