@@ -44,13 +44,16 @@ class GpuTimer {
 
   // The median milliseconds of each phase over `repeats` runs, after `warmup` untimed runs. A
   // run calls the phases in order, each between two CUDA events on the compute stream, after a
-  // write over the eviction buffer, so that no run finds its inputs in the cache.
+  // read of the eviction buffer, so that no run finds its inputs in the cache. A read, not a
+  // write: the cache then holds clean lines, and a run pays for no write-back but its own.
   std::vector<double> median_phase_ms(const std::vector<std::function<void()>>& phases) const;
   double median_ms(const std::function<void()>& run) const;
 
  private:
+  void evict_l2() const;  // queued on the compute stream, no wait
+
   TimingOptions options_;
-  Tensor evict_;
+  Tensor evict_, evict_sum_;
 };
 
 // Waits for the compute stream.
