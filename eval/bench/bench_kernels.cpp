@@ -34,10 +34,11 @@ constexpr const char* kAbout =
   gemm   each weight's forward (x·Wᵀ), input-gradient (dy·W) and weight-gradient (dyᵀ·x)
          product through cuBLAS in bf16, in TFLOP/s, and an 8192³ product: the ceiling;
   fused  each fused kernel forward and backward (RMSNorm, RoPE, SwiGLU, head gate,
-         cross-entropy, embedding, SmoothL1, residual add, gradient accumulation, gradient
-         norm, AdamW) in GB/s of its least traffic (inputs read once, outputs written once),
-         and as a share of a 1 GiB device-to-device copy measured in the same run.
-The L2 cache is evicted before each run.)";
+         cross-entropy, embedding, SmoothL1 and its gated form, residual add, gradient
+         accumulation, gradient norm, AdamW) in GB/s of its least traffic (inputs read once,
+         outputs written once), and as a share of a 1 GiB device-to-device copy measured in
+         the same run.
+The L2 cache is evicted before each run, by a read (its lines are then clean).)";
 
 constexpr double kBf16 = 2, kF32 = 4, kI32 = 4;
 
@@ -342,6 +343,21 @@ void smooth_l1_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   bench.fused(s, "smooth_l1.bwd", 4 * elements * kBf16, [&] {
     cuda::smooth_l1_backward(a.raw(), b.raw(), g.raw(), DType::f32, da.raw(), db.raw(), DType::bf16,
                              n, 1.0);
+  });
+  // As ssa mode runs it with the head gate: b gated by its row's logit, the gated side never
+  // stored; the backward writes da (the first gradient a gets), d_b and the logits' gradient.
+  const int64_t rows = s.tokens * s.heads;
+  Tensor logits = random_tensor({rows}, DType::bf16, 1.0, rng);
+  Tensor d_logits = Tensor::empty({rows}, DType::bf16, Device::cuda);
+  const double gates = static_cast<double>(rows);
+  bench.fused(s, "gated_smooth_l1.fwd", (2 * elements + gates) * kBf16, [&] {
+    cuda::gated_smooth_l1_forward(a.raw(), b.raw(), logits.raw(), DType::bf16, rows, s.head_dim,
+                                  1.0, loss.raw(), DType::f32);
+  });
+  bench.fused(s, "gated_smooth_l1.bwd", (4 * elements + 2 * gates) * kBf16, [&] {
+    cuda::gated_smooth_l1_backward(a.raw(), b.raw(), logits.raw(), g.raw(), DType::f32, da.raw(),
+                                   db.raw(), d_logits.raw(), DType::bf16, rows, s.head_dim, 1.0,
+                                   false);
   });
 }
 
