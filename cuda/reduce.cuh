@@ -10,6 +10,7 @@ namespace ssa::cuda {
 constexpr int kMaxPartials = 1024;
 constexpr int kTermsPerThread = 4;  // at least this many before another block is added
 constexpr int kTermsAhead = 4;      // terms whose loads a thread issues before it adds them
+static_assert(kMaxPartials % kThreads == 0);
 
 inline int partial_blocks(int64_t n) {
   return static_cast<int>(std::clamp<int64_t>(
@@ -51,9 +52,19 @@ __global__ void deterministic_sum_kernel(Term term, int64_t n, double* partials,
   __syncthreads();
   if (!last) return;
   __threadfence();
+  // This thread's partials i = threadIdx.x + u·kThreads, all loaded (from L2, where the other
+  // blocks wrote them) before the first is added, then added in index order.
+  constexpr int kPerThread = kMaxPartials / kThreads;
+  double partial[kPerThread];
+#pragma unroll
+  for (int u = 0; u < kPerThread; ++u) {
+    const unsigned i = threadIdx.x + u * kThreads;
+    partial[u] = i < gridDim.x ? __ldcg(partials + i) : 0.0;
+  }
   double total = 0;
-  for (int i = threadIdx.x; i < static_cast<int>(gridDim.x); i += blockDim.x)
-    total += __ldcg(partials + i);  // from L2, where the other blocks' partials are
+#pragma unroll
+  for (int u = 0; u < kPerThread; ++u)
+    if (threadIdx.x + u * kThreads < gridDim.x) total += partial[u];
   total = block_sum(total);
   if (threadIdx.x == 0) {
     finished_partials = 0;

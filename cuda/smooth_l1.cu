@@ -99,10 +99,15 @@ struct GatedTerm {
   const T* a;
   const T* b;
   const T* logits;
-  int64_t head_dim;
+  uint32_t runs_per_row;  // head_dim / W
   Beta beta;
+  // Run i's row, divided in 32 bits where i fits: a 64-bit division is a long emulated sequence
+  // on the GPU, and one per run made this sum slower than smooth_l1's (docs/PERF.md).
+  __device__ int64_t row_of(int64_t i) const {
+    return i <= UINT32_MAX ? static_cast<uint32_t>(i) / runs_per_row : i / runs_per_row;
+  }
   __device__ double operator()(int64_t i) const {
-    const float gate = sigmoid(to_float(logits[i * W / head_dim]));
+    const float gate = sigmoid(to_float(logits[row_of(i)]));
     const Values<T, W> x = values_at<W>(a, i), y = values_at<W>(b, i);
     float sum = 0;
 #pragma unroll
@@ -223,7 +228,8 @@ void gated_smooth_l1_forward(const void* a, const void* b, const void* logits, D
       const StoreMean<Out> mean{static_cast<Out*>(loss), static_cast<double>(n)};
       auto sum_in_runs = [&](auto w) {
         const GatedTerm<T, w.value> term{static_cast<const T*>(a), static_cast<const T*>(b),
-                                         static_cast<const T*>(logits), head_dim, Beta(beta)};
+                                         static_cast<const T*>(logits),
+                                         static_cast<uint32_t>(head_dim / w.value), Beta(beta)};
         deterministic_sum(n / w.value, term, mean);
       };
       // Runs within a row (smooth_l1's runs, so the same sum, where head_dim is whole packs).
