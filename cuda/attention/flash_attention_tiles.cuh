@@ -99,15 +99,15 @@ __device__ inline void load_row_values(float* values, const float* src, int row0
   }
 }
 
-// Writes acc · factor (a warp's 16 × D block) as T (bf16 or f32) to rows row0 + frag_row below
-// `limit`, or with `add` adds it there (add_pair).
+// Writes acc · factor (a warp's 16 × D block) as T (bf16 or f32) to rows row0 + frag_row in
+// [0, limit), or with `add` adds it there (add_pair).
 template <int D, typename T>
 __device__ inline void store_rows(T* dst, int64_t stride, int row0, int limit,
                                   const float (&acc)[D / 8][4], float factor, bool add = false) {
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int row = row0 + frag_row(2 * half);
-    if (row >= limit) continue;
+    if (row < 0 || row >= limit) continue;
 #pragma unroll
     for (int nt = 0; nt < D / 8; ++nt) {
       T* at = dst + row * stride + frag_col(nt, 0);

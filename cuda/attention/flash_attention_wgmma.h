@@ -5,7 +5,7 @@
 
 namespace ssa::cuda::flash {
 
-// Rows of a CTA's tile: queries in the forward, keys in the backward.
+// Keys of a backward CTA's tile (the forward's query tiles are 192 rows).
 constexpr int kWgmmaRows = 128;
 
 // head_dim 64, built for sm_90a, running on a compute-capability 9.0 GPU, and SSA_NO_WGMMA

@@ -32,32 +32,6 @@ __device__ __forceinline__ int swizzled(int row, int col) {
   return row * kCols + (((col >> 3) ^ (row & 7)) << 3) + (col & 7);
 }
 
-// Rows [row0, row0 + ROWS) of a [*, 64] bf16 matrix whose rows lie `stride` elements apart,
-// swizzled into `tile` by THREADS threads; rows at or past `limit` read as zeros. Issues
-// cp.async only (the caller commits and waits).
-template <int ROWS, int THREADS>
-__device__ __forceinline__ void load_tile(bf16_t* tile, const bf16_t* src, int64_t stride, int row0,
-                                          int limit) {
-  constexpr int kChunks = kCols / 8, kRowsPerPass = THREADS / kChunks;
-  static_assert(ROWS % kRowsPerPass == 0, "whole rows per pass");
-  const int r = threadIdx.x / kChunks, c = threadIdx.x % kChunks * 8;
-#pragma unroll
-  for (int pass = 0; pass < ROWS / kRowsPerPass; ++pass) {
-    const int row = r + pass * kRowsPerPass;
-    const bool inside = row0 + row < limit;
-    cp_async_16(tile + swizzled(row, c), inside ? src + (row0 + row) * stride + c : src, inside);
-  }
-}
-
-// A fragments of the warp's 16 rows starting at `row0` of a swizzled tile, for the 4 k-steps.
-__device__ __forceinline__ void load_a(uint32_t (&a)[4][4], const bf16_t* tile, int row0) {
-  const int lane = threadIdx.x % 32;
-  const int row = row0 + row_major_row(lane);
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk)
-    ldmatrix_x4(a[kk], tile + swizzled(row, kk * 16 + row_major_col(lane)));
-}
-
 // A fragments from an accumulator block (rounded to bf16): the product's result as the next
 // product's A, k running along the accumulator's columns (NT / 2 k-steps of 16).
 template <int NT>
@@ -145,12 +119,6 @@ __device__ __forceinline__ void mma_step(float (&d)[8][4], const uint32_t (&a)[4
 #endif
 }
 
-// Issues d (+)= A · Bᵀ over k = 64, B a K-major tile of 64 rows (n) (the caller commits).
-__device__ __forceinline__ void issue_a_bt(float (&d)[8][4], const uint32_t (&a)[4][4],
-                                           const bf16_t* b_tile, bool accumulate) {
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) mma_step<0>(d, a[kk], k_major(b_tile, kk), accumulate || kk > 0);
-}
 // Issues d += A · B over k = 16 · KK, B an MN-major tile of 16 · KK rows (k) (the caller
 // commits).
 template <int KK>
@@ -249,6 +217,16 @@ __device__ __forceinline__ void bulk_wait() {
 template <int pending>
 __device__ __forceinline__ void bulk_wait_read() {
   asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(pending) : "memory");
+}
+
+// ---- named barriers between the warps of a CTA (ids 1 to 15; __syncthreads uses 0): a phase
+// completes once `threads` threads (whole warps) have arrived or waited there.
+
+__device__ __forceinline__ void named_wait(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void named_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
 // ---- turns between CTAs: a counter in global memory, acquired and released at GPU scope

@@ -1,11 +1,12 @@
 #pragma once
 // The CTA of the head_dim-64 attention kernels on Hopper (flash_attention_wgmma.cu, the forward;
-// flash_attention_wgmma_backward.cu, the backward): kWarpgroups computing warpgroups, each owning
-// 64 rows of the CTA's tile (queries in the forward, keys in the backward); the streamed tiles
-// loaded by TMA into a ring of stages, in wgmma's swizzled layout; buffers used in turn with the
-// mbarriers that say when they are filled and emptied; the split into warp roles; and the
-// forward's software pipeline, each step's second product running while the next step's
-// exponentials are computed (included by those .cu files only).
+// flash_attention_wgmma_backward.cu, the backward): computing warpgroups, each owning 64 rows of
+// the CTA's tile (queries in the forward, three warpgroups; keys in the backward, kWarpgroups),
+// and a producer warpgroup; the streamed tiles loaded by TMA into a ring of stages, in wgmma's
+// swizzled layout; buffers used in turn with the mbarriers that say when they are filled and
+// emptied; the split into warp roles; and the forward's software pipeline, each step's second
+// product running while the next step's exponentials are computed (included by those .cu files
+// only).
 #include <cuda.h>
 
 #include <cstdint>
@@ -19,17 +20,14 @@ namespace ssa::cuda::flash {
 
 constexpr int kWarpgroups = 2;
 constexpr int kThreads = kWarpgroups * wg::kWarpgroup;
-constexpr int kStep = 64;                        // keys per step of the forward
 constexpr int kTile = wg::kBoxRows * wg::kCols;  // elements of one 64-row tile (a TMA box)
-constexpr int kStages = 3;
 static_assert(kWgmmaRows == 64 * kWarpgroups, "a warpgroup owns 64 rows");
 
-// The warp-specialised kernels add a producer warpgroup after the computing ones; it keeps
-// kProducerRegisters per thread and gives the rest to them (65536 per SM, one CTA).
+// The warp-specialised kernels add a producer warpgroup after the computing ones; it keeps few
+// registers per thread and gives the rest to them (65536 per SM, one CTA). The backward's CTA:
+// kThreads computing threads, kProducerRegisters and kConsumerRegisters.
 constexpr int kSpecialisedThreads = kThreads + wg::kWarpgroup;
 constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
-static_assert(wg::kWarpgroup * kProducerRegisters + kThreads * kConsumerRegisters <= 65536);
-__device__ inline bool producer_thread() { return threadIdx.x >= kThreads; }
 
 // The first 1024-byte boundary of dynamic shared memory (kSmemSlack bytes are reserved for it).
 constexpr size_t kSmemSlack = wg::kTileAlign;
@@ -105,8 +103,11 @@ struct StreamRing {
   Slots<STAGES> slots;
 
   // Thread 0, once, then wg::barrier_init_fence and a CTA barrier before the first load;
-  // `load_arrivals` threads arrive per step when its loads are issued.
-  __device__ void init(int load_arrivals) const { slots.init(load_arrivals, kThreads / 32); }
+  // `load_arrivals` threads arrive per step when its loads are issued, and each of
+  // `computing_threads` / 32 warps when it releases the step.
+  __device__ void init(int load_arrivals, int computing_threads = kThreads) const {
+    slots.init(load_arrivals, computing_threads / 32);
+  }
   __device__ const bf16_t* first(int step) const {
     return tiles + 2 * (step % STAGES) * kTileElements;
   }
@@ -150,8 +151,6 @@ struct StreamRing {
     return {at, {filled, filled + STAGES}};
   }
 };
-// The forward's ring of K/V tiles.
-using TileRing = StreamRing<kStages, kStep>;
 
 // A warp-specialised CTA's own operand rows: kWgmmaRows rows of two tensors (the backward's K and
 // V), loaded once by TMA on `ready`.
@@ -168,39 +167,32 @@ struct RowTiles {
   }
   __device__ void wait() const { wg::barrier_wait(ready, 0); }
 };
-// A warp-specialised CTA: thread 0 runs `init` (the barriers' initialisation) before the CTA
-// barrier that precedes the split into roles; then, once the registers have changed hands, the
-// producer warpgroup's first warp runs `load`, the first lane of its second warp `write`, and
-// the computing warpgroups `consume`.
-template <typename Init, typename Load, typename Write, typename Consume>
+// A warp-specialised CTA of COMPUTING threads (whole warpgroups) and the producer warpgroup
+// after them: thread 0 runs `init` (the barriers' initialisation) before the CTA barrier that
+// precedes the split into roles; then, once the registers have changed hands (PRODUCER and
+// CONSUMER per thread), the producer warpgroup's first warp runs `load`, the first lane of its
+// second warp `write`, and the computing warpgroups `consume`.
+template <int COMPUTING = kThreads, int PRODUCER = kProducerRegisters,
+          int CONSUMER = kConsumerRegisters, typename Init, typename Load, typename Write,
+          typename Consume>
 __device__ inline void specialised(Init init, Load load, Write write, Consume consume) {
+  static_assert(COMPUTING % wg::kWarpgroup == 0);
+  static_assert(wg::kWarpgroup * PRODUCER + COMPUTING * CONSUMER <= 65536);
   if (threadIdx.x == 0) {
     init();
     wg::barrier_init_fence();
   }
   __syncthreads();
-  if (producer_thread()) {
-    wg::release_registers<kProducerRegisters>();
-    if (threadIdx.x < kThreads + 32)
+  if (threadIdx.x >= COMPUTING) {
+    wg::release_registers<PRODUCER>();
+    if (threadIdx.x < COMPUTING + 32)
       load();
-    else if (threadIdx.x == kThreads + 32)
+    else if (threadIdx.x == COMPUTING + 32)
       write();
   } else {
-    wg::claim_registers<kConsumerRegisters>();
+    wg::claim_registers<CONSUMER>();
     consume();
   }
-}
-
-// The forward kernel's step j: thread 0 refills the stage of step j + 1 − kStages with step
-// j + 1's tiles once every warp has released it; then every thread waits for step j's.
-template <typename Issue>
-__device__ inline void start_step(const TileRing& ring, int step, int steps, Issue issue) {
-  const int next = step + 1;
-  if (threadIdx.x == 0 && next < steps) {
-    ring.slots.wait_emptied(next);
-    issue(next);
-  }
-  ring.wait(step);
 }
 
 // Each kernel's step j issues its own first products, then the second products of step j − 1
@@ -219,18 +211,20 @@ template <typename First>
 constexpr bool kFirst = First::value;
 
 // Issues the step's first products (one group) and, past step 0, the previous step's second
-// products (a second group), then waits for the first group.
-template <typename First, typename FirstProducts, typename SecondProducts>
+// products (a second group), runs `issued`, then waits for the first group.
+template <typename First, typename FirstProducts, typename SecondProducts, typename Issued>
 __device__ inline void issue_products(First, FirstProducts first_products,
-                                      SecondProducts second_products) {
+                                      SecondProducts second_products, Issued issued) {
   wg::fence();
   first_products();
   wg::commit();
   if constexpr (!kFirst<First>) {
     second_products();
     wg::commit();
+    issued();
     wg::wait<1>();
   } else {
+    issued();
     wg::wait<0>();
   }
 }
