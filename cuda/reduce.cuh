@@ -63,8 +63,7 @@ __global__ void deterministic_sum_kernel(Term term, int64_t n, double* partials,
   }
   double total = 0;
 #pragma unroll
-  for (int u = 0; u < kPerThread; ++u)
-    if (threadIdx.x + u * kThreads < gridDim.x) total += partial[u];
+  for (int u = 0; u < kPerThread; ++u) total += partial[u];  // +0.0 past the last: no change
   total = block_sum(total);
   if (threadIdx.x == 0) {
     finished_partials = 0;

@@ -106,21 +106,8 @@ __global__ void __launch_bounds__(kThreads)
 
 #pragma unroll
   for (int mb = 0; mb < MB; ++mb) {
-    const int row0 = m0 + warp_row0 + 16 * mb;
-    float inverse[2];
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const float total = quad_sum(softmax[mb].sum[half]);
-      inverse[half] = 1.f / total;
-      const int t = row0 + frag_row(2 * half);
-      if (t < pb.q_len && threadIdx.x % 4 == 0)
-        lse[pb.row_stats(b, h) + t] = (softmax[mb].max[half] * pb.scale_log2 + log2f(total)) * kLn2;
-    }
-#pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) o[mb][dt][e] *= inverse[e >> 1];
-    store_rows<D>(out + pb.q_head(b, h), pb.q_stride(), row0, pb.q_len, o[mb], 1.f);
+    store_forward_rows<D>(pb, softmax[mb], o[mb], m0 + warp_row0 + 16 * mb, out + pb.q_head(b, h),
+                          lse + pb.row_stats(b, h));
   }
 }
 

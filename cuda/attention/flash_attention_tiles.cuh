@@ -117,6 +117,25 @@ __device__ inline void store_rows(T* dst, int64_t stride, int row0, int limit,
   }
 }
 
+// The end of a forward warp: its 16 rows from row0 of O divided by the row sums, written to
+// the head's rows `out`, and each row's natural-log log-sum-exp to the head's `lse` (rows in
+// [0, q_len) only).
+template <int D>
+__device__ inline void store_forward_rows(const Problem& pb, const OnlineSoftmax& softmax,
+                                          float (&o)[D / 8][4], int row0, bf16_t* out, float* lse) {
+  float inverse[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const float total = quad_sum(softmax.sum[half]);
+    inverse[half] = 1.f / total;
+    const int t = row0 + frag_row(2 * half);
+    if (t >= 0 && t < pb.q_len && threadIdx.x % 4 == 0)
+      lse[t] = (softmax.max[half] * pb.scale_log2 + log2f(total)) * kLn2;
+  }
+  OnlineSoftmax::rescale(o, inverse);
+  store_rows<D>(out, pb.q_stride(), row0, pb.q_len, o, 1.f);
+}
+
 // The end of a dK/dV kernel: the warp's 16 keys from key0 of dK·scale and dV, written to dk and
 // dv, or with the GQA group split to the split's partial sums.
 template <int D>

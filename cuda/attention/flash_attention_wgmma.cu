@@ -1,6 +1,6 @@
 // Flash attention forward, bf16 at head_dim 64 on Hopper's warpgroup tensor cores (wgmma,
 // sm_90a), on the warp-specialised CTA of wgmma_steps.cuh: three computing warpgroups of 64
-// queries each, and a producer warpgroup whose first thread loads Q and refills the K/V ring by
+// queries each, and a producer warpgroup whose first warp loads Q and refills the K/V ring by
 // TMA; one CTA per SM. Also the TMA maps of both wgmma files and the choice of these kernels.
 // Every row's sums run in a fixed order, so results are deterministic.
 #include <cuda_bf16.h>
@@ -24,24 +24,6 @@ using KeyRing = StreamRing<kKeyStages, kKeyStep>;
 // Per thread with three computing warpgroups: 32 registers a producer, 160 a computing thread
 // (S, O and P of a 64 × 128 step take 128 of them).
 constexpr int kProducerKeeps = 32, kComputingKeeps = 160;
-
-// The end of a computing warp: its 16 rows from row0 of O divided by the row sums, written to
-// the head's rows `out`, and each row's natural-log log-sum-exp to the head's `lse` (rows in
-// [0, q_len) only).
-__device__ void store_output(const Problem& pb, const OnlineSoftmax& softmax, float (&o)[8][4],
-                             int row0, bf16_t* out, float* lse) {
-  float inverse[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const float total = quad_sum(softmax.sum[half]);
-    inverse[half] = 1.f / total;
-    const int t = row0 + frag_row(2 * half);
-    if (t >= 0 && t < pb.q_len && threadIdx.x % 4 == 0)
-      lse[t] = (softmax.max[half] * pb.scale_log2 + log2f(total)) * kLn2;
-  }
-  OnlineSoftmax::rescale(o, inverse);
-  store_rows<64>(out, pb.q_stride(), row0, pb.q_len, o, 1.f);
-}
 
 // The computing warpgroups issue their products in turn, warpgroup w after w − 1 (cyclically),
 // so that the tensor cores take their steps round-robin and each one's exponentials run beside
@@ -86,18 +68,18 @@ __global__ void __launch_bounds__(kForwardThreads, 1)
   const int steps = key_end > 0 ? ceil_div(key_end, kKeyStep) : 0;
 
   auto init = [&] {
-    ring.init(1, kComputing);
+    ring.init(32, kComputing);
     wg::barrier_init(q_ready);
   };
   auto load = [&] {
-    if (threadIdx.x % 32 != 0) return;
-    wg::barrier_expect(q_ready, kForwardWarpgroups * wg::kBoxBytes);
-    for (int box = 0; box < kForwardWarpgroups; ++box)
-      wg::load_box(q_tile + box * kTile, q_map, h, m0 + box * wg::kBoxRows, b, q_ready);
-    for (int step = 0; step < steps; ++step) {
-      ring.slots.wait_emptied(step);
-      ring.issue(step, k_map, v_map, kv, step * kKeyStep, b);
+    if (threadIdx.x % 32 == 0) {
+      wg::barrier_expect(q_ready, kForwardWarpgroups * wg::kBoxBytes);
+      for (int box = 0; box < kForwardWarpgroups; ++box)
+        wg::load_box(q_tile + box * kTile, q_map, h, m0 + box * wg::kBoxRows, b, q_ready);
     }
+    ring.produce(
+        steps, [&](int step) { ring.load(step, k_map, v_map, kv, step * kKeyStep, b); },
+        [](int) {});
   };
   auto consume = [&] {
     const int row0 = m0 + warp_row0();
@@ -132,7 +114,7 @@ __global__ void __launch_bounds__(kForwardThreads, 1)
     });
     last_products(
         steps, [&] { wg::issue_a_b(o, p, ring.second(steps - 1)); }, o);
-    store_output(pb, softmax, o, row0, out + pb.q_head(b, h), lse + pb.row_stats(b, h));
+    store_forward_rows<64>(pb, softmax, o, row0, out + pb.q_head(b, h), lse + pb.row_stats(b, h));
   };
   specialised<kComputing, kProducerKeeps, kComputingKeeps>(
       init, load, [] {}, consume);

@@ -119,12 +119,6 @@ struct StreamRing {
     load_rows_pair<kBoxes>(stage, stage + kTileElements, a, b, head, row0, batch,
                            slots.filled_barrier(step));
   }
-  // Thread 0: the stage's one arrival, expecting the step's tiles, and their loads.
-  __device__ void issue(int step, const CUtensorMap& a, const CUtensorMap& b, int head, int row0,
-                        int batch) const {
-    wg::barrier_expect(slots.filled_barrier(step), kStepBytes);
-    load(step, a, b, head, row0, batch);
-  }
   // The producer warp: fills the stages in turn, each once emptied. Lane 0 expects the step's
   // bytes and starts `load(step)`; then every lane runs `rows(step)` (shared stores of the
   // step's per-row values) and arrives.
