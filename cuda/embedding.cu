@@ -47,19 +47,20 @@ struct MarkRunBegins {
   }
 };
 
-// The table gradient over fixed chunks of kChunk sorted positions, so that an id of many tokens
-// (a frequent word) is summed by many warps; rows no token uses keep the zeros of a fill.
+// The table gradient added into an f32 gradient over fixed chunks of kChunk sorted positions, so
+// that an id of many tokens (a frequent word) is summed by many warps; rows no token uses are
+// not touched.
 // 1. chunk_sums_kernel: one warp per (chunk, column slice) sums each run of equal ids inside its
-//    chunk in token order (the sort is stable). A run inside the chunk is its id's row, written
-//    to dtable; a run that began in an earlier chunk goes to the chunk's slot `earlier`, one
+//    chunk in token order (the sort is stable). A run inside the chunk is its id's whole sum,
+//    added to grad; a run that began in an earlier chunk goes to the chunk's slot `earlier`, one
 //    that began here and goes on past the chunk to slot `later`.
 // 2. finish_runs_kernel: one warp per (chunk, column slice); where the chunk's first run began
-//    in an earlier chunk c0 and ends in this chunk c1, it writes the run's row: later[c0] +
-//    earlier[c0 + 1] + ... + earlier[c1], in chunk order.
+//    in an earlier chunk c0 and ends in this chunk c1, it adds the run's sum to grad:
+//    later[c0] + earlier[c0 + 1] + ... + earlier[c1], in chunk order.
 // A column slice is 32 runs of P columns, one per lane; slots hold [chunks, 2, dim] floats.
 constexpr int kChunk = 32;          // sorted positions per chunk
 constexpr int kRowWarps = 8;        // warps per block
-constexpr int kPositionsAhead = 8;  // dout rows loaded before the first add
+constexpr int kPositionsAhead = 8;  // dout rows (and grad rows) loaded before the first add
 constexpr int kSlotsAhead = 4;      // slots loaded before the first add
 constexpr unsigned kAllLanes = 0xffffffffu;
 
@@ -78,11 +79,23 @@ __device__ Slice warp_slice(int64_t dim) {
   return {unit, ((warp - unit * slices) * kWarp + threadIdx.x % kWarp) * P};
 }
 
+template <int P>
+__device__ void add_floats(float* p, const float (&sum)[P]) {
+  float row[P];
+  load_floats(p, row);
+#pragma unroll
+  for (int j = 0; j < P; ++j) row[j] += sum[j];
+  store_floats(p, row);
+}
+
 // The chunk's kChunk = 32 sorted ids and positions are held one per lane and passed round by
-// shuffles; lanes past dim only take part in them.
+// shuffles; lanes past dim only take part in them. Position q ends a run where the next id
+// differs; the run began in an earlier chunk exactly when its id is the one before the chunk
+// (ids are sorted). A run that neither began earlier nor goes on past the chunk is added to its
+// grad row, whose values are loaded with the dout rows, ahead of the adds.
 template <typename T, int P>
 __global__ void chunk_sums_kernel(const uint32_t* sorted_ids, const int32_t* positions,
-                                  const T* dout, T* dtable, float* slots, int64_t tokens,
+                                  const T* dout, float* grad, float* slots, int64_t tokens,
                                   int64_t dim) {
   static_assert(kChunk == kWarp);
   const Slice at = warp_slice<P>(dim);
@@ -96,13 +109,20 @@ __global__ void chunk_sums_kernel(const uint32_t* sorted_ids, const int32_t* pos
   const uint32_t before = first > 0 ? sorted_ids[first - 1] : UINT32_MAX;
   const uint32_t after = first + count < tokens ? sorted_ids[first + count] : UINT32_MAX;
   float sum[P] = {};
-  bool run_from_first = true;  // the run being summed began at the chunk's first position
   for (int base = 0; base < count; base += kPositionsAhead) {
     Values<T, P> rows[kPositionsAhead];
+    float sums_so_far[kPositionsAhead][P];  // grad rows of the runs added at q
 #pragma unroll
     for (int u = 0; u < kPositionsAhead; ++u) {
-      const int64_t position = __shfl_sync(kAllLanes, lane_position, base + u);
-      if (inside && base + u < count) rows[u] = values_at<P>(dout + position * dim + at.col, 0);
+      const int q = base + u;
+      const int64_t position = __shfl_sync(kAllLanes, lane_position, q);
+      const uint32_t id = __shfl_sync(kAllLanes, lane_id, q);
+      const uint32_t following = __shfl_sync(kAllLanes, lane_id, (q + 1) % kWarp);
+      const bool ends_inside = (q + 1 < count ? following : after) != id && before != id;
+      if (inside && q < count) {
+        rows[u] = values_at<P>(dout + position * dim + at.col, 0);
+        if (ends_inside) load_floats(grad + id * dim + at.col, sums_so_far[u]);
+      }
     }
 #pragma unroll
     for (int u = 0; u < kPositionsAhead; ++u) {
@@ -114,22 +134,23 @@ __global__ void chunk_sums_kernel(const uint32_t* sorted_ids, const int32_t* pos
       for (int j = 0; j < P; ++j) sum[j] += to_float(rows[u].v[j]);
       const bool goes_on = (q + 1 < count ? following : after) == id;
       if (goes_on && q + 1 < count) continue;
-      const bool began_earlier = run_from_first && before == id;
-      float* slot = slots + (at.unit * 2 + (began_earlier ? 0 : 1)) * dim + at.col;
-      if (inside && (began_earlier || goes_on))
-        store_floats(slot, sum);
-      else if (inside)
-        store_floats(dtable + id * dim + at.col, sum);
+      const bool began_earlier = before == id;
+      if (inside && (began_earlier || goes_on)) {
+        store_floats(slots + (at.unit * 2 + (began_earlier ? 0 : 1)) * dim + at.col, sum);
+      } else if (inside) {
+#pragma unroll
+        for (int j = 0; j < P; ++j) sums_so_far[u][j] += sum[j];
+        store_floats(grad + id * dim + at.col, sums_so_far[u]);
+      }
 #pragma unroll
       for (int j = 0; j < P; ++j) sum[j] = 0;
-      run_from_first = false;
     }
   }
 }
 
-template <typename T, int P>
+template <int P>
 __global__ void finish_runs_kernel(const uint32_t* sorted_ids, const int32_t* run_begin,
-                                   const float* slots, T* dtable, int64_t tokens, int64_t dim) {
+                                   const float* slots, float* grad, int64_t tokens, int64_t dim) {
   const Slice at = warp_slice<P>(dim);
   const int64_t first = at.unit * kChunk, after = first + kChunk;
   if (first >= tokens || at.col >= dim) return;
@@ -151,7 +172,7 @@ __global__ void finish_runs_kernel(const uint32_t* sorted_ids, const int32_t* ru
       for (int j = 0; j < P; ++j)
         if (base + u <= c1) sum[j] += parts[u][j];
   }
-  store_floats(dtable + id * dim + at.col, sum);
+  add_floats(grad + id * dim + at.col, sum);
 }
 
 int bits_for(int64_t vocab) {
@@ -202,10 +223,9 @@ void embedding_forward(const int32_t* ids, const void* table, void* out, DType d
   });
 }
 
-void embedding_backward(const int32_t* ids, const void* dout, void* dtable, DType dtype,
+void embedding_backward(const int32_t* ids, const void* dout, DType dtype, float* grad,
                         int64_t tokens, int64_t vocab, int64_t dim) {
   SSA_CHECK(tokens <= INT_MAX, "embedding backward: {} tokens exceed the sort's int range", tokens);
-  fill(dtable, dtype, 0.0, vocab * dim);
   if (tokens == 0 || dim == 0) return;
   const int64_t chunks = (tokens + kChunk - 1) / kChunk;
   DeviceScratch run_begin(vocab * sizeof(int32_t));
@@ -218,23 +238,22 @@ void embedding_backward(const int32_t* ids, const void* dout, void* dtable, DTyp
     using T = decltype(zero);
     const auto launch = [&](auto pack) {
       constexpr int P = pack.value;
-      auto* table = static_cast<T*>(dtable);
       launch_by_slices(
           [&](unsigned blocks, int threads) {
             chunk_sums_kernel<T, P><<<blocks, threads, 0, compute_stream()>>>(
-                sorted_ids, sorted.positions.as<int32_t>(), static_cast<const T*>(dout), table,
+                sorted_ids, sorted.positions.as<int32_t>(), static_cast<const T*>(dout), grad,
                 slots.as<float>(), tokens, dim);
           },
           chunks, dim, P);
       launch_by_slices(
           [&](unsigned blocks, int threads) {
-            finish_runs_kernel<T, P><<<blocks, threads, 0, compute_stream()>>>(
-                sorted_ids, run_begin.as<int32_t>(), slots.as<float>(), table, tokens, dim);
+            finish_runs_kernel<P><<<blocks, threads, 0, compute_stream()>>>(
+                sorted_ids, run_begin.as<int32_t>(), slots.as<float>(), grad, tokens, dim);
           },
           chunks, dim, P);
       check_launch();
     };
-    with_run_width<kPack<T>>(dim, {dout, dtable}, launch);
+    with_run_width<kPack<T>>(dim, {dout, grad}, launch);
   });
 }
 

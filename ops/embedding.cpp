@@ -58,20 +58,30 @@ struct EmbeddingNode : Node {
       : ids(std::move(ids_)), table_shape(table_shape_) {}
   const char* name() const override { return "embedding"; }
   std::vector<Tensor> backward(const Tensor& g) override {
-    const int64_t dim = table_shape[1];
-    if (!g.is_cpu()) {
-      Tensor dtable = Tensor::empty(table_shape, g.dtype(), g.device());
-      SSA_ON_CUDA("embedding backward",
-                  cuda::embedding_backward(ids.data<int32_t>(), g.raw(), dtable.raw(), g.dtype(),
-                                           ids.numel(), table_shape[0], dim));
-      return {dtable};
-    }
+    if (!g.is_cpu()) return {cuda_backward(g)};
     Tensor dtable = Tensor::zeros(table_shape, g.dtype(), g.device());
     dispatch_float(g, "embedding backward", [&](auto zero) {
       using T = decltype(zero);
-      scatter_add(ids.data<int32_t>(), g.data<T>(), dtable.data<T>(), ids.numel(), dim);
+      scatter_add(ids.data<int32_t>(), g.data<T>(), dtable.data<T>(), ids.numel(), table_shape[1]);
     });
     return {dtable};
+  }
+  // Adds into the table's f32 gradient buffer where it has one (touching only the rows the ids
+  // name, and returning no gradient), else returns the gradient (summed in f32).
+  Tensor cuda_backward(const Tensor& g) {
+    const Tensor& table = inputs()[0];
+    Tensor buffer = gradient_buffer(table);
+    const bool in_place = buffer.defined();
+    if (in_place)
+      settle_gradient(table);
+    else
+      buffer = Tensor::zeros(table_shape, DType::f32, g.device());
+    SSA_ON_CUDA(
+        "embedding backward",
+        cuda::embedding_backward(ids.data<int32_t>(), g.raw(), g.dtype(), buffer.data<float>(),
+                                 ids.numel(), table_shape[0], table_shape[1]));
+    if (in_place) return Tensor();
+    return g.dtype() == DType::f32 ? buffer : buffer.to(g.dtype());
   }
   void release() override { ids = Tensor(); }
 };

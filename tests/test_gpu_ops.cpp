@@ -1,8 +1,14 @@
 // Errors of the ops on CUDA tensors: they name the op and the bad value; weight gradients added
-// by the product into their f32 buffers, and input gradients (a product's, SmoothL1's) into the
-// one summed so far. (The parity of every op with the CPU: test_gpu_op_table.cpp.)
+// by the product (and the embedding's, by its backward) into their f32 buffers, and input gradients
+// (a product's, SmoothL1's) into the one summed so far. (The parity of every op with the CPU:
+// test_gpu_op_table.cpp.)
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "cuda/runtime/memory.h"
 #include "op_checks.h"
 #include "op_test_util.h"
 #include "ops/attention_projections.h"
@@ -74,6 +80,50 @@ TEST_CASE("gpu: weight gradients are added into their f32 buffers by the product
     projections[buffered] = w;
   }
   check_added_into_buffers(projections[1], projections[0]);
+}
+
+// 1200 tokens over ids 0..19 of a 64-row table (runs of about 60 over chunks of 32 sorted
+// positions; rows 20..63 unused), in runs of 8 columns (24) and element by element (19).
+TEST_CASE("gpu: the embedding adds its table gradient into the f32 buffer, at the ids' rows only") {
+  const Tensor ids = random_ids({4, 300}, 20, 3).to(Device::cuda);
+  for (const int64_t dim : {24, 19}) {
+    CAPTURE(dim);
+    const Tensor dout =
+        random_tensor({4, 300, dim}, 4, DType::f32, false).to(Device::cuda).to(DType::bf16);
+    std::vector<Tensor> tables[2];
+    for (bool buffered : {true, false}) {
+      tables[buffered] = bf16_weights({{64, dim}}, buffered);
+      backward(embedding(ids, tables[buffered][0]), dout);
+    }
+    check_added_into_buffers(tables[1], tables[0]);
+    const std::vector<double> unused = tables[1][0].grad().view(20 * dim, {44, dim}).to_vector();
+    CHECK(std::all_of(unused.begin(), unused.end(), [](double g) { return g == 1.0; }));
+
+    // An unwritten buffer is overwritten: its NaNs become the sums, and zeros where unused.
+    const Tensor& table = tables[1][0];
+    table.grad().copy_from(Tensor::full(table.shape(), NAN, DType::f32, Device::cuda));
+    table.set_grad_unwritten(true);
+    backward(embedding(ids, table), dout);
+    const std::vector<double> want = tables[0][0].grad().to(DType::f32).to_vector();
+    const std::vector<double> got = table.grad().to_vector();
+    CHECK(relative_error(got, want) < 1e-2);  // the plain gradient is rounded to bf16
+    CHECK(got.back() == 0.0);
+  }
+}
+
+TEST_CASE("gpu: the embedding's backward into a buffer allocates no table-sized gradient") {
+  constexpr int64_t kVocab = 100000, kDim = 64;
+  const Tensor ids = random_ids({1000}, kVocab, 5).to(Device::cuda);
+  const Tensor dout =
+      random_tensor({1000, kDim}, 6, DType::f32, false).to(Device::cuda).to(DType::bf16);
+  const Tensor table = bf16_weights({{kVocab, kDim}}, true)[0];
+  Tensor out = embedding(ids, table);
+  const size_t before = cuda::memory_stats().allocated;
+  cuda::reset_peak_memory();
+  backward(out, dout);
+  const size_t growth = cuda::memory_stats().peak - before;
+  std::printf("embedding backward into its buffer: %zu bytes at the peak\n", growth);
+  CHECK(growth < kVocab * kDim * sizeof(bf16) / 4);
 }
 
 TEST_CASE("gpu: a product adds its input gradient into the one summed so far, in bf16") {

@@ -304,8 +304,21 @@ Tensor zipf_ids(int64_t n, int64_t vocab, Rng& rng) {
   return Tensor::from(ids, {n}, DType::i32).to(Device::cuda);
 }
 
-// The backward with uniform ids, and with Zipf ids (rows of the most frequent ids sum over
-// thousands of tokens).
+// The ids' distinct values (the table rows a backward touches).
+double distinct_ids(const Tensor& ids, int64_t vocab) {
+  const Tensor on_host = ids.to(Device::cpu);
+  std::vector<bool> seen(static_cast<size_t>(vocab));
+  double distinct = 0;
+  for (int64_t t = 0; t < on_host.numel(); ++t)
+    if (!seen[on_host.data<int32_t>()[t]]) {
+      seen[on_host.data<int32_t>()[t]] = true;
+      ++distinct;
+    }
+  return distinct;
+}
+
+// The backward, adding into an f32 gradient as a training step does, with uniform ids, and with
+// Zipf ids (rows of the most frequent ids sum over thousands of tokens).
 void embedding_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   const int64_t n = s.tokens, d = s.d_model;
   Tensor ids = random_ids({n}, s.vocab, rng);
@@ -313,18 +326,19 @@ void embedding_rows(const Shapes& s, const KernelBench& bench, Rng& rng) {
   Tensor table = random_tensor({s.vocab, d}, DType::bf16, 0.02, rng);
   Tensor dout = random_tensor({n, d}, DType::bf16, 1.0, rng);
   Tensor out = Tensor::empty({n, d}, DType::bf16, Device::cuda);
-  Tensor dtable = Tensor::empty({s.vocab, d}, DType::bf16, Device::cuda);
+  Tensor grad = Tensor::zeros({s.vocab, d}, DType::f32, Device::cuda);
   const double rows = static_cast<double>(n), values = static_cast<double>(dout.numel());
   bench.fused(s, "embedding.fwd", 2 * values * kBf16 + rows * kI32, [&] {
     cuda::embedding_forward(ids.data<int32_t>(), table.raw(), out.raw(), DType::bf16, n, d);
   });
-  const double backward_bytes = (values + static_cast<double>(table.numel())) * kBf16 + rows * kI32;
   for (const auto& [name, token_ids] :
-       {std::pair{"embedding.bwd", &ids}, std::pair{"embedding.bwd.zipf", &text_ids}})
-    bench.fused(s, name, backward_bytes, [&] {
-      cuda::embedding_backward(token_ids->data<int32_t>(), dout.raw(), dtable.raw(), DType::bf16, n,
-                               s.vocab, d);
+       {std::pair{"embedding.bwd", &ids}, std::pair{"embedding.bwd.zipf", &text_ids}}) {
+    const double touched = distinct_ids(*token_ids, s.vocab) * static_cast<double>(d);
+    bench.fused(s, name, values * kBf16 + 2 * touched * kF32 + rows * kI32, [&] {
+      cuda::embedding_backward(token_ids->data<int32_t>(), dout.raw(), DType::bf16,
+                               grad.data<float>(), n, s.vocab, d);
     });
+  }
 }
 
 // On gated attention outputs [tokens, heads, head_dim], as SSA's alignment loss.
