@@ -60,7 +60,7 @@ struct MarkRunBegins {
 // A column slice is 32 runs of P columns, one per lane; slots hold [chunks, 2, dim] floats.
 constexpr int kChunk = 32;          // sorted positions per chunk
 constexpr int kRowWarps = 8;        // warps per block
-constexpr int kPositionsAhead = 8;  // dout rows (and grad rows) loaded before the first add
+constexpr int kPositionsAhead = 4;  // dout rows (and grad rows) loaded before the first add
 constexpr int kSlotsAhead = 4;      // slots loaded before the first add
 constexpr unsigned kAllLanes = 0xffffffffu;
 
