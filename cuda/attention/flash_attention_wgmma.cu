@@ -5,6 +5,7 @@
 // Every row's sums run in a fixed order, so results are deterministic.
 #include <cuda_bf16.h>
 
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -45,14 +46,14 @@ struct IssueTurns {
   }
 };
 
-// One CTA per (query tile of kForwardRows, head, batch), heaviest (last) query tiles first. The
-// tiles end at q_len, so the first may start before row 0 (TMA reads those rows as zeros, and
-// nothing is written for them): a part-filled tile then holds the lightest rows, not the
-// heaviest.
-// Warpgroup w, on queries m0 + 64w ..: step j: S_j = Q·K_jᵀ (Q from shared memory), then
-// O += P_{j−1}·V_{j−1} while P_j is exponentiated; O is rescaled to step j's running max once
-// that product is done.
-// smem: Q [kForwardRows][64] (three TMA boxes), then the K/V ring, then Q's barrier.
+// One CTA per (query tile of kForwardRows, head, batch), in the order of the work each does:
+// blockIdx.x = tile · heads · batch + b · heads + h, tile 0 the last (heaviest) query tile, so
+// every head's heaviest tiles go first and the grid ends on the lightest. The tiles end at q_len,
+// so the first may start before row 0 (TMA reads those rows as zeros, and nothing is written for
+// them): a part-filled tile then holds the lightest rows, not the heaviest. Warpgroup w, on queries
+// m0 + 64w ..: step j: S_j = Q·K_jᵀ (Q from shared memory), then O += P_{j−1}·V_{j−1} while P_j is
+// exponentiated; O is rescaled to step j's running max once that product is done. smem: Q
+// [kForwardRows][64] (three TMA boxes), then the K/V ring, then Q's barrier.
 __global__ void __launch_bounds__(kForwardThreads, 1)
     forward_kernel(Problem pb, const __grid_constant__ CUtensorMap q_map,
                    const __grid_constant__ CUtensorMap k_map,
@@ -61,8 +62,10 @@ __global__ void __launch_bounds__(kForwardThreads, 1)
   bf16_t* q_tile = aligned_tiles(smem_raw);
   const KeyRing ring = KeyRing::placed_at(q_tile + kForwardRows * wg::kCols);
   uint64_t* q_ready = ring.slots.emptied + kKeyStages;
-  const int m0 = pb.q_len - (static_cast<int>(blockIdx.x) + 1) * kForwardRows;
-  const int h = blockIdx.y, b = blockIdx.z;
+  const int heads_batch = pb.heads * pb.batch, tile = static_cast<int>(blockIdx.x) / heads_batch;
+  const int h = static_cast<int>(blockIdx.x) % pb.heads;
+  const int b = static_cast<int>(blockIdx.x) % heads_batch / pb.heads;
+  const int m0 = pb.q_len - (tile + 1) * kForwardRows;
   const int kv = h / pb.group();
   const int key_end = pb.key_end(m0, kForwardRows);
   const int steps = key_end > 0 ? ceil_div(key_end, kKeyStep) : 0;
@@ -175,8 +178,13 @@ bool wgmma_path(const Problem& pb) {
 }
 
 void forward_wgmma(const Problem& pb, const FlashForward& args) {
-  launch(forward_kernel, dim3(ceil_div(pb.q_len, kForwardRows), pb.heads, pb.batch),
-         kForwardThreads, kForwardSmem, pb, rows_map(args.q, pb.batch, pb.q_len, pb.heads),
+  const int64_t ctas = int64_t{ceil_div(pb.q_len, kForwardRows)} * pb.heads * pb.batch;
+  SSA_CHECK(ctas <= INT_MAX,
+            "attention: {} query tiles of {} rows over {} heads and batch {} exceed "
+            "one grid ({} CTAs at most)",
+            ceil_div(pb.q_len, kForwardRows), kForwardRows, pb.heads, pb.batch, INT_MAX);
+  launch(forward_kernel, dim3(static_cast<unsigned>(ctas)), kForwardThreads, kForwardSmem, pb,
+         rows_map(args.q, pb.batch, pb.q_len, pb.heads),
          rows_map(args.k, pb.batch, pb.k_len, pb.kv_heads),
          rows_map(args.v, pb.batch, pb.k_len, pb.kv_heads), static_cast<bf16_t*>(args.out),
          args.lse);
