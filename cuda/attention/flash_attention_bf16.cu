@@ -55,9 +55,9 @@ __device__ void load_tile(bf16_t* tile, const bf16_t* src, int64_t stride, int r
   }
 }
 
-// One CTA per (query tile of BM = 64·MB rows, head, batch), heaviest (last) query tiles
-// first; warp w owns rows 16·MB·w .. 16·MB·(w + 1) − 1. K/V tiles double-buffered.
-// smem: Q [BM][P], K [2][64][P], V [2][64][P].
+// One CTA per (query tile of BM = 64·MB rows, head, batch), heaviest (last) query tiles first
+// (TileOrder over heads and batch); warp w owns rows 16·MB·w .. 16·MB·(w + 1) − 1. K/V tiles
+// double-buffered. smem: Q [BM][P], K [2][64][P], V [2][64][P].
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     forward_kernel(Problem pb, const bf16_t* q, const bf16_t* k, const bf16_t* v, bf16_t* out,
@@ -67,7 +67,9 @@ __global__ void __launch_bounds__(kThreads)
   bf16_t* q_tile = reinterpret_cast<bf16_t*>(smem_raw);
   bf16_t* k_tiles = q_tile + BM * P;
   bf16_t* v_tiles = k_tiles + 2 * BN * P;
-  const int m0 = (gridDim.x - 1 - blockIdx.x) * BM, h = blockIdx.y, b = blockIdx.z;
+  const TileOrder order(pb.heads * pb.batch);
+  const int m0 = (ceil_div(pb.q_len, BM) - 1 - order.rank) * BM;
+  const int h = order.unit % pb.heads, b = order.unit / pb.heads;
   const int warp_row0 = threadIdx.x / 32 * 16 * MB;  // within the tile
   const bf16_t* k_head = k + pb.kv_head(b, h / pb.group());
   const bf16_t* v_head = v + pb.kv_head(b, h / pb.group());
@@ -194,9 +196,9 @@ __global__ void sum_head_splits(const float* parts, int splits, int64_t n, bf16_
 }
 
 // dQ for one (query tile of BM = 64·MB rows, head, batch) over the KV tiles it sees, heaviest
-// tiles first: dS = P ∘ (dO·Vᵀ − delta), dQ += dS·K (times scale at the end); warp w owns rows
-// 16·MB·w .. 16·MB·(w + 1) − 1. K/V double-buffered.
-// smem: Q [BM][P], dO [BM][P], K [2][64][P], V [2][64][P].
+// query tiles first (TileOrder over heads and batch): dS = P ∘ (dO·Vᵀ − delta), dQ += dS·K (times
+// scale at the end); warp w owns rows 16·MB·w .. 16·MB·(w + 1) − 1. K/V double-buffered. smem: Q
+// [BM][P], dO [BM][P], K [2][64][P], V [2][64][P].
 template <int D>
 __global__ void __launch_bounds__(kThreads) dq_kernel(Problem pb, BackwardPointers ptr) {
   constexpr int P = kPitch<D>, MB = kDqBlocks, BM = 16 * MB * kWarps, BN = kKeyTile;
@@ -205,7 +207,9 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(Problem pb, BackwardPointe
   bf16_t* do_tile = q_tile + BM * P;
   bf16_t* k_tiles = do_tile + BM * P;
   bf16_t* v_tiles = k_tiles + 2 * BN * P;
-  const int m0 = (gridDim.x - 1 - blockIdx.x) * BM, h = blockIdx.y, b = blockIdx.z;
+  const TileOrder order(pb.heads * pb.batch);
+  const int m0 = (ceil_div(pb.q_len, BM) - 1 - order.rank) * BM;
+  const int h = order.unit % pb.heads, b = order.unit / pb.heads;
   const int warp_row0 = threadIdx.x / 32 * 16 * MB;  // within the tile
   const bf16_t* k_head = ptr.k + pb.kv_head(b, h / pb.group());
   const bf16_t* v_head = ptr.v + pb.kv_head(b, h / pb.group());
@@ -286,8 +290,9 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 template <int D>
 void forward_for(const Problem& pb, const FlashForward& args) {
-  launch(forward_kernel<D>, dim3(ceil_div(pb.q_len, kForwardRows), pb.heads, pb.batch), kThreads,
-         kForwardSmem<D>, pb, static_cast<const bf16_t*>(args.q),
+  launch(forward_kernel<D>,
+         tile_order_grid(ceil_div(pb.q_len, kForwardRows), int64_t{pb.heads} * pb.batch, "forward"),
+         kThreads, kForwardSmem<D>, pb, static_cast<const bf16_t*>(args.q),
          static_cast<const bf16_t*>(args.k), static_cast<const bf16_t*>(args.v),
          static_cast<bf16_t*>(args.out), args.lse);
 }
@@ -332,8 +337,9 @@ void backward_for(const Problem& pb, BackwardPointers ptr) {
     launch(sum_head_splits, dim3(blocks), 256, 0, ptr.dv_parts, ptr.head_splits, n, ptr.dv);
   }
   if (!wgmma)
-    launch(dq_kernel<D>, dim3(ceil_div(pb.q_len, kDqRows), pb.heads, pb.batch), kThreads,
-           kDqSmem<D>, pb, ptr);
+    launch(dq_kernel<D>,
+           tile_order_grid(ceil_div(pb.q_len, kDqRows), int64_t{pb.heads} * pb.batch, "dQ"),
+           kThreads, kDqSmem<D>, pb, ptr);
 }
 
 }  // namespace

@@ -58,4 +58,20 @@ Problem make_problem(const FlashDims& dims);
 
 __host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
+// Causal tiles cost more the later their rows: a grid of `tiles` tiles of each of `units` units
+// (heads and batch) runs them heaviest first across all units. One linear grid, tile slowest:
+// rank 0 (every unit's heaviest tile) first and the lightest last, so that the grid ends on its
+// shortest CTAs.
+struct TileOrder {
+  int rank, unit;  // the CTA's tile, counted from the heaviest, and its unit
+  __device__ explicit TileOrder(int units)
+      : rank(static_cast<int>(blockIdx.x) / units), unit(static_cast<int>(blockIdx.x) % units) {}
+};
+inline dim3 tile_order_grid(int tiles, int64_t units, const char* kernel) {
+  const int64_t ctas = int64_t{tiles} * units;
+  SSA_CHECK(ctas <= INT32_MAX, "attention: {} tiles of {} units exceed one grid of the {} kernel",
+            tiles, units, kernel);
+  return dim3(static_cast<unsigned>(ctas));
+}
+
 }  // namespace ssa::cuda::flash

@@ -5,7 +5,6 @@
 // Every row's sums run in a fixed order, so results are deterministic.
 #include <cuda_bf16.h>
 
-#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -46,9 +45,8 @@ struct IssueTurns {
   }
 };
 
-// One CTA per (query tile of kForwardRows, head, batch), in the order of the work each does:
-// blockIdx.x = tile · heads · batch + b · heads + h, tile 0 the last (heaviest) query tile, so
-// every head's heaviest tiles go first and the grid ends on the lightest. The tiles end at q_len,
+// One CTA per (query tile of kForwardRows, head, batch), heaviest first (TileOrder over heads
+// and batch; rank 0 the last query tile). The tiles end at q_len,
 // so the first may start before row 0 (TMA reads those rows as zeros, and nothing is written for
 // them): a part-filled tile then holds the lightest rows, not the heaviest. Warpgroup w, on queries
 // m0 + 64w ..: step j: S_j = Q·K_jᵀ (Q from shared memory), then O += P_{j−1}·V_{j−1} while P_j is
@@ -62,10 +60,9 @@ __global__ void __launch_bounds__(kForwardThreads, 1)
   bf16_t* q_tile = aligned_tiles(smem_raw);
   const KeyRing ring = KeyRing::placed_at(q_tile + kForwardRows * wg::kCols);
   uint64_t* q_ready = ring.slots.emptied + kKeyStages;
-  const int heads_batch = pb.heads * pb.batch, tile = static_cast<int>(blockIdx.x) / heads_batch;
-  const int h = static_cast<int>(blockIdx.x) % pb.heads;
-  const int b = static_cast<int>(blockIdx.x) % heads_batch / pb.heads;
-  const int m0 = pb.q_len - (tile + 1) * kForwardRows;
+  const TileOrder order(pb.heads * pb.batch);
+  const int h = order.unit % pb.heads, b = order.unit / pb.heads;
+  const int m0 = pb.q_len - (order.rank + 1) * kForwardRows;
   const int kv = h / pb.group();
   const int key_end = pb.key_end(m0, kForwardRows);
   const int steps = key_end > 0 ? ceil_div(key_end, kKeyStep) : 0;
