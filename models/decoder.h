@@ -46,6 +46,12 @@ class Decoder {
   // from the device when asked (a wait for it), so that loss() itself never waits.
   double last_cross_entropy() const;
   double last_alignment() const;
+  // The same as detached device scalars (alignment undefined without align), for a caller that
+  // reads them later.
+  struct LossParts {
+    Tensor cross_entropy, alignment;
+  };
+  LossParts last_parts() const { return {last_cross_entropy_, last_alignment_}; }
 
   // Training FLOPs per token at sequence length T (forward + backward, matmuls and causal
   // attention), for MFU.

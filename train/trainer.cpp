@@ -39,6 +39,8 @@ uint64_t fnv1a(std::string_view bytes) {
   return hash;
 }
 
+double value_or_zero(const Tensor& scalar) { return scalar.defined() ? scalar.item() : 0.0; }
+
 uint64_t checksum(const Tensor& host) {
   return fnv1a({static_cast<const char*>(host.raw()), host.nbytes()});
 }
@@ -174,6 +176,7 @@ StepResult Trainer::step_once() {
   result.path = options.path;
   comm_->set_step(step_ + 1);
   model_.params().zero_grad();
+  std::vector<std::pair<Tensor, Decoder::LossParts>> losses;  // read after the gradient norm
   for (int64_t micro = 0; micro < run.grad_accum; ++micro) {
     Batch batch = files_.train.next_batch(run.micro_batch);
     Tensor loss =
@@ -181,21 +184,26 @@ StepResult Trainer::step_once() {
     // Only the last micro-step communicates; its buckets as soon as backward finishes them.
     const bool communicate = micro + 1 == run.grad_accum && world > 1 && !zero_;
     backward(loss, Tensor(), communicate ? buckets_.on_final() : LeafFinal());
-    // Read once the backward is queued: a read waits for the GPU, which then has work.
-    result.loss += loss.item();
-    result.cross_entropy += model_.last_cross_entropy();
-    result.alignment += model_.last_alignment() / static_cast<double>(run.grad_accum * world);
+    losses.emplace_back(loss.detach(), model_.last_parts());
   }
   if (zero_)
     zero_->reduce_gradients();
   else if (world > 1)
     buckets_.finish();
+  result.grad_norm = zero_ ? zero_->gradient_norm() : gradient_norm(model_.params().flat_grad());
+  // The losses are read once the norm's kernels are queued behind the backward: a read before
+  // would leave the GPU idle from the backward's end to the norm's launch.
+  for (const auto& [loss, parts] : losses) {
+    result.loss += loss.item();
+    result.cross_entropy += value_or_zero(parts.cross_entropy);
+    result.alignment +=
+        value_or_zero(parts.alignment) / static_cast<double>(run.grad_accum * world);
+  }
   const std::vector<double> totals =
       comm_->sum({result.loss, result.cross_entropy, result.alignment});
   result.loss = totals[0];
   result.cross_entropy = totals[1];
   result.alignment = totals[2];
-  result.grad_norm = zero_ ? zero_->gradient_norm() : gradient_norm(model_.params().flat_grad());
   result.comm_exposed_seconds = comm_->take_exposed_seconds();
   tokens_seen_ += step_tokens;
   ++step_;

@@ -29,11 +29,11 @@ constexpr const char* kAbout =
     "by time. In ssa mode the steps alternate between passing on the full and the sparse path\n"
     "(training draws it with attention.p_full); both are computed every step.\n"
     "With --breakdown, one more step (after one that warms up the recording) is timed on the\n"
-    "GPU's timeline: forward (the loss, read back to the host), backward, optimizer (gradient\n"
-    "norm, clipping, AdamW), each from CUDA events at its boundaries, and the part of each when\n"
-    "no kernel, copy or memset ran (CUPTI's activity records): the GPU waiting for the host's\n"
-    "launches. The five longest idle gaps follow, with the kernels around each and the CUDA\n"
-    "runtime calls the host was in meanwhile (none: the host was computing).";
+    "GPU's timeline: forward (to the loss), backward, optimizer (gradient norm, the loss read\n"
+    "back to the host, clipping, AdamW), each from CUDA events at its boundaries, and the part\n"
+    "of each when no kernel, copy or memset ran (CUPTI's activity records): the GPU waiting for\n"
+    "the host's launches. The five longest idle gaps follow, with the kernels around each and\n"
+    "the CUDA runtime calls the host was in meanwhile (none: the host was computing).";
 
 constexpr double kPeakFlops = 989e12;
 
@@ -100,8 +100,8 @@ class Step {
     mark(1);
     backward(loss);
     mark(2);
-    const double value = loss.item();  // after queueing the backward, as ssa-train reads it
     const double norm = gradient_norm(params.flat_grad());
+    const double value = loss.item();  // after the norm's kernels, as ssa-train reads it
     optimizer_.step(s_.schedule.lr, params.mixed_precision() ? params.compute_flat() : Tensor(),
                     clip_factor(norm, s_.run.grad_clip));
     mark(3);
