@@ -112,35 +112,35 @@ __global__ void chunk_sums_kernel(const uint32_t* sorted_ids, const int32_t* pos
   for (int base = 0; base < count; base += kPositionsAhead) {
     Values<T, P> rows[kPositionsAhead];
     float sums_so_far[kPositionsAhead][P];  // grad rows of the runs added at q
+    uint32_t ids[kPositionsAhead];
+    bool goes_on[kPositionsAhead];  // q's run goes on at q + 1 (in the chunk or past it)
 #pragma unroll
     for (int u = 0; u < kPositionsAhead; ++u) {
       const int q = base + u;
       const int64_t position = __shfl_sync(kAllLanes, lane_position, q);
-      const uint32_t id = __shfl_sync(kAllLanes, lane_id, q);
+      ids[u] = __shfl_sync(kAllLanes, lane_id, q);
       const uint32_t following = __shfl_sync(kAllLanes, lane_id, (q + 1) % kWarp);
-      const bool ends_inside = (q + 1 < count ? following : after) != id && before != id;
+      goes_on[u] = (q + 1 < count ? following : after) == ids[u];
       if (inside && q < count) {
         rows[u] = values_at<P>(dout + position * dim + at.col, 0);
-        if (ends_inside) load_floats(grad + id * dim + at.col, sums_so_far[u]);
+        if (!goes_on[u] && before != ids[u])
+          load_floats(grad + ids[u] * dim + at.col, sums_so_far[u]);
       }
     }
 #pragma unroll
     for (int u = 0; u < kPositionsAhead; ++u) {
       const int q = base + u;
-      const uint32_t id = __shfl_sync(kAllLanes, lane_id, q);
-      const uint32_t following = __shfl_sync(kAllLanes, lane_id, (q + 1) % kWarp);
       if (q >= count) break;
 #pragma unroll
       for (int j = 0; j < P; ++j) sum[j] += to_float(rows[u].v[j]);
-      const bool goes_on = (q + 1 < count ? following : after) == id;
-      if (goes_on && q + 1 < count) continue;
-      const bool began_earlier = before == id;
-      if (inside && (began_earlier || goes_on)) {
+      if (goes_on[u] && q + 1 < count) continue;
+      const bool began_earlier = before == ids[u];
+      if (inside && (began_earlier || goes_on[u])) {
         store_floats(slots + (at.unit * 2 + (began_earlier ? 0 : 1)) * dim + at.col, sum);
       } else if (inside) {
 #pragma unroll
         for (int j = 0; j < P; ++j) sums_so_far[u][j] += sum[j];
-        store_floats(grad + id * dim + at.col, sums_so_far[u]);
+        store_floats(grad + ids[u] * dim + at.col, sums_so_far[u]);
       }
 #pragma unroll
       for (int j = 0; j < P; ++j) sum[j] = 0;
