@@ -25,7 +25,7 @@ namespace {
 using flash::ceil_div;
 using flash::kLog2e;
 
-constexpr int kWarps = 8;
+constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kTile = 64;         // candidate blocks per shared-memory tile (8 n-tiles of 8)
 constexpr int kSlots = 16;        // list entries per lane: top_k − 1 ≤ 16
