@@ -299,13 +299,22 @@ void forward_for(const Problem& pb, const FlashForward& args) {
 
 // CTAs of the dK/dV kernel the launch aims for (a few waves of 132 SMs at 3 CTAs each): the
 // GQA group is split over the fewest CTAs per KV tile that reach it, so short sequences and one
-// KV head still fill the GPU.
+// KV head still fill the GPU. Past that, the group is split further while the heaviest CTA (KV
+// tile 0, which every query row of its heads reaches) would take more than kMaxCtaQueryRows
+// query rows: the grid ends on such a CTA (a group's KV tiles run lightest first, for the dQ
+// sums' order), and halving it saved more than the larger partial sums cost (T 16k, batch 2 on
+// an H100: backward 6.0 -> 5.7 ms; docs/PERF.md).
 constexpr int64_t kDkdvTargetCtas = 2048;
+constexpr int64_t kMaxCtaQueryRows = 16384;
 
 int head_splits_for(const Problem& pb, int key_tile) {
   const int64_t tile_ctas = int64_t{ceil_div(pb.k_len, key_tile)} * pb.kv_heads * pb.batch;
+  auto wanted = [&](int splits) {
+    return tile_ctas * splits < kDkdvTargetCtas ||
+           int64_t{pb.q_len} * (pb.group() / splits) > kMaxCtaQueryRows;
+  };
   int splits = 1;
-  while (splits < pb.group() && tile_ctas * splits < kDkdvTargetCtas) {
+  while (splits < pb.group() && wanted(splits)) {
     int next = splits + 1;
     while (pb.group() % next != 0) ++next;
     splits = next;
